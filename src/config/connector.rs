@@ -1,0 +1,122 @@
+//! The parts of a connector file every connector type shares: its name, its type, and its errors policy.
+//! The type's own settings live under `config:` and are defined by the type (see `crate::connectors`).
+
+use serde::{Deserialize, Serialize};
+
+/// One file in `connectors/`, with the type's own settings as `S`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorDocument<S> {
+    /// Unique within the worker; `[A-Za-z0-9._-]+`. Names the consumer group (`connect-<name>`) and the metrics.
+    pub name: ConnectorName,
+    /// The connector type, e.g. `eventbridge-sink`.
+    #[serde(rename = "type")]
+    pub kind: crate::connectors::ConnectorType,
+    /// The type's own settings.
+    pub config: S,
+    /// What happens to a record that cannot be processed. Default: fail the connector.
+    #[serde(default)]
+    pub errors: ErrorsConfig,
+}
+
+/// A connector name, checked when read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ConnectorName(String);
+
+impl ConnectorName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ConnectorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ConnectorName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if name.is_empty() || name.len() > 200 || !name.chars().all(valid_char) {
+            return Err(format!(
+                "invalid connector name `{name}`: use 1 to 200 of the characters A-Z a-z 0-9 . _ -"
+            ));
+        }
+        Ok(Self(name))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectorName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .try_into()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Kafka Connect's `errors.*` settings, nested: `errors.deadletterqueue.topic` is `errors: {deadletterqueue: {topic}}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsConfig {
+    /// `none` (default): a record that cannot be processed fails the connector, and nothing past it is committed.
+    /// `all`: the record goes to the dead-letter topic and processing goes on.
+    #[serde(default)]
+    pub tolerance: ErrorTolerance,
+    /// Required with `tolerance: all`, so that no record is ever dropped silently.
+    #[serde(default)]
+    pub deadletterqueue: Option<DeadLetterQueueConfig>,
+    #[serde(default)]
+    pub log: ErrorLogConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorTolerance {
+    #[default]
+    None,
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQueueConfig {
+    /// The dead-letter topic (`errors.deadletterqueue.topic.name`).
+    pub topic: String,
+    /// Add the `__connect.errors.*` headers (`errors.deadletterqueue.context.headers.enable`). Default: true.
+    #[serde(default = "default_true")]
+    pub context_headers: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorLogConfig {
+    /// Log every record error (`errors.log.enable`). Default: false.
+    #[serde(default)]
+    pub enable: bool,
+    /// Include the record's topic, partition and offset in the log line (`errors.log.include.messages`).
+    /// Default: false.
+    #[serde(default)]
+    pub include_messages: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ErrorsConfig {
+    /// Rules serde cannot express; each message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.tolerance == ErrorTolerance::All && self.deadletterqueue.is_none() {
+            return Err(
+                "errors.tolerance is `all` but errors.deadletterqueue.topic is not set: \
+                        records that fail would be dropped; name a dead-letter topic"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The worker configuration: how to reach Kafka, the Schema Registry and AWS, and how the worker itself runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::interpolate::{Interpolated, Secret};
+
+/// `config/worker.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// This worker's name in the status API and in logs. Default: the host name.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// The Kafka cluster every connector reads from or writes to.
+    pub kafka: KafkaConfig,
+    /// The Confluent-compatible Schema Registry, needed by connectors that use `avro`.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
+    /// Where and as whom to call AWS.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// The REST API (status, metrics, health).
+    #[serde(default)]
+    pub rest: RestConfig,
+    /// `text` (default) or `json` log lines. `--log-format` overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// How long an orderly shutdown may take before in-flight work is abandoned. Default: 30s.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How a failed connector is restarted.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Named rate limits that connectors share by naming a group (`rate_limit: <group>`).
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, crate::rate_limit::RateLimitConfig>,
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`, librdkafka's `bootstrap.servers`.
+    pub bootstrap_servers: Interpolated,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// Credentials for `sasl_plaintext` and `sasl_ssl` (Confluent Cloud uses `sasl_ssl` with `PLAIN`).
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    /// TLS settings for `ssl` and `sasl_ssl`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// librdkafka settings for every consumer, like Kafka Connect's worker-level `consumer.*`.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, Interpolated>,
+    /// librdkafka settings for every producer, like Kafka Connect's worker-level `producer.*`.
+    #[serde(default)]
+    pub producer: BTreeMap<String, Interpolated>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// `PLAIN` (default), `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub mechanism: SaslMechanism,
+    pub username: Interpolated,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum SaslMechanism {
+    #[default]
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM file of CA certificates to trust instead of the system's.
+    #[serde(default)]
+    pub ca_location: Option<Interpolated>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `https://psrc-xxxx.region.aws.confluent.cloud` or `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: Interpolated,
+    /// HTTP Basic credentials (Confluent Cloud: the Schema Registry API key and secret).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: Interpolated,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Region. Default: from the environment (`AWS_REGION`) or the profile.
+    #[serde(default)]
+    pub region: Option<Interpolated>,
+    /// Endpoint override, for emulators and VPC endpoints. Default: the AWS endpoint of the region
+    /// (or `AWS_ENDPOINT_URL`, which the SDK reads).
+    #[serde(default)]
+    pub endpoint_url: Option<Interpolated>,
+    /// A named profile from `~/.aws/config`. Default: the default credential chain.
+    #[serde(default)]
+    pub profile: Option<Interpolated>,
+    /// A role to assume with the credentials found.
+    #[serde(default)]
+    pub assume_role: Option<AssumeRoleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRoleConfig {
+    pub role_arn: Interpolated,
+    /// Default: `ebconnect`.
+    #[serde(default)]
+    pub session_name: Option<Interpolated>,
+    #[serde(default)]
+    pub external_id: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Address of the REST API. Default: `127.0.0.1:8083`, Kafka Connect's port, on loopback only.
+    #[serde(default = "default_rest_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_rest_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8083))
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_rest_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A failed connector is restarted after a delay that doubles from `initial_backoff` up to `max_backoff`. After
+/// `max_restarts` failures in a row it stays FAILED until it is restarted by hand or its file changes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Default: 1s.
+    #[serde(default = "default_initial_backoff", with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Default: 60s.
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Default: 10. A run that lasted longer than `max_backoff` resets the count.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+}
+
+fn default_initial_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_restarts() -> u32 {
+    10
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            max_restarts: default_max_restarts(),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The connector types, and the one registry that maps a `type:` to its settings and its running task.
+//! Adding a connector type touches this file and the type's own module, nothing else.
+
+pub mod sink;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::rate_limit::RateLimits;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a running connector is given.
+pub struct ConnectorContext {
+    pub name: ConnectorName,
+    /// Cancelled on shutdown: stop taking input, settle or hand back in-flight work, commit, return `Ok`.
+    pub shutdown: CancellationToken,
+}
+
+/// One attempt at running a connector. An `Err` is a failure the supervisor restarts after a backoff.
+#[async_trait]
+pub trait Connector: Send {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorType {
+    /// Kafka topics to an EventBridge bus.
+    EventbridgeSink,
+}
+
+impl ConnectorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink => "eventbridge-sink",
+        }
+    }
+}
+
+/// The type-specific settings of a connector file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ConnectorSettings {
+    EventbridgeSink(Box<sink::SinkConfig>),
+}
+
+/// The second pass of `config::load_connector`: the whole document, read as the given type's document.
+pub fn parse_document(
+    kind: ConnectorType,
+    text: &str,
+) -> Result<(ConnectorName, ErrorsConfig, ConnectorSettings), serde_norway::Error> {
+    fn read<S: serde::de::DeserializeOwned>(text: &str) -> Result<ConnectorDocument<S>, serde_norway::Error> {
+        serde_norway::from_str(text)
+    }
+    Ok(match kind {
+        ConnectorType::EventbridgeSink => {
+            let document = read::<sink::SinkConfig>(text)?;
+            (
+                document.name,
+                document.errors,
+                ConnectorSettings::EventbridgeSink(Box::new(document.config)),
+            )
+        }
+    })
+}
+
+/// Rules serde cannot express. Those that need the worker configuration (e.g. that a named rate limit group
+/// exists) run only when it is given.
+pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), String> {
+    match settings {
+        ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
+    }
+}
+
+/// Builds a fresh task for one attempt at running `connector`.
+pub fn build(
+    connector: &ConnectorConfig,
+    worker: &WorkerConfig,
+    rate_limits: &RateLimits,
+) -> Result<Box<dyn Connector>, BoxError> {
+    match &connector.settings {
+        ConnectorSettings::EventbridgeSink(settings) => Ok(Box::new(sink::SinkConnector::new(
+            connector.name.clone(),
+            (**settings).clone(),
+            connector.errors.clone(),
+            worker.clone(),
+            rate_limits.clone(),
+        ))),
+    }
+}

@@ -1,0 +1,356 @@
+//! `type: eventbridge-sink`: the user-facing settings under `config:`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConnectorName, Interpolated, StringOrMap, WorkerConfig};
+use crate::eventbridge::retry::RetryPolicy;
+use crate::json_path::JsonPath;
+use crate::schema::Format;
+
+/// PutEvents accepts at most 10 entries per request.
+pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
+
+/// Reads Kafka topics and puts every record on an EventBridge bus.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Topics to read. Exactly one of `topics` and `topics_regex` is required.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// A regular expression; every matching topic is read, including topics created later.
+    #[serde(default)]
+    pub topics_regex: Option<String>,
+    /// Consumer group. Default: `connect-<name>`, as Kafka Connect names sink groups.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Where a group without committed offsets starts: `earliest` (default) or `latest`.
+    #[serde(default)]
+    pub auto_offset_reset: OffsetReset,
+    /// librdkafka settings for this connector's consumer, like Kafka Connect's `consumer.override.*`.
+    #[serde(default)]
+    pub consumer_override: BTreeMap<String, Interpolated>,
+    /// librdkafka settings for this connector's dead-letter producer, like `producer.override.*`.
+    #[serde(default)]
+    pub producer_override: BTreeMap<String, Interpolated>,
+    /// How record keys are decoded. Default: `{format: string}`.
+    #[serde(default = "FormatConfig::string")]
+    pub key: FormatConfig,
+    /// How record values are decoded. Default: `{format: json}`.
+    #[serde(default = "FormatConfig::json")]
+    pub value: FormatConfig,
+    /// The bus: a name (`default`, `audit-bus`) or an ARN (required for a bus in another account).
+    pub event_bus: String,
+    /// A global endpoint's id, e.g. `abcde.veo`: events then go through the endpoint.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+    /// The event's `source`. Default: `kafka-connect.<name>`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// What the event's `detail` holds: `envelope` (default; the AWS connector's
+    /// `{topic, partition, offset, timestamp, timestampType, headers, key, value}`) or `value` (the decoded value).
+    #[serde(default)]
+    pub detail: DetailShape,
+    /// The event's `detail-type`. Default: `kafka-connect-${topic}`, as the AWS connector does.
+    #[serde(default)]
+    pub detail_type: DetailTypeConfig,
+    /// The event's `resources`: ARNs, each given literally or as `{json_path: ...}` into the value.
+    #[serde(default)]
+    pub resources: Vec<ResourceConfig>,
+    /// The event's `time`: `record_timestamp` (default), `none` (EventBridge stamps it), or
+    /// `{json_path: $.eventTime}` (an RFC 3339 string in the value).
+    #[serde(default)]
+    pub time: TimeConfig,
+    /// A Kafka header whose value becomes the event's `TraceHeader` (an X-Ray trace header).
+    #[serde(default)]
+    pub trace_header: Option<String>,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub request: RequestConfig,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// The name of a rate limit group in the worker's `rate_limits`. Connectors naming the same group share one
+    /// limiter, as they share the account's PutEvents quota. Default: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
+    /// At most this many records between the consumer and settled PutEvents; the consumer pauses when full.
+    /// Default: 10000.
+    #[serde(default = "default_max_buffered_records")]
+    pub max_buffered_records: usize,
+    /// How often settled offsets are committed. Default: 5s.
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+}
+
+fn default_max_buffered_records() -> usize {
+    10_000
+}
+
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetReset {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+impl OffsetReset {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatConfig {
+    pub format: Format,
+}
+
+impl FormatConfig {
+    fn string() -> Self {
+        Self { format: Format::String }
+    }
+
+    fn json() -> Self {
+        Self { format: Format::Json }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailShape {
+    #[default]
+    Envelope,
+    Value,
+}
+
+/// `detail_type: "text with ${topic}"`, or rules tried in order: `json_path`, then `by_topic`, then `default`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetailTypeConfig {
+    /// A string in the value, e.g. `$.eventName`.
+    pub json_path: Option<JsonPath>,
+    /// A fixed detail-type per topic.
+    pub by_topic: BTreeMap<String, String>,
+    /// A template; `${topic}` is replaced by the record's topic.
+    pub default: String,
+}
+
+impl Default for DetailTypeConfig {
+    fn default() -> Self {
+        Self {
+            json_path: None,
+            by_topic: BTreeMap::new(),
+            default: "kafka-connect-${topic}".to_owned(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DetailTypeConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rules {
+            #[serde(default)]
+            json_path: Option<JsonPath>,
+            #[serde(default)]
+            by_topic: BTreeMap<String, String>,
+            #[serde(default)]
+            default: Option<String>,
+        }
+        Ok(match StringOrMap::<Rules>::deserialize(deserializer)? {
+            StringOrMap::String(template) => Self {
+                default: template,
+                ..Self::default()
+            },
+            StringOrMap::Map(rules) => Self {
+                json_path: rules.json_path,
+                by_topic: rules.by_topic,
+                default: rules.default.unwrap_or_else(|| Self::default().default),
+            },
+        })
+    }
+}
+
+/// An ARN given literally, or a path into the value (a `[*]` path may give several).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ResourceConfig {
+    Literal(String),
+    Path { json_path: JsonPath },
+}
+
+impl<'de> Deserialize<'de> for ResourceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Path {
+            json_path: JsonPath,
+        }
+        Ok(match StringOrMap::<Path>::deserialize(deserializer)? {
+            StringOrMap::String(text) => Self::Literal(text),
+            StringOrMap::Map(Path { json_path }) => Self::Path { json_path },
+        })
+    }
+}
+
+/// Where the event's `time` comes from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub enum TimeConfig {
+    #[default]
+    RecordTimestamp,
+    None,
+    JsonPath(JsonPath),
+}
+
+impl<'de> Deserialize<'de> for TimeConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Path {
+            json_path: JsonPath,
+        }
+        match StringOrMap::<Path>::deserialize(deserializer)? {
+            StringOrMap::String(word) => match word.as_str() {
+                "record_timestamp" => Ok(Self::RecordTimestamp),
+                "none" => Ok(Self::None),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown time source `{other}`, expected `record_timestamp`, `none` or `{{json_path: ...}}`"
+                ))),
+            },
+            StringOrMap::Map(Path { json_path }) => Ok(Self::JsonPath(json_path)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Entries per PutEvents request, 1 to 10. Default: 10.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+    /// Size limit of one request, counted the way EventBridge counts entry sizes. Default: 262144 (256 KiB);
+    /// EventBridge accepts up to 1048576 since January 2026.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// How long a partly filled batch waits for more records. Default: 20ms.
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+}
+
+fn default_max_entries() -> usize {
+    MAX_ENTRIES_PER_REQUEST
+}
+
+fn default_max_bytes() -> usize {
+    256 * 1024
+}
+
+fn default_linger() -> Duration {
+    Duration::from_millis(20)
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: default_max_entries(),
+            max_bytes: default_max_bytes(),
+            linger: default_linger(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestConfig {
+    /// PutEvents requests in flight at once. Default: 8.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Time limit of one PutEvents call; a call that takes longer is retried. Default: 10s.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_max_in_flight() -> usize {
+    8
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: default_max_in_flight(),
+            timeout: default_request_timeout(),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Rules serde cannot express. Each message names the key.
+    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), String> {
+        match (self.topics.is_empty(), &self.topics_regex) {
+            (true, None) => return Err("config: one of `topics` and `topics_regex` is required".into()),
+            (false, Some(_)) => return Err("config: `topics` and `topics_regex` exclude each other; give one".into()),
+            (true, Some(pattern)) => {
+                regex::Regex::new(pattern).map_err(|error| format!("config.topics_regex: {error}"))?;
+            }
+            (false, None) => {}
+        }
+        if !(1..=MAX_ENTRIES_PER_REQUEST).contains(&self.batch.max_entries) {
+            return Err(format!(
+                "config.batch.max_entries: {} is outside 1..={MAX_ENTRIES_PER_REQUEST}, PutEvents' limit",
+                self.batch.max_entries
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&self.batch.max_bytes) {
+            return Err(format!(
+                "config.batch.max_bytes: {} is outside 1024..=1048576 (EventBridge's request limit is 1 MiB)",
+                self.batch.max_bytes
+            ));
+        }
+        if self.request.max_in_flight == 0 {
+            return Err("config.request.max_in_flight: must be at least 1".into());
+        }
+        if self.max_buffered_records < self.batch.max_entries {
+            return Err(format!(
+                "config.max_buffered_records: {} is less than one batch ({})",
+                self.max_buffered_records, self.batch.max_entries
+            ));
+        }
+        if let (Some(group), Some(worker)) = (&self.rate_limit, worker) {
+            if !worker.rate_limits.contains_key(group) {
+                return Err(format!(
+                    "config.rate_limit: no group `{group}` in the worker's rate_limits (has: {})",
+                    worker.rate_limits.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return Err("config.retry.max_attempts: must be at least 1 (the first send counts)".into());
+        }
+        if self.event_bus.is_empty() {
+            return Err("config.event_bus: must not be empty".into());
+        }
+        Ok(())
+    }
+
+    pub fn group_id(&self, name: &ConnectorName) -> String {
+        self.group_id.clone().unwrap_or_else(|| format!("connect-{name}"))
+    }
+
+    pub fn source(&self, name: &ConnectorName) -> String {
+        self.source.clone().unwrap_or_else(|| format!("kafka-connect.{name}"))
+    }
+}

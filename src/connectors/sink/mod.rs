@@ -1,0 +1,413 @@
+//! `type: eventbridge-sink`: Kafka topics to an EventBridge bus, at least once.
+//!
+//! One loop owns the consumer. It reads a record, tracks its offset, decodes it, builds its entry and adds it to
+//! the batcher; closed batches go out as PutEvents requests, up to `request.max_in_flight` at once. Finished
+//! requests are handled before new records are read, so settled offsets move as early as possible, and the
+//! consumer pauses while `max_buffered_records` records are unsettled.
+
+pub mod config;
+pub mod request_builder;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::time::Instant;
+
+pub use self::config::SinkConfig;
+use self::request_builder::EntryBuilder;
+use super::{BoxError, Connector, ConnectorContext};
+use crate::config::{ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
+use crate::eventbridge::client::{eventbridge_client, sdk_config};
+use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
+use crate::eventbridge::{Batcher, Entry, PutEventsService};
+use crate::kafka::consumer::{commit, SharedTracker, TrackingContext};
+use crate::kafka::offsets::Ticket;
+use crate::kafka::{client_config, ClientRole};
+use crate::rate_limit::RateLimits;
+use crate::record::Record;
+use crate::schema;
+use crate::telemetry::{emit, KafkaConsumerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("cannot subscribe to {what}: {source}")]
+    Subscribe { what: String, source: KafkaError },
+    #[error("cannot create the dead-letter producer: {0}")]
+    DeadLetterProducer(#[source] KafkaError),
+    #[error("Kafka consumer failed: {0}")]
+    Kafka(#[source] KafkaError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("PutEvents to `{bus}`: {source}")]
+    Delivery { bus: String, source: DeliveryError },
+}
+
+pub struct SinkConnector {
+    name: ConnectorName,
+    config: SinkConfig,
+    errors: ErrorsConfig,
+    worker: WorkerConfig,
+    rate_limits: RateLimits,
+}
+
+impl SinkConnector {
+    pub fn new(
+        name: ConnectorName,
+        config: SinkConfig,
+        errors: ErrorsConfig,
+        worker: WorkerConfig,
+        rate_limits: RateLimits,
+    ) -> Self {
+        Self {
+            name,
+            config,
+            errors,
+            worker,
+            rate_limits,
+        }
+    }
+}
+
+/// A record on its way to EventBridge.
+struct InFlight {
+    ticket: Ticket,
+    record: Record,
+    entry: Entry,
+}
+
+impl AsRef<Entry> for InFlight {
+    fn as_ref(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+/// What a finished piece of background work reports back to the loop.
+enum Completion {
+    Delivered(Delivery<InFlight>),
+    /// A failed record went through the errors policy.
+    Handled(Ticket, Result<(), PolicyError>),
+}
+
+/// A consumer error that no retry by librdkafka will fix.
+fn is_fatal(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,
+        KafkaError::MessageConsumptionFatal(_) => return true,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::Fatal
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::Authentication
+            | RDKafkaErrorCode::InvalidGroupId
+    )
+}
+
+struct Loop<'a> {
+    name: &'a str,
+    config: &'a SinkConfig,
+    consumer: &'a StreamConsumer<TrackingContext>,
+    tracker: SharedTracker,
+    builder: EntryBuilder,
+    policy: ErrorPolicy,
+    deliverer: Arc<Deliverer>,
+    batcher: Batcher<InFlight>,
+    ready: VecDeque<Vec<InFlight>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Completion>>,
+    /// Requests among `in_flight` (the rest are errors-policy writes).
+    requests_in_flight: usize,
+    accepting: bool,
+    paused: bool,
+    failure: Option<SinkError>,
+}
+
+impl Loop<'_> {
+    fn fail(&mut self, error: SinkError) {
+        self.accepting = false;
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+    }
+
+    fn on_record(&mut self, record: Record) {
+        let ticket = self.tracker.lock().track(
+            &record.position.topic,
+            record.position.partition,
+            record.position.offset,
+        );
+        match self.to_entry(&record) {
+            Ok(entry) => {
+                for batch in self.batcher.push(
+                    InFlight {
+                        ticket,
+                        record,
+                        entry: entry.0,
+                    },
+                    entry.1,
+                ) {
+                    self.ready.push_back(batch);
+                }
+            }
+            Err(failure) => self.on_failure(ticket, record, failure),
+        }
+    }
+
+    /// The record's entry and its size, or why there is none.
+    fn to_entry(&self, record: &Record) -> Result<(Entry, usize), RecordFailure> {
+        let key = schema::decode(self.config.key.format, record.key.as_deref()).map_err(|error| RecordFailure {
+            stage: Stage::KeyConverter,
+            error_kind: "DecodeError".into(),
+            message: format!("key ({:?}): {error}", self.config.key.format),
+        })?;
+        let value =
+            schema::decode(self.config.value.format, record.value.as_deref()).map_err(|error| RecordFailure {
+                stage: Stage::ValueConverter,
+                error_kind: "DecodeError".into(),
+                message: format!("value ({:?}): {error}", self.config.value.format),
+            })?;
+        let entry = self.builder.build(record, key, value).map_err(|error| RecordFailure {
+            stage: Stage::TaskPut,
+            error_kind: "EntryBuildError".into(),
+            message: error.to_string(),
+        })?;
+        let size = entry.size();
+        if size > self.config.batch.max_bytes {
+            return Err(RecordFailure {
+                stage: Stage::TaskPut,
+                error_kind: "EntryTooLarge".into(),
+                message: format!(
+                    "the entry is {size} bytes as EventBridge counts them, over the limit of {} (batch.max_bytes)",
+                    self.config.batch.max_bytes
+                ),
+            });
+        }
+        Ok((entry, size))
+    }
+
+    fn on_failure(&mut self, ticket: Ticket, record: Record, failure: RecordFailure) {
+        let policy = self.policy.clone();
+        self.in_flight.push(
+            async move {
+                let result = policy.handle(&record, failure).await;
+                Completion::Handled(ticket, result)
+            }
+            .boxed(),
+        );
+    }
+
+    fn on_completion(&mut self, completion: Completion) {
+        match completion {
+            Completion::Handled(ticket, Ok(())) => {
+                self.tracker.lock().settle(&ticket);
+            }
+            Completion::Handled(_, Err(error)) => self.fail(error.into()),
+            Completion::Delivered(delivery) => {
+                self.requests_in_flight -= 1;
+                for (item, settled) in delivery.settled {
+                    match settled {
+                        Settled::Delivered { .. } => {
+                            self.tracker.lock().settle(&item.ticket);
+                        }
+                        Settled::Rejected { code, message } => {
+                            let failure = RecordFailure {
+                                stage: Stage::TaskPut,
+                                error_kind: code,
+                                message,
+                            };
+                            self.on_failure(item.ticket, item.record, failure);
+                        }
+                    }
+                }
+                if let Some(error) = delivery.error {
+                    self.fail(SinkError::Delivery {
+                        bus: self.config.event_bus.clone(),
+                        source: error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self) {
+        // After a failure nothing new is sent; what was read but not sent stays uncommitted.
+        while self.failure.is_none() && self.requests_in_flight < self.config.request.max_in_flight {
+            let Some(batch) = self.ready.pop_front() else {
+                break;
+            };
+            let deliverer = self.deliverer.clone();
+            self.requests_in_flight += 1;
+            self.in_flight
+                .push(async move { Completion::Delivered(deliverer.deliver(batch).await) }.boxed());
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(batch) = self.batcher.take() {
+            self.ready.push_back(batch);
+        }
+    }
+
+    /// Pauses the consumer while too many records are unsettled, so memory stays bounded.
+    fn apply_backpressure(&mut self) {
+        let pending = self.tracker.lock().pending();
+        let want_paused = pending >= self.config.max_buffered_records;
+        // Resume at half, so that the consumer does not flap around the limit.
+        let want_resumed = pending <= self.config.max_buffered_records / 2;
+        if want_paused == self.paused || (self.paused && !want_resumed) {
+            return;
+        }
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if want_paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if result.is_ok() {
+            self.paused = want_paused;
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        !self.accepting
+            && self.in_flight.is_empty()
+            && (self.failure.is_some() || (self.ready.is_empty() && self.batcher.is_empty()))
+    }
+
+    fn commit(&self, mode: CommitMode, reason: &str) {
+        let offsets = self.tracker.lock().to_commit();
+        commit(self.name, self.consumer, &offsets, mode, reason);
+    }
+}
+
+#[async_trait]
+impl Connector for SinkConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let name = self.name.as_str();
+        let config = &self.config;
+        let tracker = SharedTracker::default();
+        let group_id = config.group_id(&self.name);
+        let consumer: StreamConsumer<TrackingContext> = client_config(
+            &self.worker.kafka,
+            ClientRole::Consumer,
+            &config.consumer_override,
+            &[
+                ("group.id", &group_id),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                ("partition.assignment.strategy", "cooperative-sticky"),
+                ("enable.partition.eof", "false"),
+            ],
+        )
+        .create_with_context(TrackingContext {
+            connector: name.to_owned(),
+            tracker: tracker.clone(),
+        })
+        .map_err(SinkError::Consumer)?;
+        let mut producer_config = client_config(
+            &self.worker.kafka,
+            ClientRole::Producer,
+            &config.producer_override,
+            ErrorPolicy::PRODUCER_SETTINGS,
+        );
+        producer_config.set("client.id", format!("{name}-dlq"));
+        let policy =
+            ErrorPolicy::new(name, self.errors.clone(), producer_config).map_err(SinkError::DeadLetterProducer)?;
+
+        let sdk = sdk_config(&self.worker.aws).await;
+        let service = PutEventsService::new(
+            eventbridge_client(&sdk),
+            config.event_bus.clone(),
+            config.endpoint_id.clone(),
+            config.request.timeout,
+        );
+        let deliverer = Arc::new(Deliverer {
+            connector: name.to_owned(),
+            service,
+            retry: config.retry.clone(),
+            rate_limit: config
+                .rate_limit
+                .as_deref()
+                .and_then(|group| self.rate_limits.get(group)),
+        });
+
+        let subscription = match &config.topics_regex {
+            // librdkafka treats a topic starting with `^` as a regular expression.
+            Some(pattern) => vec![format!("^{}", pattern.trim_start_matches('^'))],
+            None => config.topics.clone(),
+        };
+        let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|source| SinkError::Subscribe {
+            what: subscription.join(", "),
+            source,
+        })?;
+
+        let mut state = Loop {
+            name,
+            config,
+            consumer: &consumer,
+            tracker,
+            builder: EntryBuilder::new(&self.name, config),
+            policy,
+            deliverer,
+            batcher: Batcher::new(config.batch.max_entries, config.batch.max_bytes),
+            ready: VecDeque::new(),
+            in_flight: FuturesUnordered::new(),
+            requests_in_flight: 0,
+            accepting: true,
+            paused: false,
+            failure: None,
+        };
+        let mut messages = consumer.stream();
+        let mut commit_timer = tokio::time::interval(config.commit_interval);
+        commit_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        while !state.is_done() {
+            state.dispatch();
+            let linger_until = state
+                .batcher
+                .opened_at()
+                .map(|opened| Instant::from_std(opened) + config.batch.linger);
+            tokio::select! {
+                biased;
+                () = context.shutdown.cancelled(), if state.accepting => {
+                    state.accepting = false;
+                    state.flush();
+                }
+                Some(completion) = state.in_flight.next(), if !state.in_flight.is_empty() => {
+                    state.on_completion(completion);
+                }
+                _ = commit_timer.tick() => state.commit(CommitMode::Async, "interval"),
+                () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
+                    state.flush();
+                }
+                message = messages.next(), if state.accepting => match message {
+                    Some(Ok(message)) => state.on_record(Record::from_message(&message)),
+                    Some(Err(error)) if is_fatal(&error) => state.fail(SinkError::Kafka(error)),
+                    Some(Err(error)) => emit(KafkaConsumerError { connector: name, error: &error.to_string() }),
+                    None => state.fail(SinkError::Kafka(KafkaError::NoMessageReceived)),
+                },
+            }
+            state.apply_backpressure();
+        }
+        state.commit(CommitMode::Sync, "stop");
+        match state.failure {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! A decoded record to a PutEvents entry: source, detail-type, detail, time, resources, trace header.
+
+use base64::Engine;
+use chrono::DateTime;
+use serde_json::{json, Map, Value};
+
+use super::config::{DetailShape, DetailTypeConfig, ResourceConfig, SinkConfig, TimeConfig};
+use crate::config::ConnectorName;
+use crate::eventbridge::Entry;
+use crate::record::Record;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("the detail must be a JSON object, but the value is {0}; use `detail: envelope` to wrap it")]
+    DetailNotObject(&'static str),
+    #[error("time: `{path}` holds {found}, not an RFC 3339 timestamp")]
+    BadTime { path: String, found: String },
+    #[error("resources: `{path}` selected {found}; resources must be strings (ARNs)")]
+    BadResource { path: String, found: String },
+    #[error("detail_type: `{path}` selected {found}; a detail-type must be a non-empty string")]
+    BadDetailType { path: String, found: String },
+    #[error("trace_header: header `{0}` is not valid UTF-8")]
+    BadTraceHeader(String),
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 80 {
+        format!("{}... ({})", &text[..text.floor_char_boundary(80)], kind_of(value))
+    } else {
+        text
+    }
+}
+
+/// Header values are shown as text when they are UTF-8, else as base64.
+fn header_value(bytes: Option<&[u8]>) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        },
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryBuilder {
+    source: String,
+    detail: DetailShape,
+    detail_type: DetailTypeConfig,
+    resources: Vec<ResourceConfig>,
+    time: TimeConfig,
+    trace_header: Option<String>,
+}
+
+impl EntryBuilder {
+    pub fn new(name: &ConnectorName, config: &SinkConfig) -> Self {
+        Self {
+            source: config.source(name),
+            detail: config.detail,
+            detail_type: config.detail_type.clone(),
+            resources: config.resources.clone(),
+            time: config.time.clone(),
+            trace_header: config.trace_header.clone(),
+        }
+    }
+
+    pub fn build(&self, record: &Record, key: Value, value: Value) -> Result<Entry, BuildError> {
+        let detail_type = self.detail_type(record, &value)?;
+        let time = self.time(record, &value)?;
+        let resources = self.resources(&value)?;
+        let trace_header = match &self.trace_header {
+            None => None,
+            Some(name) => record
+                .header(name)
+                .map(|bytes| {
+                    std::str::from_utf8(bytes)
+                        .map(str::to_owned)
+                        .map_err(|_| BuildError::BadTraceHeader(name.clone()))
+                })
+                .transpose()?,
+        };
+        let detail = match self.detail {
+            DetailShape::Value => match value {
+                Value::Object(_) => value,
+                other => return Err(BuildError::DetailNotObject(kind_of(&other))),
+            },
+            DetailShape::Envelope => {
+                let headers: Vec<Value> = record
+                    .headers
+                    .iter()
+                    .map(|(name, bytes)| {
+                        let mut header = Map::new();
+                        header.insert(name.clone(), header_value(bytes.as_deref()));
+                        Value::Object(header)
+                    })
+                    .collect();
+                json!({
+                    "topic": record.position.topic,
+                    "partition": record.position.partition,
+                    "offset": record.position.offset,
+                    "timestamp": record.timestamp,
+                    "timestampType": record.timestamp_type.as_str(),
+                    "headers": headers,
+                    "key": key,
+                    "value": value,
+                })
+            }
+        };
+        Ok(Entry {
+            source: self.source.clone(),
+            detail_type,
+            detail: detail.to_string(),
+            time,
+            resources,
+            trace_header,
+        })
+    }
+
+    fn detail_type(&self, record: &Record, value: &Value) -> Result<String, BuildError> {
+        if let Some(path) = &self.detail_type.json_path {
+            match path.select_one(value) {
+                Some(Value::String(text)) if !text.is_empty() => return Ok(text.clone()),
+                None | Some(Value::Null) => {}
+                Some(other) => {
+                    return Err(BuildError::BadDetailType {
+                        path: path.to_string(),
+                        found: shown(other),
+                    })
+                }
+            }
+        }
+        let topic = &record.position.topic;
+        Ok(match self.detail_type.by_topic.get(topic) {
+            Some(fixed) => fixed.clone(),
+            None => self.detail_type.default.replace("${topic}", topic),
+        })
+    }
+
+    /// A path that finds nothing leaves the time to EventBridge; a value that is not a timestamp is an error.
+    fn time(&self, record: &Record, value: &Value) -> Result<Option<i64>, BuildError> {
+        match &self.time {
+            TimeConfig::None => Ok(None),
+            TimeConfig::RecordTimestamp => Ok(record.timestamp),
+            TimeConfig::JsonPath(path) => match path.select_one(value) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+                    .map(|time| Some(time.timestamp_millis()))
+                    .map_err(|_| BuildError::BadTime {
+                        path: path.to_string(),
+                        found: shown(&Value::String(text.clone())),
+                    }),
+                Some(other) => Err(BuildError::BadTime {
+                    path: path.to_string(),
+                    found: shown(other),
+                }),
+            },
+        }
+    }
+
+    fn resources(&self, value: &Value) -> Result<Vec<String>, BuildError> {
+        let mut resources = Vec::new();
+        for resource in &self.resources {
+            match resource {
+                ResourceConfig::Literal(arn) => resources.push(arn.clone()),
+                ResourceConfig::Path { json_path } => {
+                    for selected in json_path.select(value) {
+                        match selected {
+                            Value::String(arn) => resources.push(arn.clone()),
+                            Value::Null => {}
+                            other => {
+                                return Err(BuildError::BadResource {
+                                    path: json_path.to_string(),
+                                    found: shown(other),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(resources)
+    }
+}

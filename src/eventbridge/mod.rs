@@ -1,0 +1,13 @@
+//! Everything about talking to EventBridge: entries and their AWS-defined size, batching to PutEvents' limits,
+//! the PutEvents call with its per-entry outcomes, and the retry policy.
+
+pub mod batch;
+pub mod client;
+pub mod delivery;
+pub mod entry;
+pub mod retry;
+pub mod service;
+
+pub use batch::Batcher;
+pub use entry::Entry;
+pub use service::{EntryOutcome, PutEventsService, RequestError};

@@ -1,0 +1,114 @@
+//! Which failures are worth another try, and how long to wait before it.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Retries of throttled and failed entries: exponential backoff with full jitter. Entries that still fail after
+/// `max_attempts` sends or `max_duration` fail the connector (their records stay uncommitted and are read again
+/// after the restart): throttling is never a reason to dead-letter a record.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Sends of one entry, the first included. Default: 10.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Time from an entry's first send after which it is not sent again. Default: 5m.
+    #[serde(default = "default_max_duration", with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// Default: 100ms.
+    #[serde(default = "default_initial_backoff", with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Default: 10s.
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+fn default_max_attempts() -> u32 {
+    10
+}
+
+fn default_max_duration() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_initial_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            max_duration: default_max_duration(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+/// Per-entry error codes that a later send can fix: EventBridge was throttling or had an internal problem.
+/// Every other code (InvalidArgument, MalformedDetail, AccessDeniedException, ...) fails the same way again.
+pub fn is_retryable_entry_error(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException" | "InternalFailure" | "InternalException" | "ServiceUnavailable"
+    )
+}
+
+/// Request-level error codes worth another try (besides 5xx statuses, timeouts and connection failures).
+pub fn is_retryable_request_error(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+            | "InternalException"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+    )
+}
+
+/// Exponential backoff with full jitter: a random delay up to `initial * 2^(attempt-1)`, capped at `max`.
+/// Full jitter spreads the retries of many throttled entries instead of sending them back in one burst.
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let ceiling = initial
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(31))
+        .min(max);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_entry_errors() {
+        assert!(is_retryable_entry_error("ThrottlingException"));
+        assert!(is_retryable_entry_error("InternalFailure"));
+        assert!(!is_retryable_entry_error("InvalidArgument"));
+        assert!(!is_retryable_entry_error("MalformedDetail"));
+    }
+
+    #[test]
+    fn backoff_stays_under_the_growing_ceiling() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 1..40 {
+            let ceiling = (initial * 2u32.pow(attempt.min(20) - 1)).min(max);
+            for _ in 0..20 {
+                assert!(backoff(initial, max, attempt) <= ceiling);
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The JSONPath subset EventBridge accepts in InputPathsMap and that the connectors use to pick fields:
+//! `$`, `.name`, `['name']`, `[index]` and `[*]`. Parsed once at config load.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    Wildcard,
+}
+
+/// A parsed path. Displays as written.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    text: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid JSON path `{path}`: {reason}")]
+pub struct JsonPathError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl FromStr for JsonPath {
+    type Err = JsonPathError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = |reason: &str| JsonPathError {
+            path: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut rest = text.strip_prefix('$').ok_or_else(|| error("must start with `$`"))?;
+        let mut steps = Vec::new();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('.') {
+                let end = after.find(['.', '[']).unwrap_or(after.len());
+                let name = &after[..end];
+                if name.is_empty() {
+                    return Err(error("empty field name after `.`"));
+                }
+                steps.push(if name == "*" {
+                    Step::Wildcard
+                } else {
+                    Step::Field(name.to_owned())
+                });
+                rest = &after[end..];
+            } else if let Some(after) = rest.strip_prefix('[') {
+                let end = after.find(']').ok_or_else(|| error("`[` without `]`"))?;
+                let inside = after[..end].trim();
+                steps.push(if inside == "*" {
+                    Step::Wildcard
+                } else if let Some(quoted) = inside
+                    .strip_prefix('\'')
+                    .and_then(|s| s.strip_suffix('\''))
+                    .or_else(|| inside.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                {
+                    Step::Field(quoted.to_owned())
+                } else {
+                    Step::Index(
+                        inside
+                            .parse()
+                            .map_err(|_| error("a bracket holds an index, `*` or a quoted name"))?,
+                    )
+                });
+                rest = &after[end + 1..];
+            } else {
+                return Err(error("expected `.` or `[` after a step"));
+            }
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            steps,
+        })
+    }
+}
+
+impl JsonPath {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True if the path can select more than one value (it has a `[*]`).
+    pub fn is_multi(&self) -> bool {
+        self.steps.contains(&Step::Wildcard)
+    }
+
+    /// The first value the path selects, if any.
+    pub fn select_one<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.select(value).into_iter().next()
+    }
+
+    /// Every value the path selects, in document order.
+    pub fn select<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        let mut current = vec![value];
+        for step in &self.steps {
+            let mut next = Vec::new();
+            for value in current {
+                match (step, value) {
+                    (Step::Field(name), Value::Object(map)) => next.extend(map.get(name)),
+                    (Step::Index(index), Value::Array(items)) => next.extend(items.get(*index)),
+                    (Step::Wildcard, Value::Array(items)) => next.extend(items.iter()),
+                    (Step::Wildcard, Value::Object(map)) => next.extend(map.values()),
+                    _ => {}
+                }
+            }
+            current = next;
+        }
+        current
+    }
+
+    /// The value at this path, for changing it in place; `None` for paths with `[*]` or that lead nowhere.
+    pub fn select_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
+        let mut current = value;
+        for step in &self.steps {
+            current = match (step, current) {
+                (Step::Field(name), Value::Object(map)) => map.get_mut(name)?,
+                (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+impl fmt::Debug for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for JsonPath {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn path(text: &str) -> JsonPath {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn selects_fields_indexes_and_wildcards() {
+        let event = json!({"detail": {"userIdentity": {"arn": "a"}, "resources": [{"ARN": "r1"}, {"ARN": "r2"}],
+                           "odd key": 1}});
+        assert_eq!(path("$.detail.userIdentity.arn").select_one(&event), Some(&json!("a")));
+        assert_eq!(path("$.detail.resources[1].ARN").select_one(&event), Some(&json!("r2")));
+        assert_eq!(path("$.detail['odd key']").select_one(&event), Some(&json!(1)));
+        assert_eq!(
+            path("$.detail.resources[*].ARN").select(&event),
+            [&json!("r1"), &json!("r2")]
+        );
+        assert_eq!(path("$").select_one(&event), Some(&event));
+        assert_eq!(path("$.missing.deeper").select_one(&event), None);
+        assert!(path("$.a[*]").is_multi());
+    }
+
+    #[test]
+    fn select_mut_changes_in_place() {
+        let mut event = json!({"a": [{"b": 1}]});
+        *path("$.a[0].b").select_mut(&mut event).unwrap() = json!(2);
+        assert_eq!(event, json!({"a": [{"b": 2}]}));
+        assert!(path("$.a[*].b").select_mut(&mut event).is_none());
+    }
+
+    #[test]
+    fn rejects_malformed_paths() {
+        for bad in ["detail", "$.", "$[", "$[x]", "$.a..b", "$a"] {
+            assert!(bad.parse::<JsonPath>().is_err(), "{bad} should be rejected");
+        }
+    }
+}

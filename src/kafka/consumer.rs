@@ -1,0 +1,99 @@
+//! A consumer whose offsets are explicit state: an [`OffsetTracker`] shared with the rebalance callback, so that
+//! a revoked partition gets its settled prefix committed before it goes to another worker.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::offsets::{OffsetTracker, TopicPartition};
+use crate::telemetry::{emit, OffsetCommitFailed, OffsetsCommitted};
+
+/// Shared by the connector loop and the rebalance callback.
+#[derive(Debug, Clone, Default)]
+pub struct SharedTracker(Arc<Mutex<OffsetTracker>>);
+
+impl SharedTracker {
+    pub fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
+        // The tracker is plain data with no invariant a panic mid-update could break badly enough to matter more
+        // than stopping the connector would.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct TrackingContext {
+    pub connector: String,
+    pub tracker: SharedTracker,
+}
+
+impl ClientContext for TrackingContext {}
+
+impl ConsumerContext for TrackingContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        let partitions: Vec<TopicPartition> = revoked
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_owned(), element.partition()))
+            .collect();
+        let offsets = self.tracker.lock().revoke(&partitions);
+        // In-flight records of these partitions are abandoned: the next owner reads them again from here.
+        commit(&self.connector, consumer, &offsets, CommitMode::Sync, "revoke");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            emit(OffsetCommitFailed {
+                connector: &self.connector,
+                error: &error.to_string(),
+            });
+            // Send every committable offset again next time, not only the ones that moved.
+            self.tracker.lock().forget_commits();
+        }
+    }
+}
+
+/// Commits `offsets` (each the next offset to read) and notes them in the tracker on success.
+pub fn commit<C: Consumer<TrackingContext>>(
+    connector: &str,
+    consumer: &C,
+    offsets: &BTreeMap<TopicPartition, i64>,
+    mode: CommitMode,
+    reason: &str,
+) -> bool {
+    if offsets.is_empty() {
+        return true;
+    }
+    let mut list = TopicPartitionList::with_capacity(offsets.len());
+    for ((topic, partition), offset) in offsets {
+        if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            emit(OffsetCommitFailed {
+                connector,
+                error: &error.to_string(),
+            });
+            return false;
+        }
+    }
+    match consumer.commit(&list, mode) {
+        Ok(()) => {
+            consumer.context().tracker.lock().committed(offsets);
+            emit(OffsetsCommitted {
+                connector,
+                partitions: offsets.len(),
+                reason,
+            });
+            true
+        }
+        Err(error) => {
+            emit(OffsetCommitFailed {
+                connector,
+                error: &error.to_string(),
+            });
+            false
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Kafka clients built from the worker configuration, in one place, so that security settings and
+//! `consumer`/`producer` overrides apply the same way to every connector.
+
+pub mod consumer;
+pub mod offsets;
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+use crate::config::{Interpolated, KafkaConfig};
+
+/// Which kind of client, and so which worker-level override map applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    Consumer,
+    Producer,
+}
+
+/// The settings for a client of `role`: connection and security from the worker, then the worker's override map for
+/// the role, then the connector's own overrides (like `consumer.override.*`), then `fixed`, the settings the
+/// connector's correctness depends on (e.g. `enable.auto.offset.store=false`), which nothing overrides.
+pub fn client_config(
+    kafka: &KafkaConfig,
+    role: ClientRole,
+    connector_overrides: &BTreeMap<String, Interpolated>,
+    fixed: &[(&str, &str)],
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", kafka.bootstrap_servers.value());
+    config.set("security.protocol", kafka.security_protocol.as_librdkafka());
+    if let Some(sasl) = &kafka.sasl {
+        config.set("sasl.mechanism", sasl.mechanism.as_librdkafka());
+        config.set("sasl.username", sasl.username.value());
+        config.set("sasl.password", sasl.password.expose());
+    }
+    if let Some(ca) = kafka.tls.as_ref().and_then(|tls| tls.ca_location.as_ref()) {
+        config.set("ssl.ca.location", ca.value());
+    }
+    let worker_overrides = match role {
+        ClientRole::Consumer => &kafka.consumer,
+        ClientRole::Producer => &kafka.producer,
+    };
+    for (key, value) in worker_overrides.iter().chain(connector_overrides) {
+        config.set(key, value.value());
+    }
+    for (key, value) in fixed {
+        config.set(*key, *value);
+    }
+    config
+}

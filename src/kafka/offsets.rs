@@ -1,0 +1,189 @@
+//! Which offsets may be committed: per partition, only the contiguous prefix of settled records.
+//!
+//! A record is tracked when it is read and settled when its fate is final (delivered, or dead-lettered). The
+//! committable offset of a partition is the lowest offset still unsettled, or one past the highest settled when
+//! nothing is pending. A later record's success never moves the commit past an earlier record that is in flight or
+//! failed, the flaw of a commit-latest-offset design.
+//!
+//! Partitions are tracked per assignment: a record read before its partition was revoked carries the old
+//! generation, and settling it after the partition came back does nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A partition, by topic and number.
+pub type TopicPartition = (String, i32);
+
+/// A tracked record: enough to settle it later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    generation: u64,
+    pending: BTreeSet<i64>,
+    /// One past the highest offset read.
+    next: Option<i64>,
+    /// The last offset committed (or reported as committed).
+    committed: Option<i64>,
+}
+
+impl PartitionState {
+    fn committable(&self) -> Option<i64> {
+        self.pending.first().copied().or(self.next)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<TopicPartition, PartitionState>,
+    next_generation: u64,
+}
+
+impl OffsetTracker {
+    /// Starts tracking a read record.
+    pub fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
+        let key = (topic.to_owned(), partition);
+        let next_generation = &mut self.next_generation;
+        let state = self.partitions.entry(key).or_insert_with(|| {
+            *next_generation += 1;
+            PartitionState {
+                generation: *next_generation,
+                ..PartitionState::default()
+            }
+        });
+        state.pending.insert(offset);
+        state.next = Some(state.next.map_or(offset + 1, |next| next.max(offset + 1)));
+        Ticket {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            generation: state.generation,
+        }
+    }
+
+    /// Marks a record settled. Returns false for a record of an earlier assignment (nothing changes).
+    pub fn settle(&mut self, ticket: &Ticket) -> bool {
+        match self.partitions.get_mut(&(ticket.topic.clone(), ticket.partition)) {
+            Some(state) if state.generation == ticket.generation => state.pending.remove(&ticket.offset),
+            _ => false,
+        }
+    }
+
+    /// Records still unsettled, across all partitions.
+    pub fn pending(&self) -> usize {
+        self.partitions.values().map(|state| state.pending.len()).sum()
+    }
+
+    /// The offsets to commit now: for each partition whose committable offset moved since the last commit.
+    pub fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
+        self.partitions
+            .iter()
+            .filter_map(|(key, state)| {
+                let committable = state.committable()?;
+                (state.committed != Some(committable)).then(|| (key.clone(), committable))
+            })
+            .collect()
+    }
+
+    /// Notes that `offsets` were committed.
+    pub fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
+        for (key, offset) in offsets {
+            if let Some(state) = self.partitions.get_mut(key) {
+                state.committed = Some(*offset);
+            }
+        }
+    }
+
+    /// Forgets what was committed, so that the next commit carries every committable offset (after a commit
+    /// that was reported as sent failed later).
+    pub fn forget_commits(&mut self) {
+        for state in self.partitions.values_mut() {
+            state.committed = None;
+        }
+    }
+
+    /// Forgets revoked partitions and returns what should be committed for them before they go.
+    pub fn revoke(&mut self, revoked: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
+        revoked
+            .iter()
+            .filter_map(|key| {
+                let state = self.partitions.remove(key)?;
+                let committable = state.committable()?;
+                (state.committed != Some(committable)).then(|| (key.clone(), committable))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commits(tracker: &OffsetTracker) -> Vec<(i32, i64)> {
+        tracker
+            .to_commit()
+            .into_iter()
+            .map(|((_, partition), offset)| (partition, offset))
+            .collect()
+    }
+
+    #[test]
+    fn commits_only_the_contiguous_settled_prefix() {
+        let mut tracker = OffsetTracker::default();
+        let tickets: Vec<Ticket> = (10..15).map(|offset| tracker.track("t", 0, offset)).collect();
+        assert_eq!(commits(&tracker), [(0, 10)]);
+        // 11..=14 succeed, 10 is still in flight: nothing past 10.
+        for ticket in &tickets[1..] {
+            assert!(tracker.settle(ticket));
+        }
+        assert_eq!(commits(&tracker), [(0, 10)]);
+        assert!(tracker.settle(&tickets[0]));
+        assert_eq!(commits(&tracker), [(0, 15)]);
+        assert_eq!(tracker.pending(), 0);
+    }
+
+    #[test]
+    fn a_failed_record_holds_the_commit_forever() {
+        let mut tracker = OffsetTracker::default();
+        let failed = tracker.track("t", 1, 5);
+        let later = tracker.track("t", 1, 6);
+        tracker.settle(&later);
+        assert_eq!(commits(&tracker), [(1, 5)]);
+        drop(failed);
+        assert_eq!(commits(&tracker), [(1, 5)]);
+    }
+
+    #[test]
+    fn does_not_repeat_a_commit() {
+        let mut tracker = OffsetTracker::default();
+        let ticket = tracker.track("t", 0, 0);
+        tracker.settle(&ticket);
+        let offsets = tracker.to_commit();
+        tracker.committed(&offsets);
+        assert!(tracker.to_commit().is_empty());
+    }
+
+    #[test]
+    fn settling_after_revocation_changes_nothing() {
+        let mut tracker = OffsetTracker::default();
+        let settled = tracker.track("t", 0, 0);
+        let stale = tracker.track("t", 0, 1);
+        tracker.settle(&settled);
+        let revoked = tracker.revoke(&[("t".to_owned(), 0)]);
+        assert_eq!(revoked.into_iter().collect::<Vec<_>>(), [(("t".to_owned(), 0), 1)]);
+        // The partition comes back and is read again from the committed offset.
+        let again = tracker.track("t", 0, 1);
+        assert!(
+            !tracker.settle(&stale),
+            "a ticket of the old assignment must not settle the new one"
+        );
+        assert_eq!(commits(&tracker), [(0, 1)]);
+        assert!(tracker.settle(&again));
+        assert_eq!(commits(&tracker), [(0, 2)]);
+    }
+}

@@ -1,0 +1,80 @@
+//! A Kafka record as every connector sees it, owned, with its position.
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::Timestamp;
+
+/// Where a record sits: what an offset commit and a dead-letter header name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    NotAvailable,
+    CreateTime,
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Kafka's Java names, which the AWS connector's envelope uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAvailable => "NoTimestampType",
+            Self::CreateTime => "CreateTime",
+            Self::LogAppendTime => "LogAppendTime",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub position: Position,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    pub timestamp_type: TimestampType,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        let (timestamp, timestamp_type) = match message.timestamp() {
+            Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
+            Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
+            Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
+        };
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            position: Position {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+            },
+            timestamp,
+            timestamp_type,
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_deref())
+    }
+}

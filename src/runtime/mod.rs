@@ -1,0 +1,8 @@
+//! The worker runtime: supervision of connectors, their status, and shutdown.
+
+pub mod status;
+pub mod supervisor;
+pub mod worker;
+
+pub use status::{ConnectorState, ConnectorStatus, StatusRegistry};
+pub use worker::{shutdown_on_signal, Worker, WorkerError};

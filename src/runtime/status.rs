@@ -1,0 +1,64 @@
+//! What each connector is doing, kept for the status API and readiness.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::ConnectorName;
+
+/// Kafka Connect's connector states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectorState {
+    Unassigned,
+    Running,
+    Paused,
+    Restarting,
+    Failed,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorStatus {
+    pub state: ConnectorState,
+    /// The last error, with its causes, while FAILED or RESTARTING after a failure.
+    pub trace: Option<String>,
+    /// Failures in a row since the connector last ran for a while.
+    pub consecutive_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub since: SystemTime,
+}
+
+/// Shared, cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct StatusRegistry {
+    inner: Arc<RwLock<BTreeMap<ConnectorName, ConnectorStatus>>>,
+}
+
+impl StatusRegistry {
+    pub fn set(&self, name: &ConnectorName, state: ConnectorState, trace: Option<String>, consecutive_failures: u32) {
+        let status = ConnectorStatus {
+            state,
+            trace,
+            consecutive_failures,
+            since: SystemTime::now(),
+        };
+        // A poisoned lock only means another thread panicked mid-update of a plain map; the map is still usable.
+        let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.insert(name.clone(), status);
+    }
+
+    pub fn get(&self, name: &ConnectorName) -> Option<ConnectorStatus> {
+        let map = self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(name).cloned()
+    }
+
+    pub fn all(&self) -> BTreeMap<ConnectorName, ConnectorStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
