@@ -189,6 +189,23 @@ impl InternalEvent for KafkaConsumerError<'_> {
     }
 }
 
+pub struct KafkaClientError<'a> {
+    pub connector: &'a str,
+    pub error: &'a str,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for KafkaClientError<'_> {
+    fn emit(self) {
+        warn!(
+            connector = self.connector,
+            error = self.error,
+            reason = self.reason,
+            "Kafka client error"
+        );
+    }
+}
+
 pub struct OffsetsCommitted<'a> {
     pub connector: &'a str,
     pub partitions: usize,

@@ -52,9 +52,22 @@ impl TryFrom<String> for ConnectorName {
 
 impl<'de> Deserialize<'de> for ConnectorName {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .try_into()
-            .map_err(serde::de::Error::custom)
+        // Checked inside the visitor, so that the parser adds the key path and position to the error.
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConnectorName;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a connector name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ConnectorName, E> {
+                ConnectorName::try_from(name.to_owned()).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
     }
 }
 

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::{OffsetTracker, TopicPartition};
-use crate::telemetry::{emit, OffsetCommitFailed, OffsetsCommitted};
+use crate::telemetry::{emit, KafkaClientError, OffsetCommitFailed, OffsetsCommitted};
 
 /// Shared by the connector loop and the rebalance callback.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +28,16 @@ pub struct TrackingContext {
     pub tracker: SharedTracker,
 }
 
-impl ClientContext for TrackingContext {}
+impl ClientContext for TrackingContext {
+    /// librdkafka's client-level errors (broker down, authentication refused), which it retries by itself.
+    fn error(&self, error: KafkaError, reason: &str) {
+        emit(KafkaClientError {
+            connector: &self.connector,
+            error: &error.to_string(),
+            reason,
+        });
+    }
+}
 
 impl ConsumerContext for TrackingContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -1,0 +1,231 @@
+//! `ebconnect validate` and the configuration rules, as a user meets them. These tests need no running service.
+
+mod support;
+
+use support::{ebconnect, ConfigDir};
+
+const GOOD_SINK: &str = "name: good\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n";
+const WORKER: &str = "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n";
+
+fn validate(dir: &ConfigDir, with_worker: bool) -> (bool, String) {
+    let mut command = ebconnect();
+    command.arg("validate");
+    if with_worker {
+        command.arg("--worker").arg(dir.worker());
+    }
+    let output = command.arg(dir.connectors()).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    (output.status.success(), format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn the_shipped_examples_are_valid() {
+    // The examples read the stack's addresses from the environment; any values do for validation.
+    let output = ebconnect()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", "--worker", "config/worker.yaml", "connectors"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("connectors/audit-to-bus.yaml (connector `audit-to-bus`, type eventbridge-sink)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_good_file_passes() {
+    let dir = ConfigDir::new(WORKER, &[("good.yaml", GOOD_SINK)]);
+    let (ok, output) = validate(&dir, true);
+    assert!(ok, "{output}");
+    assert!(output.contains("ok     "), "{output}");
+}
+
+/// Each bad file must fail with its file name, the key path and the problem; all are reported in one run.
+#[test]
+fn every_kind_of_bad_file_is_named_with_its_key_and_problem() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown-key.yaml",
+            "name: a\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  batch:\n    max_entrys: 5\n",
+            &["unknown-key.yaml", "config.batch", "unknown field `max_entrys`", "line 7 column 5"],
+        ),
+        (
+            "wrong-type.yaml",
+            "name: b\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  request:\n    max_in_flight: lots\n",
+            &["wrong-type.yaml", "config.request.max_in_flight", "invalid type: string \"lots\"", "line 7"],
+        ),
+        (
+            "missing.yaml",
+            "name: c\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n",
+            &["missing.yaml", "config: missing field `event_bus`"],
+        ),
+        (
+            "unset-env.yaml",
+            "name: d\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  consumer_override:\n    client.id: ${env:EBCONNECT_TEST_SURELY_UNSET}\n",
+            &["unset-env.yaml", "config.consumer_override", "EBCONNECT_TEST_SURELY_UNSET", "is not set"],
+        ),
+        (
+            "unknown-type.yaml",
+            "name: e\ntype: eventbridge-snk\nconfig: {}\n",
+            &["unknown-type.yaml", "type: unknown variant `eventbridge-snk`", "line 2 column 7"],
+        ),
+        (
+            "syntax.yaml",
+            "name: f\ntype: eventbridge-sink\nconfig:\n  topics: [t\n",
+            &["syntax.yaml", "line 5"],
+        ),
+        (
+            "no-dlq.yaml",
+            "name: g\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\nerrors:\n  tolerance: all\n",
+            &["no-dlq.yaml", "errors.deadletterqueue.topic is not set"],
+        ),
+        (
+            "both-topics.yaml",
+            "name: h\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  topics_regex: 'x.*'\n  event_bus: b\n",
+            &["both-topics.yaml", "`topics` and `topics_regex` exclude each other"],
+        ),
+        (
+            "bad-path.yaml",
+            "name: i\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  time: {json_path: eventTime}\n",
+            &["bad-path.yaml", "config.time", "must start with `$`"],
+        ),
+        (
+            "batch-limit.yaml",
+            "name: j\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  batch: {max_entries: 11}\n",
+            &["batch-limit.yaml", "config.batch.max_entries: 11 is outside 1..=10"],
+        ),
+        (
+            "bad-name.yaml",
+            "name: 'has space'\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n",
+            &["bad-name.yaml", "name: invalid connector name `has space`", "line 1"],
+        ),
+        (
+            "unknown-group.yaml",
+            "name: k\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  rate_limit: nope\n",
+            &["unknown-group.yaml", "config.rate_limit: no group `nope`"],
+        ),
+        ("zz-duplicate.yaml", GOOD_SINK, &["zz-duplicate.yaml", "connector `good` is already defined in"]),
+    ];
+    let mut files: Vec<(&str, &str)> = cases.iter().map(|(file, text, _)| (*file, *text)).collect();
+    files.push(("good.yaml", GOOD_SINK));
+    let dir = ConfigDir::new(WORKER, &files);
+    let (ok, output) = validate(&dir, true);
+    assert!(!ok, "validate must fail:\n{output}");
+    for (file, _, expected) in cases {
+        let line = output
+            .lines()
+            .find(|line| line.contains(&format!("/{file}:")))
+            .unwrap_or_else(|| panic!("no error for {file}:\n{output}"));
+        assert!(line.starts_with("error  "), "{line}");
+        for fragment in *expected {
+            assert!(line.contains(fragment), "expected `{fragment}` in: {line}");
+        }
+    }
+    assert!(output.contains("good.yaml (connector `good`"), "{output}");
+}
+
+#[test]
+fn worker_file_errors_are_reported() {
+    let dir = ConfigDir::new(
+        "kafka:\n  bootstrap_servers: x:1\n  security_protocol: sasl_ssl\n",
+        &[("good.yaml", GOOD_SINK)],
+    );
+    let (ok, output) = validate(&dir, true);
+    assert!(!ok);
+    assert!(
+        output.contains("worker.yaml: kafka.security_protocol is `sasl_ssl` but kafka.sasl"),
+        "{output}"
+    );
+
+    let dir = ConfigDir::new(
+        "kafka:\n  bootstrap_servers: x:1\nshutdown_timeout: soon\n",
+        &[("good.yaml", GOOD_SINK)],
+    );
+    let (ok, output) = validate(&dir, true);
+    assert!(!ok);
+    assert!(output.contains("worker.yaml: shutdown_timeout: "), "{output}");
+}
+
+#[test]
+fn interpolation_resolves_env_and_file_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("bus");
+    std::fs::write(&secret_file, "bus-from-file\n").unwrap();
+    let worker = dir.path().join("worker.yaml");
+    std::fs::write(
+        &worker,
+        "kafka:\n  bootstrap_servers: ${env:EBCONNECT_TEST_BOOTSTRAP}\n  security_protocol: sasl_plaintext\n  sasl:\n    username: u\n    password: ${file:SECRET}\n"
+            .replace("SECRET", secret_file.to_str().unwrap()),
+    )
+    .unwrap();
+    std::env::set_var("EBCONNECT_TEST_BOOTSTRAP", "broker-a:9092,broker-b:9092");
+    let loaded = ebconnect::config::load_worker(&worker).unwrap();
+    assert_eq!(loaded.kafka.bootstrap_servers.value(), "broker-a:9092,broker-b:9092");
+    let sasl = loaded.kafka.sasl.unwrap();
+    assert_eq!(sasl.password.expose(), "bus-from-file");
+    assert!(!format!("{sasl:?}").contains("bus-from-file"));
+}
+
+/// A secret given through `${env:...}` shows up in no validate output and no log line, even at debug level and
+/// even when the credentials are refused.
+#[test]
+fn secrets_appear_in_no_output() {
+    const SECRET: &str = "Sup3r-S3cret-Passw0rd-0f-ebconnect";
+    let worker = format!(
+        "kafka:\n  bootstrap_servers: {}\n  security_protocol: sasl_plaintext\n  sasl:\n    mechanism: PLAIN\n    username: ebconnect\n    password: ${{env:EBCONNECT_TEST_SASL_PASSWORD}}\naws:\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:9\nshutdown_timeout: 5s\n",
+        support::stack("KAFKA_SASL_BOOTSTRAP_SERVERS")
+    );
+    let broken = "name: broken\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  consumer_override:\n    client.id: ${env:EBCONNECT_TEST_SASL_PASSWORD}\n  batch: {max_entries: 0}\n";
+    let dir = ConfigDir::new(&worker, &[("broken.yaml", broken), ("good.yaml", GOOD_SINK)]);
+
+    let output = ebconnect()
+        .args(["validate", "--worker"])
+        .arg(dir.worker())
+        .arg(dir.connectors())
+        .env("EBCONNECT_TEST_SASL_PASSWORD", SECRET)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("config.batch.max_entries"), "{text}");
+    assert!(!text.contains(SECRET), "validate printed the secret:\n{text}");
+
+    // Run the worker with a wrong secret against the SASL listener: authentication fails and is logged.
+    std::fs::remove_file(dir.connectors().join("broken.yaml")).unwrap();
+    let child = ebconnect()
+        .args(["run", "--worker"])
+        .arg(dir.worker())
+        .arg("--connectors")
+        .arg(dir.connectors())
+        .env("EBCONNECT_TEST_SASL_PASSWORD", SECRET)
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    support::terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("connector started"), "{text}");
+    assert!(
+        text.to_lowercase().contains("authentication"),
+        "expected the SASL failure in the logs:\n{text}"
+    );
+    assert!(!text.contains(SECRET), "a log line carried the secret:\n{text}");
+}

@@ -1,0 +1,375 @@
+//! Shared by the integration tests: the local stack's addresses, Kafka and AWS plumbing, an in-process worker.
+//! Every test needs `scripts/stack up` and the variables of `scripts/stack env` (as `make test` provides); a test
+//! that finds them missing fails rather than skips.
+#![allow(dead_code)] // Each test binary uses its own part of this module.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+pub fn stack(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the stack with `scripts/stack up` and `eval \"$(scripts/stack env)\"`, or run `make test`")
+    })
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn kafka_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", stack("KAFKA_BOOTSTRAP_SERVERS"));
+    config
+}
+
+pub async fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    kafka_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+) -> (i32, i64) {
+    let mut owned = OwnedHeaders::new();
+    for (name, value) in headers {
+        owned = owned.insert(Header {
+            key: name,
+            value: Some(*value),
+        });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    let delivery = producer.send(record, Duration::from_secs(10)).await.unwrap();
+    (delivery.partition, delivery.offset)
+}
+
+/// A record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads `topic` from the beginning until `count` records arrived.
+pub fn consume_all(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+    consume_with(kafka_config(), topic, count, timeout)
+}
+
+pub fn consume_with(mut config: ClientConfig, topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = config
+        .set("group.id", unique("test-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count} records from {topic} in {timeout:?}",
+            records.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let headers = message
+            .headers()
+            .map(|headers| {
+                use rdkafka::message::Headers;
+                headers
+                    .iter()
+                    .map(|header| {
+                        (
+                            header.key.to_owned(),
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Consumed {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+    }
+    records
+}
+
+/// The group's committed offset for each partition of `topic` (partitions without a commit are left out).
+pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = kafka_config().set("group.id", group).create().unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|element| match element.offset() {
+            Offset::Offset(offset) => Some((element.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn end_offsets(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = kafka_config().create().unwrap();
+    (0..partitions)
+        .map(|partition| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap();
+            (partition, high)
+        })
+        .collect()
+}
+
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(stack("AWS_REGION")))
+        .endpoint_url(stack("AWS_ENDPOINT_URL"))
+        .load()
+        .await
+}
+
+/// A bus in the emulator whose events matching `pattern` land in a fresh SQS queue.
+pub struct BusCapture {
+    pub bus: String,
+    pub queue_url: String,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+}
+
+impl BusCapture {
+    pub async fn new(prefix: &str, pattern: &Value) -> Self {
+        let config = aws_config().await;
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let bus = unique(prefix);
+        events.create_event_bus().name(&bus).send().await.unwrap();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique(prefix))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
+            .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .unwrap();
+        let rule = unique("rule");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("capture")
+                    .arn(queue_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Self {
+            bus,
+            queue_url,
+            sqs,
+            events,
+        }
+    }
+
+    /// Receives (and deletes) events until `count` arrived; fails after `timeout`.
+    pub async fn receive(&self, count: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        while events.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "received {} of {count} events in {timeout:?}",
+                events.len()
+            );
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for message in received.messages() {
+                events.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        events
+    }
+
+    /// Asserts that nothing more arrives within `quiet`.
+    pub async fn assert_no_more(&self, quiet: Duration) {
+        let deadline = Instant::now() + quiet;
+        while Instant::now() < deadline {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                received.messages().is_empty(),
+                "unexpected events: {:?}",
+                received.messages()
+            );
+        }
+    }
+}
+
+/// The worker configuration for the local stack, plus `extra` YAML lines.
+pub fn worker_yaml(extra: &str) -> String {
+    format!(
+        "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nshutdown_timeout: 20s\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\n{extra}",
+        stack("KAFKA_BOOTSTRAP_SERVERS"),
+        stack("SCHEMA_REGISTRY_URL"),
+        stack("AWS_REGION"),
+        stack("AWS_ENDPOINT_URL"),
+    )
+}
+
+/// Writes the worker file and connector files into a temporary directory.
+pub struct ConfigDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    pub fn new(worker: &str, connectors: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
+        std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        for (name, text) in connectors {
+            std::fs::write(dir.path().join("connectors").join(name), text).unwrap();
+        }
+        Self { dir }
+    }
+
+    pub fn worker(&self) -> std::path::PathBuf {
+        self.dir.path().join("worker.yaml")
+    }
+
+    pub fn connectors(&self) -> std::path::PathBuf {
+        self.dir.path().join("connectors")
+    }
+}
+
+/// The `ebconnect` binary built for these tests.
+pub fn ebconnect() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
+}
+
+/// Sends SIGTERM to a child process.
+pub fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
