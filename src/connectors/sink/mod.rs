@@ -129,13 +129,20 @@ struct Loop<'a> {
     /// Requests among `in_flight` (the rest are errors-policy writes).
     requests_in_flight: usize,
     accepting: bool,
+    /// Set when sending itself failed (PutEvents or the dead-letter topic): nothing more is sent.
+    halt_sending: bool,
     paused: bool,
     failure: Option<SinkError>,
 }
 
 impl Loop<'_> {
+    /// Stops reading. A record that the errors policy did not tolerate still lets what was read before it be
+    /// delivered, so the commit reaches it; a failure to send stops sending too.
     fn fail(&mut self, error: SinkError) {
         self.accepting = false;
+        if !matches!(error, SinkError::Policy(PolicyError::NotTolerated { .. })) {
+            self.halt_sending = true;
+        }
         if self.failure.is_none() {
             self.failure = Some(error);
         }
@@ -241,8 +248,7 @@ impl Loop<'_> {
     }
 
     fn dispatch(&mut self) {
-        // After a failure nothing new is sent; what was read but not sent stays uncommitted.
-        while self.failure.is_none() && self.requests_in_flight < self.config.request.max_in_flight {
+        while !self.halt_sending && self.requests_in_flight < self.config.request.max_in_flight {
             let Some(batch) = self.ready.pop_front() else {
                 break;
             };
@@ -284,7 +290,7 @@ impl Loop<'_> {
     fn is_done(&self) -> bool {
         !self.accepting
             && self.in_flight.is_empty()
-            && (self.failure.is_some() || (self.ready.is_empty() && self.batcher.is_empty()))
+            && (self.halt_sending || (self.ready.is_empty() && self.batcher.is_empty()))
     }
 
     fn commit(&self, mode: CommitMode, reason: &str) {
@@ -369,6 +375,7 @@ impl Connector for SinkConnector {
             in_flight: FuturesUnordered::new(),
             requests_in_flight: 0,
             accepting: true,
+            halt_sending: false,
             paused: false,
             failure: None,
         };

@@ -1,0 +1,414 @@
+//! The eventbridge-sink against the real stack: Kafka in, the emulator's bus out (read back through a rule with an
+//! SQS target), and a fault-injecting PutEvents endpoint where the emulator cannot produce the fault.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fault_server::{FaultServer, Faults};
+use support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
+
+fn cloudtrail_like(n: usize) -> Value {
+    json!({
+        "eventVersion": "1.08",
+        "eventTime": format!("2024-03-01T12:00:{:02}Z", n % 60),
+        "eventSource": "s3.amazonaws.com",
+        "eventName": if n.is_multiple_of(2) { "GetObject" } else { "PutObject" },
+        "userIdentity": {"type": "IAMUser", "principalId": format!("AIDA{n:04}")},
+        "resources": [{"ARN": format!("arn:aws:s3:::bucket-{n}"), "type": "AWS::S3::Bucket"}],
+        "n": n,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_records_with_the_configured_event_fields_and_commits_everything() {
+    let topic = unique("sink-fields");
+    support::create_topic(&topic, 3).await;
+    let capture = BusCapture::new("sink-fields", &json!({"source": ["ebconnect.test.fields"]})).await;
+    let producer = support::producer();
+    let mut sent = BTreeMap::new();
+    for n in 0..30 {
+        let value = cloudtrail_like(n);
+        let key = format!("k-{n}");
+        support::produce(
+            &producer,
+            &topic,
+            Some((n % 3) as i32),
+            Some(key.as_bytes()),
+            Some(value.to_string().as_bytes()),
+            &[],
+        )
+        .await;
+        sent.insert(n as u64, value);
+    }
+    let name = unique("fields");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.fields\ndetail: value\ndetail_type:\n  json_path: $.eventName\ntime:\n  json_path: $.eventTime\nresources:\n  - arn:aws:iam::123456789012:root\n  - json_path: $.resources[*].ARN",
+        "",
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(30, Duration::from_secs(60)).await;
+    for event in &events {
+        let n = event["detail"]["n"].as_u64().unwrap();
+        let original = &sent[&n];
+        assert_eq!(&event["detail"], original, "detail must be the value, unchanged");
+        assert_eq!(event["detail-type"], original["eventName"]);
+        assert_eq!(event["source"], json!("ebconnect.test.fields"));
+        assert_eq!(event["time"], original["eventTime"]);
+        assert_eq!(
+            event["resources"],
+            json!(["arn:aws:iam::123456789012:root", format!("arn:aws:s3:::bucket-{n}")])
+        );
+    }
+    let seen: BTreeSet<u64> = events
+        .iter()
+        .map(|event| event["detail"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, (0..30).collect());
+    worker.stop().await;
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 3),
+        support::end_offsets(&topic, 3),
+        "after an orderly stop the group's committed offsets equal the end offsets"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_detail_carries_the_kafka_coordinates() {
+    let topic = unique("sink-envelope");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("sink-envelope", &json!({"detail-type": [{"prefix": "kafka-connect-"}]})).await;
+    let producer = support::producer();
+    let (_, offset) = support::produce(
+        &producer,
+        &topic,
+        None,
+        Some(b"user-1"),
+        Some(br#"{"action":"login"}"#),
+        &[("origin", b"test"), ("binary", &[0xff, 0x00])],
+    )
+    .await;
+    let name = unique("envelope");
+    let connector = sink_yaml(&name, &topic, &capture.bus, "", "");
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(1, Duration::from_secs(60)).await;
+    worker.stop().await;
+    let event = &events[0];
+    assert_eq!(event["source"], json!(format!("kafka-connect.{name}")));
+    assert_eq!(event["detail-type"], json!(format!("kafka-connect-{topic}")));
+    let detail = &event["detail"];
+    assert_eq!(detail["topic"], json!(topic));
+    assert_eq!(detail["partition"], json!(0));
+    assert_eq!(detail["offset"], json!(offset));
+    assert_eq!(detail["timestampType"], json!("CreateTime"));
+    assert!(detail["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    assert_eq!(detail["key"], json!("user-1"));
+    assert_eq!(detail["value"], json!({"action": "login"}));
+    assert_eq!(detail["headers"], json!([{"origin": "test"}, {"binary": "/wA="}]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_go_to_the_dead_letter_topic_while_good_ones_flow() {
+    let topic = unique("sink-poison");
+    let dlq = unique("sink-poison-dlq");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("sink-poison", &json!({"source": ["ebconnect.test.poison"]})).await;
+    let producer = support::producer();
+    let oversize = json!({"blob": "x".repeat(3000)}).to_string();
+    let records: Vec<(&str, Vec<u8>)> = vec![
+        ("good-0", br#"{"n":0}"#.to_vec()),
+        ("garbage", b"\x00\x01not json{".to_vec()),
+        ("good-1", br#"{"n":1}"#.to_vec()),
+        ("array", b"[1,2,3]".to_vec()),
+        ("good-2", br#"{"n":2}"#.to_vec()),
+        ("oversize", oversize.clone().into_bytes()),
+        ("good-3", br#"{"n":3}"#.to_vec()),
+    ];
+    for (key, value) in &records {
+        support::produce(
+            &producer,
+            &topic,
+            None,
+            Some(key.as_bytes()),
+            Some(value),
+            &[("trace", b"t-1")],
+        )
+        .await;
+    }
+    let name = unique("poison");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.poison\ndetail: value\nbatch:\n  max_bytes: 2048",
+        &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n  log:\n    enable: true\n"),
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(4, Duration::from_secs(60)).await;
+    let delivered: BTreeSet<u64> = events
+        .iter()
+        .map(|event| event["detail"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delivered, (0..4).collect());
+
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 3, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let by_key: BTreeMap<String, &support::Consumed> = dead
+        .iter()
+        .map(|record| (String::from_utf8(record.key.clone().unwrap()).unwrap(), record))
+        .collect();
+    let expect = [
+        ("garbage", 1, "VALUE_CONVERTER", "DecodeError", "not valid JSON"),
+        (
+            "array",
+            3,
+            "TASK_PUT",
+            "EntryBuildError",
+            "the detail must be a JSON object, but the value is an array",
+        ),
+        ("oversize", 5, "TASK_PUT", "EntryTooLarge", "over the limit of 2048"),
+    ];
+    for (key, offset, stage, kind, message) in expect {
+        let record = by_key
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} not dead-lettered: {dead:?}"));
+        let original = &records.iter().find(|(k, _)| *k == key).unwrap().1;
+        assert_eq!(
+            record.value.as_ref(),
+            Some(original),
+            "{key}: the original value is kept"
+        );
+        let headers = &record.headers;
+        assert_eq!(headers["__connect.errors.topic"], topic);
+        assert_eq!(headers["__connect.errors.partition"], "0");
+        assert_eq!(headers["__connect.errors.offset"], offset.to_string());
+        assert_eq!(headers["__connect.errors.connector.name"], name);
+        assert_eq!(headers["__connect.errors.stage"], stage);
+        assert_eq!(headers["__connect.errors.exception.class.name"], kind);
+        assert!(
+            headers["__connect.errors.exception.message"].contains(message),
+            "{key}: {headers:?}"
+        );
+        assert_eq!(headers["trace"], "t-1", "{key}: the original headers are kept");
+    }
+    worker.stop().await;
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 1),
+        support::end_offsets(&topic, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tolerance_none_the_connector_stops_at_the_first_bad_record() {
+    let topic = unique("sink-strict");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("sink-strict", &json!({"source": ["ebconnect.test.strict"]})).await;
+    let producer = support::producer();
+    for value in [&br#"{"n":0}"#[..], br#"{"n":1}"#, b"garbage", br#"{"n":3}"#] {
+        support::produce(&producer, &topic, None, None, Some(value), &[]).await;
+    }
+    let name = unique("strict");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.strict\ndetail: value",
+        "",
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let status = support::wait_for("the connector to fail for good", Duration::from_secs(60), || async {
+        worker.state(&name).filter(|status| {
+            status.state == ebconnect::runtime::ConnectorState::Failed && status.consecutive_failures > 3
+        })
+    })
+    .await;
+    let trace = status.trace.unwrap();
+    assert!(trace.contains(&format!("record {topic}/0@2 failed")), "{trace}");
+    assert!(trace.contains("DecodeError at stage VALUE_CONVERTER"), "{trace}");
+    assert!(trace.contains("errors.tolerance is `none`"), "{trace}");
+    let events = capture.receive(2, Duration::from_secs(30)).await;
+    let delivered: BTreeSet<u64> = events
+        .iter()
+        .map(|event| event["detail"]["n"].as_u64().unwrap())
+        .collect();
+    assert!(delivered.is_subset(&[0, 1, 3].into()), "{delivered:?}");
+    assert!(delivered.contains(&0) && delivered.contains(&1), "{delivered:?}");
+    worker.stop().await;
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 1),
+        BTreeMap::from([(0, 2)]),
+        "nothing past the failed record is committed"
+    );
+}
+
+/// Throttled and failed entries, 500s, request throttling and timeouts: nothing is lost, only failed entries are
+/// sent again, and the retries stay bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_only_failed_entries_through_injected_faults() {
+    let server = FaultServer::start(Faults {
+        throttle_every_entry: 3,
+        internal_failure_every_entry: 7,
+        http_500_every_request: 5,
+        throttle_every_request: 11,
+        slow_every_request: 6,
+        slow_delay: Duration::from_millis(1500),
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-faults");
+    support::create_topic(&topic, 2).await;
+    let producer = support::producer();
+    const RECORDS: usize = 300;
+    for n in 0..RECORDS {
+        support::produce(
+            &producer,
+            &topic,
+            None,
+            None,
+            Some(json!({"n": n}).to_string().as_bytes()),
+            &[],
+        )
+        .await;
+    }
+    let name = unique("faults");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        "detail: value\nrequest:\n  timeout: 500ms\n  max_in_flight: 4\nretry:\n  max_attempts: 30\n  initial_backoff: 5ms\n  max_backoff: 50ms",
+        "",
+    );
+    let worker_config = worker_yaml("").replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
+    let observed = server.observed.clone();
+    support::wait_for("every record to be acknowledged", Duration::from_secs(90), || {
+        let observed = observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
+    })
+    .await;
+    worker.stop().await;
+    let observed = server.observed.lock().unwrap();
+    assert_eq!(observed.resent_after_ack, 0, "an acknowledged entry was sent again");
+    assert!(observed.acknowledged.values().all(|count| *count == 1));
+    assert!(observed.rejected.is_empty());
+    let retried = observed.sends.values().filter(|count| **count > 1).count();
+    assert!(
+        retried > RECORDS / 4,
+        "the faults should have forced retries, saw {retried}"
+    );
+    assert!(
+        observed.entries_sent < RECORDS * 3,
+        "retries must stay bounded: {} entry sends for {RECORDS} records",
+        observed.entries_sent
+    );
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 2),
+        support::end_offsets(&topic, 2)
+    );
+}
+
+/// Entries EventBridge rejects for good go to the dead-letter topic, with the PutEvents error code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_entries_are_dead_lettered_with_the_aws_error_code() {
+    let server = FaultServer::start(Faults {
+        reject_every_entry: 4,
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-rejected");
+    let dlq = unique("sink-rejected-dlq");
+    support::create_topic(&topic, 1).await;
+    let producer = support::producer();
+    for n in 0..20 {
+        support::produce(
+            &producer,
+            &topic,
+            None,
+            None,
+            Some(json!({"n": n}).to_string().as_bytes()),
+            &[],
+        )
+        .await;
+    }
+    let name = unique("rejected");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        "detail: value",
+        &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"),
+    );
+    let worker_config = worker_yaml("").replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 5, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    worker.stop().await;
+    for record in &dead {
+        assert_eq!(record.headers["__connect.errors.stage"], "TASK_PUT");
+        assert_eq!(
+            record.headers["__connect.errors.exception.class.name"],
+            "InvalidArgument"
+        );
+        assert_eq!(
+            record.headers["__connect.errors.exception.message"],
+            "injected rejection"
+        );
+    }
+    let observed = server.observed.lock().unwrap();
+    assert_eq!(observed.rejected.len(), 5);
+    assert!(
+        observed.rejected.values().all(|count| *count == 1),
+        "a rejected entry must not be retried"
+    );
+    assert_eq!(observed.acknowledged.len(), 15);
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 1),
+        support::end_offsets(&topic, 1)
+    );
+}
+
+/// A shared rate limit holds the configured entries per second within a few percent over a 10 s window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_holds_the_configured_rate() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("sink-rate");
+    support::create_topic(&topic, 1).await;
+    let producer = support::producer();
+    for n in 0..1500 {
+        support::produce(
+            &producer,
+            &topic,
+            None,
+            None,
+            Some(json!({"n": n}).to_string().as_bytes()),
+            &[],
+        )
+        .await;
+    }
+    let name = unique("rate");
+    let connector = sink_yaml(&name, &topic, "fault-bus", "detail: value\nrate_limit: shared", "");
+    let worker_config = worker_yaml("rate_limits:\n  shared:\n    entries_per_second: 100\n")
+        .replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    worker.stop().await;
+    let observed = server.observed.lock().unwrap();
+    let first = observed.arrivals.first().expect("requests arrived").0;
+    // Skip the first two seconds (the limiter's initial burst of one second's quota), then count ten seconds.
+    let window_start = first + Duration::from_secs(2);
+    let window_end = window_start + Duration::from_secs(10);
+    let entries: usize = observed
+        .arrivals
+        .iter()
+        .filter(|(at, _)| *at >= window_start && *at < window_end)
+        .map(|(_, entries)| entries)
+        .sum();
+    assert!((950..=1050).contains(&entries), "{entries} entries in 10 s at 100/s");
+}

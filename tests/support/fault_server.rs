@@ -1,0 +1,164 @@
+//! A PutEvents endpoint that speaks EventBridge's real wire protocol (AWS JSON 1.1, `X-Amz-Target:
+//! AWSEvents.PutEvents`) and injects the faults the emulator never produces: per-entry ThrottlingException and
+//! InternalFailure, HTTP 500, request-level throttling, and responses too slow to wait for.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// Which faults, by the request or entry count (1-based). Zero disables a fault.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Every n-th entry sent fails with ThrottlingException.
+    pub throttle_every_entry: usize,
+    /// Every n-th entry sent fails with InternalFailure.
+    pub internal_failure_every_entry: usize,
+    /// Every n-th entry sent is rejected with InvalidArgument (not retryable).
+    pub reject_every_entry: usize,
+    /// Every n-th request gets HTTP 500.
+    pub http_500_every_request: usize,
+    /// Every n-th request gets HTTP 400 ThrottlingException.
+    pub throttle_every_request: usize,
+    /// Every n-th request is answered only after this long (a client with a shorter timeout gives up).
+    pub slow_every_request: usize,
+    pub slow_delay: Duration,
+}
+
+/// What the server saw. Entries are keyed by their `Detail` text.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub requests: usize,
+    pub entries_sent: usize,
+    /// How often each entry was sent.
+    pub sends: HashMap<String, usize>,
+    /// How often each entry was acknowledged as delivered in a response the client waited for.
+    pub acknowledged: HashMap<String, usize>,
+    /// Entries rejected for good.
+    pub rejected: HashMap<String, usize>,
+    /// Sends of an entry that had already been acknowledged: must stay zero, since only failed entries are re-sent.
+    pub resent_after_ack: usize,
+    /// Requests per second of arrival, for rate checks.
+    pub arrivals: Vec<(std::time::Instant, usize)>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    faults: Faults,
+    observed: Arc<Mutex<Observed>>,
+}
+
+pub struct FaultServer {
+    pub url: String,
+    pub observed: Arc<Mutex<Observed>>,
+}
+
+fn every(n: usize, count: usize) -> bool {
+    n != 0 && count.is_multiple_of(n)
+}
+
+async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if target != "AWSEvents.PutEvents" {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"__type": "UnknownOperationException", "message": target}).to_string(),
+        )
+            .into_response();
+    }
+    let request: Value = match serde_json::from_str(&body) {
+        Ok(value) => value,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"__type": "SerializationException", "message": error.to_string()}).to_string(),
+            )
+                .into_response()
+        }
+    };
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let (request_number, slow) = {
+        let mut observed = shared.observed.lock().unwrap();
+        observed.requests += 1;
+        observed.arrivals.push((std::time::Instant::now(), entries.len()));
+        let number = observed.requests;
+        for entry in &entries {
+            let detail = entry["Detail"].as_str().unwrap_or_default();
+            if observed.acknowledged.contains_key(detail) {
+                observed.resent_after_ack += 1;
+            }
+            *observed
+                .sends
+                .entry(entry["Detail"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        (number, every(shared.faults.slow_every_request, number))
+    };
+    let faults = shared.faults;
+    let aws_json = [("content-type", "application/x-amz-json-1.1")];
+    if every(faults.http_500_every_request, request_number) {
+        let body = json!({"__type": "InternalException", "message": "injected 500"}).to_string();
+        return (StatusCode::INTERNAL_SERVER_ERROR, aws_json, body).into_response();
+    }
+    if every(faults.throttle_every_request, request_number) {
+        let body = json!({"__type": "ThrottlingException", "message": "Rate exceeded"}).to_string();
+        return (StatusCode::BAD_REQUEST, aws_json, body).into_response();
+    }
+    if slow {
+        tokio::time::sleep(faults.slow_delay).await;
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    let mut observed = shared.observed.lock().unwrap();
+    for entry in &entries {
+        observed.entries_sent += 1;
+        let count = observed.entries_sent;
+        let detail = entry["Detail"].as_str().unwrap_or_default().to_owned();
+        let result = if every(faults.throttle_every_entry, count) {
+            json!({"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"})
+        } else if every(faults.internal_failure_every_entry, count) {
+            json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected"})
+        } else if every(faults.reject_every_entry, count) {
+            *observed.rejected.entry(detail).or_default() += 1;
+            json!({"ErrorCode": "InvalidArgument", "ErrorMessage": "injected rejection"})
+        } else {
+            // A slow response is one the client has given up on: its successes are not acknowledgements.
+            if !slow {
+                *observed.acknowledged.entry(detail).or_default() += 1;
+            }
+            json!({"EventId": format!("fault-{count}")})
+        };
+        if result.get("ErrorCode").is_some() {
+            failed += 1;
+        }
+        results.push(result);
+    }
+    let body = json!({"FailedEntryCount": failed, "Entries": results}).to_string();
+    (StatusCode::OK, aws_json, body).into_response()
+}
+
+impl FaultServer {
+    pub async fn start(faults: Faults) -> Self {
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let app = Router::new().route("/", post(put_events)).with_state(Shared {
+            faults,
+            observed: observed.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, observed }
+    }
+}
