@@ -1,5 +1,6 @@
 //! The `ebconnect` command.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -283,25 +283,32 @@ impl BusCapture {
                 "received {} of {count} events in {timeout:?}",
                 events.len()
             );
-            let received = self
-                .sqs
-                .receive_message()
+            events.extend(self.poll_once().await);
+        }
+        events
+    }
+
+    /// One long poll: whatever arrives within a second (deleted once read).
+    pub async fn poll_once(&self) -> Vec<Value> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let mut events = Vec::new();
+        for message in received.messages() {
+            events.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            self.sqs
+                .delete_message()
                 .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
+                .receipt_handle(message.receipt_handle().unwrap())
                 .send()
                 .await
                 .unwrap();
-            for message in received.messages() {
-                events.push(serde_json::from_str(message.body().unwrap()).unwrap());
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
         }
         events
     }
@@ -310,20 +317,8 @@ impl BusCapture {
     pub async fn assert_no_more(&self, quiet: Duration) {
         let deadline = Instant::now() + quiet;
         while Instant::now() < deadline {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                received.messages().is_empty(),
-                "unexpected events: {:?}",
-                received.messages()
-            );
+            let events = self.poll_once().await;
+            assert!(events.is_empty(), "unexpected events: {events:?}");
         }
     }
 }
@@ -371,11 +366,29 @@ pub fn ebconnect() -> std::process::Command {
 
 /// Sends SIGTERM to a child process.
 pub fn terminate(child: &std::process::Child) {
+    signal(child, "TERM");
+}
+
+pub fn signal(child: &std::process::Child, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([format!("-{signal}"), child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Starts `ebconnect run` on a configuration directory, logging to a file in it.
+pub fn spawn_worker(config: &ConfigDir, log_name: &str) -> std::process::Child {
+    let log = std::fs::File::create(config.dir.path().join(log_name)).unwrap();
+    ebconnect()
+        .args(["run", "--worker"])
+        .arg(config.worker())
+        .arg("--connectors")
+        .arg(config.connectors())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub mod fault_server;

@@ -1,0 +1,29 @@
+# The two quick-start commands (README): `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CARGO ?= cargo
+
+.PHONY: test demo lint build stack-up stack-down bench
+
+## Start the local stack (Kafka, Schema Registry, AWS emulator) and run every test against it.
+test: stack-up
+	source <(scripts/stack env) && $(CARGO) test --all-targets
+
+## Start the local stack and run the worker on the example configuration, showing events flowing.
+demo: stack-up build
+	source <(scripts/stack env) && scripts/demo
+
+## Formatting and lints, as CI runs them.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --release
+
+stack-up:
+	scripts/stack up
+
+stack-down:
+	scripts/stack down
