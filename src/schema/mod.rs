@@ -1,8 +1,17 @@
 //! Turning record bytes into JSON: the plain formats here; Schema Registry Avro in `avro` and `registry`.
 
+pub mod avro;
+pub mod registry;
+
+use std::sync::Arc;
+
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use self::avro::AvroJsonOptions;
+use self::registry::{AvroRecordDecoder, RegistrySetupError};
+use crate::config::SchemaRegistryConfig;
 
 /// How bytes from Kafka become JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -14,6 +23,41 @@ pub enum Format {
     String,
     /// Any bytes, as a base64 JSON string.
     Bytes,
+    /// Confluent Schema Registry Avro (magic byte, schema id, Avro body), as readable JSON.
+    Avro,
+}
+
+/// `key:` or `value:` in a connector's config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatConfig {
+    pub format: Format,
+    /// Avro only: wrap the value of a non-null union branch as `{"<branch type>": value}`, as Avro's JSON encoding
+    /// does, instead of unwrapping it. Default: false.
+    #[serde(default)]
+    pub union_type_tags: bool,
+}
+
+impl FormatConfig {
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            union_type_tags: false,
+        }
+    }
+
+    /// Rules serde cannot express; `key` is `config.key` or `config.value`, for the message.
+    pub fn check(&self, key: &str, registry: Option<Option<&SchemaRegistryConfig>>) -> Result<(), String> {
+        if self.union_type_tags && self.format != Format::Avro {
+            return Err(format!("{key}.union_type_tags applies only to `format: avro`"));
+        }
+        if self.format == Format::Avro && matches!(registry, Some(None)) {
+            return Err(format!(
+                "{key}.format is `avro` but the worker file has no schema_registry"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,17 +66,69 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("not valid UTF-8: {0}")]
     Utf8(#[from] std::str::Utf8Error),
+    #[error("not Confluent Schema Registry Avro: {0}")]
+    NotConfluentAvro(String),
+    #[error("cannot decode Avro with schema id {schema_id}: {reason}")]
+    Avro { schema_id: u32, reason: String },
+    /// The registry could not be asked (network, 5xx): not the record's fault.
+    #[error("the Schema Registry is unavailable (fetching schema id {schema_id}): {reason}")]
+    RegistryUnavailable { schema_id: u32, reason: String },
 }
 
-/// Decodes `bytes`; a missing key or value (`None`, a Kafka null) is JSON `null`.
-pub fn decode(format: Format, bytes: Option<&[u8]>) -> Result<Value, DecodeError> {
-    let Some(bytes) = bytes else {
-        return Ok(Value::Null);
-    };
+impl DecodeError {
+    /// True when the record itself is bad, false when decoding may work later (the registry was unreachable).
+    pub fn is_record_error(&self) -> bool {
+        !matches!(self, Self::RegistryUnavailable { .. })
+    }
+}
+
+/// Decodes one key or value into JSON.
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    Plain(Format),
+    Avro(Arc<AvroRecordDecoder>),
+}
+
+impl Decoder {
+    /// `registry` is the connector's shared client settings, needed for `avro`.
+    pub fn new(config: &FormatConfig, registry: Option<&SchemaRegistryConfig>) -> Result<Self, RegistrySetupError> {
+        match (config.format, registry) {
+            (Format::Avro, Some(registry)) => Ok(Self::Avro(AvroRecordDecoder::new(
+                self::registry::settings(registry)?,
+                AvroJsonOptions {
+                    union_type_tags: config.union_type_tags,
+                },
+            ))),
+            (Format::Avro, None) => Err(RegistrySetupError {
+                url: String::new(),
+                reason: "format `avro` needs the worker's schema_registry".into(),
+            }),
+            (format, _) => Ok(Self::Plain(format)),
+        }
+    }
+
+    /// Decodes `bytes`; a missing key or value (a Kafka null) is JSON `null`.
+    pub async fn decode(&self, bytes: Option<&[u8]>) -> Result<Value, DecodeError> {
+        let Some(bytes) = bytes else {
+            return Ok(Value::Null);
+        };
+        match self {
+            Self::Plain(format) => decode_plain(*format, bytes),
+            Self::Avro(decoder) => decoder.decode(bytes).await,
+        }
+    }
+}
+
+fn decode_plain(format: Format, bytes: &[u8]) -> Result<Value, DecodeError> {
     Ok(match format {
         Format::Json => serde_json::from_slice(bytes)?,
         Format::String => Value::String(std::str::from_utf8(bytes)?.to_owned()),
         Format::Bytes => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        Format::Avro => {
+            return Err(DecodeError::NotConfluentAvro(
+                "no Schema Registry client was set up".into(),
+            ))
+        }
     })
 }
 
@@ -42,25 +138,27 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn decodes_each_format() {
+    #[tokio::test]
+    async fn decodes_each_plain_format() {
+        let json = Decoder::Plain(Format::Json);
         assert_eq!(
-            decode(Format::Json, Some(br#"{"a":[1,2.5]}"#)).unwrap(),
+            json.decode(Some(br#"{"a":[1,2.5]}"#)).await.unwrap(),
             json!({"a": [1, 2.5]})
         );
-        assert_eq!(decode(Format::String, Some("é".as_bytes())).unwrap(), json!("é"));
-        assert_eq!(decode(Format::Bytes, Some(&[0, 255])).unwrap(), json!("AP8="));
-        assert_eq!(decode(Format::Json, None).unwrap(), Value::Null);
+        assert_eq!(json.decode(None).await.unwrap(), Value::Null);
+        let string = Decoder::Plain(Format::String);
+        assert_eq!(string.decode(Some("é".as_bytes())).await.unwrap(), json!("é"));
+        let bytes = Decoder::Plain(Format::Bytes);
+        assert_eq!(bytes.decode(Some(&[0, 255])).await.unwrap(), json!("AP8="));
     }
 
-    #[test]
-    fn bad_bytes_are_errors_not_panics() {
+    #[tokio::test]
+    async fn bad_bytes_are_errors_not_panics() {
+        let json = Decoder::Plain(Format::Json);
+        assert!(matches!(json.decode(Some(b"{nope")).await, Err(DecodeError::Json(_))));
+        let string = Decoder::Plain(Format::String);
         assert!(matches!(
-            decode(Format::Json, Some(b"{nope")),
-            Err(DecodeError::Json(_))
-        ));
-        assert!(matches!(
-            decode(Format::String, Some(&[0xff, 0xfe])),
+            string.decode(Some(&[0xff, 0xfe])).await,
             Err(DecodeError::Utf8(_))
         ));
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConnectorName, Interpolated, StringOrMap, WorkerConfig};
 use crate::eventbridge::retry::RetryPolicy;
 use crate::json_path::JsonPath;
-use crate::schema::Format;
+use crate::schema::{Format, FormatConfig};
 
 /// PutEvents accepts at most 10 entries per request.
 pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
@@ -36,10 +36,10 @@ pub struct SinkConfig {
     #[serde(default)]
     pub producer_override: BTreeMap<String, Interpolated>,
     /// How record keys are decoded. Default: `{format: string}`.
-    #[serde(default = "FormatConfig::string")]
+    #[serde(default = "default_key_format")]
     pub key: FormatConfig,
     /// How record values are decoded. Default: `{format: json}`.
-    #[serde(default = "FormatConfig::json")]
+    #[serde(default = "default_value_format")]
     pub value: FormatConfig,
     /// The bus: a name (`default`, `audit-bus`) or an ARN (required for a bus in another account).
     pub event_bus: String,
@@ -85,6 +85,14 @@ pub struct SinkConfig {
     pub commit_interval: Duration,
 }
 
+fn default_key_format() -> FormatConfig {
+    FormatConfig::new(Format::String)
+}
+
+fn default_value_format() -> FormatConfig {
+    FormatConfig::new(Format::Json)
+}
+
 fn default_max_buffered_records() -> usize {
     10_000
 }
@@ -107,22 +115,6 @@ impl OffsetReset {
             Self::Earliest => "earliest",
             Self::Latest => "latest",
         }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FormatConfig {
-    pub format: Format,
-}
-
-impl FormatConfig {
-    fn string() -> Self {
-        Self { format: Format::String }
-    }
-
-    fn json() -> Self {
-        Self { format: Format::Json }
     }
 }
 
@@ -329,6 +321,9 @@ impl SinkConfig {
                 self.max_buffered_records, self.batch.max_entries
             ));
         }
+        let registry = worker.map(|worker| worker.schema_registry.as_ref());
+        self.key.check("config.key", registry)?;
+        self.value.check("config.value", registry)?;
         if let (Some(group), Some(worker)) = (&self.rate_limit, worker) {
             if !worker.rate_limits.contains_key(group) {
                 return Err(format!(

@@ -17,6 +17,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use serde_json::Value;
 use tokio::time::Instant;
 
 pub use self::config::SinkConfig;
@@ -32,7 +33,8 @@ use crate::kafka::offsets::Ticket;
 use crate::kafka::{client_config, ClientRole};
 use crate::rate_limit::RateLimits;
 use crate::record::Record;
-use crate::schema;
+use crate::schema::registry::RegistrySetupError;
+use crate::schema::{DecodeError, Decoder};
 use crate::telemetry::{emit, KafkaConsumerError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,16 @@ pub enum SinkError {
     Policy(#[from] PolicyError),
     #[error("PutEvents to `{bus}`: {source}")]
     Delivery { bus: String, source: DeliveryError },
+    #[error(transparent)]
+    RegistrySetup(#[from] RegistrySetupError),
+    /// The registry could not be reached: the record is not at fault, so it is read again after the restart.
+    #[error("decoding record {topic}/{partition}@{offset}: {source}")]
+    Registry {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: DecodeError,
+    },
 }
 
 pub struct SinkConnector {
@@ -97,6 +109,48 @@ enum Completion {
     Handled(Ticket, Result<(), PolicyError>),
 }
 
+/// Decodes one part of a record. The outer error is a failure that is not the record's fault (the registry could
+/// not be reached); the inner one is a record error.
+async fn decode_part(
+    decoder: &Decoder,
+    stage: Stage,
+    record: &Record,
+) -> Result<Result<Value, RecordFailure>, SinkError> {
+    let (bytes, part) = match stage {
+        Stage::KeyConverter => (record.key.as_deref(), "key"),
+        _ => (record.value.as_deref(), "value"),
+    };
+    match decoder.decode(bytes).await {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) if error.is_record_error() => Ok(Err(RecordFailure {
+            stage,
+            error_kind: "DecodeError".into(),
+            message: format!("{part}: {error}"),
+        })),
+        Err(error) => Err(SinkError::Registry {
+            topic: record.position.topic.clone(),
+            partition: record.position.partition,
+            offset: record.position.offset,
+            source: error,
+        }),
+    }
+}
+
+/// The decoded key and value, or why the record has none.
+async fn decode_record(
+    key: &Decoder,
+    value: &Decoder,
+    record: &Record,
+) -> Result<Result<(Value, Value), RecordFailure>, SinkError> {
+    let key = match decode_part(key, Stage::KeyConverter, record).await? {
+        Ok(key) => key,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    Ok(decode_part(value, Stage::ValueConverter, record)
+        .await?
+        .map(|value| (key, value)))
+}
+
 /// A consumer error that no retry by librdkafka will fix.
 fn is_fatal(error: &KafkaError) -> bool {
     let code = match error {
@@ -120,6 +174,8 @@ struct Loop<'a> {
     config: &'a SinkConfig,
     consumer: &'a StreamConsumer<TrackingContext>,
     tracker: SharedTracker,
+    key_decoder: Decoder,
+    value_decoder: Decoder,
     builder: EntryBuilder,
     policy: ErrorPolicy,
     deliverer: Arc<Deliverer>,
@@ -148,22 +204,20 @@ impl Loop<'_> {
         }
     }
 
-    fn on_record(&mut self, record: Record) {
+    async fn on_record(&mut self, record: Record) {
         let ticket = self.tracker.lock().track(
             &record.position.topic,
             record.position.partition,
             record.position.offset,
         );
-        match self.to_entry(&record) {
-            Ok(entry) => {
-                for batch in self.batcher.push(
-                    InFlight {
-                        ticket,
-                        record,
-                        entry: entry.0,
-                    },
-                    entry.1,
-                ) {
+        let entry = match decode_record(&self.key_decoder, &self.value_decoder, &record).await {
+            Ok(Ok((key, value))) => self.build_entry(&record, key, value),
+            Ok(Err(failure)) => Err(failure),
+            Err(error) => return self.fail(error),
+        };
+        match entry {
+            Ok((entry, size)) => {
+                for batch in self.batcher.push(InFlight { ticket, record, entry }, size) {
                     self.ready.push_back(batch);
                 }
             }
@@ -171,19 +225,7 @@ impl Loop<'_> {
         }
     }
 
-    /// The record's entry and its size, or why there is none.
-    fn to_entry(&self, record: &Record) -> Result<(Entry, usize), RecordFailure> {
-        let key = schema::decode(self.config.key.format, record.key.as_deref()).map_err(|error| RecordFailure {
-            stage: Stage::KeyConverter,
-            error_kind: "DecodeError".into(),
-            message: format!("key ({:?}): {error}", self.config.key.format),
-        })?;
-        let value =
-            schema::decode(self.config.value.format, record.value.as_deref()).map_err(|error| RecordFailure {
-                stage: Stage::ValueConverter,
-                error_kind: "DecodeError".into(),
-                message: format!("value ({:?}): {error}", self.config.value.format),
-            })?;
+    fn build_entry(&self, record: &Record, key: Value, value: Value) -> Result<(Entry, usize), RecordFailure> {
         let entry = self.builder.build(record, key, value).map_err(|error| RecordFailure {
             stage: Stage::TaskPut,
             error_kind: "EntryBuildError".into(),
@@ -367,6 +409,8 @@ impl Connector for SinkConnector {
             config,
             consumer: &consumer,
             tracker,
+            key_decoder: Decoder::new(&config.key, self.worker.schema_registry.as_ref())?,
+            value_decoder: Decoder::new(&config.value, self.worker.schema_registry.as_ref())?,
             builder: EntryBuilder::new(&self.name, config),
             policy,
             deliverer,
@@ -403,7 +447,11 @@ impl Connector for SinkConnector {
                     state.flush();
                 }
                 message = messages.next(), if state.accepting => match message {
-                    Some(Ok(message)) => state.on_record(Record::from_message(&message)),
+                    Some(Ok(message)) => {
+                        let record = Record::from_message(&message);
+                        drop(message);
+                        state.on_record(record).await;
+                    }
                     Some(Err(error)) if is_fatal(&error) => state.fail(SinkError::Kafka(error)),
                     Some(Err(error)) => emit(KafkaConsumerError { connector: name, error: &error.to_string() }),
                     None => state.fail(SinkError::Kafka(KafkaError::NoMessageReceived)),

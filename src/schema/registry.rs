@@ -1,0 +1,101 @@
+//! Confluent wire format (magic byte 0, a big-endian 4-byte schema id, then the Avro body) decoded through the
+//! Schema Registry with schema_registry_converter, whose decoder fetches each schema once and caches it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use serde_json::Value;
+
+use super::avro::{to_json, AvroJsonOptions};
+use super::DecodeError;
+use crate::config::SchemaRegistryConfig;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot configure the Schema Registry client for {url}: {reason}")]
+pub struct RegistrySetupError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// A registry client, shared by the key and value decoders of a connector.
+pub fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySetupError> {
+    let mut builder = SrSettings::new_builder(config.url.value().trim_end_matches('/').to_owned());
+    builder.set_timeout(Duration::from_secs(30));
+    if let Some(auth) = &config.basic_auth {
+        builder.set_basic_authorization(auth.username.value(), Some(auth.password.expose()));
+    }
+    builder.build().map_err(|error| RegistrySetupError {
+        url: config.url.as_written().to_owned(),
+        reason: error.error,
+    })
+}
+
+/// Decodes Confluent-framed Avro to JSON.
+pub struct AvroRecordDecoder {
+    decoder: AvroDecoder,
+    options: AvroJsonOptions,
+}
+
+impl std::fmt::Debug for AvroRecordDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroRecordDecoder")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+fn describe(error: &SRCError) -> String {
+    match &error.cause {
+        Some(cause) => format!("{}: {cause}", error.error),
+        None => error.error.clone(),
+    }
+}
+
+impl AvroRecordDecoder {
+    pub fn new(settings: SrSettings, options: AvroJsonOptions) -> Arc<Self> {
+        Arc::new(Self {
+            decoder: AvroDecoder::new(settings),
+            options,
+        })
+    }
+
+    pub async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        let schema_id = match bytes {
+            [0, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+            [] => return Err(DecodeError::NotConfluentAvro("the record is empty".into())),
+            [first, ..] if *first != 0 => {
+                return Err(DecodeError::NotConfluentAvro(format!(
+                    "the first byte is {first:#04x}, not the magic byte 0x00"
+                )))
+            }
+            _ => {
+                return Err(DecodeError::NotConfluentAvro(format!(
+                    "{} bytes are too few for the 5-byte header",
+                    bytes.len()
+                )))
+            }
+        };
+        let classify = |error: SRCError| {
+            if error.retriable {
+                DecodeError::RegistryUnavailable {
+                    schema_id,
+                    reason: describe(&error),
+                }
+            } else {
+                DecodeError::Avro {
+                    schema_id,
+                    reason: describe(&error),
+                }
+            }
+        };
+        let decoded = self.decoder.decode(Some(bytes)).await.map_err(classify)?;
+        let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
+        to_json(&decoded.value, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
+            schema_id,
+            reason: error.to_string(),
+        })
+    }
+}
