@@ -438,3 +438,21 @@ pub fn sink_yaml(name: &str, topic: &str, bus: &str, config_extra: &str, tail: &
         "name: {name}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: {bus}\n  commit_interval: 500ms\n{extra}{tail}"
     )
 }
+
+/// Writes Avro records with confluent-kafka's AvroSerializer (`tests/support/produce_avro.py`); returns the
+/// registered schema id.
+pub async fn produce_avro(case: &str, topic: &str, count: usize) -> u32 {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/produce_avro.py");
+    let (case, topic) = (case.to_owned(), topic.to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
+            .args([script, &case, &topic, &count.to_string()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    summary["schema_id"].as_u64().unwrap() as u32
+}
