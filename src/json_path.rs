@@ -115,6 +115,31 @@ impl JsonPath {
         current
     }
 
+    /// The path below a leading `.name` step: `$.detail.value` without `detail` is `$.value`.
+    pub fn strip_field(&self, name: &str) -> Option<JsonPath> {
+        match self.steps.split_first() {
+            Some((Step::Field(first), rest)) if first == name => Some(Self {
+                text: format!("${}", render(rest)),
+                steps: rest.to_vec(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The parent path and the last field name, for a path that ends in a field: `$.a.b` is `($.a, "b")`.
+    pub fn split_last_field(&self) -> Option<(JsonPath, &str)> {
+        match self.steps.split_last() {
+            Some((Step::Field(last), parent)) => Some((
+                Self {
+                    text: format!("${}", render(parent)),
+                    steps: parent.to_vec(),
+                },
+                last,
+            )),
+            _ => None,
+        }
+    }
+
     /// The value at this path, for changing it in place; `None` for paths with `[*]` or that lead nowhere.
     pub fn select_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
         let mut current = value;
@@ -127,6 +152,22 @@ impl JsonPath {
         }
         Some(current)
     }
+}
+
+fn render(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|step| match step {
+            Step::Field(name)
+                if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+            {
+                format!(".{name}")
+            }
+            Step::Field(name) => format!("['{name}']"),
+            Step::Index(index) => format!("[{index}]"),
+            Step::Wildcard => "[*]".to_owned(),
+        })
+        .collect()
 }
 
 impl fmt::Debug for JsonPath {
@@ -187,6 +228,17 @@ mod tests {
         *path("$.a[0].b").select_mut(&mut event).unwrap() = json!(2);
         assert_eq!(event, json!({"a": [{"b": 2}]}));
         assert!(path("$.a[*].b").select_mut(&mut event).is_none());
+    }
+
+    #[test]
+    fn splits_and_strips_steps() {
+        let full = path("$.detail.value['odd key']");
+        let relative = full.strip_field("detail").unwrap();
+        assert_eq!(relative.as_str(), "$.value['odd key']");
+        let (parent, last) = relative.split_last_field().unwrap();
+        assert_eq!((parent.as_str(), last), ("$.value", "odd key"));
+        assert!(full.strip_field("value").is_none());
+        assert!(path("$.a[0]").split_last_field().is_none());
     }
 
     #[test]

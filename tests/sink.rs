@@ -412,3 +412,71 @@ async fn rate_limit_holds_the_configured_rate() {
         .sum();
     assert!((950..=1050).contains(&entries), "{entries} entries in 10 s at 100/s");
 }
+
+/// An event too large for PutEvents has its value offloaded to S3 (the AWS connector's claim check); small ones
+/// are sent whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_values_are_offloaded_to_s3_with_a_reference() {
+    let topic = unique("sink-offload");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("sink-offload", &json!({"source": ["ebconnect.test.offload"]})).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&support::aws_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique("claims");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let producer = support::producer();
+    let large = json!({"blob": "y".repeat(4000), "n": 1});
+    support::produce(
+        &producer,
+        &topic,
+        None,
+        Some(b"large"),
+        Some(large.to_string().as_bytes()),
+        &[],
+    )
+    .await;
+    support::produce(&producer, &topic, None, Some(b"small"), Some(br#"{"n":2}"#), &[]).await;
+    let name = unique("offload");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        &format!("source: ebconnect.test.offload\nbatch:\n  max_bytes: 2048\noffload:\n  s3_bucket: {bucket}\n  s3_prefix: events/"),
+        "",
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(2, Duration::from_secs(60)).await;
+    worker.stop().await;
+    let small = events
+        .iter()
+        .find(|event| event["detail"]["key"] == json!("small"))
+        .unwrap();
+    assert_eq!(
+        small["detail"]["value"],
+        json!({"n": 2}),
+        "small events are not offloaded"
+    );
+    assert!(small["detail"].get("dataref").is_none());
+    let offloaded = &events
+        .iter()
+        .find(|event| event["detail"]["key"] == json!("large"))
+        .unwrap()["detail"];
+    assert!(offloaded.get("value").is_none(), "{offloaded}");
+    assert_eq!(offloaded["datarefJsonPath"], json!("$.detail.value"));
+    assert_eq!(offloaded["topic"], json!(topic), "the rest of the envelope stays");
+    let dataref = offloaded["dataref"].as_str().unwrap();
+    let key = dataref
+        .strip_prefix(&format!("arn:aws:s3:::{bucket}/"))
+        .unwrap_or_else(|| panic!("{dataref}"));
+    assert!(key.starts_with("events/"), "{key}");
+    let object = s3.get_object().bucket(&bucket).key(key).send().await.unwrap();
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        large,
+        "the object holds the value, unchanged"
+    );
+}

@@ -76,6 +76,10 @@ pub struct SinkConfig {
     /// limiter, as they share the account's PutEvents quota. Default: no limit.
     #[serde(default)]
     pub rate_limit: Option<String>,
+    /// Claim-check offloading to S3 of events too large for PutEvents, as the AWS connector offers. Default: off,
+    /// and an entry over `batch.max_bytes` is a record error.
+    #[serde(default)]
+    pub offload: Option<OffloadConfig>,
     /// At most this many records between the consumer and settled PutEvents; the consumer pauses when full.
     /// Default: 10000.
     #[serde(default = "default_max_buffered_records")]
@@ -226,6 +230,23 @@ impl<'de> Deserialize<'de> for TimeConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct OffloadConfig {
+    /// The bucket offloaded parts are written to (the credentials need `s3:PutObject`). Setting it turns offloading on.
+    pub s3_bucket: String,
+    /// Prepended to each object's key, a random UUID. Default: none.
+    #[serde(default)]
+    pub s3_prefix: String,
+    /// The part of the event to offload: a path into the event that starts with `$.detail.` and ends in a field
+    /// name. Default: `$.detail.value` (the record value in the envelope); required with `detail: value`.
+    #[serde(default)]
+    pub json_path: Option<JsonPath>,
+    /// Offload the part of every event, not only of events over `batch.max_bytes`. Default: false.
+    #[serde(default)]
+    pub always: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     /// Entries per PutEvents request, 1 to 10. Default: 10.
     #[serde(default = "default_max_entries")]
@@ -332,6 +353,7 @@ impl SinkConfig {
                 ));
             }
         }
+        self.offload_path()?;
         if self.retry.max_attempts == 0 {
             return Err("config.retry.max_attempts: must be at least 1 (the first send counts)".into());
         }
@@ -339,6 +361,33 @@ impl SinkConfig {
             return Err("config.event_bus: must not be empty".into());
         }
         Ok(())
+    }
+
+    /// The offload path in effect, if offloading is on.
+    pub fn offload_path(&self) -> Result<Option<JsonPath>, String> {
+        let Some(offload) = &self.offload else {
+            return Ok(None);
+        };
+        let path = match (&offload.json_path, self.detail) {
+            (Some(path), _) => path.clone(),
+            (None, DetailShape::Envelope) => "$.detail.value".parse().map_err(|error| format!("{error}"))?,
+            (None, DetailShape::Value) => {
+                return Err(
+                    "config.offload.json_path is required with `detail: value` (e.g. `$.detail.payload`)".into(),
+                )
+            }
+        };
+        let usable = !path.is_multi()
+            && path
+                .strip_field("detail")
+                .and_then(|within| within.split_last_field().map(|_| ()))
+                .is_some();
+        if !usable {
+            return Err(format!(
+                "config.offload.json_path: `{path}` must start with `$.detail.`, end in a field name, and have no `[*]`"
+            ));
+        }
+        Ok(Some(path))
     }
 
     pub fn group_id(&self, name: &ConnectorName) -> String {

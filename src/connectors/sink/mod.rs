@@ -6,6 +6,7 @@
 //! consumer pauses while `max_buffered_records` records are unsettled.
 
 pub mod config;
+pub mod offload;
 pub mod request_builder;
 
 use std::collections::VecDeque;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 pub use self::config::SinkConfig;
+use self::offload::{S3Uploader, Upload};
 use self::request_builder::EntryBuilder;
 use super::{BoxError, Connector, ConnectorContext};
 use crate::config::{ConnectorName, ErrorsConfig, WorkerConfig};
@@ -94,6 +96,8 @@ struct InFlight {
     ticket: Ticket,
     record: Record,
     entry: Entry,
+    /// The offloaded part, written to S3 before the entry is sent.
+    upload: Option<Upload>,
 }
 
 impl AsRef<Entry> for InFlight {
@@ -179,6 +183,7 @@ struct Loop<'a> {
     builder: EntryBuilder,
     policy: ErrorPolicy,
     deliverer: Arc<Deliverer>,
+    uploader: Option<Arc<S3Uploader>>,
     batcher: Batcher<InFlight>,
     ready: VecDeque<Vec<InFlight>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Completion>>,
@@ -216,8 +221,14 @@ impl Loop<'_> {
             Err(error) => return self.fail(error),
         };
         match entry {
-            Ok((entry, size)) => {
-                for batch in self.batcher.push(InFlight { ticket, record, entry }, size) {
+            Ok((entry, upload, size)) => {
+                let item = InFlight {
+                    ticket,
+                    record,
+                    entry,
+                    upload,
+                };
+                for batch in self.batcher.push(item, size) {
                     self.ready.push_back(batch);
                 }
             }
@@ -225,8 +236,13 @@ impl Loop<'_> {
         }
     }
 
-    fn build_entry(&self, record: &Record, key: Value, value: Value) -> Result<(Entry, usize), RecordFailure> {
-        let entry = self.builder.build(record, key, value).map_err(|error| RecordFailure {
+    fn build_entry(
+        &self,
+        record: &Record,
+        key: Value,
+        value: Value,
+    ) -> Result<(Entry, Option<Upload>, usize), RecordFailure> {
+        let (entry, upload) = self.builder.build(record, key, value).map_err(|error| RecordFailure {
             stage: Stage::TaskPut,
             error_kind: "EntryBuildError".into(),
             message: error.to_string(),
@@ -237,12 +253,17 @@ impl Loop<'_> {
                 stage: Stage::TaskPut,
                 error_kind: "EntryTooLarge".into(),
                 message: format!(
-                    "the entry is {size} bytes as EventBridge counts them, over the limit of {} (batch.max_bytes)",
-                    self.config.batch.max_bytes
+                    "the entry is {size} bytes as EventBridge counts them, over the limit of {} (batch.max_bytes){}",
+                    self.config.batch.max_bytes,
+                    if upload.is_some() {
+                        " even after offloading to S3"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
-        Ok((entry, size))
+        Ok((entry, upload, size))
     }
 
     fn on_failure(&mut self, ticket: Ticket, record: Record, failure: RecordFailure) {
@@ -295,9 +316,26 @@ impl Loop<'_> {
                 break;
             };
             let deliverer = self.deliverer.clone();
+            let uploader = self.uploader.clone();
             self.requests_in_flight += 1;
-            self.in_flight
-                .push(async move { Completion::Delivered(deliverer.deliver(batch).await) }.boxed());
+            self.in_flight.push(
+                async move {
+                    // Offloaded parts go to S3 first, so that no event refers to an object that does not exist.
+                    if let Some(uploader) = uploader {
+                        let uploads = batch.iter().filter_map(|item| item.upload.as_ref());
+                        if let Err(error) = uploader.upload_all(uploads).await {
+                            return Completion::Delivered(Delivery {
+                                settled: Vec::new(),
+                                unsettled: batch,
+                                error: Some(error),
+                                attempts: 0,
+                            });
+                        }
+                    }
+                    Completion::Delivered(deliverer.deliver(batch).await)
+                }
+                .boxed(),
+            );
         }
     }
 
@@ -393,6 +431,17 @@ impl Connector for SinkConnector {
                 .and_then(|group| self.rate_limits.get(group)),
         });
 
+        let uploader = config.offload.as_ref().map(|_| {
+            let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+                // Emulators and VPC endpoints do not serve bucket names as host names.
+                .force_path_style(self.worker.aws.endpoint_url.is_some())
+                .build();
+            Arc::new(S3Uploader {
+                client: aws_sdk_s3::Client::from_conf(s3),
+                retry: config.retry.clone(),
+            })
+        });
+
         let subscription = match &config.topics_regex {
             // librdkafka treats a topic starting with `^` as a regular expression.
             Some(pattern) => vec![format!("^{}", pattern.trim_start_matches('^'))],
@@ -414,6 +463,7 @@ impl Connector for SinkConnector {
             builder: EntryBuilder::new(&self.name, config),
             policy,
             deliverer,
+            uploader,
             batcher: Batcher::new(config.batch.max_entries, config.batch.max_bytes),
             ready: VecDeque::new(),
             in_flight: FuturesUnordered::new(),

@@ -5,6 +5,7 @@ use chrono::DateTime;
 use serde_json::{json, Map, Value};
 
 use super::config::{DetailShape, DetailTypeConfig, ResourceConfig, SinkConfig, TimeConfig};
+use super::offload::{Offloader, Upload};
 use crate::config::ConnectorName;
 use crate::eventbridge::Entry;
 use crate::record::Record;
@@ -62,10 +63,17 @@ pub struct EntryBuilder {
     resources: Vec<ResourceConfig>,
     time: TimeConfig,
     trace_header: Option<String>,
+    offloader: Option<Offloader>,
+    max_bytes: usize,
 }
 
 impl EntryBuilder {
+    /// `config` has passed `SinkConfig::check`.
     pub fn new(name: &ConnectorName, config: &SinkConfig) -> Self {
+        let offloader = match (&config.offload, config.offload_path()) {
+            (Some(offload), Ok(Some(path))) => Offloader::new(offload, &path),
+            _ => None,
+        };
         Self {
             source: config.source(name),
             detail: config.detail,
@@ -73,10 +81,13 @@ impl EntryBuilder {
             resources: config.resources.clone(),
             time: config.time.clone(),
             trace_header: config.trace_header.clone(),
+            offloader,
+            max_bytes: config.batch.max_bytes,
         }
     }
 
-    pub fn build(&self, record: &Record, key: Value, value: Value) -> Result<Entry, BuildError> {
+    /// The entry, and the object to write to S3 first when part of the event was offloaded.
+    pub fn build(&self, record: &Record, key: Value, value: Value) -> Result<(Entry, Option<Upload>), BuildError> {
         let detail_type = self.detail_type(record, &value)?;
         let time = self.time(record, &value)?;
         let resources = self.resources(&value)?;
@@ -118,14 +129,26 @@ impl EntryBuilder {
                 })
             }
         };
-        Ok(Entry {
+        let mut detail = detail;
+        let mut entry = Entry {
             source: self.source.clone(),
             detail_type,
             detail: detail.to_string(),
             time,
             resources,
             trace_header,
-        })
+        };
+        let upload = match &self.offloader {
+            Some(offloader) if offloader.always || entry.size() > self.max_bytes => {
+                let upload = offloader.offload(&mut detail);
+                if upload.is_some() {
+                    entry.detail = detail.to_string();
+                }
+                upload
+            }
+            _ => None,
+        };
+        Ok((entry, upload))
     }
 
     fn detail_type(&self, record: &Record, value: &Value) -> Result<String, BuildError> {

@@ -1,0 +1,313 @@
+//! End-to-end sink throughput: a topic pre-filled with ~1 KiB Schema Registry Avro CloudTrail-like records (built
+//! from the real CloudTrail fixture), the release `ebconnect` binary as a separate process, and a fast local PutEvents
+//! endpoint in this process that acknowledges every entry. No rate limit. Reports records/s, the worker's CPU time
+//! and its peak RSS (VmHWM).
+//!
+//!     scripts/stack up && source <(scripts/stack env) && cargo bench --bench sink_throughput
+//!
+//! `BENCH_RECORDS` (default 300000) sets the number of records.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apache_avro::schema::Schema;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+
+const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"ebconnect.bench","fields":[
+  {"name":"eventVersion","type":"string"},
+  {"name":"userIdentity","type":{"type":"record","name":"UserIdentity","fields":[
+    {"name":"type","type":["null","string"],"default":null},
+    {"name":"principalId","type":["null","string"],"default":null},
+    {"name":"arn","type":["null","string"],"default":null},
+    {"name":"accountId","type":["null","string"],"default":null},
+    {"name":"accessKeyId","type":["null","string"],"default":null},
+    {"name":"userName","type":["null","string"],"default":null}]}},
+  {"name":"eventTime","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"eventSource","type":"string"},
+  {"name":"eventName","type":"string"},
+  {"name":"awsRegion","type":"string"},
+  {"name":"sourceIPAddress","type":["null","string"],"default":null},
+  {"name":"userAgent","type":["null","string"],"default":null},
+  {"name":"errorCode","type":["null","string"],"default":null},
+  {"name":"requestParameters","type":["null","string"],"default":null},
+  {"name":"responseElements","type":["null","string"],"default":null},
+  {"name":"requestID","type":["null","string"],"default":null},
+  {"name":"eventID","type":"string"},
+  {"name":"readOnly","type":["null","boolean"],"default":null},
+  {"name":"eventType","type":["null","string"],"default":null},
+  {"name":"recipientAccountId","type":["null","string"],"default":null},
+  {"name":"tlsDetails","type":["null",{"type":"map","values":"string"}],"default":null}]}"#;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source <(scripts/stack env)` first"))
+}
+
+fn text(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::String(_) => value.clone(),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// One fixture record as this schema's JSON shape, ready for `Avro::from(...).resolve(...)`.
+fn shaped(event: &Value, n: usize) -> Value {
+    let identity = &event["userIdentity"];
+    let time = chrono::DateTime::parse_from_rfc3339(event["eventTime"].as_str().unwrap()).unwrap();
+    let tls = event.get("tlsDetails").filter(|tls| tls.is_object()).map(|tls| {
+        Value::Object(
+            tls.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), text(v)))
+                .collect(),
+        )
+    });
+    json!({
+        "eventVersion": event["eventVersion"],
+        "userIdentity": {
+            "type": identity["type"], "principalId": identity["principalId"], "arn": identity["arn"],
+            "accountId": identity["accountId"], "accessKeyId": identity["accessKeyId"], "userName": identity["userName"],
+        },
+        "eventTime": time.timestamp_millis(),
+        "eventSource": event["eventSource"],
+        "eventName": event["eventName"],
+        "awsRegion": event["awsRegion"],
+        "sourceIPAddress": event["sourceIPAddress"],
+        "userAgent": event["userAgent"],
+        "errorCode": event["errorCode"],
+        "requestParameters": text(&event["requestParameters"]),
+        "responseElements": text(&event["responseElements"]),
+        "requestID": event["requestID"],
+        "eventID": format!("{}-{n}", event["eventID"].as_str().unwrap_or_default()),
+        "readOnly": event["readOnly"],
+        "eventType": event["eventType"],
+        "recipientAccountId": event["recipientAccountId"],
+        "tlsDetails": tls,
+    })
+}
+
+async fn register(schema: &str, subject: &str) -> u32 {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/subjects/{subject}/versions", env("SCHEMA_REGISTRY_URL")))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .json(&json!({ "schema": schema }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["id"].as_u64().unwrap() as u32
+}
+
+/// Fills `topic` with `count` framed Avro records; returns the mean value size.
+fn prefill(topic: &str, count: usize, schema_id: u32) -> usize {
+    let schema = Schema::parse_str(SCHEMA).unwrap();
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap();
+    let fixture = include_str!("../tests/fixtures/cloudtrail/invictus_aws_dataset.jsonl");
+    let events: Vec<Value> = fixture
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // Pre-encode one body per fixture event; records cycle through them with their own key.
+    let bodies: Vec<Vec<u8>> = events
+        .iter()
+        .enumerate()
+        .map(|(n, event)| {
+            let value = apache_avro::to_value(shaped(event, n))
+                .unwrap()
+                .resolve(&schema)
+                .unwrap();
+            let mut framed = vec![0];
+            framed.extend(schema_id.to_be_bytes());
+            framed.extend(writer.write_value_to_vec(value).unwrap());
+            framed
+        })
+        .collect();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap();
+    let mut total = 0;
+    for n in 0..count {
+        let body = &bodies[n % bodies.len()];
+        total += body.len();
+        let key = n.to_string();
+        let mut record = BaseRecord::to(topic).key(&key).payload(body);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    record = returned;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    total / count
+}
+
+#[derive(Default)]
+struct Counters {
+    entries: AtomicU64,
+    requests: AtomicU64,
+    first_request_ns: AtomicU64,
+    last_request_ns: AtomicU64,
+}
+
+async fn put_events(
+    State((counters, origin)): State<(Arc<Counters>, Instant)>,
+    body: String,
+) -> ([(&'static str, &'static str); 1], String) {
+    // Counting `"Source"` keys is enough to know the entries; a full parse would take CPU from the worker.
+    let entries = body.matches("\"Source\"").count();
+    let now = origin.elapsed().as_nanos() as u64;
+    let _ = counters
+        .first_request_ns
+        .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    counters.last_request_ns.store(now, Ordering::SeqCst);
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    let first = counters.entries.fetch_add(entries as u64, Ordering::Relaxed);
+    let results: Vec<String> = (0..entries)
+        .map(|i| format!(r#"{{"EventId":"e{}"}}"#, first + i as u64))
+        .collect();
+    (
+        [("content-type", "application/x-amz-json-1.1")],
+        format!(r#"{{"FailedEntryCount":0,"Entries":[{}]}}"#, results.join(",")),
+    )
+}
+
+/// (user + system CPU seconds, peak RSS in KiB) of a process, from /proc.
+fn process_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (ticks as f64 / 100.0, hwm)
+}
+
+#[tokio::main]
+async fn main() {
+    let records: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300_000);
+    let run = format!("bench-{}", std::process::id());
+    let topic = format!("{run}-cloudtrail");
+    let schema_id = register(SCHEMA, &format!("{topic}-value")).await;
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[rdkafka::admin::NewTopic::new(
+                &topic,
+                4,
+                rdkafka::admin::TopicReplication::Fixed(1),
+            )],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let topic_for_fill = topic.clone();
+    let mean_size = tokio::task::spawn_blocking(move || prefill(&topic_for_fill, records, schema_id))
+        .await
+        .unwrap();
+    eprintln!(
+        "prefilled {records} records (mean value {mean_size} bytes) in {:?}",
+        started.elapsed()
+    );
+
+    let counters = Arc::new(Counters::default());
+    let origin = Instant::now();
+    let app = Router::new()
+        .route("/", post(put_events))
+        .with_state((counters.clone(), origin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(
+        dir.path().join("worker.yaml"),
+        format!(
+            "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: us-east-1\n  endpoint_url: {endpoint}\nlog_format: json\n",
+            env("KAFKA_BOOTSTRAP_SERVERS"),
+            env("SCHEMA_REGISTRY_URL")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("connectors/bench.yaml"),
+        format!(
+            "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: avro\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n"
+        ),
+    )
+    .unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
+        .args(["run", "--worker"])
+        .arg(dir.path().join("worker.yaml"))
+        .arg("--connectors")
+        .arg(dir.path().join("connectors"))
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .stderr(std::fs::File::create(dir.path().join("worker.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while counters.entries.load(Ordering::SeqCst) < records as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not deliver every record in time"
+        );
+        if let Some(status) = worker.try_wait().unwrap() {
+            panic!(
+                "the worker exited with {status}: {}",
+                std::fs::read_to_string(dir.path().join("worker.log")).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cpu_seconds, peak_rss_kib) = process_usage(worker.id());
+    let first = counters.first_request_ns.load(Ordering::SeqCst);
+    let last = counters.last_request_ns.load(Ordering::SeqCst);
+    let seconds = (last - first) as f64 / 1e9;
+    let requests = counters.requests.load(Ordering::SeqCst);
+    std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    worker.wait().unwrap();
+
+    println!("sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint");
+    println!("  records/s:        {:.0}", records as f64 / seconds);
+    println!("  delivery time:    {seconds:.2} s (first to last request), {requests} requests");
+    println!(
+        "  worker CPU:       {cpu_seconds:.2} s user+system ({:.0}% of one core over the delivery)",
+        100.0 * cpu_seconds / seconds
+    );
+    println!("  worker peak RSS:  {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+}
