@@ -6,6 +6,7 @@ pub mod dead_letter;
 pub mod eventbridge;
 pub mod json_path;
 pub mod kafka;
+pub mod pattern;
 pub mod rate_limit;
 pub mod record;
 pub mod runtime;

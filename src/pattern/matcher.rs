@@ -22,7 +22,10 @@ pub enum Matcher {
     EqualsIgnoreCase(String),
     Wildcard(Wildcard),
     AnythingBut(AnythingBut),
-    Numeric { lower: Option<Bound>, upper: Option<Bound> },
+    Numeric {
+        lower: Option<Bound>,
+        upper: Option<Bound>,
+    },
     Exists(bool),
     Cidr(Cidr),
 }
@@ -30,7 +33,10 @@ pub enum Matcher {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnythingBut {
     /// Any string not among `strings` and any number not among `numbers`.
-    Values { strings: Vec<String>, numbers: Vec<f64> },
+    Values {
+        strings: Vec<String>,
+        numbers: Vec<f64>,
+    },
     Prefix(String),
     Suffix(String),
     IgnoreCase(Vec<String>),
@@ -122,7 +128,11 @@ impl Cidr {
                 u128::from(u32::from(network)) & mask == u128::from(u32::from(address)) & mask
             }
             (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = if self.prefix == 128 { u128::MAX } else { mask(128, self.prefix) };
+                let mask = if self.prefix == 128 {
+                    u128::MAX
+                } else {
+                    mask(128, self.prefix)
+                };
                 u128::from(network) & mask == u128::from(address) & mask
             }
             _ => false,
@@ -152,28 +162,37 @@ impl Matcher {
                 (expected, actual) => expected == actual,
             },
             Self::Prefix(prefix) => value.as_str().is_some_and(|text| text.starts_with(prefix.as_str())),
-            Self::PrefixIgnoreCase(prefix) => value.as_str().is_some_and(|text| lower(text).starts_with(prefix.as_str())),
+            Self::PrefixIgnoreCase(prefix) => value
+                .as_str()
+                .is_some_and(|text| lower(text).starts_with(prefix.as_str())),
             Self::Suffix(suffix) => value.as_str().is_some_and(|text| text.ends_with(suffix.as_str())),
-            Self::SuffixIgnoreCase(suffix) => value.as_str().is_some_and(|text| lower(text).ends_with(suffix.as_str())),
+            Self::SuffixIgnoreCase(suffix) => value
+                .as_str()
+                .is_some_and(|text| lower(text).ends_with(suffix.as_str())),
             Self::EqualsIgnoreCase(expected) => value.as_str().is_some_and(|text| lower(text) == *expected),
             Self::Wildcard(wildcard) => value.as_str().is_some_and(|text| wildcard.matches(text)),
             Self::AnythingBut(but) => match but {
                 AnythingBut::Values { strings, numbers } => match value {
                     Value::String(text) => !strings.contains(text),
-                    Value::Number(number) => as_number(&Value::Number(number.clone()))
-                        .is_some_and(|number| !numbers.contains(&number)),
+                    Value::Number(number) => {
+                        as_number(&Value::Number(number.clone())).is_some_and(|number| !numbers.contains(&number))
+                    }
                     _ => false,
                 },
                 AnythingBut::Prefix(prefix) => value.as_str().is_some_and(|text| !text.starts_with(prefix.as_str())),
                 AnythingBut::Suffix(suffix) => value.as_str().is_some_and(|text| !text.ends_with(suffix.as_str())),
-                AnythingBut::IgnoreCase(excluded) => value.as_str().is_some_and(|text| !excluded.contains(&lower(text))),
-                AnythingBut::Wildcard(excluded) => {
-                    value.as_str().is_some_and(|text| !excluded.iter().any(|wildcard| wildcard.matches(text)))
+                AnythingBut::IgnoreCase(excluded) => {
+                    value.as_str().is_some_and(|text| !excluded.contains(&lower(text)))
                 }
+                AnythingBut::Wildcard(excluded) => value
+                    .as_str()
+                    .is_some_and(|text| !excluded.iter().any(|wildcard| wildcard.matches(text))),
             },
             Self::Numeric { lower, upper } => as_number(value).is_some_and(|number| {
-                let above = lower.is_none_or(|bound| number > bound.value || (bound.inclusive && number == bound.value));
-                let below = upper.is_none_or(|bound| number < bound.value || (bound.inclusive && number == bound.value));
+                let above =
+                    lower.is_none_or(|bound| number > bound.value || (bound.inclusive && number == bound.value));
+                let below =
+                    upper.is_none_or(|bound| number < bound.value || (bound.inclusive && number == bound.value));
                 above && below
             }),
             Self::Exists(exists) => *exists,

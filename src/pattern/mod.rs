@@ -5,6 +5,10 @@
 //! one must match. Arrays in the event match when any element does, and for objects inside arrays every field of
 //! a pattern object must match within the same element (array consistency).
 //!
+//! Like EventBridge, `$or` is compiled by expanding it into alternatives, each the surrounding fields merged with one
+//! `$or` branch, where a branch's field replaces a surrounding field of the same name. A pattern object is therefore
+//! held as a list of flat alternatives, one of which must match.
+//!
 //! Matchers: exact strings, numbers (compared by value), `true`/`false`, `null`; `prefix`, `suffix` (each also
 //! `{"equals-ignore-case": ...}`), `equals-ignore-case`, `wildcard`, `anything-but` (a value, a list, or a
 //! `prefix`/`suffix`/`equals-ignore-case`/`wildcard`), `numeric` ranges, `exists`, and `cidr`.
@@ -14,26 +18,28 @@ mod parse;
 
 use serde_json::Value;
 
-pub use self::parse::PatternError;
 use self::matcher::Matcher;
+pub use self::parse::PatternError;
 
 /// A compiled event pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pattern {
-    root: ObjectPattern,
+    root: Alternatives,
 }
 
+/// Pattern objects of which one must match.
+type Alternatives = Vec<ObjectPattern>;
+
+/// Fields that must all match.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct ObjectPattern {
     fields: Vec<(String, FieldPattern)>,
-    /// Each group is a `$or`: one of its alternatives must match.
-    any_of: Vec<Vec<ObjectPattern>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum FieldPattern {
     Matchers(Vec<Matcher>),
-    Object(ObjectPattern),
+    Object(Alternatives),
 }
 
 impl Pattern {
@@ -43,6 +49,12 @@ impl Pattern {
             path: String::new(),
             message: format!("not valid JSON: {error}"),
         })?;
+        if let Some(literal) = parse::underflowing_number(text) {
+            return Err(PatternError {
+                path: String::new(),
+                message: format!("cannot compare number {literal}: it is below the smallest double"),
+            });
+        }
         Self::from_value(&value)
     }
 
@@ -53,7 +65,7 @@ impl Pattern {
 
     /// True if `event` matches.
     pub fn matches(&self, event: &Value) -> bool {
-        self.root.matches(Some(event))
+        self.root.iter().any(|alternative| alternative.matches(Some(event)))
     }
 }
 
@@ -81,10 +93,7 @@ impl ObjectPattern {
         self.fields.iter().all(|(name, field)| {
             let value = object.and_then(|object| object.get(name));
             field.matches(value)
-        }) && self
-            .any_of
-            .iter()
-            .all(|alternatives| alternatives.iter().any(|alternative| alternative.matches_object(object)))
+        })
     }
 }
 
@@ -101,7 +110,7 @@ fn flatten<'v>(items: &'v [Value], into: &mut Vec<&'v Value>) {
 impl FieldPattern {
     fn matches(&self, value: Option<&Value>) -> bool {
         match self {
-            Self::Object(object) => object.matches(value),
+            Self::Object(alternatives) => alternatives.iter().any(|alternative| alternative.matches(value)),
             Self::Matchers(matchers) => {
                 let mut leaves = Vec::new();
                 match value {
