@@ -247,7 +247,7 @@ fn matcher(value: &Value, path: &str) -> Result<Matcher> {
     })
 }
 
-fn push(pieces: &mut Vec<String>, c: char) {
+fn push(pieces: &mut [String], c: char) {
     if let Some(piece) = pieces.last_mut() {
         piece.push(c);
     }
