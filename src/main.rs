@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ebconnect::config::{self, LogFormat};
+use ebconnect::pattern::Pattern;
 use ebconnect::runtime::{shutdown_on_signal, Worker};
 
 #[derive(Parser)]
@@ -42,6 +43,80 @@ enum Command {
         #[arg(default_value = "connectors")]
         paths: Vec<PathBuf>,
     },
+    /// Test an event pattern: prints `true` (exit 0) or `false` (exit 1); an invalid pattern exits 2.
+    TestPattern {
+        /// The pattern: a file, or the JSON itself.
+        #[arg(long)]
+        pattern: String,
+        /// One event: a file, or the JSON itself.
+        #[arg(long, conflicts_with = "events", required_unless_present = "events")]
+        event: Option<String>,
+        /// A file of events, one JSON object per line: prints `true` or `false` for each line, in order.
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
+}
+
+/// The argument itself if it looks like JSON, else the content of the file it names.
+fn json_argument(argument: &str) -> Result<String, String> {
+    if argument.trim_start().starts_with(['{', '[']) {
+        return Ok(argument.to_owned());
+    }
+    std::fs::read_to_string(argument).map_err(|error| format!("cannot read {argument}: {error}"))
+}
+
+fn test_pattern(pattern: &str, event: Option<String>, events: Option<PathBuf>) -> ExitCode {
+    let pattern = match json_argument(pattern).and_then(|text| Pattern::parse(&text).map_err(|error| error.to_string())) {
+        Ok(pattern) => pattern,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(file) = events {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("cannot read {}: {error}", file.display());
+                return ExitCode::from(2);
+            }
+        };
+        let mut output = String::new();
+        for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(event) => output.push_str(if pattern.matches(&event) { "true\n" } else { "false\n" }),
+                Err(error) => {
+                    print!("{output}");
+                    eprintln!("{}:{}: not a JSON event: {error}", file.display(), number + 1);
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        print!("{output}");
+        return ExitCode::SUCCESS;
+    }
+    let event = match event.as_deref().map(json_argument) {
+        Some(Ok(text)) => text,
+        Some(Err(error)) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+        None => return ExitCode::from(2),
+    };
+    match serde_json::from_str::<serde_json::Value>(&event) {
+        Ok(event) if pattern.matches(&event) => {
+            println!("true");
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            println!("false");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("the event is not valid JSON: {error}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -139,6 +214,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { worker, paths } => validate(worker, paths),
+        Command::TestPattern { pattern, event, events } => test_pattern(&pattern, event, events),
         Command::Run {
             worker,
             connectors,

@@ -135,3 +135,40 @@ fn a_big_event_matches() {
     let event: Value = serde_json::from_str(&read("bigEvent.json")).unwrap();
     assert!(pattern.matches(&event));
 }
+
+/// `ebconnect test-pattern`, as `aws events test-event-pattern` behaves: `true` and 0, `false` and 1, invalid 2.
+#[test]
+fn the_test_pattern_command_reports_by_output_and_exit_code() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
+            .arg("test-pattern")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let event = r#"{"source":"aws.s3","detail":{"eventName":"GetObject","bytes":301.8}}"#;
+    let (code, out, _) = run(&["--pattern", r#"{"detail":{"bytes":[{"numeric":["=",3.018e2]}]}}"#, "--event", event]);
+    assert_eq!((code, out.as_str()), (Some(0), "true\n"));
+    let (code, out, _) = run(&["--pattern", r#"{"source":["aws.ec2"]}"#, "--event", event]);
+    assert_eq!((code, out.as_str()), (Some(1), "false\n"));
+    let (code, out, err) = run(&["--pattern", r#"{"source":[{"prefix":3}]}"#, "--event", event]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert!(err.contains("source[0].prefix") && err.contains("must be a string"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pattern_file = dir.path().join("pattern.json");
+    std::fs::write(&pattern_file, r#"{"detail":{"eventName":[{"prefix":"Get"}]}}"#).unwrap();
+    let events_file = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events_file,
+        "{\"detail\":{\"eventName\":\"GetObject\"}}\n{\"detail\":{\"eventName\":\"PutObject\"}}\n{\"detail\":{}}\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["--pattern", pattern_file.to_str().unwrap(), "--events", events_file.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (Some(0), "true\nfalse\nfalse\n"));
+}
