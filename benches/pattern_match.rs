@@ -30,7 +30,10 @@ fn main() {
     ))
     .unwrap();
     let patterns = [
-        ("simple: detail-type", r#"{"detail-type": ["AWS Console Sign In via CloudTrail"]}"#),
+        (
+            "simple: detail-type",
+            r#"{"detail-type": ["AWS Console Sign In via CloudTrail"]}"#,
+        ),
         (
             "cloudtrail: source + nested exact",
             r#"{"source": ["aws.signin"], "detail": {"eventName": ["ConsoleLogin"]}}"#,
@@ -43,7 +46,10 @@ fn main() {
             "prefix + cidr + exists",
             r#"{"detail": {"eventName": [{"prefix": "Console"}], "sourceIPAddress": [{"cidr": "0.0.0.0/0"}], "errorCode": [{"exists": false}]}}"#,
         ),
-        ("no match: first field differs", r#"{"source": ["aws.s3"], "detail": {"eventName": ["ConsoleLogin"]}}"#),
+        (
+            "no match: first field differs",
+            r#"{"source": ["aws.s3"], "detail": {"eventName": ["ConsoleLogin"]}}"#,
+        ),
     ];
     println!("pattern_match: ns per match against a CloudTrail ConsoleLogin event (median of 7 x 1M)");
     for (name, text) in patterns {

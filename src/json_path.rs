@@ -140,6 +140,39 @@ impl JsonPath {
         }
     }
 
+    /// The field names of a path made only of fields (`$.a.b` gives `[a, b]`); `None` if it has an index or `[*]`.
+    pub fn field_names(&self) -> Option<Vec<&str>> {
+        self.steps
+            .iter()
+            .map(|step| match step {
+                Step::Field(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `index`-th value the path selects (in `select`'s order), for changing it in place.
+    pub fn select_nth_mut<'v>(&self, value: &'v mut Value, index: usize) -> Option<&'v mut Value> {
+        fn walk<'v>(steps: &[Step], value: &'v mut Value, index: &mut usize) -> Option<&'v mut Value> {
+            let Some((step, rest)) = steps.split_first() else {
+                if *index == 0 {
+                    return Some(value);
+                }
+                *index -= 1;
+                return None;
+            };
+            match (step, value) {
+                (Step::Field(name), Value::Object(map)) => walk(rest, map.get_mut(name)?, index),
+                (Step::Index(at), Value::Array(items)) => walk(rest, items.get_mut(*at)?, index),
+                (Step::Wildcard, Value::Array(items)) => items.iter_mut().find_map(|item| walk(rest, item, index)),
+                (Step::Wildcard, Value::Object(map)) => map.values_mut().find_map(|item| walk(rest, item, index)),
+                _ => None,
+            }
+        }
+        let mut remaining = index;
+        walk(&self.steps, value, &mut remaining)
+    }
+
     /// The value at this path, for changing it in place; `None` for paths with `[*]` or that lead nowhere.
     pub fn select_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
         let mut current = value;
@@ -168,6 +201,19 @@ fn render(steps: &[Step]) -> String {
             Step::Wildcard => "[*]".to_owned(),
         })
         .collect()
+}
+
+/// Ordered by text, so that paths can key a sorted map.
+impl PartialOrd for JsonPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for JsonPath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
 }
 
 impl fmt::Debug for JsonPath {

@@ -12,3 +12,4 @@ pub mod record;
 pub mod runtime;
 pub mod schema;
 pub mod telemetry;
+pub mod transform;

@@ -66,7 +66,8 @@ fn json_argument(argument: &str) -> Result<String, String> {
 }
 
 fn test_pattern(pattern: &str, event: Option<String>, events: Option<PathBuf>) -> ExitCode {
-    let pattern = match json_argument(pattern).and_then(|text| Pattern::parse(&text).map_err(|error| error.to_string())) {
+    let pattern = match json_argument(pattern).and_then(|text| Pattern::parse(&text).map_err(|error| error.to_string()))
+    {
         Ok(pattern) => pattern,
         Err(error) => {
             eprintln!("{error}");

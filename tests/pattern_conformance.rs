@@ -152,13 +152,21 @@ fn the_test_pattern_command_reports_by_output_and_exit_code() {
         )
     };
     let event = r#"{"source":"aws.s3","detail":{"eventName":"GetObject","bytes":301.8}}"#;
-    let (code, out, _) = run(&["--pattern", r#"{"detail":{"bytes":[{"numeric":["=",3.018e2]}]}}"#, "--event", event]);
+    let (code, out, _) = run(&[
+        "--pattern",
+        r#"{"detail":{"bytes":[{"numeric":["=",3.018e2]}]}}"#,
+        "--event",
+        event,
+    ]);
     assert_eq!((code, out.as_str()), (Some(0), "true\n"));
     let (code, out, _) = run(&["--pattern", r#"{"source":["aws.ec2"]}"#, "--event", event]);
     assert_eq!((code, out.as_str()), (Some(1), "false\n"));
     let (code, out, err) = run(&["--pattern", r#"{"source":[{"prefix":3}]}"#, "--event", event]);
     assert_eq!((code, out.as_str()), (Some(2), ""));
-    assert!(err.contains("source[0].prefix") && err.contains("must be a string"), "{err}");
+    assert!(
+        err.contains("source[0].prefix") && err.contains("must be a string"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let pattern_file = dir.path().join("pattern.json");
@@ -169,6 +177,11 @@ fn the_test_pattern_command_reports_by_output_and_exit_code() {
         "{\"detail\":{\"eventName\":\"GetObject\"}}\n{\"detail\":{\"eventName\":\"PutObject\"}}\n{\"detail\":{}}\n",
     )
     .unwrap();
-    let (code, out, _) = run(&["--pattern", pattern_file.to_str().unwrap(), "--events", events_file.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "--pattern",
+        pattern_file.to_str().unwrap(),
+        "--events",
+        events_file.to_str().unwrap(),
+    ]);
     assert_eq!((code, out.as_str()), (Some(0), "true\nfalse\nfalse\n"));
 }

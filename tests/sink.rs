@@ -480,3 +480,65 @@ async fn oversize_values_are_offloaded_to_s3_with_a_reference() {
         "the object holds the value, unchanged"
     );
 }
+
+/// The reference scenario's shape: keep only S3 calls, mask the principal but its last two characters; a record a
+/// transform cannot handle is dead-lettered at stage TRANSFORMATION; filtered records are committed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_filter_and_mask_before_events_are_built() {
+    let topic = unique("sink-transforms");
+    let dlq = unique("sink-transforms-dlq");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("sink-transforms", &json!({"source": ["ebconnect.test.transforms"]})).await;
+    let producer = support::producer();
+    let records = [
+        json!({"eventSource": "s3.amazonaws.com", "eventName": "GetObject", "userIdentity": {"principalId": "AIDAEXAMPLE42"}}),
+        json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "userIdentity": {"principalId": "AIDAOTHER"}}),
+        json!({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "noIdentity": true}),
+        json!({"eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "userIdentity": {"principalId": "AROA:session"}}),
+    ];
+    for record in &records {
+        support::produce(&producer, &topic, None, None, Some(record.to_string().as_bytes()), &[]).await;
+    }
+    let name = unique("transforms");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.transforms\ndetail: value\ndetail_type:\n  json_path: $.eventName",
+        &format!(
+            "transforms:\n  - filter:\n      pattern: {{eventSource: [s3.amazonaws.com]}}\n  - set_key:\n      path: $.userIdentity.principalId\n  - mask:\n      paths: [$.userIdentity.principalId]\n      keep_last: 2\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"
+        ),
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(2, Duration::from_secs(60)).await;
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    capture.assert_no_more(Duration::from_secs(2)).await;
+    worker.stop().await;
+    let by_name: BTreeMap<String, &Value> = events
+        .iter()
+        .map(|event| (event["detail-type"].as_str().unwrap().to_owned(), &event["detail"]))
+        .collect();
+    assert_eq!(by_name.keys().collect::<Vec<_>>(), ["GetObject", "ListBuckets"]);
+    assert_eq!(
+        by_name["GetObject"]["userIdentity"]["principalId"],
+        json!("***********42")
+    );
+    assert_eq!(
+        by_name["ListBuckets"]["userIdentity"]["principalId"],
+        json!("**********on")
+    );
+    assert_eq!(dead[0].headers["__connect.errors.stage"], "TRANSFORMATION");
+    assert_eq!(dead[0].headers["__connect.errors.offset"], "2");
+    assert!(
+        dead[0].headers["__connect.errors.exception.message"].contains("set_key"),
+        "{:?}",
+        dead[0].headers
+    );
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 1),
+        support::end_offsets(&topic, 1),
+        "filtered records count as settled"
+    );
+}

@@ -14,6 +14,9 @@ pub struct ConnectorDocument<S> {
     pub kind: crate::connectors::ConnectorType,
     /// The type's own settings.
     pub config: S,
+    /// Record transforms, applied in order between decoding and the connector's own work. Default: none.
+    #[serde(default)]
+    pub transforms: crate::transform::Transforms,
     /// What happens to a record that cannot be processed. Default: fail the connector.
     #[serde(default)]
     pub errors: ErrorsConfig,

@@ -23,6 +23,7 @@ pub use worker::{
 };
 
 use crate::connectors::{ConnectorSettings, ConnectorType};
+use crate::transform::Chain;
 
 /// A setting written either as a plain string (a shorthand) or as a map of its full form. Unlike an untagged
 /// enum, a mistake inside the map keeps its precise error (unknown key, wrong type, position).
@@ -115,6 +116,8 @@ pub struct ConnectorConfig {
     pub name: ConnectorName,
     pub kind: ConnectorType,
     pub errors: ErrorsConfig,
+    /// The checked transform chain.
+    pub transforms: Chain,
     pub settings: ConnectorSettings,
     pub file: PathBuf,
 }
@@ -130,15 +133,20 @@ pub fn load_connector(file: &Path, worker: Option<&WorkerConfig>) -> Result<Conn
     }
     let text = read(file)?;
     let TypeOnly { kind } = parse(file, &text)?;
-    let (name, errors, settings) =
+    let document =
         crate::connectors::parse_document(kind, &text).map_err(|error| ConfigError::new(file, error.to_string()))?;
-    errors.check().map_err(|message| ConfigError::new(file, message))?;
-    crate::connectors::check(&settings, worker).map_err(|message| ConfigError::new(file, message))?;
+    document
+        .errors
+        .check()
+        .map_err(|message| ConfigError::new(file, message))?;
+    crate::connectors::check(&document.config, worker).map_err(|message| ConfigError::new(file, message))?;
+    let transforms = Chain::new(&document.transforms.0).map_err(|message| ConfigError::new(file, message))?;
     Ok(ConnectorConfig {
-        name,
+        name: document.name,
         kind,
-        errors,
-        settings,
+        errors: document.errors,
+        transforms,
+        settings: document.config,
         file: file.to_owned(),
     })
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, WorkerConfig};
 use crate::rate_limit::RateLimits;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -51,20 +51,23 @@ pub enum ConnectorSettings {
 pub fn parse_document(
     kind: ConnectorType,
     text: &str,
-) -> Result<(ConnectorName, ErrorsConfig, ConnectorSettings), serde_norway::Error> {
-    fn read<S: serde::de::DeserializeOwned>(text: &str) -> Result<ConnectorDocument<S>, serde_norway::Error> {
-        serde_norway::from_str(text)
+) -> Result<ConnectorDocument<ConnectorSettings>, serde_norway::Error> {
+    fn read<S: serde::de::DeserializeOwned>(
+        text: &str,
+        settings: impl FnOnce(S) -> ConnectorSettings,
+    ) -> Result<ConnectorDocument<ConnectorSettings>, serde_norway::Error> {
+        let document: ConnectorDocument<S> = serde_norway::from_str(text)?;
+        Ok(ConnectorDocument {
+            name: document.name,
+            kind: document.kind,
+            config: settings(document.config),
+            transforms: document.transforms,
+            errors: document.errors,
+        })
     }
-    Ok(match kind {
-        ConnectorType::EventbridgeSink => {
-            let document = read::<sink::SinkConfig>(text)?;
-            (
-                document.name,
-                document.errors,
-                ConnectorSettings::EventbridgeSink(Box::new(document.config)),
-            )
-        }
-    })
+    match kind {
+        ConnectorType::EventbridgeSink => read(text, |config| ConnectorSettings::EventbridgeSink(Box::new(config))),
+    }
 }
 
 /// Rules serde cannot express. Those that need the worker configuration (e.g. that a named rate limit group
@@ -86,6 +89,7 @@ pub fn build(
             connector.name.clone(),
             (**settings).clone(),
             connector.errors.clone(),
+            connector.transforms.clone(),
             worker.clone(),
             rate_limits.clone(),
         ))),

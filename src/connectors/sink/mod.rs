@@ -38,6 +38,7 @@ use crate::record::Record;
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
 use crate::telemetry::{emit, KafkaConsumerError};
+use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -69,6 +70,7 @@ pub struct SinkConnector {
     name: ConnectorName,
     config: SinkConfig,
     errors: ErrorsConfig,
+    transforms: Chain,
     worker: WorkerConfig,
     rate_limits: RateLimits,
 }
@@ -78,6 +80,7 @@ impl SinkConnector {
         name: ConnectorName,
         config: SinkConfig,
         errors: ErrorsConfig,
+        transforms: Chain,
         worker: WorkerConfig,
         rate_limits: RateLimits,
     ) -> Self {
@@ -85,6 +88,7 @@ impl SinkConnector {
             name,
             config,
             errors,
+            transforms,
             worker,
             rate_limits,
         }
@@ -180,6 +184,7 @@ struct Loop<'a> {
     tracker: SharedTracker,
     key_decoder: Decoder,
     value_decoder: Decoder,
+    transforms: &'a Chain,
     builder: EntryBuilder,
     policy: ErrorPolicy,
     deliverer: Arc<Deliverer>,
@@ -215,10 +220,19 @@ impl Loop<'_> {
             record.position.partition,
             record.position.offset,
         );
-        let entry = match decode_record(&self.key_decoder, &self.value_decoder, &record).await {
-            Ok(Ok((key, value))) => self.build_entry(&record, key, value),
+        let decoded = match decode_record(&self.key_decoder, &self.value_decoder, &record).await {
+            Ok(Ok((key, value))) => self.transform(&record, Decoded { key, value }),
             Ok(Err(failure)) => Err(failure),
             Err(error) => return self.fail(error),
+        };
+        let entry = match decoded {
+            Ok(Some(decoded)) => self.build_entry(&record, decoded.key, decoded.value),
+            // A record a filter dropped is settled: its fate is decided.
+            Ok(None) => {
+                self.tracker.lock().settle(&ticket);
+                return;
+            }
+            Err(failure) => Err(failure),
         };
         match entry {
             Ok((entry, upload, size)) => {
@@ -234,6 +248,24 @@ impl Loop<'_> {
             }
             Err(failure) => self.on_failure(ticket, record, failure),
         }
+    }
+
+    fn transform(&self, record: &Record, decoded: Decoded) -> Result<Option<Decoded>, RecordFailure> {
+        if self.transforms.is_empty() {
+            return Ok(Some(decoded));
+        }
+        let context = TransformContext {
+            connector: self.name,
+            topic: &record.position.topic,
+            partition: record.position.partition,
+            offset: record.position.offset,
+            timestamp: record.timestamp,
+        };
+        self.transforms.apply(decoded, &context).map_err(|error| RecordFailure {
+            stage: Stage::Transformation,
+            error_kind: "TransformError".into(),
+            message: error.to_string(),
+        })
     }
 
     fn build_entry(
@@ -460,6 +492,7 @@ impl Connector for SinkConnector {
             tracker,
             key_decoder: Decoder::new(&config.key, self.worker.schema_registry.as_ref())?,
             value_decoder: Decoder::new(&config.value, self.worker.schema_registry.as_ref())?,
+            transforms: &self.transforms,
             builder: EntryBuilder::new(&self.name, config),
             policy,
             deliverer,
