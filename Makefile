@@ -22,6 +22,10 @@ lint:
 build:
 	$(CARGO) build --release
 
+## Benchmarks (README "Performance"): sink throughput against a local PutEvents endpoint, and pattern matching.
+bench: stack-up
+	source <(scripts/stack env) && $(CARGO) bench --bench sink_throughput && $(CARGO) bench --bench pattern_match
+
 stack-up:
 	scripts/stack up
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apache_avro::schema::Schema;
+use apache_avro::types::Value as Avro;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
@@ -26,8 +27,9 @@ const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"e
     {"name":"principalId","type":["null","string"],"default":null},
     {"name":"arn","type":["null","string"],"default":null},
     {"name":"accountId","type":["null","string"],"default":null},
-    {"name":"accessKeyId","type":["null","string"],"default":null},
-    {"name":"userName","type":["null","string"],"default":null}]}},
+        {"name":"accessKeyId","type":["null","string"],"default":null},
+    {"name":"userName","type":["null","string"],"default":null},
+    {"name":"sessionContext","type":["null","string"],"default":null}]}},
   {"name":"eventTime","type":{"type":"long","logicalType":"timestamp-millis"}},
   {"name":"eventSource","type":"string"},
   {"name":"eventName","type":"string"},
@@ -42,7 +44,9 @@ const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"e
   {"name":"readOnly","type":["null","boolean"],"default":null},
   {"name":"eventType","type":["null","string"],"default":null},
   {"name":"recipientAccountId","type":["null","string"],"default":null},
-  {"name":"tlsDetails","type":["null",{"type":"map","values":"string"}],"default":null}]}"#;
+    {"name":"tlsDetails","type":["null",{"type":"map","values":"string"}],"default":null},
+  {"name":"additionalEventData","type":["null","string"],"default":null},
+  {"name":"resources","type":["null","string"],"default":null}]}"#;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source <(scripts/stack env)` first"))
@@ -73,7 +77,8 @@ fn shaped(event: &Value, n: usize) -> Value {
         "eventVersion": event["eventVersion"],
         "userIdentity": {
             "type": identity["type"], "principalId": identity["principalId"], "arn": identity["arn"],
-            "accountId": identity["accountId"], "accessKeyId": identity["accessKeyId"], "userName": identity["userName"],
+                        "accountId": identity["accountId"], "accessKeyId": identity["accessKeyId"], "userName": identity["userName"],
+            "sessionContext": text(&identity["sessionContext"]),
         },
         "eventTime": time.timestamp_millis(),
         "eventSource": event["eventSource"],
@@ -89,8 +94,26 @@ fn shaped(event: &Value, n: usize) -> Value {
         "readOnly": event["readOnly"],
         "eventType": event["eventType"],
         "recipientAccountId": event["recipientAccountId"],
-        "tlsDetails": tls,
+                "tlsDetails": tls,
+        "additionalEventData": text(&event["additionalEventData"]),
+        "resources": text(&event["resources"]),
     })
+}
+
+/// JSON as schema-less Avro values; `resolve` then fits them to the schema (maps become records, unions pick a
+/// branch, longs become timestamps).
+fn json_to_avro(value: Value) -> Avro {
+    match value {
+        Value::Null => Avro::Null,
+        Value::Bool(flag) => Avro::Boolean(flag),
+        Value::Number(number) => match number.as_i64() {
+            Some(integer) => Avro::Long(integer),
+            None => Avro::Double(number.as_f64().unwrap_or_default()),
+        },
+        Value::String(text) => Avro::String(text),
+        Value::Array(items) => Avro::Array(items.into_iter().map(json_to_avro).collect()),
+        Value::Object(map) => Avro::Map(map.into_iter().map(|(key, value)| (key, json_to_avro(value))).collect()),
+    }
 }
 
 async fn register(schema: &str, subject: &str) -> u32 {
@@ -125,10 +148,7 @@ fn prefill(topic: &str, count: usize, schema_id: u32) -> usize {
         .iter()
         .enumerate()
         .map(|(n, event)| {
-            let value = apache_avro::to_value(shaped(event, n))
-                .unwrap()
-                .resolve(&schema)
-                .unwrap();
+            let value = json_to_avro(shaped(event, n)).resolve(&schema).unwrap();
             let mut framed = vec![0];
             framed.extend(schema_id.to_be_bytes());
             framed.extend(writer.write_value_to_vec(value).unwrap());

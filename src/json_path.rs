@@ -86,6 +86,24 @@ impl JsonPath {
         &self.text
     }
 
+    /// `$`.
+    pub fn root() -> Self {
+        Self {
+            text: "$".to_owned(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// This path followed by `.name`.
+    pub fn child(&self, name: &str) -> Self {
+        let mut steps = self.steps.clone();
+        steps.push(Step::Field(name.to_owned()));
+        Self {
+            text: format!("${}", render(&steps)),
+            steps,
+        }
+    }
+
     /// True if the path can select more than one value (it has a `[*]`).
     pub fn is_multi(&self) -> bool {
         self.steps.contains(&Step::Wildcard)

@@ -17,16 +17,21 @@ pub enum ClientRole {
     Producer,
 }
 
-/// The settings for a client of `role`: connection and security from the worker, then the worker's override map for
-/// the role, then the connector's own overrides (like `consumer.override.*`), then `fixed`, the settings the
-/// connector's correctness depends on (e.g. `enable.auto.offset.store=false`), which nothing overrides.
+/// Settings for a client, in the order they apply: `defaults` (the connector's choice where librdkafka's default
+/// does not fit, e.g. a smaller prefetch), connection and security from the worker, the worker's override map for the
+/// role, the connector's own overrides (like `consumer.override.*`), then `fixed`, the settings the connector's
+/// correctness depends on (e.g. `enable.auto.offset.store=false`), which nothing overrides.
 pub fn client_config(
     kafka: &KafkaConfig,
     role: ClientRole,
     connector_overrides: &BTreeMap<String, Interpolated>,
+    defaults: &[(&str, &str)],
     fixed: &[(&str, &str)],
 ) -> ClientConfig {
     let mut config = ClientConfig::new();
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
     config.set("bootstrap.servers", kafka.bootstrap_servers.value());
     config.set("security.protocol", kafka.security_protocol.as_librdkafka());
     if let Some(sasl) = &kafka.sasl {

@@ -54,6 +54,8 @@ pub enum SinkError {
     Policy(#[from] PolicyError),
     #[error("PutEvents to `{bus}`: {source}")]
     Delivery { bus: String, source: DeliveryError },
+    #[error("a PutEvents delivery task failed: {0}")]
+    DeliveryPanicked(String),
     #[error(transparent)]
     RegistrySetup(#[from] RegistrySetupError),
     /// The registry could not be reached: the record is not at fault, so it is read again after the restart.
@@ -115,6 +117,8 @@ enum Completion {
     Delivered(Delivery<InFlight>),
     /// A failed record went through the errors policy.
     Handled(Ticket, Result<(), PolicyError>),
+    /// A delivery task ended without a result; its records stay unsettled.
+    DeliveryPanicked(String),
 }
 
 /// Decodes one part of a record. The outer error is a failure that is not the record's fault (the registry could
@@ -315,6 +319,10 @@ impl Loop<'_> {
                 self.tracker.lock().settle(&ticket);
             }
             Completion::Handled(_, Err(error)) => self.fail(error.into()),
+            Completion::DeliveryPanicked(reason) => {
+                self.requests_in_flight -= 1;
+                self.fail(SinkError::DeliveryPanicked(reason));
+            }
             Completion::Delivered(delivery) => {
                 self.requests_in_flight -= 1;
                 for (item, settled) in delivery.settled {
@@ -350,23 +358,30 @@ impl Loop<'_> {
             let deliverer = self.deliverer.clone();
             let uploader = self.uploader.clone();
             self.requests_in_flight += 1;
-            self.in_flight.push(
-                async move {
-                    // Offloaded parts go to S3 first, so that no event refers to an object that does not exist.
-                    if let Some(uploader) = uploader {
-                        let uploads = batch.iter().filter_map(|item| item.upload.as_ref());
-                        if let Err(error) = uploader.upload_all(uploads).await {
-                            return Completion::Delivered(Delivery {
-                                settled: Vec::new(),
-                                unsettled: batch,
-                                error: Some(error),
-                                attempts: 0,
-                            });
-                        }
+            // A task of its own: building, signing and sending requests then runs on every core, not only on the
+            // one that runs this loop.
+            let delivery = tokio::spawn(async move {
+                // Offloaded parts go to S3 first, so that no event refers to an object that does not exist.
+                if let Some(uploader) = uploader {
+                    let uploads = batch.iter().filter_map(|item| item.upload.as_ref());
+                    if let Err(error) = uploader.upload_all(uploads).await {
+                        return Delivery {
+                            settled: Vec::new(),
+                            unsettled: batch,
+                            error: Some(error),
+                            attempts: 0,
+                        };
                     }
-                    Completion::Delivered(deliverer.deliver(batch).await)
                 }
-                .boxed(),
+                deliverer.deliver(batch).await
+            });
+            self.in_flight.push(
+                delivery
+                    .map(|joined| match joined {
+                        Ok(delivery) => Completion::Delivered(delivery),
+                        Err(error) => Completion::DeliveryPanicked(error.to_string()),
+                    })
+                    .boxed(),
             );
         }
     }
@@ -422,6 +437,12 @@ impl Connector for SinkConnector {
             &self.worker.kafka,
             ClientRole::Consumer,
             &config.consumer_override,
+            // librdkafka prefetches up to 64 MiB by default; a few seconds of records is plenty and keeps the
+            // worker's memory small.
+            &[
+                ("queued.max.messages.kbytes", "16384"),
+                ("queued.min.messages", "20000"),
+            ],
             &[
                 ("group.id", &group_id),
                 ("enable.auto.commit", "false"),
@@ -440,6 +461,7 @@ impl Connector for SinkConnector {
             &self.worker.kafka,
             ClientRole::Producer,
             &config.producer_override,
+            &[],
             ErrorPolicy::PRODUCER_SETTINGS,
         );
         producer_config.set("client.id", format!("{name}-dlq"));
