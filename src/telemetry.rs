@@ -237,3 +237,37 @@ impl InternalEvent for OffsetCommitFailed<'_> {
         );
     }
 }
+
+pub struct SqsCallFailed<'a> {
+    pub connector: &'a str,
+    pub call: &'a str,
+    pub error: &'a str,
+}
+
+impl InternalEvent for SqsCallFailed<'_> {
+    fn emit(self) {
+        warn!(
+            connector = self.connector,
+            call = self.call,
+            error = self.error,
+            "SQS call failed"
+        );
+    }
+}
+
+pub struct SqsMessageLeft<'a> {
+    pub connector: &'a str,
+    pub message_id: &'a str,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for SqsMessageLeft<'_> {
+    fn emit(self) {
+        warn!(
+            connector = self.connector,
+            message_id = self.message_id,
+            reason = self.reason,
+            "message left in the queue; it becomes visible again and is retried"
+        );
+    }
+}

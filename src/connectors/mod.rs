@@ -2,6 +2,7 @@
 //! Adding a connector type touches this file and the type's own module, nothing else.
 
 pub mod sink;
+pub mod source;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -30,12 +31,15 @@ pub trait Connector: Send {
 pub enum ConnectorType {
     /// Kafka topics to an EventBridge bus.
     EventbridgeSink,
+    /// An EventBridge bus, through a rule's SQS target, to a Kafka topic.
+    EventbridgeSource,
 }
 
 impl ConnectorType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EventbridgeSink => "eventbridge-sink",
+            Self::EventbridgeSource => "eventbridge-source",
         }
     }
 }
@@ -45,6 +49,7 @@ impl ConnectorType {
 #[serde(untagged)]
 pub enum ConnectorSettings {
     EventbridgeSink(Box<sink::SinkConfig>),
+    EventbridgeSource(Box<source::SourceConfig>),
 }
 
 /// The second pass of `config::load_connector`: the whole document, read as the given type's document.
@@ -67,6 +72,7 @@ pub fn parse_document(
     }
     match kind {
         ConnectorType::EventbridgeSink => read(text, |config| ConnectorSettings::EventbridgeSink(Box::new(config))),
+        ConnectorType::EventbridgeSource => read(text, |config| ConnectorSettings::EventbridgeSource(Box::new(config))),
     }
 }
 
@@ -75,6 +81,7 @@ pub fn parse_document(
 pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), String> {
     match settings {
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
+        ConnectorSettings::EventbridgeSource(settings) => settings.check(),
     }
 }
 
@@ -92,6 +99,13 @@ pub fn build(
             connector.transforms.clone(),
             worker.clone(),
             rate_limits.clone(),
+        ))),
+        ConnectorSettings::EventbridgeSource(settings) => Ok(Box::new(source::SourceConnector::new(
+            connector.name.clone(),
+            (**settings).clone(),
+            connector.errors.clone(),
+            connector.transforms.clone(),
+            worker.clone(),
         ))),
     }
 }

@@ -1,0 +1,404 @@
+//! `type: eventbridge-source`: events from an EventBridge bus, through a rule's SQS target, into a Kafka topic.
+//!
+//! Each poller long-polls the queue, turns each message into a record (key from a JSON path, the event as the JSON
+//! value, envelope fields as headers), runs the transforms, and writes it with an idempotent producer (acks=all).
+//! A message is deleted from SQS only after Kafka acknowledged its record, or after it was dead-lettered or
+//! filtered out. A message whose write failed is left alone and becomes visible again; while writes are pending
+//! the pollers extend the messages' visibility. Pollers on several workers share one queue: SQS hands each message
+//! to one of them.
+
+pub mod config;
+pub mod provision;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use self::config::SourceConfig;
+use super::{BoxError, Connector, ConnectorContext};
+use crate::config::{ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
+use crate::eventbridge::client::sdk_config;
+use crate::kafka::{client_config, ClientRole};
+use crate::record::{Position, Record, TimestampType};
+use crate::telemetry::{emit, SqsCallFailed, SqsMessageLeft};
+use crate::transform::{Chain, Context as TransformContext, Decoded};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[source] KafkaError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("config: neither `queue_url` nor `provision` is set")]
+    NoQueue,
+    #[error("a poller ended without a result: {0}")]
+    PollerPanicked(String),
+}
+
+pub struct SourceConnector {
+    name: ConnectorName,
+    config: SourceConfig,
+    errors: ErrorsConfig,
+    transforms: Chain,
+    worker: WorkerConfig,
+}
+
+impl SourceConnector {
+    pub fn new(
+        name: ConnectorName,
+        config: SourceConfig,
+        errors: ErrorsConfig,
+        transforms: Chain,
+        worker: WorkerConfig,
+    ) -> Self {
+        Self {
+            name,
+            config,
+            errors,
+            transforms,
+            worker,
+        }
+    }
+}
+
+/// What became of one message.
+enum Fate {
+    /// Written to Kafka, dead-lettered, or filtered out: delete it from SQS.
+    Settled,
+    /// Not written; SQS makes it visible again after its visibility timeout.
+    Left(String),
+}
+
+/// Everything a poller needs, shared by all pollers of the connector.
+struct Poller {
+    name: String,
+    config: SourceConfig,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+    producer: FutureProducer,
+    policy: ErrorPolicy,
+    transforms: Chain,
+}
+
+fn envelope_text(event: &Value, field: &str) -> Option<String> {
+    match event.get(field)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl Poller {
+    async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), SourceError> {
+        let wait = i32::try_from(self.config.wait_time.as_secs()).unwrap_or(20);
+        let visibility = i32::try_from(self.config.visibility_timeout.as_secs()).unwrap_or(30);
+        loop {
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(wait)
+                .visibility_timeout(visibility)
+                .send();
+            let received = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ok(()),
+                received = receive => received,
+            };
+            let messages = match received {
+                Ok(output) => output.messages.unwrap_or_default(),
+                Err(error) => {
+                    emit(SqsCallFailed {
+                        connector: &self.name,
+                        call: "ReceiveMessage",
+                        error: &crate::runtime::supervisor::error_chain(&error),
+                    });
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if !messages.is_empty() {
+                self.process(messages).await?;
+            }
+        }
+    }
+
+    /// Writes a batch of messages and deletes those that are settled. Runs to the end even during shutdown, so
+    /// that nothing written is left undeleted for long.
+    async fn process(&self, messages: Vec<Message>) -> Result<(), SourceError> {
+        let mut pending: HashSet<String> = messages.iter().filter_map(|m| m.receipt_handle.clone()).collect();
+        let mut work: FuturesUnordered<_> = messages
+            .into_iter()
+            .map(|message| async move {
+                let fate = self.handle(&message).await;
+                (message, fate)
+            })
+            .collect();
+        let mut heartbeat = tokio::time::interval(self.config.visibility_timeout / 2);
+        heartbeat.tick().await;
+        let mut settled = Vec::new();
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                next = work.next() => match next {
+                    None => break,
+                    Some((message, fate)) => {
+                        if let Some(handle) = &message.receipt_handle {
+                            pending.remove(handle);
+                        }
+                        match fate {
+                            Ok(Fate::Settled) => settled.extend(message.receipt_handle),
+                            Ok(Fate::Left(reason)) => emit(SqsMessageLeft {
+                                connector: &self.name,
+                                message_id: message.message_id().unwrap_or_default(),
+                                reason: &reason,
+                            }),
+                            Err(error) => {
+                                failure.get_or_insert(error);
+                            }
+                        }
+                    }
+                },
+                _ = heartbeat.tick() => self.extend_visibility(&pending).await,
+            }
+        }
+        self.delete(settled).await;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    async fn handle(&self, message: &Message) -> Result<Fate, SourceError> {
+        let body = message.body().unwrap_or_default();
+        let event = match serde_json::from_str::<Value>(body) {
+            Ok(event @ Value::Object(_)) => event,
+            Ok(_) => {
+                return self
+                    .fail(
+                        message,
+                        Stage::ValueConverter,
+                        "DecodeError",
+                        "the message is not a JSON object",
+                    )
+                    .await
+            }
+            Err(error) => {
+                return self
+                    .fail(
+                        message,
+                        Stage::ValueConverter,
+                        "DecodeError",
+                        &format!("the message is not JSON: {error}"),
+                    )
+                    .await
+            }
+        };
+        let headers: Vec<(&str, String)> = self
+            .config
+            .headers
+            .iter()
+            .filter_map(|field| envelope_text(&event, field.name()).map(|text| (field.name(), text)))
+            .collect();
+        let key = self.config.key.select_one(&event).cloned().unwrap_or(Value::Null);
+        let context = TransformContext {
+            connector: &self.name,
+            topic: &self.config.topic,
+            partition: -1,
+            offset: -1,
+            timestamp: None,
+        };
+        let decoded = match self.transforms.apply(Decoded { key, value: event }, &context) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => return Ok(Fate::Settled),
+            Err(error) => {
+                return self
+                    .fail(message, Stage::Transformation, "TransformError", &error.to_string())
+                    .await
+            }
+        };
+        let key = match &decoded.key {
+            Value::Null => None,
+            Value::String(text) => Some(text.clone().into_bytes()),
+            other => Some(other.to_string().into_bytes()),
+        };
+        let value = decoded.value.to_string().into_bytes();
+        let mut record_headers = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, text) in &headers {
+            record_headers = record_headers.insert(Header {
+                key: name,
+                value: Some(text.as_bytes()),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.config.topic)
+            .payload(value.as_slice())
+            .headers(record_headers);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        match self.producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => Ok(Fate::Settled),
+            Err((KafkaError::MessageProduction(code @ RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                self.fail(message, Stage::KafkaProduce, "RecordTooLarge", &code.to_string())
+                    .await
+            }
+            Err((error, _)) => Ok(Fate::Left(format!("writing to Kafka failed: {error}"))),
+        }
+    }
+
+    /// Applies the errors policy to a message that cannot become a record.
+    async fn fail(&self, message: &Message, stage: Stage, kind: &str, reason: &str) -> Result<Fate, SourceError> {
+        let record = Record {
+            position: Position {
+                topic: self.queue_url.clone(),
+                partition: -1,
+                offset: -1,
+            },
+            timestamp: None,
+            timestamp_type: TimestampType::NotAvailable,
+            key: message.message_id.clone().map(String::into_bytes),
+            value: message.body.clone().map(String::into_bytes),
+            headers: vec![(
+                "sqs.message_id".to_owned(),
+                message.message_id.clone().map(String::into_bytes),
+            )],
+        };
+        let failure = RecordFailure {
+            stage,
+            error_kind: kind.to_owned(),
+            message: reason.to_owned(),
+        };
+        self.policy.handle(&record, failure).await?;
+        Ok(Fate::Settled)
+    }
+
+    async fn extend_visibility(&self, pending: &HashSet<String>) {
+        let visibility = i32::try_from(self.config.visibility_timeout.as_secs()).unwrap_or(30);
+        let handles: Vec<&String> = pending.iter().collect();
+        for chunk in handles.chunks(10) {
+            let entries = chunk.iter().enumerate().filter_map(|(index, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(*handle)
+                    .visibility_timeout(visibility)
+                    .build()
+                    .ok()
+            });
+            let result = self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            if let Err(error) = result {
+                emit(SqsCallFailed {
+                    connector: &self.name,
+                    call: "ChangeMessageVisibilityBatch",
+                    error: &crate::runtime::supervisor::error_chain(&error),
+                });
+            }
+        }
+    }
+
+    /// Deletes settled messages. One that cannot be deleted is delivered again later: a duplicate, never a loss.
+    async fn delete(&self, handles: Vec<String>) {
+        for chunk in handles.chunks(10) {
+            let entries = chunk.iter().enumerate().filter_map(|(index, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .ok()
+            });
+            let result = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(output) if output.failed().is_empty() => continue,
+                Ok(output) => format!("{:?}", output.failed()),
+                Err(error) => crate::runtime::supervisor::error_chain(&error),
+            };
+            emit(SqsCallFailed {
+                connector: &self.name,
+                call: "DeleteMessageBatch",
+                error: &error,
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for SourceConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let name = self.name.as_str();
+        let sdk = sdk_config(&self.worker.aws).await;
+        let queue_url = match (&self.config.queue_url, &self.config.provision) {
+            (Some(url), _) => url.value().to_owned(),
+            (None, Some(provision)) => provision::provision(&sdk, &self.name, provision)
+                .await
+                .map_err(SourceError::from)?,
+            (None, None) => return Err(SourceError::NoQueue.into()),
+        };
+        let mut producer_config = client_config(
+            &self.worker.kafka,
+            ClientRole::Producer,
+            &self.config.producer_override,
+            &[("linger.ms", "5"), ("message.timeout.ms", "120000")],
+            ErrorPolicy::PRODUCER_SETTINGS,
+        );
+        producer_config.set("client.id", name);
+        let producer: FutureProducer = producer_config.create().map_err(SourceError::Producer)?;
+        let policy = ErrorPolicy::new(name, self.errors.clone(), producer_config).map_err(SourceError::Producer)?;
+        let poller = Arc::new(Poller {
+            name: name.to_owned(),
+            config: self.config.clone(),
+            queue_url,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            producer,
+            policy,
+            transforms: self.transforms.clone(),
+        });
+        // One poller's failure stops the others; shutdown stops all of them.
+        let stop = context.shutdown.child_token();
+        let mut pollers = JoinSet::new();
+        for _ in 0..self.config.pollers {
+            pollers.spawn(poller.clone().run(stop.clone()));
+        }
+        let mut first_error: Option<SourceError> = None;
+        while let Some(joined) = pollers.join_next().await {
+            let error = match joined {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(error) => SourceError::PollerPanicked(error.to_string()),
+            };
+            stop.cancel();
+            first_error.get_or_insert(error);
+        }
+        match first_error {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The eventbridge-source against the real stack: events put on a bus in the emulator reach Kafka through a rule
+//! with an SQS target that the connector provisions itself; SQS keeps nothing that was written.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{unique, worker_yaml, RunningWorker};
+
+fn cloudtrail_event(n: usize, event_source: &str, principal: &str) -> Value {
+    json!({
+        "eventVersion": "1.08",
+        "eventSource": event_source,
+        "eventName": "GetObject",
+        "userIdentity": {"type": "IAMUser", "principalId": principal},
+        "n": n,
+    })
+}
+
+async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, detail: &Value) -> String {
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(source)
+        .detail_type("AWS API Call via CloudTrail")
+        .detail(detail.to_string())
+        .build();
+    let response = events.put_events().entries(entry).send().await.unwrap();
+    assert_eq!(response.failed_entry_count(), 0);
+    response.entries()[0].event_id().unwrap().to_owned()
+}
+
+async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, queue_name: &str) -> bool {
+    let url = sqs
+        .get_queue_url()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| attributes[&name].parse::<u64>().unwrap();
+    count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
+        && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_events_reach_kafka_with_key_value_and_headers() {
+    let config = support::aws_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique("source-bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let topic = unique("source-audit");
+    support::create_topic(&topic, 2).await;
+    let name = unique("source");
+    // The reference setup's rule: CloudTrail API calls, without AWS-service callers and without STS or SSM.
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  provision:\n    event_bus: {bus}\n    event_pattern:\n      detail-type: [AWS API Call via CloudTrail]\n      detail:\n        userIdentity:\n          type: [{{anything-but: AWSService}}]\n        eventSource: [{{anything-but: [sts.amazonaws.com, ssm.amazonaws.com]}}]\n  topic: {topic}\n  key: $.detail.userIdentity.principalId\n  wait_time: 1s\n"
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
+    // The rule exists once the connector provisioned it.
+    support::wait_for("the rule", Duration::from_secs(30), || async {
+        events
+            .describe_rule()
+            .name(format!("ebconnect-{name}"))
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+
+    let mut expected = BTreeMap::new();
+    for n in 0..6 {
+        let detail = cloudtrail_event(n, "s3.amazonaws.com", &format!("AIDA{n}"));
+        let id = put(&events, &bus, "aws.s3", &detail).await;
+        expected.insert(id, detail);
+    }
+    let mut noise = cloudtrail_event(100, "sts.amazonaws.com", "AIDA100");
+    put(&events, &bus, "aws.sts", &noise).await;
+    noise = cloudtrail_event(101, "s3.amazonaws.com", "AWSSVC");
+    noise["userIdentity"]["type"] = json!("AWSService");
+    put(&events, &bus, "aws.s3", &noise).await;
+
+    let records = tokio::task::spawn_blocking({
+        let topic = topic.clone();
+        move || support::consume_all(&topic, 6, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    for record in &records {
+        let value: Value = serde_json::from_slice(record.value.as_ref().unwrap()).unwrap();
+        let id = value["id"].as_str().unwrap();
+        let detail = &expected[id];
+        assert_eq!(
+            &value["detail"], detail,
+            "the value is the whole event as EventBridge delivered it"
+        );
+        assert_eq!(value["source"], json!("aws.s3"));
+        assert_eq!(
+            record.key.as_deref(),
+            detail["userIdentity"]["principalId"].as_str().map(str::as_bytes)
+        );
+        assert_eq!(record.headers["id"], id);
+        assert_eq!(record.headers["source"], "aws.s3");
+        assert_eq!(record.headers["detail-type"], "AWS API Call via CloudTrail");
+        assert_eq!(record.headers["time"], value["time"].as_str().unwrap());
+    }
+    let ids: Vec<&str> = expected.keys().map(String::as_str).collect();
+    let mut arrived: Vec<String> = records
+        .iter()
+        .map(|record| {
+            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    arrived.sort();
+    assert_eq!(arrived, ids, "exactly the matching events arrive");
+    let queue_name = format!("ebconnect-{name}");
+    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
+        queue_is_empty(&sqs, &queue_name).await.then_some(())
+    })
+    .await;
+        worker.stop().await;
+    // The topic holds those six records and nothing else: the non-matching events never reached the queue.
+    assert_eq!(support::end_offsets(&topic, 2).values().sum::<i64>(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_an_event_is_dead_lettered_and_deleted() {
+    let config = support::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("source-raw"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let topic = unique("source-raw");
+    let dlq = unique("source-raw-dlq");
+    support::create_topic(&topic, 1).await;
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("not json {")
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(json!({"id": "e-1", "source": "custom", "detail": {"ok": true}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let name = unique("raw");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
+    let good = tokio::task::spawn_blocking({
+        let topic = topic.clone();
+        move || support::consume_all(&topic, 1, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        good[0].key.as_deref(),
+        Some(&b"e-1"[..]),
+        "the default key is the event id"
+    );
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not json {"[..]));
+    assert_eq!(dead[0].headers["__connect.errors.stage"], "VALUE_CONVERTER");
+    assert!(dead[0].headers["__connect.errors.exception.message"].contains("not JSON"));
+    let drained = support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let visible = &attributes[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages];
+        let hidden = &attributes[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible];
+        (visible == "0" && hidden == "0").then_some(true)
+    })
+    .await;
+    assert!(drained);
+    worker.stop().await;
+}
