@@ -1,5 +1,9 @@
-"""The demo: real CloudTrail records go into Kafka, the worker's eventbridge-sink carries them to an EventBridge bus
-in the emulator, and a rule on that bus delivers them to an SQS queue, which this script reads to show what arrived.
+"""The demo, end to end on the local stack:
+
+  real CloudTrail records --PutEvents--> bus `cloudtrail`
+    --(rule + SQS, connector cloudtrail-from-bus)--> Kafka topic `audit_trail_topic`
+    --(connector s3-calls-to-bus: S3 calls only, principal masked)--> bus `security-findings`
+    --(a rule + SQS queue of this script's)--> printed here
 
 Run by `make demo` with the stack's Python (it has boto3 and confluent-kafka).
 """
@@ -14,62 +18,79 @@ import sys
 import time
 
 import boto3
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests/fixtures/cloudtrail/invictus_aws_dataset.jsonl"
-RECORDS = int(os.environ.get("DEMO_RECORDS", "300"))
-TIMEOUT_S = 120
+RECORDS = int(os.environ.get("DEMO_RECORDS", "600"))
+TIMEOUT_S = 180
+DETAIL_TYPES = {
+    "AwsApiCall": "AWS API Call via CloudTrail",
+    "AwsServiceEvent": "AWS Service Event via CloudTrail",
+    "AwsConsoleSignIn": "AWS Console Sign In via CloudTrail",
+}
 
 
 def aws(service):
     return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
 
 
-def prepare_bus(events, sqs):
-    """The buses the example connectors put to, and a queue that sees everything on `audit-copy`."""
-    for bus in ("audit-copy", "security-findings"):
+def envelope(record):
+    """A CloudTrail record as EventBridge puts it on a bus."""
+    return {
+        "Source": "aws." + record["eventSource"].split(".")[0],
+        "DetailType": DETAIL_TYPES.get(record.get("eventType"), "AWS API Call via CloudTrail"),
+        "Detail": json.dumps(record),
+        "EventBusName": "cloudtrail",
+    }
+
+
+def reaches_kafka(record):
+    """The source connector's rule (connectors/cloudtrail-from-bus.yaml), for the expected counts."""
+    return (
+        record.get("eventType") == "AwsApiCall"
+        and record.get("userIdentity", {}).get("type") != "AWSService"
+        and record["eventSource"] not in ("sts.amazonaws.com", "ssm.amazonaws.com")
+    )
+
+
+def prepare(events, sqs):
+    for bus in ("cloudtrail", "security-findings"):
         try:
             events.create_event_bus(Name=bus)
         except events.exceptions.ResourceAlreadyExistsException:
             pass
-    queue_url = sqs.create_queue(QueueName="ebconnect-demo-audit-copy")["QueueUrl"]
-    sqs.purge_queue(QueueUrl=queue_url)
+        # A queue of this run's own: what earlier runs delivered stays out of the count (SQS purges once a minute at most).
+    queue_url = sqs.create_queue(QueueName=f"ebconnect-demo-findings-{int(time.time())}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="ebconnect-demo-everything",
-        EventBusName="audit-copy",
-        EventPattern=json.dumps({"source": ["ebconnect.cloudtrail"]}),
-    )
-    events.put_targets(
-        Rule="ebconnect-demo-everything", EventBusName="audit-copy", Targets=[{"Id": "queue", "Arn": queue_arn}]
-    )
-    return queue_url
-
-
-def produce(records):
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics(
-        [NewTopic("audit_trail_topic", 3, 1), NewTopic("flagged_principals", 3, 1)]
-    ).values():
+    events.put_rule(Name="ebconnect-demo-findings", EventBusName="security-findings",
+                    EventPattern=json.dumps({"source": ["ebconnect.audit"]}))
+    events.put_targets(Rule="ebconnect-demo-findings", EventBusName="security-findings",
+                       Targets=[{"Id": "queue", "Arn": queue_arn}])
+    admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
+    for future in admin.create_topics([NewTopic("audit_trail_topic", 3, 1), NewTopic("flagged_principals", 3, 1)]).values():
         try:
             future.result()
         except Exception as error:  # the topic exists from an earlier run
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for record in records:
-        key = record.get("userIdentity", {}).get("principalId", "")
-        producer.produce("audit_trail_topic", key=key.encode(), value=json.dumps(record).encode())
-    producer.flush(30)
+    return queue_url
+
+
+def kafka_records(consumer):
+    """Records in audit_trail_topic (the sum of its partitions' end offsets)."""
+    return sum(consumer.get_watermark_offsets(TopicPartition("audit_trail_topic", p), timeout=10)[1] for p in range(3))
 
 
 def main():
     records = [json.loads(line) for line in FIXTURE.open()][:RECORDS]
+    expected_kafka = sum(1 for r in records if reaches_kafka(r))
+    expected_s3 = sum(1 for r in records if reaches_kafka(r) and r["eventSource"] == "s3.amazonaws.com")
     events, sqs = aws("events"), aws("sqs")
-    queue_url = prepare_bus(events, sqs)
+    queue_url = prepare(events, sqs)
+    consumer = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "ebconnect-demo"})
+    kafka_before = kafka_records(consumer)
 
     binary = ROOT / "target/release/ebconnect"
     log_path = ROOT / ".stack/run/demo-worker.log"
@@ -77,36 +98,54 @@ def main():
     with log_path.open("w") as log:
         worker = subprocess.Popen(
             [str(binary), "run", "--worker", "config/worker.yaml", "--connectors", "connectors"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
-        print(f"demo: producing {len(records)} CloudTrail records to Kafka topic audit_trail_topic")
-        produce(records)
-        arrived = []
+        deadline = time.time() + 60
+        while True:  # events put before the source connector's rule exists would not be routed
+            try:
+                events.describe_rule(Name="ebconnect-cloudtrail-from-bus", EventBusName="cloudtrail")
+                break
+            except events.exceptions.ResourceNotFoundException:
+                if worker.poll() is not None or time.time() > deadline:
+                    sys.exit(f"demo: the source connector did not set up its rule; see {log_path}")
+                time.sleep(0.5)
+        print(f"demo: putting {len(records)} real CloudTrail records on bus `cloudtrail` "
+              f"({expected_kafka} match the source's rule, {expected_s3} of them S3 calls)")
+        for start in range(0, len(records), 10):
+            response = events.put_events(Entries=[envelope(r) for r in records[start:start + 10]])
+            if response["FailedEntryCount"]:
+                sys.exit(f"demo: PutEvents failed: {response['Entries']}")
+        findings = []
         deadline = time.time() + TIMEOUT_S
-        while len(arrived) < len(records) and time.time() < deadline:
+        in_kafka = 0
+        while (in_kafka < expected_kafka or len(findings) < expected_s3) and time.time() < deadline:
             if worker.poll() is not None:
                 sys.exit(f"demo: the worker exited with {worker.returncode}; see {log_path}")
             response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in response.get("Messages", []):
-                arrived.append(json.loads(message["Body"]))
+                findings.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            print(f"\rdemo: {len(arrived)}/{len(records)} events arrived on bus audit-copy", end="", flush=True)
+            in_kafka = kafka_records(consumer) - kafka_before
+            print(f"\rdemo: {in_kafka}/{expected_kafka} in Kafka topic audit_trail_topic | "
+                  f"{len(findings)}/{expected_s3} S3 calls on bus security-findings", end="", flush=True)
         print()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+        consumer.close()
 
-    if len(arrived) < len(records):
-        sys.exit(f"demo: only {len(arrived)} of {len(records)} events arrived within {TIMEOUT_S}s; see {log_path}")
-    print("demo: what arrived, by detail-type (the CloudTrail eventName):")
-    for name, count in collections.Counter(event["detail-type"] for event in arrived).most_common(8):
-        print(f"  {count:5}  {name}")
-    sample = next(event for event in arrived if event["resources"])
-    print("demo: one event as EventBridge delivered it:")
-    print(json.dumps({k: sample[k] for k in ("source", "detail-type", "time", "resources")}, indent=2))
+    if in_kafka < expected_kafka or len(findings) < expected_s3:
+        sys.exit(f"demo: not everything arrived within {TIMEOUT_S}s; see {log_path}")
+    print("demo: S3 calls that reached `security-findings`, by principal (masked) and call:")
+    calls = collections.Counter((f["detail"]["userIdentity"].get("principalId"), f["detail-type"]) for f in findings)
+    for (principal, call), count in calls.most_common(8):
+        print(f"  {count:4}  {principal:24}  {call}")
+    sample = findings[0]
+    print("demo: one of them as EventBridge delivered it (detail abridged):")
+    print(json.dumps({"source": sample["source"], "detail-type": sample["detail-type"], "time": sample["time"],
+                      "resources": sample["resources"], "detail.userIdentity": sample["detail"]["userIdentity"]},
+                     indent=2))
     print(f"demo: worker stopped with exit code {worker.returncode}")
 
 

@@ -34,7 +34,7 @@ fn the_shipped_examples_are_valid() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(
-        text.contains("connectors/audit-to-bus.yaml (connector `audit-to-bus`, type eventbridge-sink)"),
+        text.contains("connectors/s3-calls-to-bus.yaml (connector `s3-calls-to-bus`, type eventbridge-sink)"),
         "{text}"
     );
 }
