@@ -134,7 +134,7 @@ async fn matching_events_reach_kafka_with_key_value_and_headers() {
         queue_is_empty(&sqs, &queue_name).await.then_some(())
     })
     .await;
-        worker.stop().await;
+    worker.stop().await;
     // The topic holds those six records and nothing else: the non-matching events never reached the queue.
     assert_eq!(support::end_offsets(&topic, 2).values().sum::<i64>(), 6);
 }
