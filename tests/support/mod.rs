@@ -434,9 +434,7 @@ impl RunningWorker {
 /// A sink connector file: `config_extra` lines go under `config:` (indented by two), `tail` after it.
 pub fn sink_yaml(name: &str, topic: &str, bus: &str, config_extra: &str, tail: &str) -> String {
     let extra: String = config_extra.lines().map(|line| format!("  {line}\n")).collect();
-    format!(
-        "name: {name}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: {bus}\n  commit_interval: 500ms\n{extra}{tail}"
-    )
+    format!("name: {name}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: {bus}\n{extra}{tail}")
 }
 
 /// Writes Avro records with confluent-kafka's AvroSerializer (`tests/support/produce_avro.py`); returns the
