@@ -6,9 +6,10 @@ CARGO ?= cargo
 
 .PHONY: test demo lint build stack-up stack-down bench
 
-## Start the local stack (Kafka, Schema Registry, AWS emulator) and run every test against it.
+## Start the local stack (Kafka, Schema Registry, AWS emulator) and run every test against it. Benchmarks run with
+## `make bench` (`make lint` compiles them).
 test: stack-up
-	source <(scripts/stack env) && $(CARGO) test --all-targets
+	source <(scripts/stack env) && $(CARGO) test
 
 ## Start the local stack and run the worker on the example configuration, showing events flowing.
 demo: stack-up build
