@@ -21,18 +21,7 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
     let topic = unique("process-kill");
     support::create_topic(&topic, 2).await;
     let capture = BusCapture::new("process-kill", &json!({"source": ["ebconnect.test.kill"]})).await;
-    let producer = support::producer();
-    for n in 0..RECORDS {
-        support::produce(
-            &producer,
-            &topic,
-            None,
-            None,
-            Some(json!({"n": n}).to_string().as_bytes()),
-            &[],
-        )
-        .await;
-    }
+    support::produce_numbered(&topic, RECORDS).await;
     let name = unique("kill");
     // A slow rate keeps the stream going long enough to be cut in the middle.
     let connector = sink_yaml(

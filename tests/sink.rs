@@ -264,19 +264,8 @@ async fn retries_only_failed_entries_through_injected_faults() {
     .await;
     let topic = unique("sink-faults");
     support::create_topic(&topic, 2).await;
-    let producer = support::producer();
     const RECORDS: usize = 300;
-    for n in 0..RECORDS {
-        support::produce(
-            &producer,
-            &topic,
-            None,
-            None,
-            Some(json!({"n": n}).to_string().as_bytes()),
-            &[],
-        )
-        .await;
-    }
+    support::produce_numbered(&topic, RECORDS as u64).await;
     let name = unique("faults");
     let connector = sink_yaml(
         &name,
@@ -285,7 +274,7 @@ async fn retries_only_failed_entries_through_injected_faults() {
         "detail: value\nrequest:\n  timeout: 500ms\n  max_in_flight: 4\nretry:\n  max_attempts: 30\n  initial_backoff: 5ms\n  max_backoff: 50ms",
         "",
     );
-    let worker_config = worker_yaml("").replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker_config = support::worker_yaml_with_endpoint(&server.url, "");
     let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
     let observed = server.observed.clone();
     support::wait_for("every record to be acknowledged", Duration::from_secs(90), || {
@@ -325,18 +314,7 @@ async fn rejected_entries_are_dead_lettered_with_the_aws_error_code() {
     let topic = unique("sink-rejected");
     let dlq = unique("sink-rejected-dlq");
     support::create_topic(&topic, 1).await;
-    let producer = support::producer();
-    for n in 0..20 {
-        support::produce(
-            &producer,
-            &topic,
-            None,
-            None,
-            Some(json!({"n": n}).to_string().as_bytes()),
-            &[],
-        )
-        .await;
-    }
+    support::produce_numbered(&topic, 20).await;
     let name = unique("rejected");
     let connector = sink_yaml(
         &name,
@@ -345,7 +323,7 @@ async fn rejected_entries_are_dead_lettered_with_the_aws_error_code() {
         "detail: value",
         &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"),
     );
-    let worker_config = worker_yaml("").replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker_config = support::worker_yaml_with_endpoint(&server.url, "");
     let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
     let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 5, Duration::from_secs(60)))
         .await
@@ -381,22 +359,11 @@ async fn rate_limit_holds_the_configured_rate() {
     let server = FaultServer::start(Faults::default()).await;
     let topic = unique("sink-rate");
     support::create_topic(&topic, 1).await;
-    let producer = support::producer();
-    for n in 0..1500 {
-        support::produce(
-            &producer,
-            &topic,
-            None,
-            None,
-            Some(json!({"n": n}).to_string().as_bytes()),
-            &[],
-        )
-        .await;
-    }
+    support::produce_numbered(&topic, 1500).await;
     let name = unique("rate");
     let connector = sink_yaml(&name, &topic, "fault-bus", "detail: value\nrate_limit: shared", "");
-    let worker_config = worker_yaml("rate_limits:\n  shared:\n    entries_per_second: 100\n")
-        .replace(&support::stack("AWS_ENDPOINT_URL"), &server.url);
+    let worker_config =
+        support::worker_yaml_with_endpoint(&server.url, "rate_limits:\n  shared:\n    entries_per_second: 100\n");
     let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
     tokio::time::sleep(Duration::from_secs(14)).await;
     worker.stop().await;

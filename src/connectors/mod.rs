@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, WorkerConfig};
+use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
 use crate::rate_limit::RateLimits;
+use crate::transform::Chain;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -91,21 +92,28 @@ pub fn build(
     worker: &WorkerConfig,
     rate_limits: &RateLimits,
 ) -> Result<Box<dyn Connector>, BoxError> {
-    match &connector.settings {
-        ConnectorSettings::EventbridgeSink(settings) => Ok(Box::new(sink::SinkConnector::new(
-            connector.name.clone(),
-            (**settings).clone(),
-            connector.errors.clone(),
-            connector.transforms.clone(),
-            worker.clone(),
-            rate_limits.clone(),
-        ))),
-        ConnectorSettings::EventbridgeSource(settings) => Ok(Box::new(source::SourceConnector::new(
-            connector.name.clone(),
-            (**settings).clone(),
-            connector.errors.clone(),
-            connector.transforms.clone(),
-            worker.clone(),
-        ))),
-    }
+    let parts = ConnectorParts {
+        name: connector.name.clone(),
+        errors: connector.errors.clone(),
+        transforms: connector.transforms.clone(),
+        worker: worker.clone(),
+        rate_limits: rate_limits.clone(),
+    };
+    Ok(match &connector.settings {
+        ConnectorSettings::EventbridgeSink(settings) => Box::new(sink::SinkConnector::new(parts, (**settings).clone())),
+        ConnectorSettings::EventbridgeSource(settings) => {
+            Box::new(source::SourceConnector::new(parts, (**settings).clone()))
+        }
+    })
+}
+
+/// What every connector is built from besides its own settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorParts {
+    pub name: ConnectorName,
+    pub errors: ErrorsConfig,
+    pub transforms: Chain,
+    pub worker: WorkerConfig,
+    /// The worker's shared rate limit groups.
+    pub rate_limits: RateLimits,
 }

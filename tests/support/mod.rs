@@ -334,6 +334,20 @@ pub fn worker_yaml(extra: &str) -> String {
     )
 }
 
+/// Produces `count` records whose values are `{"n": <n>}`, with n counting from 0.
+pub async fn produce_numbered(topic: &str, count: u64) {
+    let producer = producer();
+    for n in 0..count {
+        let value = serde_json::json!({ "n": n }).to_string();
+        produce(&producer, topic, None, None, Some(value.as_bytes()), &[]).await;
+    }
+}
+
+/// `worker_yaml`, with AWS calls going to `endpoint` (a fault-injecting endpoint) instead of the emulator.
+pub fn worker_yaml_with_endpoint(endpoint: &str, extra: &str) -> String {
+    worker_yaml(extra).replace(&stack("AWS_ENDPOINT_URL"), endpoint)
+}
+
 /// Writes the worker file and connector files into a temporary directory.
 pub struct ConfigDir {
     pub dir: tempfile::TempDir,

@@ -24,8 +24,7 @@ use tokio::time::Instant;
 pub use self::config::SinkConfig;
 use self::offload::{S3Uploader, Upload};
 use self::request_builder::EntryBuilder;
-use super::{BoxError, Connector, ConnectorContext};
-use crate::config::{ConnectorName, ErrorsConfig, WorkerConfig};
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::{eventbridge_client, sdk_config};
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
@@ -33,7 +32,6 @@ use crate::eventbridge::{Batcher, Entry, PutEventsService};
 use crate::kafka::consumer::{commit, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
 use crate::kafka::{client_config, ClientRole};
-use crate::rate_limit::RateLimits;
 use crate::record::Record;
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
@@ -69,31 +67,13 @@ pub enum SinkError {
 }
 
 pub struct SinkConnector {
-    name: ConnectorName,
+    parts: ConnectorParts,
     config: SinkConfig,
-    errors: ErrorsConfig,
-    transforms: Chain,
-    worker: WorkerConfig,
-    rate_limits: RateLimits,
 }
 
 impl SinkConnector {
-    pub fn new(
-        name: ConnectorName,
-        config: SinkConfig,
-        errors: ErrorsConfig,
-        transforms: Chain,
-        worker: WorkerConfig,
-        rate_limits: RateLimits,
-    ) -> Self {
-        Self {
-            name,
-            config,
-            errors,
-            transforms,
-            worker,
-            rate_limits,
-        }
+    pub fn new(parts: ConnectorParts, config: SinkConfig) -> Self {
+        Self { parts, config }
     }
 }
 
@@ -429,12 +409,12 @@ impl Loop<'_> {
 #[async_trait]
 impl Connector for SinkConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
-        let name = self.name.as_str();
+        let name = self.parts.name.as_str();
         let config = &self.config;
         let tracker = SharedTracker::default();
-        let group_id = config.group_id(&self.name);
+        let group_id = config.group_id(&self.parts.name);
         let consumer: StreamConsumer<TrackingContext> = client_config(
-            &self.worker.kafka,
+            &self.parts.worker.kafka,
             ClientRole::Consumer,
             &config.consumer_override,
             // librdkafka prefetches up to 64 MiB by default; a few seconds of records is plenty and keeps the
@@ -458,17 +438,17 @@ impl Connector for SinkConnector {
         })
         .map_err(SinkError::Consumer)?;
         let mut producer_config = client_config(
-            &self.worker.kafka,
+            &self.parts.worker.kafka,
             ClientRole::Producer,
             &config.producer_override,
             &[],
             ErrorPolicy::PRODUCER_SETTINGS,
         );
         producer_config.set("client.id", format!("{name}-dlq"));
-        let policy =
-            ErrorPolicy::new(name, self.errors.clone(), producer_config).map_err(SinkError::DeadLetterProducer)?;
+        let policy = ErrorPolicy::new(name, self.parts.errors.clone(), producer_config)
+            .map_err(SinkError::DeadLetterProducer)?;
 
-        let sdk = sdk_config(&self.worker.aws).await;
+        let sdk = sdk_config(&self.parts.worker.aws).await;
         let service = PutEventsService::new(
             eventbridge_client(&sdk),
             config.event_bus.clone(),
@@ -482,13 +462,13 @@ impl Connector for SinkConnector {
             rate_limit: config
                 .rate_limit
                 .as_deref()
-                .and_then(|group| self.rate_limits.get(group)),
+                .and_then(|group| self.parts.rate_limits.get(group)),
         });
 
         let uploader = config.offload.as_ref().map(|_| {
             let s3 = aws_sdk_s3::config::Builder::from(&sdk)
                 // Emulators and VPC endpoints do not serve bucket names as host names.
-                .force_path_style(self.worker.aws.endpoint_url.is_some())
+                .force_path_style(self.parts.worker.aws.endpoint_url.is_some())
                 .build();
             Arc::new(S3Uploader {
                 client: aws_sdk_s3::Client::from_conf(s3),
@@ -512,10 +492,10 @@ impl Connector for SinkConnector {
             config,
             consumer: &consumer,
             tracker,
-            key_decoder: Decoder::new(&config.key, self.worker.schema_registry.as_ref())?,
-            value_decoder: Decoder::new(&config.value, self.worker.schema_registry.as_ref())?,
-            transforms: &self.transforms,
-            builder: EntryBuilder::new(&self.name, config),
+            key_decoder: Decoder::new(&config.key, self.parts.worker.schema_registry.as_ref())?,
+            value_decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
+            transforms: &self.parts.transforms,
+            builder: EntryBuilder::new(&self.parts.name, config),
             policy,
             deliverer,
             uploader,

@@ -26,8 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::SourceConfig;
-use super::{BoxError, Connector, ConnectorContext};
-use crate::config::{ConnectorName, ErrorsConfig, WorkerConfig};
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
 use crate::kafka::{client_config, ClientRole};
@@ -50,28 +49,13 @@ pub enum SourceError {
 }
 
 pub struct SourceConnector {
-    name: ConnectorName,
+    parts: ConnectorParts,
     config: SourceConfig,
-    errors: ErrorsConfig,
-    transforms: Chain,
-    worker: WorkerConfig,
 }
 
 impl SourceConnector {
-    pub fn new(
-        name: ConnectorName,
-        config: SourceConfig,
-        errors: ErrorsConfig,
-        transforms: Chain,
-        worker: WorkerConfig,
-    ) -> Self {
-        Self {
-            name,
-            config,
-            errors,
-            transforms,
-            worker,
-        }
+    pub fn new(parts: ConnectorParts, config: SourceConfig) -> Self {
+        Self { parts, config }
     }
 }
 
@@ -352,17 +336,17 @@ impl Poller {
 #[async_trait]
 impl Connector for SourceConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
-        let name = self.name.as_str();
-        let sdk = sdk_config(&self.worker.aws).await;
+        let name = self.parts.name.as_str();
+        let sdk = sdk_config(&self.parts.worker.aws).await;
         let queue_url = match (&self.config.queue_url, &self.config.provision) {
             (Some(url), _) => url.value().to_owned(),
-            (None, Some(provision)) => provision::provision(&sdk, &self.name, provision)
+            (None, Some(provision)) => provision::provision(&sdk, &self.parts.name, provision)
                 .await
                 .map_err(SourceError::from)?,
             (None, None) => return Err(SourceError::NoQueue.into()),
         };
         let mut producer_config = client_config(
-            &self.worker.kafka,
+            &self.parts.worker.kafka,
             ClientRole::Producer,
             &self.config.producer_override,
             &[("linger.ms", "5"), ("message.timeout.ms", "120000")],
@@ -370,7 +354,8 @@ impl Connector for SourceConnector {
         );
         producer_config.set("client.id", name);
         let producer: FutureProducer = producer_config.create().map_err(SourceError::Producer)?;
-        let policy = ErrorPolicy::new(name, self.errors.clone(), producer_config).map_err(SourceError::Producer)?;
+        let policy =
+            ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(SourceError::Producer)?;
         let poller = Arc::new(Poller {
             name: name.to_owned(),
             config: self.config.clone(),
@@ -378,7 +363,7 @@ impl Connector for SourceConnector {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             producer,
             policy,
-            transforms: self.transforms.clone(),
+            transforms: self.parts.transforms.clone(),
         });
         // One poller's failure stops the others; shutdown stops all of them.
         let stop = context.shutdown.child_token();
