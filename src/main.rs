@@ -194,6 +194,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
         return ExitCode::FAILURE;
     }
     tracing::info!(
+        worker_id = %worker.worker_id(),
         version = env!("CARGO_PKG_VERSION"),
         connectors = connectors.len(),
         "ebconnect worker starting"

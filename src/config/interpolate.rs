@@ -96,15 +96,6 @@ impl Interpolated {
         Ok(Self { raw, resolved })
     }
 
-    /// A value that needs no resolution, for defaults set in code.
-    pub fn literal(value: impl Into<String>) -> Self {
-        let value = value.into();
-        Self {
-            raw: value.replace("${", "$${"),
-            resolved: value,
-        }
-    }
-
     /// The value to use.
     pub fn value(&self) -> &str {
         &self.resolved
@@ -231,12 +222,5 @@ mod tests {
         assert_eq!(serde_json::to_string(&literal).unwrap(), "\"[hidden]\"");
         let plain = Interpolated::new("${env:EBCONNECT_TEST_INTERPOLATE_SECRET}").unwrap();
         assert!(!format!("{plain:?} {plain}").contains("hunter2"));
-    }
-
-    #[test]
-    fn literal_round_trips_dollar_braces() {
-        let value = Interpolated::literal("a${b}");
-        assert_eq!(value.value(), "a${b}");
-        assert_eq!(Interpolated::new(value.as_written()).unwrap().value(), "a${b}");
     }
 }

@@ -40,6 +40,17 @@ pub struct WorkerConfig {
     pub rate_limits: BTreeMap<String, crate::rate_limit::RateLimitConfig>,
 }
 
+impl WorkerConfig {
+    /// `worker_id`, or the host name.
+    pub fn worker_id(&self) -> String {
+        self.worker_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_else(|_| "ebconnect".to_owned())
+        })
+    }
+}
+
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(30)
 }
