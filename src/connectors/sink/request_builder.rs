@@ -216,3 +216,114 @@ impl EntryBuilder {
         Ok(resources)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::{Position, TimestampType};
+
+    fn builder(config: &str) -> EntryBuilder {
+        let document = format!("topics: [t]\nevent_bus: b\n{config}");
+        let config: SinkConfig = serde_norway::from_str(&document).unwrap();
+        EntryBuilder::new(&ConnectorName::try_from("c".to_owned()).unwrap(), &config)
+    }
+
+    fn record(topic: &str, headers: Vec<(String, Option<Vec<u8>>)>) -> Record {
+        Record {
+            position: Position {
+                topic: topic.into(),
+                partition: 1,
+                offset: 9,
+            },
+            timestamp: Some(1_700_000_000_000),
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: None,
+            headers,
+        }
+    }
+
+    fn build(builder: &EntryBuilder, record: &Record, value: Value) -> Result<Entry, BuildError> {
+        builder.build(record, Value::Null, value).map(|(entry, _)| entry)
+    }
+
+    #[test]
+    fn detail_type_from_path_then_topic_map_then_template() {
+        let builder =
+            builder("detail_type:\n  json_path: $.kind\n  by_topic: {orders: Order}\n  default: 'x-${topic}'\n");
+        let value = json!({"kind": "Refund"});
+        assert_eq!(
+            build(&builder, &record("orders", vec![]), value).unwrap().detail_type,
+            "Refund"
+        );
+        assert_eq!(
+            build(&builder, &record("orders", vec![]), json!({}))
+                .unwrap()
+                .detail_type,
+            "Order"
+        );
+        assert_eq!(
+            build(&builder, &record("other", vec![]), json!({}))
+                .unwrap()
+                .detail_type,
+            "x-other"
+        );
+        assert!(matches!(
+            build(&builder, &record("t", vec![]), json!({"kind": 5})),
+            Err(BuildError::BadDetailType { .. })
+        ));
+    }
+
+    #[test]
+    fn trace_header_time_and_source() {
+        let builder = builder("trace_header: x-amzn-trace-id\n");
+        let headers = vec![(
+            "x-amzn-trace-id".to_owned(),
+            Some(b"Root=1-5759e988-bd862e3fe1be46a994272793".to_vec()),
+        )];
+        let entry = build(&builder, &record("t", headers), json!({})).unwrap();
+        assert_eq!(
+            entry.trace_header.as_deref(),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(entry.time, Some(1_700_000_000_000), "the record timestamp by default");
+        assert_eq!(entry.source, "kafka-connect.c");
+        let bad = vec![("x-amzn-trace-id".to_owned(), Some(vec![0xff]))];
+        assert!(matches!(
+            build(&builder, &record("t", bad), json!({})),
+            Err(BuildError::BadTraceHeader(_))
+        ));
+    }
+
+    #[test]
+    fn time_and_resources_from_the_value() {
+        let builder = builder("detail: value\ntime: {json_path: $.at}\nresources: [{json_path: '$.arns[*]'}]\n");
+        let entry = build(
+            &builder,
+            &record("t", vec![]),
+            json!({"at": "2024-03-01T12:00:00+02:00", "arns": ["a", "b"]}),
+        )
+        .unwrap();
+        assert_eq!(entry.time, Some(1_709_287_200_000));
+        assert_eq!(entry.resources, ["a", "b"]);
+        assert_eq!(
+            build(&builder, &record("t", vec![]), json!({})).unwrap().time,
+            None,
+            "absent: EventBridge stamps it"
+        );
+        assert!(matches!(
+            build(&builder, &record("t", vec![]), json!({"at": "yesterday"})),
+            Err(BuildError::BadTime { .. })
+        ));
+        assert!(matches!(
+            build(&builder, &record("t", vec![]), json!({"arns": [1]})),
+            Err(BuildError::BadResource { .. })
+        ));
+        assert!(matches!(
+            build(&builder, &record("t", vec![]), json!([1])),
+            Err(BuildError::DetailNotObject("an array"))
+        ));
+    }
+}
