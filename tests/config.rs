@@ -179,8 +179,9 @@ fn interpolation_resolves_env_and_file_values() {
 fn secrets_appear_in_no_output() {
     const SECRET: &str = "Sup3r-S3cret-Passw0rd-0f-ebconnect";
     let worker = format!(
-        "kafka:\n  bootstrap_servers: {}\n  security_protocol: sasl_plaintext\n  sasl:\n    mechanism: PLAIN\n    username: ebconnect\n    password: ${{env:EBCONNECT_TEST_SASL_PASSWORD}}\naws:\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:9\nshutdown_timeout: 5s\n",
-        support::stack("KAFKA_SASL_BOOTSTRAP_SERVERS")
+        "kafka:\n  bootstrap_servers: {}\n  security_protocol: sasl_plaintext\n  sasl:\n    mechanism: PLAIN\n    username: ebconnect\n    password: ${{env:EBCONNECT_TEST_SASL_PASSWORD}}\naws:\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:9\nrest:\n  listen: {}\nshutdown_timeout: 5s\n",
+                support::stack("KAFKA_SASL_BOOTSTRAP_SERVERS"),
+        support::rest_address()
     );
     let broken = "name: broken\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  consumer_override:\n    client.id: ${env:EBCONNECT_TEST_SASL_PASSWORD}\n  batch: {max_entries: 0}\n";
     let dir = ConfigDir::new(&worker, &[("broken.yaml", broken), ("good.yaml", GOOD_SINK)]);

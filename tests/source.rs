@@ -31,15 +31,7 @@ async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, deta
     response.entries()[0].event_id().unwrap().to_owned()
 }
 
-async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, queue_name: &str) -> bool {
-    let url = sqs
-        .get_queue_url()
-        .queue_name(queue_name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)

@@ -1,5 +1,6 @@
 //! The worker runtime: supervision of connectors, their status, and shutdown.
 
+pub mod rest;
 pub mod status;
 pub mod supervisor;
 pub mod worker;

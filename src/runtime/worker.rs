@@ -9,12 +9,18 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::connectors;
 use crate::rate_limit::RateLimits;
+use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::runtime::supervisor::Supervisor;
 use crate::telemetry::{emit, ShutdownTimedOut};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    #[error("the REST API cannot listen on {address}: {source}")]
+    RestListen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("shutdown did not finish within {timeout:?}; unfinished connectors: {unfinished:?}")]
     ShutdownTimedOut { timeout: Duration, unfinished: Vec<String> },
 }
@@ -41,6 +47,21 @@ impl Worker {
     /// Runs every connector until `shutdown` is cancelled, then gives them `shutdown_timeout` to stop in order:
     /// stop taking input, finish or hand back in-flight work, commit.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let address = self.config.rest.listen;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| WorkerError::RestListen { address, source })?;
+        let api = ApiState {
+            worker_id: self.config.worker_id(),
+            status: self.status.clone(),
+            connectors: Arc::new(
+                self.connectors
+                    .iter()
+                    .map(|connector| (connector.name.clone(), connector.clone()))
+                    .collect(),
+            ),
+        };
+        let rest = tokio::spawn(rest::serve(listener, api, shutdown.clone()));
         let mut supervisors = JoinSet::new();
         let rate_limits = RateLimits::new(&self.config.rate_limits);
         for connector in self.connectors {
@@ -66,6 +87,8 @@ impl Worker {
         let timeout = self.config.shutdown_timeout;
         let drained = tokio::time::timeout(timeout, async { while supervisors.join_next().await.is_some() {} }).await;
         if drained.is_ok() {
+            // The API ends with the shutdown token; a failure there does not change how the connectors stopped.
+            let _ = rest.await;
             return Ok(());
         }
         let unfinished: Vec<String> = self

@@ -326,12 +326,22 @@ impl BusCapture {
 /// The worker configuration for the local stack, plus `extra` YAML lines.
 pub fn worker_yaml(extra: &str) -> String {
     format!(
-        "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nshutdown_timeout: 20s\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\n{extra}",
+                "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nrest:\n  listen: {}\nshutdown_timeout: 20s\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\n{extra}",
         stack("KAFKA_BOOTSTRAP_SERVERS"),
         stack("SCHEMA_REGISTRY_URL"),
         stack("AWS_REGION"),
-        stack("AWS_ENDPOINT_URL"),
+                stack("AWS_ENDPOINT_URL"),
+        rest_address(),
     )
+}
+
+/// An address for a worker's REST API: a port that was free a moment ago, so that tests running side by side do not
+/// collide on Kafka Connect's 8083.
+pub fn rest_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Produces `count` records whose values are `{"n": <n>}`, with n counting from 0.
