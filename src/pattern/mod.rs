@@ -130,3 +130,46 @@ impl FieldPattern {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn matches(pattern: &str, event: Value) -> bool {
+        Pattern::parse(pattern).unwrap().matches(&event)
+    }
+
+    #[test]
+    fn cidr_matches_ipv4_and_ipv6_ranges() {
+        let v6 = r#"{"ip": [{"cidr": "2001:db8::/32"}]}"#;
+        assert!(matches(v6, json!({"ip": "2001:db8:1234::1"})));
+        assert!(matches(v6, json!({"ip": "2001:0db8:ffff:ffff:ffff:ffff:ffff:ffff"})));
+        assert!(!matches(v6, json!({"ip": "2001:db9::1"})));
+        assert!(
+            !matches(v6, json!({"ip": "10.0.0.1"})),
+            "an IPv4 address is not in an IPv6 range"
+        );
+        assert!(matches(r#"{"ip": [{"cidr": "::1/128"}]}"#, json!({"ip": "::1"})));
+        assert!(matches(
+            r#"{"ip": [{"cidr": "0.0.0.0/0"}]}"#,
+            json!({"ip": "203.0.113.9"})
+        ));
+        assert!(!matches(
+            r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#,
+            json!({"ip": "not an address"})
+        ));
+        assert!(Pattern::parse(r#"{"ip": [{"cidr": "2001:db8::/129"}]}"#).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let error = Pattern::parse(r#"{"detail": {"eventName": [{"prefix": 3}]}}"#).unwrap_err();
+        assert_eq!(error.path, "detail.eventName[0].prefix");
+        assert_eq!(
+            error.to_string(),
+            "event pattern is not valid at `detail.eventName[0].prefix`: prefix match pattern must be a string"
+        );
+    }
+}
