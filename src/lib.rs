@@ -13,3 +13,15 @@ pub mod runtime;
 pub mod schema;
 pub mod telemetry;
 pub mod transform;
+
+/// The error and its causes on one line, as the status API's `trace` shows it.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -126,7 +126,7 @@ impl PutEventsService {
 }
 
 fn classify_request_error(error: &SdkError<PutEventsError, HttpResponse>) -> RequestError {
-    let detail = crate::runtime::supervisor::error_chain(error);
+    let detail = crate::error_chain(error);
     match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             RequestError::Retryable(detail)

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConnectorName, RestartPolicy};
 use crate::connectors::{BoxError, Connector, ConnectorContext};
+use crate::error_chain;
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::{
     emit, ConnectorFailed, ConnectorGaveUp, ConnectorRestartScheduled, ConnectorStarted, ConnectorStopped,
@@ -24,18 +25,6 @@ pub struct Supervisor {
     pub factory: ConnectorFactory,
     pub policy: RestartPolicy,
     pub status: StatusRegistry,
-}
-
-/// The error and its causes on one line, as the status API's `trace` shows it.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -115,7 +115,7 @@ impl S3Uploader {
                 "S3 PutObject s3://{}/{}: {}",
                 upload.bucket,
                 upload.key,
-                crate::runtime::supervisor::error_chain(&error)
+                crate::error_chain(&error)
             );
             if !retryable {
                 return Err(DeliveryError::Fatal(reason));

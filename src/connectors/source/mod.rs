@@ -110,7 +110,7 @@ impl Poller {
                     emit(SqsCallFailed {
                         connector: &self.name,
                         call: "ReceiveMessage",
-                        error: &crate::runtime::supervisor::error_chain(&error),
+                        error: &crate::error_chain(&error),
                     });
                     tokio::select! {
                         () = stop.cancelled() => return Ok(()),
@@ -296,7 +296,7 @@ impl Poller {
                 emit(SqsCallFailed {
                     connector: &self.name,
                     call: "ChangeMessageVisibilityBatch",
-                    error: &crate::runtime::supervisor::error_chain(&error),
+                    error: &crate::error_chain(&error),
                 });
             }
         }
@@ -322,7 +322,7 @@ impl Poller {
             let error = match result {
                 Ok(output) if output.failed().is_empty() => continue,
                 Ok(output) => format!("{:?}", output.failed()),
-                Err(error) => crate::runtime::supervisor::error_chain(&error),
+                Err(error) => crate::error_chain(&error),
             };
             emit(SqsCallFailed {
                 connector: &self.name,

@@ -19,7 +19,7 @@ fn failed(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
 }
 
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::runtime::supervisor::error_chain(error)
+    crate::error_chain(error)
 }
 
 async fn queue(
