@@ -510,3 +510,42 @@ async fn transforms_filter_and_mask_before_events_are_built() {
         "filtered records count as settled"
     );
 }
+
+/// `topics_regex` reads every matching topic, including one created after the connector started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_regex_reads_matching_topics_created_later() {
+    let prefix = unique("regex");
+    let first = format!("{prefix}-a");
+    support::create_topic(&first, 1).await;
+    support::create_topic(&format!("other-{prefix}"), 1).await;
+    let capture = BusCapture::new("sink-regex", &json!({"source": ["ebconnect.test.regex"]})).await;
+    let name = unique("regex");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-sink\nconfig:\n  topics_regex: '{prefix}-.*'\n  event_bus: {}\n  source: ebconnect.test.regex\n  consumer_override:\n    topic.metadata.refresh.interval.ms: '1000'\n",
+        capture.bus
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let producer = support::producer();
+    support::produce(&producer, &first, None, None, Some(br#"{"from":"a"}"#), &[]).await;
+    support::produce(
+        &producer,
+        &format!("other-{prefix}"),
+        None,
+        None,
+        Some(br#"{"from":"other"}"#),
+        &[],
+    )
+    .await;
+    let later = format!("{prefix}-b");
+    support::create_topic(&later, 1).await;
+    support::produce(&producer, &later, None, None, Some(br#"{"from":"b"}"#), &[]).await;
+    let events = capture.receive(2, Duration::from_secs(60)).await;
+    capture.assert_no_more(Duration::from_secs(2)).await;
+    worker.stop().await;
+    let mut topics: Vec<&str> = events
+        .iter()
+        .map(|event| event["detail"]["topic"].as_str().unwrap())
+        .collect();
+    topics.sort();
+    assert_eq!(topics, [first.as_str(), later.as_str()]);
+}
