@@ -100,3 +100,105 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
     );
     assert_eq!(support::committed_offsets(&group, &topic, 2), end);
 }
+
+/// The source, killed without warning while it works through a queue, and restarted: every message reaches Kafka
+/// (some perhaps twice), and the queue ends empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_sigkill_loses_no_message() {
+    const MESSAGES: usize = 100;
+    let sqs = aws_sdk_sqs::Client::new(&support::aws_config().await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("process-source"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for batch in 0..MESSAGES / 10 {
+        let mut request = sqs.send_message_batch().queue_url(&queue_url);
+        for n in batch * 10..batch * 10 + 10 {
+            let body = json!({"id": format!("event-{n}"), "source": "custom", "detail": {"n": n}}).to_string();
+            request = request.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .message_body(body)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        request.send().await.unwrap();
+    }
+    let topic = unique("process-source");
+    support::create_topic(&topic, 1).await;
+    let name = unique("source-kill");
+    // A slow producer (each write waits for its batch) keeps the work going long enough to be cut in the middle;
+    // a short visibility timeout brings unfinished messages back soon after the kill.
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\n  visibility_timeout: 3s\n  producer_override:\n    linger.ms: '400'\n"
+    );
+    let config = ConfigDir::new(&worker_yaml(""), &[("source.yaml", &connector)]);
+    let mut first = support::spawn_worker(&config, "first.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while support::end_offsets(&topic, 1)[&0] < 20 {
+        assert!(Instant::now() < deadline, "the first run wrote too little");
+        assert_running(&mut first, &config, "first.log");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    support::signal(&first, "KILL");
+    first.wait().unwrap();
+    assert!(
+        support::end_offsets(&topic, 1)[&0] < MESSAGES as i64,
+        "the kill came too late to test anything"
+    );
+
+    let mut second = support::spawn_worker(&config, "second.log");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ids = loop {
+        assert!(
+            Instant::now() < deadline,
+            "after the restart not every message reached Kafka"
+        );
+        assert_running(&mut second, &config, "second.log");
+        let written = support::end_offsets(&topic, 1)[&0] as usize;
+        if written >= MESSAGES {
+            let topic = topic.clone();
+            let records =
+                tokio::task::spawn_blocking(move || support::consume_all(&topic, written, Duration::from_secs(30)))
+                    .await
+                    .unwrap();
+            let ids: std::collections::BTreeSet<String> = records
+                .iter()
+                .map(|record| String::from_utf8(record.key.clone().unwrap()).unwrap())
+                .collect();
+            if ids.len() == MESSAGES {
+                break ids;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(ids, (0..MESSAGES).map(|n| format!("event-{n}")).collect());
+    // Everything written is deleted: the queue empties.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let count = |name| attributes[&name].parse::<u64>().unwrap();
+        if count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
+            && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "messages stayed in the queue");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    support::terminate(&second);
+    assert!(second.wait().unwrap().success(), "SIGTERM must end in exit 0");
+}
