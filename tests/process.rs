@@ -179,26 +179,10 @@ async fn source_sigkill_loses_no_message() {
     };
     assert_eq!(ids, (0..MESSAGES).map(|n| format!("event-{n}")).collect());
     // Everything written is deleted: the queue empties.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap();
-        let count = |name| attributes[&name].parse::<u64>().unwrap();
-        if count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
-            && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "messages stayed in the queue");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
+    })
+    .await;
     support::terminate(&second);
     assert!(second.wait().unwrap().success(), "SIGTERM must end in exit 0");
 }

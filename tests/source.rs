@@ -31,21 +31,6 @@ async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, deta
     response.entries()[0].event_id().unwrap().to_owned()
 }
 
-async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let count = |name: aws_sdk_sqs::types::QueueAttributeName| attributes[&name].parse::<u64>().unwrap();
-    count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
-        && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_events_reach_kafka_with_key_value_and_headers() {
     let config = support::aws_config().await;
@@ -130,7 +115,7 @@ async fn matching_events_reach_kafka_with_key_value_and_headers() {
         .queue_url
         .unwrap();
     support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
-        queue_is_empty(&sqs, &queue_url).await.then_some(())
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
     })
     .await;
     worker.stop().await;
@@ -188,7 +173,7 @@ async fn a_message_that_is_not_an_event_is_dead_lettered_and_deleted() {
     assert_eq!(dead[0].headers["__connect.errors.stage"], "VALUE_CONVERTER");
     assert!(dead[0].headers["__connect.errors.exception.message"].contains("not JSON"));
     support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
-        queue_is_empty(&sqs, &queue_url).await.then_some(())
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
     })
     .await;
     worker.stop().await;

@@ -323,6 +323,22 @@ impl BusCapture {
     }
 }
 
+/// True when the queue holds no message, visible or in flight.
+pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| attributes[&name].parse::<u64>().unwrap();
+    count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
+        && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
+}
+
 /// The worker configuration for the local stack, plus `extra` YAML lines.
 pub fn worker_yaml(extra: &str) -> String {
     format!(
