@@ -178,3 +178,113 @@ async fn a_message_that_is_not_an_event_is_dead_lettered_and_deleted() {
     .await;
     worker.stop().await;
 }
+
+/// The CloudTrail envelope as an Avro record. Avro names cannot hold `-`, so the connector renames `detail-type`.
+const ENVELOPE_SCHEMA: &str = r#"{
+  "type": "record", "name": "CloudTrailEvent", "namespace": "ebconnect.test",
+  "fields": [
+    {"name": "id", "type": "string"},
+    {"name": "source", "type": "string"},
+    {"name": "detail_type", "type": "string"},
+    {"name": "time", "type": "string"},
+    {"name": "detail", "type": {"type": "record", "name": "Detail", "fields": [
+      {"name": "eventSource", "type": "string"},
+      {"name": "eventName", "type": "string"},
+      {"name": "n", "type": "int"},
+      {"name": "userIdentity", "type": {"type": "map", "values": "string"}},
+      {"name": "errorCode", "type": ["null", "string"], "default": null}
+    ]}}
+  ]
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_values_round_trip_through_the_schema_registry() {
+    let config = support::aws_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique("source-avro-bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let topic = unique("source-avro");
+    let dlq = unique("source-avro-dlq");
+    support::create_topic(&topic, 1).await;
+    let schema_dir = tempfile::tempdir().unwrap();
+    let schema_file = schema_dir.path().join("cloudtrail.avsc");
+    std::fs::write(&schema_file, ENVELOPE_SCHEMA).unwrap();
+    let name = unique("source-avro");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  provision:\n    event_bus: {bus}\n    event_pattern: {{source: [aws.s3]}}\n  topic: {topic}\n  value:\n    format: avro\n    schema_file: {}\n  wait_time: 1s\ntransforms:\n  - rename_fields: {{renames: {{$.detail-type: detail_type}}}}\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n",
+        schema_file.display()
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
+    support::wait_for("the rule", Duration::from_secs(30), || async {
+        events
+            .describe_rule()
+            .name(format!("ebconnect-{name}"))
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+    let mut expected = BTreeMap::new();
+    for n in 0..3 {
+        let detail = cloudtrail_event(n, "s3.amazonaws.com", &format!("AIDA{n}"));
+        let id = put(&events, &bus, "aws.s3", &detail).await;
+        expected.insert(id, detail);
+    }
+    // `n` must be an int: this event cannot be written with the schema and goes to the dead-letter topic.
+    let mut misfit = cloudtrail_event(9, "s3.amazonaws.com", "AIDA9");
+    misfit["n"] = json!("nine");
+    let misfit_id = put(&events, &bus, "aws.s3", &misfit).await;
+
+    let records = support::consume_avro(&topic, 3).await;
+    let schema_ids: Vec<u32> = records.iter().map(|record| record.schema_id).collect();
+    assert!(schema_ids.windows(2).all(|pair| pair[0] == pair[1]), "{schema_ids:?}");
+    for record in &records {
+        let id = record.value["id"].as_str().unwrap();
+        let detail = &expected[id];
+        assert_eq!(record.value["detail_type"], json!("AWS API Call via CloudTrail"));
+        assert_eq!(record.value["source"], json!("aws.s3"));
+        assert_eq!(record.value["detail"]["eventSource"], detail["eventSource"]);
+        assert_eq!(record.value["detail"]["n"], detail["n"]);
+        assert_eq!(record.value["detail"]["userIdentity"], detail["userIdentity"]);
+        assert_eq!(record.value["detail"]["errorCode"], Value::Null);
+        assert_eq!(record.key.as_deref(), Some(id));
+        assert_eq!(record.headers["detail-type"], "AWS API Call via CloudTrail");
+    }
+    // The schema was registered under the topic's value subject.
+    let subject = format!(
+        "{}/subjects/{topic}-value/versions/latest",
+        support::stack("SCHEMA_REGISTRY_URL")
+    );
+    let registered: Value = reqwest::get(&subject).await.unwrap().json().await.unwrap();
+    assert_eq!(registered["id"].as_u64(), Some(u64::from(schema_ids[0])));
+
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let dead_event: Value = serde_json::from_slice(dead[0].value.as_ref().unwrap()).unwrap();
+    assert_eq!(dead_event["id"], json!(misfit_id));
+    assert_eq!(
+        dead[0].headers["__connect.errors.exception.class.name"],
+        "SerializationError"
+    );
+    assert!(
+        dead[0].headers["__connect.errors.exception.message"].contains("does not fit schema id"),
+        "{:?}",
+        dead[0].headers
+    );
+    let queue_url = sqs
+        .get_queue_url()
+        .queue_name(format!("ebconnect-{name}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
+    })
+    .await;
+    worker.stop().await;
+}

@@ -82,7 +82,7 @@ pub fn parse_document(
 pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), String> {
     match settings {
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
-        ConnectorSettings::EventbridgeSource(settings) => settings.check(),
+        ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),
     }
 }
 

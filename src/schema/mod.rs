@@ -1,6 +1,7 @@
 //! Turning record bytes into JSON: the plain formats here; Schema Registry Avro in `avro` and `registry`.
 
 pub mod avro;
+pub mod encode;
 pub mod registry;
 
 use std::sync::Arc;
@@ -57,6 +58,107 @@ impl FormatConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// How a connector that writes to Kafka encodes a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    Json,
+    /// Confluent Schema Registry Avro.
+    Avro,
+}
+
+/// `value:` of a connector that writes to Kafka.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFormatConfig {
+    /// `json` or `avro`. Default: `json`.
+    pub format: OutputFormat,
+    /// Avro: a schema file (`.avsc`, relative to the working directory), registered under `<topic>-value` (a
+    /// registered schema is found again, not duplicated). Excludes `subject`.
+    #[serde(default)]
+    pub schema_file: Option<std::path::PathBuf>,
+    /// Avro: write with the latest schema of this subject. Without `schema_file` or `subject`: the latest schema of
+    /// `<topic>-value`.
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+impl Default for OutputFormatConfig {
+    fn default() -> Self {
+        Self {
+            format: OutputFormat::Json,
+            schema_file: None,
+            subject: None,
+        }
+    }
+}
+
+impl OutputFormatConfig {
+    /// Rules serde cannot express, including that the schema file parses; `key` names the setting for messages.
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        match self.format {
+            OutputFormat::Json => {
+                if self.schema_file.is_some() || self.subject.is_some() {
+                    return Err(format!(
+                        "{key}: `schema_file` and `subject` apply only to `format: avro`"
+                    ));
+                }
+            }
+            OutputFormat::Avro => {
+                if self.schema_file.is_some() && self.subject.is_some() {
+                    return Err(format!("{key}: `schema_file` and `subject` exclude each other"));
+                }
+                self.schema_text(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema file's text, checked to be an Avro schema; `None` without a file.
+    pub fn schema_text(&self, key: &str) -> Result<Option<String>, String> {
+        let Some(file) = &self.schema_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|error| format!("{key}.schema_file: cannot read {}: {error}", file.display()))?;
+        apache_avro::Schema::parse_str(&text)
+            .map_err(|error| format!("{key}.schema_file: {} is not an Avro schema: {error}", file.display()))?;
+        Ok(Some(text))
+    }
+
+    /// The writer for this setting. `registry` is needed for Avro.
+    pub fn writer(
+        &self,
+        registry: Option<&SchemaRegistryConfig>,
+    ) -> Result<self::encode::JsonWriter, RegistrySetupError> {
+        use self::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
+        if self.format == OutputFormat::Json {
+            return Ok(JsonWriter::Json);
+        }
+        let Some(registry) = registry else {
+            return Err(RegistrySetupError {
+                url: String::new(),
+                reason: "format `avro` needs the worker's schema_registry".into(),
+            });
+        };
+        let schema = match (self.schema_text("value"), &self.subject) {
+            (Err(reason), _) => {
+                return Err(RegistrySetupError {
+                    url: registry.url.as_written().to_owned(),
+                    reason,
+                })
+            }
+            (Ok(Some(text)), _) => WriterSchema::Supplied(text),
+            (Ok(None), Some(subject)) => WriterSchema::Subject(subject.clone()),
+            (Ok(None), None) => WriterSchema::TopicLatest,
+        };
+        Ok(JsonWriter::Avro {
+            encoder: AvroRecordEncoder::new(self::registry::settings(registry)?),
+            schema,
+        })
     }
 }
 

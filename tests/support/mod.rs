@@ -494,3 +494,38 @@ pub async fn produce_avro(case: &str, topic: &str, count: usize) -> u32 {
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     summary["schema_id"].as_u64().unwrap() as u32
 }
+
+/// One record read back by `tests/support/consume_avro.py`.
+#[derive(Debug, serde::Deserialize)]
+pub struct AvroConsumed {
+    pub key: Option<String>,
+    pub value: Value,
+    pub schema_id: u32,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads `count` Avro records from `topic` with confluent-kafka's AvroDeserializer (an independent client).
+pub async fn consume_avro(topic: &str, count: usize) -> Vec<AvroConsumed> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_avro.py");
+    let topic = topic.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
+            .args([script, &topic, &count.to_string(), "60"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "consume_avro.py: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output
+        .stdout
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect()
+}

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{ConnectorName, Interpolated};
+use crate::config::{ConnectorName, Interpolated, WorkerConfig};
 use crate::json_path::JsonPath;
 use crate::pattern::Pattern;
+use crate::schema::{OutputFormat, OutputFormatConfig};
 
 /// Reads events that an EventBridge rule delivers to an SQS queue and writes them to a Kafka topic.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -27,6 +28,10 @@ pub struct SourceConfig {
     /// is, another value as its JSON; an event where the path selects nothing gets a null key. Default: `$.id`.
     #[serde(default = "default_key")]
     pub key: JsonPath,
+    /// How the event is written as the record value: `format: json` (default), or `format: avro` with
+    /// `schema_file` or `subject`, through the worker's Schema Registry.
+    #[serde(default)]
+    pub value: OutputFormatConfig,
     /// Envelope fields copied into record headers. Default: `[id, source, detail-type, time]`.
     #[serde(default = "default_headers")]
     pub headers: Vec<EnvelopeField>,
@@ -151,7 +156,11 @@ impl ProvisionConfig {
 
 impl SourceConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), String> {
+        self.value.check("config.value")?;
+        if self.value.format == OutputFormat::Avro && worker.is_some_and(|worker| worker.schema_registry.is_none()) {
+            return Err("config.value.format is `avro` but the worker file has no schema_registry".into());
+        }
         match (&self.queue_url, &self.provision) {
             (None, None) => return Err("config: one of `queue_url` and `provision` is required".into()),
             (Some(_), Some(_)) => return Err("config: `queue_url` and `provision` exclude each other".into()),

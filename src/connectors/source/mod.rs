@@ -31,6 +31,8 @@ use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
 use crate::kafka::{client_config, ClientRole};
 use crate::record::{Position, Record, TimestampType};
+use crate::schema::encode::JsonWriter;
+use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{emit, SqsCallFailed, SqsMessageLeft};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
@@ -42,6 +44,8 @@ pub enum SourceError {
     Producer(#[source] KafkaError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Registry(RegistrySetupError),
     #[error("config: neither `queue_url` nor `provision` is set")]
     NoQueue,
     #[error("a poller ended without a result: {0}")]
@@ -76,6 +80,7 @@ struct Poller {
     producer: FutureProducer,
     policy: ErrorPolicy,
     transforms: Chain,
+    value_writer: JsonWriter,
 }
 
 fn envelope_text(event: &Value, field: &str) -> Option<String> {
@@ -223,7 +228,15 @@ impl Poller {
             Value::String(text) => Some(text.clone().into_bytes()),
             other => Some(other.to_string().into_bytes()),
         };
-        let value = decoded.value.to_string().into_bytes();
+        let value = match self.value_writer.write(&decoded.value, &self.config.topic, false).await {
+            Ok(value) => value,
+            Err(error) if error.is_transient() => return Ok(Fate::Left(error.to_string())),
+            Err(error) => {
+                return self
+                    .fail(message, Stage::ValueConverter, "SerializationError", &error.to_string())
+                    .await
+            }
+        };
         let mut record_headers = OwnedHeaders::new_with_capacity(headers.len());
         for (name, text) in &headers {
             record_headers = record_headers.insert(Header {
@@ -345,6 +358,11 @@ impl Connector for SourceConnector {
                 .map_err(SourceError::from)?,
             (None, None) => return Err(SourceError::NoQueue.into()),
         };
+        let value_writer = self
+            .config
+            .value
+            .writer(self.parts.worker.schema_registry.as_ref())
+            .map_err(SourceError::Registry)?;
         let mut producer_config = client_config(
             &self.parts.worker.kafka,
             ClientRole::Producer,
@@ -364,6 +382,7 @@ impl Connector for SourceConnector {
             producer,
             policy,
             transforms: self.parts.transforms.clone(),
+            value_writer,
         });
         // One poller's failure stops the others; shutdown stops all of them.
         let stop = context.shutdown.child_token();

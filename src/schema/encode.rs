@@ -1,0 +1,162 @@
+//! JSON to Confluent-framed Avro through the Schema Registry, for the connectors that write to Kafka. The schema is
+//! registered or looked up once per subject (or id) and cached by schema_registry_converter; the JSON is resolved
+//! against it with apache-avro's schema resolution, so numbers widen or narrow to the field's type, objects become
+//! records or maps, and a union takes the first branch the value fits.
+
+use std::sync::Arc;
+
+use apache_avro::types::Value as AvroValue;
+use apache_avro::writer::datum::GenericDatumWriter;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::avro_common::AvroSchema;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use serde_json::Value;
+
+/// Which schema a value is written with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterSchema {
+    /// This schema text, registered (idempotently) under `<topic>-key` or `<topic>-value`.
+    Supplied(String),
+    /// The latest version of this subject.
+    Subject(String),
+    /// The schema with this id.
+    Id(u32),
+    /// The latest version of `<topic>-key` or `<topic>-value`, Confluent's default TopicNameStrategy.
+    TopicLatest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The schema cannot be had: unknown subject or id, or the registry refused it as invalid.
+    #[error("no usable schema for {what}: {reason}")]
+    Schema { what: String, reason: String },
+    /// The value does not fit the schema.
+    #[error("the value does not fit schema id {schema_id}: {reason}")]
+    Mismatch { schema_id: u32, reason: String },
+    /// The registry could not be asked (network, 5xx): not the value's fault.
+    #[error("the Schema Registry is unavailable ({what}): {reason}")]
+    RegistryUnavailable { what: String, reason: String },
+}
+
+impl EncodeError {
+    /// True when trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::RegistryUnavailable { .. })
+    }
+}
+
+/// Writes JSON values as Confluent-framed Avro.
+pub struct AvroRecordEncoder {
+    encoder: AvroEncoder,
+    /// The encoder looks schemas up by subject only; schemas given by id come from a decoder's cache.
+    by_id: AvroDecoder,
+}
+
+impl std::fmt::Debug for AvroRecordEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroRecordEncoder").finish_non_exhaustive()
+    }
+}
+
+fn describe(error: &SRCError) -> String {
+    match &error.cause {
+        Some(cause) => format!("{}: {cause}", error.error),
+        None => error.error.clone(),
+    }
+}
+
+impl AvroRecordEncoder {
+    pub fn new(settings: SrSettings) -> Arc<Self> {
+        Arc::new(Self {
+            encoder: AvroEncoder::new(settings.clone()),
+            by_id: AvroDecoder::new(settings),
+        })
+    }
+
+    /// Encodes `value` for `topic`'s key (`is_key`) or value, with the schema `schema` names.
+    pub async fn encode(
+        &self,
+        value: &Value,
+        topic: &str,
+        is_key: bool,
+        schema: &WriterSchema,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let schema = self.schema(topic, is_key, schema).await?;
+        let mismatch = |error: apache_avro::Error| EncodeError::Mismatch {
+            schema_id: schema.id,
+            reason: error.to_string(),
+        };
+        let resolved = AvroValue::try_from(value.clone())
+            .and_then(|value| value.resolve(&schema.parsed))
+            .map_err(mismatch)?;
+        let body = GenericDatumWriter::builder(&schema.parsed)
+            .build()
+            .and_then(|writer| writer.write_value_to_vec(resolved))
+            .map_err(mismatch)?;
+        let mut framed = Vec::with_capacity(body.len() + 5);
+        framed.push(0);
+        framed.extend_from_slice(&schema.id.to_be_bytes());
+        framed.extend_from_slice(&body);
+        Ok(framed)
+    }
+
+    async fn schema(&self, topic: &str, is_key: bool, schema: &WriterSchema) -> Result<Arc<AvroSchema>, EncodeError> {
+        let strategy = match schema {
+            WriterSchema::Supplied(text) => SubjectNameStrategy::TopicNameStrategyWithSchema(
+                topic.to_owned(),
+                is_key,
+                SuppliedSchema::new(None, SchemaType::Avro, text.clone()),
+            ),
+            WriterSchema::Subject(subject) => SubjectNameStrategy::RecordNameStrategy(subject.clone()),
+            WriterSchema::TopicLatest => SubjectNameStrategy::TopicNameStrategy(topic.to_owned(), is_key),
+            WriterSchema::Id(id) => {
+                let what = format!("schema id {id}");
+                return self.by_id.get_schema(*id).await.map_err(|error| classify(what, &error));
+            }
+        };
+        let subject = strategy
+            .get_subject()
+            .map_err(|error| classify(String::from("the subject"), &error))?;
+        self.encoder
+            .get_schema_and_id(&subject, strategy)
+            .await
+            .map_err(|error| classify(format!("subject `{subject}`"), &error))
+    }
+}
+
+fn classify(what: String, error: &SRCError) -> EncodeError {
+    if error.retriable {
+        EncodeError::RegistryUnavailable {
+            what,
+            reason: describe(error),
+        }
+    } else {
+        EncodeError::Schema {
+            what,
+            reason: describe(error),
+        }
+    }
+}
+
+/// How a connector writes JSON values to Kafka.
+#[derive(Debug, Clone)]
+pub enum JsonWriter {
+    /// As JSON text.
+    Json,
+    /// As Confluent-framed Avro with the given schema.
+    Avro {
+        encoder: Arc<AvroRecordEncoder>,
+        schema: WriterSchema,
+    },
+}
+
+impl JsonWriter {
+    pub async fn write(&self, value: &Value, topic: &str, is_key: bool) -> Result<Vec<u8>, EncodeError> {
+        match self {
+            Self::Json => Ok(value.to_string().into_bytes()),
+            Self::Avro { encoder, schema } => encoder.encode(value, topic, is_key, schema).await,
+        }
+    }
+}
