@@ -83,6 +83,48 @@ impl InternalEvent for ConnectorGaveUp<'_> {
     }
 }
 
+pub struct ReceiverListening<'a> {
+    pub connector: &'a str,
+    pub address: std::net::SocketAddr,
+}
+
+impl InternalEvent for ReceiverListening<'_> {
+    fn emit(self) {
+        info!(connector = self.connector, address = %self.address, "produce endpoint listening");
+    }
+}
+
+/// A record or request the receiver answered with an error. The sender has the answer, so this is not a loss;
+/// 5xx answers are warnings, since they point at Kafka or the registry rather than the sender.
+pub struct ReceiverRecordRejected<'a> {
+    pub connector: &'a str,
+    pub status: u16,
+    pub error_code: u32,
+    pub message: &'a str,
+}
+
+impl InternalEvent for ReceiverRecordRejected<'_> {
+    fn emit(self) {
+        if self.status >= 500 {
+            warn!(
+                connector = self.connector,
+                status = self.status,
+                error_code = self.error_code,
+                message = self.message,
+                "record not written"
+            );
+        } else {
+            tracing::debug!(
+                connector = self.connector,
+                status = self.status,
+                error_code = self.error_code,
+                message = self.message,
+                "record rejected"
+            );
+        }
+    }
+}
+
 pub struct ShutdownRequested<'a> {
     pub signal: &'a str,
     pub timeout: Duration,

@@ -111,6 +111,21 @@ fn every_kind_of_bad_file_is_named_with_its_key_and_problem() {
             "name: k\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  rate_limit: nope\n",
             &["unknown-group.yaml", "config.rate_limit: no group `nope`"],
         ),
+                (
+            "open-receiver.yaml",
+            "name: l\ntype: rest-produce-receiver\nconfig:\n  listen: 0.0.0.0:8082\n  topics: [t]\n",
+            &["open-receiver.yaml", "config.auth: required when listening on 0.0.0.0:8082"],
+        ),
+        (
+            "receiver-transforms.yaml",
+            "name: m\ntype: rest-produce-receiver\nconfig:\n  listen: 127.0.0.1:8082\n  topics: [t]\ntransforms:\n  - drop_fields: {paths: [$.a]}\n",
+            &["receiver-transforms.yaml", "transforms: a rest-produce-receiver writes records as sent"],
+        ),
+        (
+            "avro-schema-file.yaml",
+            "name: n\ntype: eventbridge-source\nconfig:\n  queue_url: http://q\n  topic: t\n  value: {format: avro, schema_file: /surely/missing.avsc}\n",
+            &["avro-schema-file.yaml", "config.value.schema_file: cannot read /surely/missing.avsc"],
+        ),
         ("zz-duplicate.yaml", GOOD_SINK, &["zz-duplicate.yaml", "connector `good` is already defined in"]),
     ];
     let mut files: Vec<(&str, &str)> = cases.iter().map(|(file, text, _)| (*file, *text)).collect();

@@ -139,6 +139,27 @@ pub fn load_connector(file: &Path, worker: Option<&WorkerConfig>) -> Result<Conn
         .errors
         .check()
         .map_err(|message| ConfigError::new(file, message))?;
+    if !kind.has_record_pipeline() {
+        let errors = &document.errors;
+        if !document.transforms.0.is_empty() {
+            return Err(ConfigError::new(
+                file,
+                format!(
+                    "transforms: a {} writes records as sent and runs no transforms",
+                    kind.as_str()
+                ),
+            ));
+        }
+        if errors.tolerance != ErrorTolerance::None || errors.deadletterqueue.is_some() || errors.log.enable {
+            return Err(ConfigError::new(
+                file,
+                format!(
+                    "errors: a {} answers every failed record to its sender; `errors` does not apply",
+                    kind.as_str()
+                ),
+            ));
+        }
+    }
     crate::connectors::check(&document.config, worker).map_err(|message| ConfigError::new(file, message))?;
     let transforms = Chain::new(&document.transforms.0).map_err(|message| ConfigError::new(file, message))?;
     Ok(ConnectorConfig {

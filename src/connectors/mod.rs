@@ -1,6 +1,7 @@
 //! The connector types, and the one registry that maps a `type:` to its settings and its running task.
 //! Adding a connector type touches this file and the type's own module, nothing else.
 
+pub mod receiver;
 pub mod sink;
 pub mod source;
 
@@ -34,6 +35,8 @@ pub enum ConnectorType {
     EventbridgeSink,
     /// An EventBridge bus, through a rule's SQS target, to a Kafka topic.
     EventbridgeSource,
+    /// An HTTP endpoint speaking the Confluent REST Produce API v3 (for API destinations) to Kafka topics.
+    RestProduceReceiver,
 }
 
 impl ConnectorType {
@@ -41,7 +44,14 @@ impl ConnectorType {
         match self {
             Self::EventbridgeSink => "eventbridge-sink",
             Self::EventbridgeSource => "eventbridge-source",
+            Self::RestProduceReceiver => "rest-produce-receiver",
         }
+    }
+
+    /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
+    /// failure to the client that sent the record, and writes what the client sent.
+    pub fn has_record_pipeline(self) -> bool {
+        !matches!(self, Self::RestProduceReceiver)
     }
 }
 
@@ -51,6 +61,7 @@ impl ConnectorType {
 pub enum ConnectorSettings {
     EventbridgeSink(Box<sink::SinkConfig>),
     EventbridgeSource(Box<source::SourceConfig>),
+    RestProduceReceiver(Box<receiver::ReceiverConfig>),
 }
 
 /// The second pass of `config::load_connector`: the whole document, read as the given type's document.
@@ -74,6 +85,9 @@ pub fn parse_document(
     match kind {
         ConnectorType::EventbridgeSink => read(text, |config| ConnectorSettings::EventbridgeSink(Box::new(config))),
         ConnectorType::EventbridgeSource => read(text, |config| ConnectorSettings::EventbridgeSource(Box::new(config))),
+        ConnectorType::RestProduceReceiver => {
+            read(text, |config| ConnectorSettings::RestProduceReceiver(Box::new(config)))
+        }
     }
 }
 
@@ -83,6 +97,7 @@ pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Res
     match settings {
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
         ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),
+        ConnectorSettings::RestProduceReceiver(settings) => settings.check(),
     }
 }
 
@@ -103,6 +118,9 @@ pub fn build(
         ConnectorSettings::EventbridgeSink(settings) => Box::new(sink::SinkConnector::new(parts, (**settings).clone())),
         ConnectorSettings::EventbridgeSource(settings) => {
             Box::new(source::SourceConnector::new(parts, (**settings).clone()))
+        }
+        ConnectorSettings::RestProduceReceiver(settings) => {
+            Box::new(receiver::ReceiverConnector::new(parts, (**settings).clone()))
         }
     })
 }

@@ -1,0 +1,102 @@
+//! `type: rest-produce-receiver`: the user-facing settings under `config:`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Interpolated, Secret};
+
+/// An HTTP endpoint speaking the Confluent REST Produce API v3, for EventBridge API destinations and other HTTP
+/// producers. Each request is answered only after Kafka acknowledged its records.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// The address the endpoint listens on, e.g. `0.0.0.0:8082`. An address other than loopback needs `auth`.
+    pub listen: SocketAddr,
+    /// The cluster id in request paths (`/kafka/v3/clusters/{cluster_id}/...`) and in responses; a request for
+    /// another id gets 404. Default: `ebconnect`.
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: String,
+    /// The topics the endpoint writes to. A request for any other topic gets 404 (error code 40403).
+    pub topics: Vec<String>,
+    /// Basic auth credentials, as an API destination's connection sends them. Compared in constant time.
+    #[serde(default)]
+    pub auth: Option<ReceiverAuth>,
+    /// The largest record accepted, measured as its JSON in the request; larger gets 413. Default: 1048576.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// The largest `records:batch` request body; larger gets 413. Default: 16777216.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: usize,
+    /// Records being written at once, over all requests; a record beyond that gets 429 so that the caller retries.
+    /// Default: 10000.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a record may wait for Kafka's acknowledgement (librdkafka's `message.timeout.ms`); one that
+    /// times out gets 503. Default: 30s.
+    #[serde(default = "default_produce_timeout", with = "humantime_serde")]
+    pub produce_timeout: Duration,
+    /// librdkafka settings for this connector's producer, like Kafka Connect's `producer.override.*`.
+    #[serde(default)]
+    pub producer_override: BTreeMap<String, Interpolated>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverAuth {
+    pub api_key: Interpolated,
+    pub api_secret: Secret,
+}
+
+fn default_cluster_id() -> String {
+    "ebconnect".into()
+}
+
+fn default_max_record_bytes() -> usize {
+    1 << 20
+}
+
+fn default_max_batch_bytes() -> usize {
+    16 << 20
+}
+
+fn default_max_in_flight() -> usize {
+    10_000
+}
+
+fn default_produce_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl ReceiverConfig {
+    /// Rules serde cannot express. Each message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.topics.is_empty() {
+            return Err("config.topics: name at least one topic".into());
+        }
+        if let Some(empty) = self.topics.iter().position(String::is_empty) {
+            return Err(format!("config.topics[{empty}]: must not be empty"));
+        }
+        if self.cluster_id.is_empty() || self.cluster_id.contains('/') {
+            return Err("config.cluster_id: must be non-empty and hold no `/`".into());
+        }
+        if self.auth.is_none() && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "config.auth: required when listening on {}, or anyone who reaches the port can write to the topics",
+                self.listen
+            ));
+        }
+        if self.max_record_bytes == 0 || self.max_batch_bytes < self.max_record_bytes {
+            return Err("config.max_batch_bytes: must be at least max_record_bytes, which must be positive".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("config.max_in_flight: must be positive".into());
+        }
+        if self.produce_timeout < Duration::from_secs(1) {
+            return Err("config.produce_timeout: must be at least 1s".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,515 @@
+//! `type: rest-produce-receiver`: an HTTP endpoint speaking the Confluent REST Produce API v3, so that EventBridge
+//! API destinations (and any HTTP producer) can push events into Kafka.
+//!
+//! `POST /kafka/v3/clusters/{cluster_id}/topics/{topic}/records` takes one record, or in streaming mode (a chunked
+//! body, or several records in one body) a sequence of records answered by one delivery report each, in order.
+//! `POST .../records:batch` takes `{"entries": [...]}` and answers 207 with `successes` and `failures`.
+//! Every answer is sent after Kafka acknowledged the record (idempotent producer, acks=all). A single-record request
+//! that failed gets its failure's HTTP status: 429 and 5xx for what a retry may fix, other 4xx for what it cannot.
+
+pub mod body;
+pub mod config;
+pub mod wire;
+
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use futures::stream::FuturesOrdered;
+use futures::{SinkExt, StreamExt};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use self::body::RecordReader;
+pub use self::config::ReceiverConfig;
+use self::wire::{
+    parse_record, ApiError, BatchFailure, BatchRequest, BatchResponse, BatchSuccess, DataSummary, Delivered, Payload,
+    ProduceRecord,
+};
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
+use crate::dead_letter::ErrorPolicy;
+use crate::kafka::{client_config, ClientRole};
+use crate::schema::encode::{AvroRecordEncoder, EncodeError};
+use crate::schema::registry::RegistrySetupError;
+use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected};
+
+/// Records of one streaming request being written at once; reading pauses beyond it.
+const STREAM_WINDOW: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[source] KafkaError),
+    #[error(transparent)]
+    Registry(RegistrySetupError),
+}
+
+pub struct ReceiverConnector {
+    parts: ConnectorParts,
+    config: ReceiverConfig,
+}
+
+impl ReceiverConnector {
+    pub fn new(parts: ConnectorParts, config: ReceiverConfig) -> Self {
+        Self { parts, config }
+    }
+}
+
+/// What every request handler shares.
+struct Receiver {
+    name: String,
+    config: ReceiverConfig,
+    producer: FutureProducer,
+    avro: Option<Arc<AvroRecordEncoder>>,
+    in_flight: Arc<Semaphore>,
+    /// The API key and secret, when auth is configured.
+    credentials: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Receiver {
+    /// Checks what every produce request must satisfy before its body is read.
+    fn admit(&self, cluster_id: &str, topic: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.authenticate(headers)?;
+        let content_type = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
+        let is_json = content_type.is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                41501,
+                format!(
+                    "the body must be `application/json`, not {}",
+                    content_type.map_or("unspecified".to_owned(), |value| format!("`{value}`"))
+                ),
+            ));
+        }
+        if cluster_id != self.config.cluster_id {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                40402,
+                format!(
+                    "cluster `{cluster_id}` not found; this endpoint serves `{}`",
+                    self.config.cluster_id
+                ),
+            ));
+        }
+        if !self.config.topics.iter().any(|allowed| allowed == topic) {
+            return Err(ApiError::unknown_topic(topic));
+        }
+        Ok(())
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some((key, secret)) = &self.credentials else {
+            return Ok(());
+        };
+        let given = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, encoded)| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok());
+        let Some(given) = given else {
+            return Err(ApiError::unauthorized());
+        };
+        let Some(colon) = given.iter().position(|byte| *byte == b':') else {
+            return Err(ApiError::unauthorized());
+        };
+        let matches = given[..colon].ct_eq(key) & given[colon + 1..].ct_eq(secret);
+        if bool::from(matches) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    /// Writes one record and waits for Kafka's acknowledgement.
+    async fn write(&self, topic: &str, record: ProduceRecord) -> Result<Delivered, ApiError> {
+        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            ApiError::busy(format!(
+                "{} records are being written already (max_in_flight); retry later",
+                self.config.max_in_flight
+            ))
+        })?;
+        let key = match &record.key {
+            Some(data) => Some((data.data_type(), self.encode(data.payload("key")?, topic, true).await?)),
+            None => None,
+        };
+        let value = match &record.value {
+            Some(data) => Some((
+                data.data_type(),
+                self.encode(data.payload("value")?, topic, false).await?,
+            )),
+            None => None,
+        };
+        let headers = record
+            .headers
+            .iter()
+            .map(wire::RecordHeader::decoded)
+            .collect::<Result<Vec<_>, _>>()?;
+        let timestamp = match &record.timestamp {
+            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|error| ApiError::invalid(format!("timestamp: `{text}` is not RFC 3339: {error}")))?
+                .timestamp_millis(),
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        if record.partition_id.is_some_and(|partition| partition < 0) {
+            return Err(ApiError::invalid("partition_id: must not be negative"));
+        }
+        let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in &headers {
+            kafka_headers = kafka_headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        let mut kafka_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).timestamp(timestamp).headers(kafka_headers);
+        if let Some((_, bytes)) = &key {
+            kafka_record = kafka_record.key(bytes.as_slice());
+        }
+        if let Some((_, bytes)) = &value {
+            kafka_record = kafka_record.payload(bytes.as_slice());
+        }
+        if let Some(partition) = record.partition_id {
+            kafka_record = kafka_record.partition(partition);
+        }
+        let delivery = self
+            .producer
+            .send(kafka_record, Duration::ZERO)
+            .await
+            .map_err(|(error, _)| kafka_failure(topic, &error))?;
+        Ok(Delivered {
+            error_code: 200,
+            cluster_id: self.config.cluster_id.clone(),
+            topic_name: topic.to_owned(),
+            partition_id: delivery.partition,
+            offset: delivery.offset,
+            timestamp: chrono::DateTime::from_timestamp_millis(timestamp)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            key: key.map(|(kind, bytes)| DataSummary {
+                kind,
+                size: bytes.len(),
+            }),
+            value: value.map(|(kind, bytes)| DataSummary {
+                kind,
+                size: bytes.len(),
+            }),
+        })
+    }
+
+    async fn encode(&self, payload: Payload, topic: &str, is_key: bool) -> Result<Vec<u8>, ApiError> {
+        match payload {
+            Payload::Bytes(bytes) => Ok(bytes),
+            Payload::Avro { value, schema } => {
+                let Some(encoder) = &self.avro else {
+                    return Err(ApiError::invalid(
+                        "type AVRO needs a schema_registry in the worker configuration",
+                    ));
+                };
+                encoder
+                    .encode(&value, topic, is_key, &schema)
+                    .await
+                    .map_err(|error| match error {
+                        EncodeError::RegistryUnavailable { .. } => ApiError::unavailable(error.to_string()),
+                        EncodeError::Schema { .. } | EncodeError::Mismatch { .. } => {
+                            ApiError::invalid(error.to_string())
+                        }
+                    })
+            }
+        }
+    }
+
+    /// Parses and writes one record of a body.
+    async fn write_json(
+        self: Arc<Self>,
+        topic: Arc<str>,
+        record: Result<Value, ApiError>,
+    ) -> Result<Delivered, ApiError> {
+        let record = parse_record(record?)?;
+        self.write(&topic, record).await
+    }
+
+    fn reject(&self, error: ApiError) -> Response {
+        emit(ReceiverRecordRejected {
+            connector: &self.name,
+            status: error.status.as_u16(),
+            error_code: error.error_code,
+            message: &error.message,
+        });
+        let mut response = (error.status, Json(&error)).into_response();
+        if error.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ebconnect\""));
+        }
+        if error.status == StatusCode::TOO_MANY_REQUESTS || error.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// The answer for a Kafka write that failed.
+fn kafka_failure(topic: &str, error: &KafkaError) -> ApiError {
+    let code = match error {
+        KafkaError::MessageProduction(code) => *code,
+        other => return ApiError::unavailable(format!("writing to Kafka failed: {other}")),
+    };
+    let message = format!("writing to Kafka failed: {code}");
+    match code {
+        RDKafkaErrorCode::MessageSizeTooLarge => ApiError::too_large(message),
+        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => ApiError::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("topic `{topic}` does not exist in Kafka"),
+        ),
+        RDKafkaErrorCode::UnknownPartition => ApiError::new(StatusCode::NOT_FOUND, 40402, message),
+        RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+            ApiError::new(StatusCode::FORBIDDEN, 40301, message)
+        }
+        RDKafkaErrorCode::QueueFull => ApiError::busy(message),
+        RDKafkaErrorCode::InvalidRecord | RDKafkaErrorCode::InvalidTimestamp => ApiError::invalid(message),
+        _ => ApiError::unavailable(message),
+    }
+}
+
+fn report_line(report: Result<Delivered, ApiError>) -> Bytes {
+    let mut line = match report {
+        Ok(delivered) => serde_json::to_vec(&delivered),
+        Err(error) => serde_json::to_vec(&error),
+    }
+    .unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+async fn produce(
+    State(receiver): State<Arc<Receiver>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(error) = receiver.admit(&cluster_id, &topic, &headers) {
+        return receiver.reject(error);
+    }
+    let topic: Arc<str> = Arc::from(topic);
+    let mut reader = RecordReader::new(body.into_data_stream(), receiver.config.max_record_bytes);
+    // A body of known length is read to its end before answering: if it holds one record, the answer's status is
+    // that record's. A chunked body is a stream whose client may wait for each report before sending more.
+    if !headers.contains_key(CONTENT_LENGTH) {
+        return stream_reports(receiver, topic, reader, Vec::new());
+    }
+    let first = match reader.next().await {
+        None => return receiver.reject(ApiError::malformed("the body holds no record")),
+        Some(first) => first,
+    };
+    match reader.next().await {
+        None => match receiver.clone().write_json(topic, first).await {
+            Ok(delivered) => Json(delivered).into_response(),
+            Err(error) => receiver.reject(error),
+        },
+        Some(second) => stream_reports(receiver, topic, reader, vec![first, second]),
+    }
+}
+
+/// Answers 200 at once and sends one delivery report per record, in the records' order, while writing up to
+/// `STREAM_WINDOW` records at a time.
+fn stream_reports<S>(
+    receiver: Arc<Receiver>,
+    topic: Arc<str>,
+    mut reader: RecordReader<S>,
+    already_read: Vec<Result<Value, ApiError>>,
+) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static,
+{
+    let (mut reports, body) = futures::channel::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut queued = VecDeque::from(already_read);
+        let mut writes = FuturesOrdered::new();
+        let mut reading = true;
+        loop {
+            let next_record = async {
+                match queued.pop_front() {
+                    Some(record) => Some(record),
+                    None => reader.next().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                                Some(report) = writes.next(), if !writes.is_empty() => {
+                    let report: Result<Delivered, ApiError> = report;
+                    if let Err(error) = &report {
+                        emit(ReceiverRecordRejected {
+                            connector: &receiver.name,
+                            status: error.status.as_u16(),
+                            error_code: error.error_code,
+                            message: &error.message,
+                        });
+                    }
+                    if reports.send(report_line(report)).await.is_err() {
+                        // The client went away; records already written stay written, and it will resend the rest.
+                        return;
+                    }
+                }
+                record = next_record, if reading && writes.len() < STREAM_WINDOW => match record {
+                    Some(record) => writes.push_back(receiver.clone().write_json(topic.clone(), record)),
+                    None => reading = false,
+                },
+                else => return,
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body.map(Ok::<_, Infallible>)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn produce_batch(
+    State(receiver): State<Arc<Receiver>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(error) = receiver.admit(&cluster_id, &topic, &headers) {
+        return receiver.reject(error);
+    }
+    let limit = receiver.config.max_batch_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return receiver.reject(ApiError::too_large(format!(
+            "the batch is larger than max_batch_bytes ({limit} bytes) or could not be read"
+        )));
+    };
+    let request: BatchRequest = match serde_json::from_slice::<Value>(&bytes) {
+        Err(error) => return receiver.reject(ApiError::malformed(format!("the body is not JSON: {error}"))),
+        Ok(value) => match serde_json::from_value(value) {
+            Ok(request) => request,
+            Err(error) => return receiver.reject(ApiError::invalid(format!("not a batch request: {error}"))),
+        },
+    };
+    let mut ids = HashSet::new();
+    if let Some(repeated) = request.entries.iter().find(|entry| !ids.insert(entry.id.as_str())) {
+        return receiver.reject(ApiError::invalid(format!(
+            "entries: id `{}` is used twice",
+            repeated.id
+        )));
+    }
+    let topic: Arc<str> = Arc::from(topic);
+    let writes = request.entries.into_iter().map(|entry| {
+        let receiver = receiver.clone();
+        let topic = topic.clone();
+        async move { (entry.id, receiver.write_json(topic, Ok(entry.record)).await) }
+    });
+    let mut response = BatchResponse {
+        successes: Vec::new(),
+        failures: Vec::new(),
+    };
+    for (id, report) in futures::future::join_all(writes).await {
+        match report {
+            Ok(delivered) => response.successes.push(BatchSuccess { id, delivered }),
+            Err(error) => response.failures.push(BatchFailure {
+                id,
+                error_code: error.error_code,
+                message: error.message,
+            }),
+        }
+    }
+    (StatusCode::MULTI_STATUS, Json(response)).into_response()
+}
+
+fn router(receiver: Arc<Receiver>) -> Router {
+    Router::new()
+        .route("/kafka/v3/clusters/{cluster_id}/topics/{topic}/records", post(produce))
+        .route(
+            "/kafka/v3/clusters/{cluster_id}/topics/{topic}/records:batch",
+            post(produce_batch),
+        )
+        .with_state(receiver)
+}
+
+#[async_trait]
+impl Connector for ReceiverConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let name = self.parts.name.as_str();
+        let timeout_ms = self.config.produce_timeout.as_millis().to_string();
+        let mut producer_config = client_config(
+            &self.parts.worker.kafka,
+            ClientRole::Producer,
+            &self.config.producer_override,
+            &[("linger.ms", "5")],
+            ErrorPolicy::PRODUCER_SETTINGS,
+        );
+        producer_config.set("client.id", name);
+        producer_config.set("message.timeout.ms", &timeout_ms);
+        let producer: FutureProducer = producer_config.create().map_err(ReceiverError::Producer)?;
+        let avro = match &self.parts.worker.schema_registry {
+            Some(registry) => Some(AvroRecordEncoder::new(
+                crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,
+            )),
+            None => None,
+        };
+        let credentials = self.config.auth.as_ref().map(|auth| {
+            (
+                auth.api_key.value().as_bytes().to_vec(),
+                auth.api_secret.expose().as_bytes().to_vec(),
+            )
+        });
+        let receiver = Arc::new(Receiver {
+            name: name.to_owned(),
+            in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
+            config: self.config.clone(),
+            producer,
+            avro,
+            credentials,
+        });
+        let address = self.config.listen;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ReceiverError::Bind { address, source })?;
+        emit(ReceiverListening {
+            connector: name,
+            address,
+        });
+        let shutdown = context.shutdown.clone();
+        let serve = axum::serve(listener, router(receiver)).with_graceful_shutdown(shutdown.cancelled_owned());
+        // Graceful shutdown waits for open requests; a streaming client could keep one open forever, so after the
+        // produce timeout the rest are cut off. Their unanswered records are resent by their clients.
+        let grace = self.config.produce_timeout + Duration::from_secs(1);
+        tokio::select! {
+            served = serve => served.map_err(ReceiverError::Serve)?,
+            () = async { context.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! The Confluent REST Produce API v3 on the wire: request records, delivery reports, error bodies, and which HTTP
+//! status each failure gets. Unlike Confluent's endpoint, a failed single-record request carries its failure in
+//! the HTTP status, so that EventBridge API destinations retry (429, 5xx) or give up (other 4xx) instead of taking a
+//! 200 as delivered.
+
+use axum::http::StatusCode;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::schema::encode::WriterSchema;
+
+/// One record of a produce request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    #[serde(default)]
+    pub partition_id: Option<i32>,
+    #[serde(default)]
+    pub headers: Vec<RecordHeader>,
+    #[serde(default)]
+    pub key: Option<RecordData>,
+    #[serde(default)]
+    pub value: Option<RecordData>,
+    /// RFC 3339; default: when the receiver took the record.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordHeader {
+    pub name: String,
+    /// Base64, or null for a header without a value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A key or a value: its type, its data, and for Avro the schema to write it with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordData {
+    #[serde(rename = "type", default)]
+    pub kind: Option<DataType>,
+    #[serde(default)]
+    pub data: Value,
+    /// Avro: the schema text, registered under the topic's subject.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Avro: the latest schema of this subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Avro: the schema with this id.
+    #[serde(default)]
+    pub schema_id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DataType {
+    Binary,
+    Json,
+    String,
+    Avro,
+}
+
+/// What a record's key or value becomes before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Avro { value: Value, schema: WriterSchema },
+}
+
+impl RecordData {
+    /// The data type: as given, or Avro when a schema is named, or JSON.
+    pub fn data_type(&self) -> DataType {
+        match self.kind {
+            Some(kind) => kind,
+            None if self.schema.is_some() || self.subject.is_some() || self.schema_id.is_some() => DataType::Avro,
+            None => DataType::Json,
+        }
+    }
+
+    /// Turns the data into bytes, or into what the Avro encoder needs; `what` is `key` or `value`, for messages.
+    pub fn payload(&self, what: &str) -> Result<Payload, ApiError> {
+        let kind = self.data_type();
+        let named = [self.schema.is_some(), self.subject.is_some(), self.schema_id.is_some()]
+            .into_iter()
+            .filter(|named| *named)
+            .count();
+        if kind != DataType::Avro && named > 0 {
+            return Err(ApiError::invalid(format!(
+                "{what}: `schema`, `subject` and `schema_id` apply only to type AVRO"
+            )));
+        }
+        if named > 1 {
+            return Err(ApiError::invalid(format!(
+                "{what}: give one of `schema`, `subject` and `schema_id`"
+            )));
+        }
+        Ok(match kind {
+            DataType::Json => Payload::Bytes(self.data.to_string().into_bytes()),
+            DataType::String => match &self.data {
+                Value::String(text) => Payload::Bytes(text.clone().into_bytes()),
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "{what}.data: type STRING needs a JSON string, not {}",
+                        json_kind(other)
+                    )))
+                }
+            },
+            DataType::Binary => match &self.data {
+                Value::String(text) => Payload::Bytes(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map_err(|error| {
+                            ApiError::invalid(format!("{what}.data: type BINARY needs base64: {error}"))
+                        })?,
+                ),
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "{what}.data: type BINARY needs a base64 string, not {}",
+                        json_kind(other)
+                    )))
+                }
+            },
+            DataType::Avro => Payload::Avro {
+                value: self.data.clone(),
+                schema: match (&self.schema, &self.subject, self.schema_id) {
+                    (Some(schema), _, _) => WriterSchema::Supplied(schema.clone()),
+                    (_, Some(subject), _) => WriterSchema::Subject(subject.clone()),
+                    (_, _, Some(id)) => WriterSchema::Id(id),
+                    (None, None, None) => WriterSchema::TopicLatest,
+                },
+            },
+        })
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl RecordHeader {
+    pub fn decoded(&self) -> Result<(String, Option<Vec<u8>>), ApiError> {
+        let value = match &self.value {
+            None => None,
+            Some(text) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|error| {
+                        ApiError::invalid(format!("headers.{}: the value must be base64: {error}", self.name))
+                    })?,
+            ),
+        };
+        Ok((self.name.clone(), value))
+    }
+}
+
+/// The `key` and `value` of a delivery report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSummary {
+    #[serde(rename = "type")]
+    pub kind: DataType,
+    pub size: usize,
+}
+
+/// A delivery report: the record is in Kafka.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivered {
+    pub error_code: u16,
+    pub cluster_id: String,
+    pub topic_name: String,
+    pub partition_id: i32,
+    pub offset: i64,
+    pub timestamp: String,
+    pub key: Option<DataSummary>,
+    pub value: Option<DataSummary>,
+}
+
+/// A failure, as the HTTP status and the body Confluent's API uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub error_code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error_code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_code,
+            message: message.into(),
+        }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 40001, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            40101,
+            "authentication failed: send Basic credentials with the configured API key and secret",
+        )
+    }
+
+    pub fn unknown_topic(topic: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("this endpoint does not serve topic `{topic}`"),
+        )
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, 41301, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
+    }
+
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, 42901, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, 50301, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50002, message)
+    }
+}
+
+/// A `records:batch` request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub entries: Vec<BatchEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BatchEntry {
+    pub id: String,
+    #[serde(flatten)]
+    pub record: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchSuccess {
+    pub id: String,
+    #[serde(flatten)]
+    pub delivered: Delivered,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchFailure {
+    pub id: String,
+    pub error_code: u32,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    pub successes: Vec<BatchSuccess>,
+    pub failures: Vec<BatchFailure>,
+}
+
+/// Reads one record from its JSON; a well-formed object that is not a record gets 422 naming the problem.
+pub fn parse_record(value: Value) -> Result<ProduceRecord, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::malformed(format!(
+            "a record must be a JSON object, not {}",
+            json_kind(&value)
+        )));
+    }
+    serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("not a produce record: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn data(value: Value) -> RecordData {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn each_type_becomes_its_bytes() {
+        let json = data(json!({"type": "JSON", "data": {"a": 1}}));
+        assert_eq!(json.payload("value").unwrap(), Payload::Bytes(br#"{"a":1}"#.to_vec()));
+        let string = data(json!({"type": "STRING", "data": "héllo"}));
+        assert_eq!(
+            string.payload("value").unwrap(),
+            Payload::Bytes("héllo".as_bytes().to_vec())
+        );
+        let binary = data(json!({"type": "BINARY", "data": "AP8="}));
+        assert_eq!(binary.payload("value").unwrap(), Payload::Bytes(vec![0, 255]));
+        let untyped = data(json!({"data": [1, 2]}));
+        assert_eq!(untyped.payload("value").unwrap(), Payload::Bytes(b"[1,2]".to_vec()));
+    }
+
+    #[test]
+    fn avro_names_its_schema_one_way() {
+        let by_subject = data(json!({"type": "AVRO", "subject": "s", "data": {}}));
+        assert!(matches!(
+            by_subject.payload("value").unwrap(),
+            Payload::Avro { schema: WriterSchema::Subject(subject), .. } if subject == "s"
+        ));
+        let implied = data(json!({"schema_id": 7, "data": {}}));
+        assert!(matches!(
+            implied.payload("value").unwrap(),
+            Payload::Avro {
+                schema: WriterSchema::Id(7),
+                ..
+            }
+        ));
+        let both = data(json!({"type": "AVRO", "subject": "s", "schema_id": 7, "data": {}}));
+        assert_eq!(both.payload("value").unwrap_err().error_code, 42201);
+        let json_with_schema = data(json!({"type": "JSON", "schema_id": 7, "data": {}}));
+        assert_eq!(
+            json_with_schema.payload("value").unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn data_of_the_wrong_kind_is_unprocessable() {
+        let error = data(json!({"type": "STRING", "data": 5})).payload("key").unwrap_err();
+        assert_eq!(error.message, "key.data: type STRING needs a JSON string, not a number");
+        let error = data(json!({"type": "BINARY", "data": "%%"}))
+            .payload("value")
+            .unwrap_err();
+        assert!(error.message.starts_with("value.data: type BINARY needs base64"));
+    }
+
+    #[test]
+    fn records_are_objects_with_known_fields() {
+        assert_eq!(parse_record(json!([1])).unwrap_err().status, StatusCode::BAD_REQUEST);
+        let error = parse_record(json!({"valeu": {}})).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(error.message.contains("unknown field `valeu`"), "{}", error.message);
+        let record = parse_record(json!({"value": {"type": "JSON", "data": {"id": "e-1"}}})).unwrap();
+        assert_eq!(record.value.unwrap().data, json!({"id": "e-1"}));
+    }
+}
