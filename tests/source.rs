@@ -288,3 +288,106 @@ async fn avro_values_round_trip_through_the_schema_registry() {
     .await;
     worker.stop().await;
 }
+
+async fn queued_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    attributes
+        .attributes()
+        .unwrap()
+        .values()
+        .map(|count| count.parse::<usize>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrives() {
+    let mut kafka = tokio::task::block_in_place(support::PrivateKafka::start);
+    let topic = unique("source-outage");
+    support::create_topic_with(kafka.client_config(), &topic, 1).await;
+    let config = support::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("source-outage"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let send = |n: usize| {
+        let body = json!({"id": format!("e-{n}"), "source": "custom", "detail-type": "t", "detail": {"n": n}});
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body.to_string())
+            .send()
+    };
+    let name = unique("outage");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\n  visibility_timeout: 4s\n  producer_override:\n    message.timeout.ms: '6000'\n"
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_for_kafka(&kafka.bootstrap(), ""),
+        &[("source.yaml", &connector)],
+    );
+    for n in 0..5 {
+        send(n).await.unwrap();
+    }
+    let reader_config = kafka.client_config();
+    let read = |count: usize| {
+        let (config, topic) = (reader_config.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || support::consume_with(config, &topic, count, Duration::from_secs(90)))
+    };
+    assert_eq!(read(5).await.unwrap().len(), 5);
+    support::wait_for("the first messages to be deleted", Duration::from_secs(30), || async {
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
+    })
+    .await;
+
+    tokio::task::block_in_place(|| kafka.kill());
+    for n in 5..15 {
+        send(n).await.unwrap();
+    }
+    // Long enough for every write to time out (6s) and for messages to be received again after their visibility.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        queued_messages(&sqs, &queue_url).await,
+        10,
+        "with Kafka down, no message is deleted"
+    );
+    let state = worker.state(&name).unwrap();
+    assert_eq!(state.state, ebconnect::runtime::ConnectorState::Running, "{state:?}");
+
+    tokio::task::block_in_place(|| kafka.resume());
+    support::wait_for("the queue to be drained", Duration::from_secs(90), || async {
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
+    })
+    .await;
+    let written: i64 = support::end_offsets_with(kafka.client_config(), &topic, 1)
+        .values()
+        .sum();
+    let records = read(usize::try_from(written).unwrap()).await.unwrap();
+    let mut numbers: Vec<u64> = records
+        .iter()
+        .map(|record| {
+            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["detail"]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(
+        numbers,
+        (0..15).collect::<Vec<u64>>(),
+        "every event arrives at least once"
+    );
+    worker.stop().await;
+}

@@ -54,7 +54,11 @@ pub fn kafka_config() -> ClientConfig {
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
+    create_topic_with(kafka_config(), topic, partitions).await;
+}
+
+pub async fn create_topic_with(config: ClientConfig, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -189,7 +193,11 @@ pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<
 }
 
 pub fn end_offsets(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = kafka_config().create().unwrap();
+    end_offsets_with(kafka_config(), topic, partitions)
+}
+
+pub fn end_offsets_with(config: ClientConfig, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = config.create().unwrap();
     (0..partitions)
         .map(|partition| {
             let (_, high) = consumer
@@ -341,9 +349,14 @@ pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
 
 /// The worker configuration for the local stack, plus `extra` YAML lines.
 pub fn worker_yaml(extra: &str) -> String {
+    worker_yaml_for_kafka(&stack("KAFKA_BOOTSTRAP_SERVERS"), extra)
+}
+
+/// `worker_yaml` for another Kafka cluster.
+pub fn worker_yaml_for_kafka(bootstrap_servers: &str, extra: &str) -> String {
     format!(
                 "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nrest:\n  listen: {}\nshutdown_timeout: 20s\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\n{extra}",
-        stack("KAFKA_BOOTSTRAP_SERVERS"),
+                bootstrap_servers,
         stack("SCHEMA_REGISTRY_URL"),
         stack("AWS_REGION"),
                 stack("AWS_ENDPOINT_URL"),
@@ -528,4 +541,107 @@ pub async fn consume_avro(topic: &str, count: usize) -> Vec<AvroConsumed> {
         .filter(|line| !line.is_empty())
         .map(|line| serde_json::from_slice(line).unwrap())
         .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A single-node Kafka of the test's own (KRaft, the stack's jars, free ports), which the test may kill and start
+/// again on the same log directory to make an outage the shared broker must not have.
+pub struct PrivateKafka {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateKafka {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let controller = free_port();
+        let properties = dir.path().join("server.properties");
+        std::fs::write(
+            &properties,
+            format!(
+                "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.bootstrap.servers=127.0.0.1:{controller}\nlisteners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\nadvertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\noffsets.topic.replication.factor=1\noffsets.topic.num.partitions=1\ntransaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\ngroup.initial.rebalance.delay.ms=0\nauto.create.topics.enable=false\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let format = Self::java()
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                "K3W8ZsmVRlyYx1ZyxfBvxA",
+                "-c",
+            ])
+            .arg(&properties)
+            .output()
+            .unwrap();
+        assert!(format.status.success(), "{}", String::from_utf8_lossy(&format.stderr));
+        let mut kafka = Self { dir, port, child: None };
+        kafka.resume();
+        kafka
+    }
+
+    fn java() -> std::process::Command {
+        let mut command = std::process::Command::new("java");
+        command.args([
+            "-Xms128m",
+            "-Xmx512m",
+            "-cp",
+            &format!("{}/*", stack("EBCONNECT_KAFKA_LIBS")),
+        ]);
+        command
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker and waits until it answers metadata requests.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("kafka.log")).unwrap();
+        let child = Self::java()
+            .arg("kafka.Kafka")
+            .arg(self.dir.path().join("server.properties"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let probe: BaseConsumer = self.client_config().create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while probe.fetch_metadata(None, Duration::from_secs(2)).is_err() {
+            assert!(Instant::now() < deadline, "the private Kafka did not start");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Kills the broker (SIGKILL): an outage, not an orderly shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
