@@ -28,6 +28,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Self::KeyConverter,
+        Self::ValueConverter,
+        Self::HeaderConverter,
+        Self::Transformation,
+        Self::TaskPut,
+        Self::KafkaProduce,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::KeyConverter => "KEY_CONVERTER",
@@ -115,13 +124,12 @@ impl ErrorPolicy {
     /// Applies the policy. `Ok` means the record is settled (dead-lettered); `Err` means the connector must stop.
     pub async fn handle(&self, record: &Record, failure: RecordFailure) -> Result<(), PolicyError> {
         let position = &record.position;
-        if self.config.log.enable {
-            emit(RecordFailed {
-                connector: &self.connector,
-                position: self.config.log.include_messages.then_some(position),
-                failure: &failure,
-            });
-        }
+        emit(RecordFailed {
+            connector: &self.connector,
+            log: self.config.log.enable,
+            position: self.config.log.include_messages.then_some(position),
+            failure: &failure,
+        });
         let (ErrorTolerance::All, Some(dlq), Some(producer)) =
             (self.config.tolerance, &self.config.deadletterqueue, &self.producer)
         else {

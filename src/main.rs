@@ -206,7 +206,11 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
             return ExitCode::FAILURE;
         }
     };
-    match Worker::new(worker, connectors).run(shutdown).await {
+    match Worker::new(worker, connectors)
+        .watching(connector_paths)
+        .run(shutdown)
+        .await
+    {
         Ok(()) => {
             tracing::info!("ebconnect worker stopped");
             ExitCode::SUCCESS

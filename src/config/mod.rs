@@ -73,7 +73,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    fn new(file: &Path, message: impl Into<String>) -> Self {
+    pub fn new(file: &Path, message: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             message: message.into(),
@@ -118,6 +118,8 @@ pub struct ConnectorConfig {
     pub errors: ErrorsConfig,
     /// The checked transform chain.
     pub transforms: Chain,
+    /// The transforms as written, for the REST API.
+    pub transforms_written: crate::transform::Transforms,
     pub settings: ConnectorSettings,
     pub file: PathBuf,
 }
@@ -126,15 +128,26 @@ pub struct ConnectorConfig {
 /// document, so that every error keeps serde's key path and position (a flattened or internally tagged enum
 /// would lose both).
 pub fn load_connector(file: &Path, worker: Option<&WorkerConfig>) -> Result<ConnectorConfig, ConfigError> {
+    let text = read(file)?;
+    load_connector_text(file, &text, worker)
+}
+
+/// Checks a connector document given as text (YAML or JSON), e.g. by the REST API; returns its type.
+pub fn check_document(text: &str, worker: Option<&WorkerConfig>) -> Result<ConnectorType, String> {
+    load_connector_text(Path::new("request body"), text, worker)
+        .map(|connector| connector.kind)
+        .map_err(|error| error.message)
+}
+
+fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -> Result<ConnectorConfig, ConfigError> {
     #[derive(serde::Deserialize)]
     struct TypeOnly {
         #[serde(rename = "type")]
         kind: ConnectorType,
     }
-    let text = read(file)?;
-    let TypeOnly { kind } = parse(file, &text)?;
+    let TypeOnly { kind } = parse(file, text)?;
     let document =
-        crate::connectors::parse_document(kind, &text).map_err(|error| ConfigError::new(file, error.to_string()))?;
+        crate::connectors::parse_document(kind, text).map_err(|error| ConfigError::new(file, error.to_string()))?;
     document
         .errors
         .check()
@@ -167,6 +180,7 @@ pub fn load_connector(file: &Path, worker: Option<&WorkerConfig>) -> Result<Conn
         kind,
         errors: document.errors,
         transforms,
+        transforms_written: document.transforms,
         settings: document.config,
         file: file.to_owned(),
     })

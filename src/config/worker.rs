@@ -38,6 +38,22 @@ pub struct WorkerConfig {
     /// Named rate limits that connectors share by naming a group (`rate_limit: <group>`).
     #[serde(default)]
     pub rate_limits: BTreeMap<String, crate::rate_limit::RateLimitConfig>,
+    /// How often the connector files are re-read: a new file starts its connector, an edited one restarts it, a
+    /// removed one stops it. `0s` turns reloading off. Default: 5s.
+    #[serde(default = "default_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// How often each connector logs its one-line summary (records/s, lag, errors). `0s` turns it off.
+    /// Default: 60s.
+    #[serde(default = "default_summary_interval", with = "humantime_serde")]
+    pub summary_interval: Duration,
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_summary_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl WorkerConfig {
@@ -193,6 +209,9 @@ pub struct RestConfig {
     /// Address of the REST API. Default: `127.0.0.1:8083`, Kafka Connect's port, on loopback only.
     #[serde(default = "default_rest_listen")]
     pub listen: SocketAddr,
+    /// Basic auth for every endpoint but `/health`. Default: none.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
 }
 
 fn default_rest_listen() -> SocketAddr {
@@ -203,6 +222,7 @@ impl Default for RestConfig {
     fn default() -> Self {
         Self {
             listen: default_rest_listen(),
+            basic_auth: None,
         }
     }
 }

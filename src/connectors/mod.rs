@@ -40,6 +40,20 @@ pub enum ConnectorType {
 }
 
 impl ConnectorType {
+    pub const ALL: [ConnectorType; 3] = [
+        Self::EventbridgeSink,
+        Self::EventbridgeSource,
+        Self::RestProduceReceiver,
+    ];
+
+    /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink => "sink",
+            Self::EventbridgeSource | Self::RestProduceReceiver => "source",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EventbridgeSink => "eventbridge-sink",

@@ -8,7 +8,7 @@ use super::entry::Entry;
 use super::retry::{backoff, RetryPolicy};
 use super::service::{EntryOutcome, PutEventsService, RequestError};
 use crate::rate_limit::RateLimit;
-use crate::telemetry::{emit, PutEventsRetrying};
+use crate::telemetry::{emit, PutEventsCompleted, PutEventsRetrying, RateLimitWaited};
 
 /// The final fate of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +58,22 @@ impl Deliverer {
         loop {
             attempts += 1;
             if let Some(limit) = &self.rate_limit {
+                let waiting = Instant::now();
                 limit.acquire(pending.len()).await;
+                emit(RateLimitWaited {
+                    connector: &self.connector,
+                    waited: waiting.elapsed(),
+                });
             }
             let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
-            let last_error = match self.service.send(&entries).await {
+            let sending = Instant::now();
+            let answer = self.service.send(&entries).await;
+            emit(PutEventsCompleted {
+                connector: &self.connector,
+                entries: entries.len(),
+                duration: sending.elapsed(),
+            });
+            let last_error = match answer {
                 Ok(outcomes) => {
                     let mut retry = Vec::new();
                     let mut last_error = String::new();

@@ -9,7 +9,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::{OffsetTracker, TopicPartition};
-use crate::telemetry::{emit, KafkaClientError, OffsetCommitFailed, OffsetsCommitted};
+use crate::telemetry::{emit, ConsumerLagReported, KafkaClientError, OffsetCommitFailed, OffsetsCommitted};
 
 /// Shared by the connector loop and the rebalance callback.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +35,25 @@ impl ClientContext for TrackingContext {
             connector: &self.connector,
             error: &error.to_string(),
             reason,
+        });
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let partitions: Vec<(String, i32, i64)> = statistics
+            .topics
+            .iter()
+            .flat_map(|(topic, stats)| {
+                stats
+                    .partitions
+                    .values()
+                    // librdkafka reports -1 for its internal partition and where the lag is not known yet.
+                    .filter(|partition| partition.partition >= 0 && partition.consumer_lag >= 0)
+                    .map(move |partition| (topic.clone(), partition.partition, partition.consumer_lag))
+            })
+            .collect();
+        emit(ConsumerLagReported {
+            connector: &self.connector,
+            partitions: &partitions,
         });
     }
 }

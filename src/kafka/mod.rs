@@ -1,6 +1,7 @@
 //! Kafka clients built from the worker configuration, in one place, so that security settings and
 //! `consumer`/`producer` overrides apply the same way to every connector.
 
+pub mod committed;
 pub mod consumer;
 pub mod offsets;
 

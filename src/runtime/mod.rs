@@ -1,5 +1,7 @@
 //! The worker runtime: supervision of connectors, their status, and shutdown.
 
+pub mod controller;
+pub mod readiness;
 pub mod rest;
 pub mod status;
 pub mod supervisor;

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::ConnectorName;
+use crate::telemetry::{emit, ConnectorStateChanged};
 
 /// Kafka Connect's connector states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +19,28 @@ pub enum ConnectorState {
     Restarting,
     Failed,
     Stopped,
+}
+
+impl ConnectorState {
+    pub const ALL: [ConnectorState; 6] = [
+        Self::Unassigned,
+        Self::Running,
+        Self::Paused,
+        Self::Restarting,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unassigned => "UNASSIGNED",
+            Self::Running => "RUNNING",
+            Self::Paused => "PAUSED",
+            Self::Restarting => "RESTARTING",
+            Self::Failed => "FAILED",
+            Self::Stopped => "STOPPED",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +71,16 @@ impl StatusRegistry {
         // A poisoned lock only means another thread panicked mid-update of a plain map; the map is still usable.
         let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.insert(name.clone(), status);
+        emit(ConnectorStateChanged {
+            connector: name.as_str(),
+            state,
+        });
+    }
+
+    /// Forgets a connector that was removed.
+    pub fn remove(&self, name: &ConnectorName) {
+        let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.remove(name);
     }
 
     pub fn get(&self, name: &ConnectorName) -> Option<ConnectorStatus> {

@@ -1,18 +1,19 @@
 //! The worker: one supervisor per connector, and an orderly shutdown on SIGTERM or SIGINT.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConnectorConfig, WorkerConfig};
-use crate::connectors;
-use crate::rate_limit::RateLimits;
+use crate::runtime::controller::{self, Controller};
+use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
-use crate::runtime::supervisor::Supervisor;
-use crate::telemetry::{emit, ShutdownTimedOut};
+use crate::telemetry::metrics::{metrics, Summary};
+use crate::telemetry::{emit, ConnectorSummary, ShutdownTimedOut};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -29,6 +30,7 @@ pub struct Worker {
     config: Arc<WorkerConfig>,
     connectors: Vec<ConnectorConfig>,
     status: StatusRegistry,
+    paths: Option<Vec<PathBuf>>,
 }
 
 impl Worker {
@@ -37,7 +39,15 @@ impl Worker {
             config: Arc::new(config),
             connectors,
             status: StatusRegistry::default(),
+            paths: None,
         }
+    }
+
+    /// The connector files came from these paths: re-read them every `reload_interval`, and write connectors
+    /// created through the API to the first directory among them.
+    pub fn watching(mut self, paths: Vec<PathBuf>) -> Self {
+        self.paths = Some(paths);
+        self
     }
 
     pub fn status(&self) -> StatusRegistry {
@@ -51,42 +61,36 @@ impl Worker {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| WorkerError::RestListen { address, source })?;
+        let controller = Controller::new(
+            self.config.clone(),
+            self.status.clone(),
+            shutdown.clone(),
+            self.paths.clone(),
+        );
+        let (control, commands) = controller::channel();
         let api = ApiState {
             worker_id: self.config.worker_id(),
+            worker: self.config.clone(),
             status: self.status.clone(),
-            connectors: Arc::new(
-                self.connectors
-                    .iter()
-                    .map(|connector| (connector.name.clone(), connector.clone()))
-                    .collect(),
-            ),
+            connectors: controller.view(),
+            control,
+            readiness: Readiness::new(&self.config),
         };
         let rest = tokio::spawn(rest::serve(listener, api, shutdown.clone()));
-        let mut supervisors = JoinSet::new();
-        let rate_limits = RateLimits::new(&self.config.rate_limits);
-        for connector in self.connectors {
-            let rate_limits = rate_limits.clone();
-            self.status.set(&connector.name, ConnectorState::Unassigned, None, 0);
-            let worker = self.config.clone();
-            let kind = connector.kind.as_str();
-            let name = connector.name.clone();
-            let connector = Arc::new(connector);
-            let supervisor = Supervisor {
-                name: name.clone(),
-                kind,
-                factory: Arc::new(move || connectors::build(&connector, &worker, &rate_limits)),
-                policy: self.config.restart.clone(),
-                status: self.status.clone(),
-            };
-            supervisors.spawn(supervisor.run(shutdown.clone()));
+        let reload = Some(self.config.reload_interval).filter(|interval| self.paths.is_some() && !interval.is_zero());
+        let mut controller = tokio::spawn(controller.run(self.connectors, commands, reload));
+        if !self.config.summary_interval.is_zero() {
+            tokio::spawn(summaries(
+                self.status.clone(),
+                self.config.summary_interval,
+                shutdown.clone(),
+            ));
         }
 
-        // Supervisors end on their own only when a connector gave up; the worker keeps serving the others.
         shutdown.cancelled().await;
 
         let timeout = self.config.shutdown_timeout;
-        let drained = tokio::time::timeout(timeout, async { while supervisors.join_next().await.is_some() {} }).await;
-        if drained.is_ok() {
+        if tokio::time::timeout(timeout, &mut controller).await.is_ok() {
             // The API ends with the shutdown token; a failure there does not change how the connectors stopped.
             let _ = rest.await;
             return Ok(());
@@ -102,8 +106,34 @@ impl Worker {
             timeout,
             unfinished: unfinished.clone(),
         });
-        supervisors.abort_all();
+        controller.abort();
         Err(WorkerError::ShutdownTimedOut { timeout, unfinished })
+    }
+}
+
+/// Logs each connector's one-line summary every `interval`: rates since the last line, errors so far, lag.
+async fn summaries(status: StatusRegistry, interval: Duration, shutdown: CancellationToken) {
+    let mut last: BTreeMap<String, Summary> = BTreeMap::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let seconds = interval.as_secs_f64();
+        for (name, connector) in status.all() {
+            let now = metrics().summary(name.as_str());
+            let before = last.insert(name.to_string(), now).unwrap_or_default();
+            emit(ConnectorSummary {
+                connector: name.as_str(),
+                state: connector.state.as_str(),
+                read_per_second: now.read.saturating_sub(before.read) as f64 / seconds,
+                written_per_second: now.written.saturating_sub(before.written) as f64 / seconds,
+                errors: now.errors,
+                max_lag: now.max_lag,
+            });
+        }
     }
 }
 

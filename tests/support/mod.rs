@@ -347,7 +347,8 @@ pub async fn queue_is_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
         && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0
 }
 
-/// The worker configuration for the local stack, plus `extra` YAML lines.
+/// The worker configuration for the local stack, plus `extra` YAML lines; `rest:` comes last, so indented lines
+/// add to it.
 pub fn worker_yaml(extra: &str) -> String {
     worker_yaml_for_kafka(&stack("KAFKA_BOOTSTRAP_SERVERS"), extra)
 }
@@ -355,7 +356,7 @@ pub fn worker_yaml(extra: &str) -> String {
 /// `worker_yaml` for another Kafka cluster.
 pub fn worker_yaml_for_kafka(bootstrap_servers: &str, extra: &str) -> String {
     format!(
-                "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nrest:\n  listen: {}\nshutdown_timeout: 20s\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\n{extra}",
+                "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nshutdown_timeout: 20s\nreload_interval: 500ms\nrestart:\n  initial_backoff: 100ms\n  max_backoff: 1s\n  max_restarts: 3\nrest:\n  listen: {}\n{extra}",
                 bootstrap_servers,
         stack("SCHEMA_REGISTRY_URL"),
         stack("AWS_REGION"),
@@ -460,7 +461,7 @@ impl RunningWorker {
         let worker = ebconnect::config::load_worker(&config.worker()).unwrap();
         let (connectors, errors) = ebconnect::config::load_connectors(&[config.connectors()], Some(&worker));
         assert!(errors.is_empty(), "{errors:?}");
-        let worker = ebconnect::runtime::Worker::new(worker, connectors);
+        let worker = ebconnect::runtime::Worker::new(worker, connectors).watching(vec![config.connectors()]);
         let status = worker.status();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let handle = tokio::spawn(worker.run(shutdown.clone()));

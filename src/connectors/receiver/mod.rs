@@ -45,7 +45,7 @@ use crate::dead_letter::ErrorPolicy;
 use crate::kafka::{client_config, ClientRole};
 use crate::schema::encode::{AvroRecordEncoder, EncodeError};
 use crate::schema::registry::RegistrySetupError;
-use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected};
+use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled};
 
 /// Records of one streaming request being written at once; reading pauses beyond it.
 const STREAM_WINDOW: usize = 1024;
@@ -252,17 +252,37 @@ impl Receiver {
         topic: Arc<str>,
         record: Result<Value, ApiError>,
     ) -> Result<Delivered, ApiError> {
-        let record = parse_record(record?)?;
-        self.write(&topic, record).await
+        emit(SourceRecordsPolled {
+            connector: &self.name,
+            count: 1,
+        });
+        let written = match record.and_then(parse_record) {
+            Ok(record) => self.write(&topic, record).await,
+            Err(error) => Err(error),
+        };
+        match &written {
+            Ok(_) => emit(ReceiverRecordWritten { connector: &self.name }),
+            Err(error) => self.count_rejection(error),
+        }
+        written
     }
 
-    fn reject(&self, error: ApiError) -> Response {
+    fn count_rejection(&self, error: &ApiError) {
         emit(ReceiverRecordRejected {
             connector: &self.name,
             status: error.status.as_u16(),
             error_code: error.error_code,
             message: &error.message,
         });
+    }
+
+    /// Answers a request that failed before any of its records was written.
+    fn reject(&self, error: ApiError) -> Response {
+        self.count_rejection(&error);
+        Self::error_response(error)
+    }
+
+    fn error_response(error: ApiError) -> Response {
         let mut response = (error.status, Json(&error)).into_response();
         if error.status == StatusCode::UNAUTHORIZED {
             response
@@ -335,7 +355,7 @@ async fn produce(
     match reader.next().await {
         None => match receiver.clone().write_json(topic, first).await {
             Ok(delivered) => Json(delivered).into_response(),
-            Err(error) => receiver.reject(error),
+            Err(error) => Receiver::error_response(error),
         },
         Some(second) => stream_reports(receiver, topic, reader, vec![first, second]),
     }
@@ -367,15 +387,7 @@ where
             tokio::select! {
                 biased;
                                 Some(report) = writes.next(), if !writes.is_empty() => {
-                    let report: Result<Delivered, ApiError> = report;
-                    if let Err(error) = &report {
-                        emit(ReceiverRecordRejected {
-                            connector: &receiver.name,
-                            status: error.status.as_u16(),
-                            error_code: error.error_code,
-                            message: &error.message,
-                        });
-                    }
+                                        let report: Result<Delivered, ApiError> = report;
                     if reports.send(report_line(report)).await.is_err() {
                         // The client went away; records already written stay written, and it will resend the rest.
                         return;

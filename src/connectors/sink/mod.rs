@@ -35,7 +35,7 @@ use crate::kafka::{client_config, ClientRole};
 use crate::record::Record;
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
-use crate::telemetry::{emit, KafkaConsumerError};
+use crate::telemetry::{emit, KafkaConsumerError, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,10 @@ impl Loop<'_> {
     }
 
     async fn on_record(&mut self, record: Record) {
+        emit(SinkRecordsRead {
+            connector: self.name,
+            count: 1,
+        });
         let ticket = self.tracker.lock().track(
             &record.position.topic,
             record.position.partition,
@@ -214,6 +218,10 @@ impl Loop<'_> {
             // A record a filter dropped is settled: its fate is decided.
             Ok(None) => {
                 self.tracker.lock().settle(&ticket);
+                emit(RecordsSkipped {
+                    connector: self.name,
+                    count: 1,
+                });
                 return;
             }
             Err(failure) => Err(failure),
@@ -305,10 +313,12 @@ impl Loop<'_> {
             }
             Completion::Delivered(delivery) => {
                 self.requests_in_flight -= 1;
+                let mut sent = 0;
                 for (item, settled) in delivery.settled {
                     match settled {
                         Settled::Delivered { .. } => {
                             self.tracker.lock().settle(&item.ticket);
+                            sent += 1;
                         }
                         Settled::Rejected { code, message } => {
                             let failure = RecordFailure {
@@ -320,6 +330,10 @@ impl Loop<'_> {
                         }
                     }
                 }
+                emit(SinkRecordsSent {
+                    connector: self.name,
+                    count: sent,
+                });
                 if let Some(error) = delivery.error {
                     self.fail(SinkError::Delivery {
                         bus: self.config.event_bus.clone(),
@@ -422,6 +436,8 @@ impl Connector for SinkConnector {
             &[
                 ("queued.max.messages.kbytes", "16384"),
                 ("queued.min.messages", "20000"),
+                // For the consumer lag metric.
+                ("statistics.interval.ms", "10000"),
             ],
             &[
                 ("group.id", &group_id),

@@ -33,7 +33,9 @@ use crate::kafka::{client_config, ClientRole};
 use crate::record::{Position, Record, TimestampType};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
-use crate::telemetry::{emit, SqsCallFailed, SqsMessageLeft};
+use crate::telemetry::{
+    emit, RecordsSkipped, SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight,
+};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +126,14 @@ impl Poller {
                 }
             };
             if !messages.is_empty() {
+                emit(SourceRecordsPolled {
+                    connector: &self.name,
+                    count: messages.len() as u64,
+                });
+                emit(SqsMessagesInFlight {
+                    connector: &self.name,
+                    change: messages.len() as i64,
+                });
                 self.process(messages).await?;
             }
         }
@@ -148,7 +158,8 @@ impl Poller {
             tokio::select! {
                 next = work.next() => match next {
                     None => break,
-                    Some((message, fate)) => {
+                                        Some((message, fate)) => {
+                        emit(SqsMessagesInFlight { connector: &self.name, change: -1 });
                         if let Some(handle) = &message.receipt_handle {
                             pending.remove(handle);
                         }
@@ -216,7 +227,13 @@ impl Poller {
         };
         let decoded = match self.transforms.apply(Decoded { key, value: event }, &context) {
             Ok(Some(decoded)) => decoded,
-            Ok(None) => return Ok(Fate::Settled),
+            Ok(None) => {
+                emit(RecordsSkipped {
+                    connector: &self.name,
+                    count: 1,
+                });
+                return Ok(Fate::Settled);
+            }
             Err(error) => {
                 return self
                     .fail(message, Stage::Transformation, "TransformError", &error.to_string())
@@ -251,7 +268,10 @@ impl Poller {
             record = record.key(key);
         }
         match self.producer.send(record, Duration::from_secs(30)).await {
-            Ok(_) => Ok(Fate::Settled),
+            Ok(_) => {
+                emit(SourceRecordWritten { connector: &self.name });
+                Ok(Fate::Settled)
+            }
             Err((KafkaError::MessageProduction(code @ RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
                 self.fail(message, Stage::KafkaProduce, "RecordTooLarge", &code.to_string())
                     .await

@@ -1,0 +1,519 @@
+//! The one owner of the running connectors. The REST API and the file watcher send it commands; it starts, stops,
+//! pauses, resumes and restarts supervisors, writes connector files, and re-reads the connector directories, one
+//! command at a time, so that no two changes to one connector race.
+//!
+//! Pause and stop act on this worker only: each worker reads the same files, and there is no cluster-wide state to
+//! keep in step. A paused connector is stopped in an orderly way (in-flight work settled, offsets committed) and
+//! shown as PAUSED; for a sink, its partitions go to the other workers of the group meanwhile.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::status::{ConnectorState, StatusRegistry};
+use super::supervisor::Supervisor;
+use crate::config::{self, ConfigError, ConnectorConfig, ConnectorName, WorkerConfig};
+use crate::connectors;
+use crate::rate_limit::RateLimits;
+use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved};
+
+/// What the API reads: the configuration of every known connector.
+pub type ConnectorView = Arc<RwLock<BTreeMap<ConnectorName, Arc<ConnectorConfig>>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the worker is shutting down")]
+    ShuttingDown,
+}
+
+/// What the operator wants a connector to be doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Running,
+    Paused,
+    Stopped,
+}
+
+pub enum Action {
+    Pause,
+    Resume,
+    Stop,
+    Restart,
+    Delete,
+}
+
+pub enum Command {
+    Act {
+        name: String,
+        action: Action,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Writes a connector file from a document (YAML or JSON text), then runs it. `name` is set for
+    /// `PUT /connectors/{name}/config`; `create` for `POST /connectors`, which refuses an existing name.
+    Write {
+        name: Option<String>,
+        document: String,
+        create: bool,
+        reply: oneshot::Sender<Result<(Arc<ConnectorConfig>, bool), ControlError>>,
+    },
+}
+
+/// Sends commands to the controller.
+#[derive(Clone)]
+pub struct ControlHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl ControlHandle {
+    pub async fn act(&self, name: &str, action: Action) -> Result<(), ControlError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Act {
+            name: name.to_owned(),
+            action,
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ControlError::ShuttingDown)?;
+        answer.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+
+    /// Returns the connector as loaded, and whether it is new.
+    pub async fn write(
+        &self,
+        name: Option<&str>,
+        document: String,
+        create: bool,
+    ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Write {
+            name: name.map(str::to_owned),
+            document,
+            create,
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ControlError::ShuttingDown)?;
+        answer.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+}
+
+struct Managed {
+    config: Arc<ConnectorConfig>,
+    /// The file's text when it was loaded, to notice edits.
+    text: String,
+    target: Target,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+pub struct Controller {
+    worker: Arc<WorkerConfig>,
+    rate_limits: RateLimits,
+    status: StatusRegistry,
+    shutdown: CancellationToken,
+    /// The `--connectors` paths, re-read on reload; `None` when the connectors were given in memory.
+    paths: Option<Vec<PathBuf>>,
+    managed: BTreeMap<ConnectorName, Managed>,
+    view: ConnectorView,
+    /// Files that failed to load, with their text, so each bad version is reported once.
+    rejected: BTreeMap<PathBuf, String>,
+}
+
+impl Controller {
+    pub fn new(
+        worker: Arc<WorkerConfig>,
+        status: StatusRegistry,
+        shutdown: CancellationToken,
+        paths: Option<Vec<PathBuf>>,
+    ) -> Self {
+        Self {
+            rate_limits: RateLimits::new(&worker.rate_limits),
+            worker,
+            status,
+            shutdown,
+            paths,
+            managed: BTreeMap::new(),
+            view: ConnectorView::default(),
+            rejected: BTreeMap::new(),
+        }
+    }
+
+    pub fn view(&self) -> ConnectorView {
+        self.view.clone()
+    }
+
+    /// Starts the connectors given at start-up, then serves commands and, with `paths`, re-reads them every
+    /// `reload_interval`, until shutdown; then stops every connector in order.
+    pub async fn run(
+        mut self,
+        initial: Vec<ConnectorConfig>,
+        mut commands: mpsc::Receiver<Command>,
+        reload_interval: Option<Duration>,
+    ) {
+        for connector in initial {
+            let text = std::fs::read_to_string(&connector.file).unwrap_or_default();
+            self.start(connector, text, Target::Running);
+        }
+        let mut reload = reload_interval.map(|interval| {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                _ = async { match reload.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
+                    self.reload().await;
+                }
+            }
+        }
+        // The supervisors see the worker's shutdown token themselves; wait for them here so the worker's timeout
+        // covers their orderly stop.
+        for managed in self.managed.values_mut() {
+            if let Some(task) = managed.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let view: BTreeMap<ConnectorName, Arc<ConnectorConfig>> = self
+            .managed
+            .iter()
+            .map(|(name, managed)| (name.clone(), managed.config.clone()))
+            .collect();
+        *self.view.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
+    }
+
+    fn start(&mut self, connector: ConnectorConfig, text: String, target: Target) {
+        let name = connector.name.clone();
+        let config = Arc::new(connector);
+        let mut managed = Managed {
+            config,
+            text,
+            target,
+            stop: self.shutdown.child_token(),
+            task: None,
+        };
+        match target {
+            Target::Running => self.spawn(&mut managed),
+            Target::Paused => self.status.set(&name, ConnectorState::Paused, None, 0),
+            Target::Stopped => self.status.set(&name, ConnectorState::Stopped, None, 0),
+        }
+        self.managed.insert(name, managed);
+        self.publish();
+    }
+
+    fn spawn(&self, managed: &mut Managed) {
+        let connector = managed.config.clone();
+        let worker = self.worker.clone();
+        let rate_limits = self.rate_limits.clone();
+        self.status.set(&connector.name, ConnectorState::Unassigned, None, 0);
+        managed.stop = self.shutdown.child_token();
+        let supervisor = Supervisor {
+            name: connector.name.clone(),
+            kind: connector.kind.as_str(),
+            factory: Arc::new(move || connectors::build(&connector, &worker, &rate_limits)),
+            policy: self.worker.restart.clone(),
+            status: self.status.clone(),
+        };
+        managed.task = Some(tokio::spawn(supervisor.run(managed.stop.clone())));
+    }
+
+    /// Stops a running connector in order, within the worker's shutdown timeout.
+    async fn halt(&self, managed: &mut Managed) {
+        managed.stop.cancel();
+        if let Some(mut task) = managed.task.take() {
+            if tokio::time::timeout(self.worker.shutdown_timeout, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Act { name, action, reply } => {
+                let Some(key) = self.managed.keys().find(|key| key.as_str() == name).cloned() else {
+                    let _ = reply.send(Err(ControlError::NotFound(name)));
+                    return;
+                };
+                // Pause, resume, stop and restart are answered first (Kafka Connect answers 202 Accepted), since
+                // stopping may take a while; a delete is answered once the file is gone.
+                if matches!(action, Action::Delete) {
+                    self.act(&key, action).await;
+                    let _ = reply.send(Ok(()));
+                } else {
+                    let _ = reply.send(Ok(()));
+                    self.act(&key, action).await;
+                }
+            }
+            Command::Write {
+                name,
+                document,
+                create,
+                reply,
+            } => {
+                let result = self.write(name, document, create).await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn act(&mut self, name: &ConnectorName, action: Action) {
+        let Some(mut managed) = self.managed.remove(name) else {
+            return;
+        };
+        match action {
+            Action::Pause | Action::Stop => {
+                self.halt(&mut managed).await;
+                let (target, state) = match action {
+                    Action::Pause => (Target::Paused, ConnectorState::Paused),
+                    _ => (Target::Stopped, ConnectorState::Stopped),
+                };
+                managed.target = target;
+                self.status.set(name, state, None, 0);
+            }
+            Action::Resume => {
+                if managed.target != Target::Running {
+                    managed.target = Target::Running;
+                    self.spawn(&mut managed);
+                }
+            }
+            Action::Restart => {
+                self.halt(&mut managed).await;
+                managed.target = Target::Running;
+                self.spawn(&mut managed);
+            }
+            Action::Delete => {
+                self.halt(&mut managed).await;
+                if let Err(error) = std::fs::remove_file(&managed.config.file) {
+                    emit(ConnectorFileRejected {
+                        file: &managed.config.file.display().to_string(),
+                        error: &format!("cannot remove the file: {error}"),
+                    });
+                }
+                self.status.remove(name);
+                emit(ConnectorRemoved {
+                    connector: name.as_str(),
+                });
+                self.publish();
+                return;
+            }
+        }
+        self.managed.insert(name.clone(), managed);
+        self.publish();
+    }
+
+    /// The directory new connector files go to: the first directory among the `--connectors` paths.
+    fn directory(&self) -> Option<&Path> {
+        self.paths
+            .as_ref()?
+            .iter()
+            .map(PathBuf::as_path)
+            .find(|path| path.is_dir())
+    }
+
+    async fn write(
+        &mut self,
+        name: Option<String>,
+        document: String,
+        create: bool,
+    ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
+        let mut value: serde_json::Value = serde_norway::from_str(&document)
+            .map_err(|error| ControlError::Invalid(format!("the body is not a connector document: {error}")))?;
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| ControlError::Invalid("the body must be an object".into()))?;
+        match (&name, object.get("name").and_then(|named| named.as_str())) {
+            (Some(path_name), Some(named)) if path_name != named => {
+                return Err(ControlError::Invalid(format!(
+                    "the body names connector `{named}`, the path `{path_name}`"
+                )))
+            }
+            (Some(path_name), None) => {
+                object.insert("name".into(), serde_json::Value::String(path_name.clone()));
+            }
+            (None, None) => return Err(ControlError::Invalid("the body has no `name`".into())),
+            _ => {}
+        }
+        let connector_name = object
+            .get("name")
+            .and_then(|named| named.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let existing = self
+            .managed
+            .iter()
+            .find(|(key, _)| key.as_str() == connector_name)
+            .map(|(_, managed)| (managed.config.file.clone(), managed.target));
+        if create && existing.is_some() {
+            return Err(ControlError::Conflict(format!(
+                "Connector {connector_name} already exists"
+            )));
+        }
+        let file = match &existing {
+            Some((file, _)) => file.clone(),
+            None => self
+                .directory()
+                .ok_or_else(|| {
+                    ControlError::Conflict("the worker was not started with a connectors directory to write to".into())
+                })?
+                .join(format!("{connector_name}.yaml")),
+        };
+        if existing.is_none() && file.exists() {
+            return Err(ControlError::Conflict(format!(
+                "{} exists but holds another connector",
+                file.display()
+            )));
+        }
+        let text = serde_norway::to_string(&value)
+            .map_err(|error| ControlError::Invalid(format!("cannot write the document as YAML: {error}")))?;
+        // Checked as the file it will become, next to it, then moved into place in one step.
+        let staged = file.with_extension("yaml.new");
+        std::fs::write(&staged, &text)
+            .map_err(|error| ControlError::Conflict(format!("cannot write {}: {error}", staged.display())))?;
+        let loaded = match config::load_connector(&staged, Some(&self.worker)) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                let _ = std::fs::remove_file(&staged);
+                return Err(ControlError::Invalid(error.message));
+            }
+        };
+        std::fs::rename(&staged, &file)
+            .map_err(|error| ControlError::Conflict(format!("cannot write {}: {error}", file.display())))?;
+        let loaded = ConnectorConfig { file, ..loaded };
+        self.rejected.remove(&loaded.file);
+        let target = existing.as_ref().map_or(Target::Running, |(_, target)| *target);
+        if let Some(mut managed) = self.managed.remove(&loaded.name) {
+            self.halt(&mut managed).await;
+        }
+        let created = existing.is_none();
+        self.start(loaded, text, target);
+        let config = self
+            .managed
+            .values()
+            .find(|managed| managed.config.name.as_str() == connector_name)
+            .map(|managed| managed.config.clone())
+            .ok_or_else(|| ControlError::NotFound(connector_name.clone()))?;
+        Ok((config, created))
+    }
+
+    /// Re-reads the connector paths: a new file starts its connector, an edited one restarts it, a removed one
+    /// stops it. A file that does not load is reported, and the running version, if any, is kept.
+    async fn reload(&mut self) {
+        let Some(paths) = self.paths.clone() else {
+            return;
+        };
+        let files = match config::connector_files(&paths) {
+            Ok(files) => files,
+            Err(error) => return self.report(&error),
+        };
+        let mut seen = Vec::new();
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let current = self.managed.values().find(|managed| &managed.config.file == file);
+            if current.is_some_and(|managed| managed.text == text) {
+                seen.push(file.clone());
+                continue;
+            }
+            if self.rejected.get(file) == Some(&text) {
+                seen.push(file.clone());
+                continue;
+            }
+            match config::load_connector(file, Some(&self.worker)) {
+                Err(error) => {
+                    self.report(&error);
+                    self.rejected.insert(file.clone(), text);
+                    seen.push(file.clone());
+                }
+                Ok(loaded) => {
+                    let clash = self
+                        .managed
+                        .get(&loaded.name)
+                        .is_some_and(|other| &other.config.file != file);
+                    if clash {
+                        self.report(&ConfigError::new(
+                            file,
+                            format!("name: connector `{}` is already defined in another file", loaded.name),
+                        ));
+                        self.rejected.insert(file.clone(), text);
+                        seen.push(file.clone());
+                        continue;
+                    }
+                    self.rejected.remove(file);
+                    let previous = self
+                        .managed
+                        .iter()
+                        .find(|(_, managed)| &managed.config.file == file)
+                        .map(|(name, managed)| (name.clone(), managed.target));
+                    let mut target = Target::Running;
+                    if let Some((name, previous_target)) = previous {
+                        target = previous_target;
+                        if let Some(mut managed) = self.managed.remove(&name) {
+                            self.halt(&mut managed).await;
+                        }
+                        if name != loaded.name {
+                            self.status.remove(&name);
+                        }
+                    }
+                    self.start(loaded, text, target);
+                    seen.push(file.clone());
+                }
+            }
+        }
+        let gone: Vec<ConnectorName> = self
+            .managed
+            .iter()
+            .filter(|(_, managed)| !seen.contains(&managed.config.file))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(mut managed) = self.managed.remove(&name) {
+                self.halt(&mut managed).await;
+            }
+            self.status.remove(&name);
+            emit(ConnectorRemoved {
+                connector: name.as_str(),
+            });
+        }
+        self.rejected.retain(|file, _| files.contains(file));
+        self.publish();
+    }
+
+    fn report(&self, error: &ConfigError) {
+        emit(ConnectorFileRejected {
+            file: &error.file.display().to_string(),
+            error: &error.message,
+        });
+    }
+}
+
+/// A controller with its command channel.
+pub fn channel() -> (ControlHandle, mpsc::Receiver<Command>) {
+    let (commands, receiver) = mpsc::channel(64);
+    (ControlHandle { commands }, receiver)
+}

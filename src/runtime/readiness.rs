@@ -1,0 +1,87 @@
+//! `GET /ready`: the worker is ready when every connector is RUNNING (or PAUSED or STOPPED, as the operator asked)
+//! and the services they depend on answer: Kafka (a metadata request) and, when configured, the Schema Registry.
+//! AWS is not probed here: a connector that cannot reach it fails, and its state says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
+use serde::Serialize;
+
+use super::status::{ConnectorState, StatusRegistry};
+use crate::config::WorkerConfig;
+use crate::kafka::{client_config, ClientRole};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The probes, built once.
+#[derive(Clone)]
+pub struct Readiness {
+    kafka: Result<Arc<BaseConsumer>, String>,
+    registry: Option<Result<SrSettings, String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadinessReport {
+    pub ready: bool,
+    /// Why not, one line each.
+    pub problems: Vec<String>,
+}
+
+impl Readiness {
+    pub fn new(worker: &WorkerConfig) -> Self {
+        let kafka = client_config(&worker.kafka, ClientRole::Consumer, &Default::default(), &[], &[])
+            .create::<BaseConsumer>()
+            .map(Arc::new)
+            .map_err(|error| format!("cannot create a Kafka client: {error}"));
+        let registry = worker
+            .schema_registry
+            .as_ref()
+            .map(|registry| crate::schema::registry::settings(registry).map_err(|error| error.to_string()));
+        Self { kafka, registry }
+    }
+
+    pub async fn check(&self, status: &StatusRegistry) -> ReadinessReport {
+        let mut problems: Vec<String> = status
+            .all()
+            .into_iter()
+            .filter(|(_, status)| {
+                !matches!(
+                    status.state,
+                    ConnectorState::Running | ConnectorState::Paused | ConnectorState::Stopped
+                )
+            })
+            .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
+            .collect();
+        match &self.kafka {
+            Ok(client) => {
+                let client = client.clone();
+                let answer = tokio::task::spawn_blocking(move || client.fetch_metadata(None, PROBE_TIMEOUT)).await;
+                match answer {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => problems.push(format!("Kafka does not answer: {error}")),
+                    Err(error) => problems.push(format!("the Kafka probe failed: {error}")),
+                }
+            }
+            Err(error) => problems.push(error.clone()),
+        }
+        match &self.registry {
+            None => {}
+            Some(Err(error)) => problems.push(error.clone()),
+            Some(Ok(settings)) => {
+                if let Err(error) = tokio::time::timeout(PROBE_TIMEOUT, get_all_subjects(settings))
+                    .await
+                    .map_err(|_| "timed out".to_owned())
+                    .and_then(|answer| answer.map_err(|error| error.error))
+                {
+                    problems.push(format!("the Schema Registry does not answer: {error}"));
+                }
+            }
+        }
+        ReadinessReport {
+            ready: problems.is_empty(),
+            problems,
+        }
+    }
+}

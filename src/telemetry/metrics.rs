@@ -1,0 +1,246 @@
+//! The Prometheus metrics, fed only by the events in `telemetry` (an event updates its metric when it is emitted),
+//! labelled by connector. Names follow Kafka Connect's task metrics (`sink-record-read-total` becomes
+//! `ebconnect_sink_record_read_total`), so dashboards and habits carry over.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{LazyLock, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    pub connector: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub connector: String,
+    pub stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub connector: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub connector: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub connector: String,
+    pub state: String,
+}
+
+type Seconds = Counter<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub sink_records_read: Family<ConnectorLabels, Counter>,
+    pub sink_records_sent: Family<ConnectorLabels, Counter>,
+    pub source_records_polled: Family<ConnectorLabels, Counter>,
+    pub source_records_written: Family<ConnectorLabels, Counter>,
+    pub records_skipped: Family<ConnectorLabels, Counter>,
+    pub record_errors: Family<StageLabels, Counter>,
+    pub dead_lettered: Family<ConnectorLabels, Counter>,
+    pub retried_entries: Family<ConnectorLabels, Counter>,
+    pub putevents_duration: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
+    pub putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
+    pub rate_limit_wait: Family<ConnectorLabels, Seconds>,
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
+    pub sqs_messages_in_flight: Family<ConnectorLabels, Gauge>,
+    pub receiver_records: Family<StatusLabels, Counter>,
+    pub connector_state: Family<StateLabels, Gauge>,
+    pub config_rejections: Counter,
+    /// Each connector's largest partition lag in the last statistics, for the summary line.
+    max_lag: Mutex<HashMap<String, i64>>,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+fn batch_buckets() -> Histogram {
+    Histogram::new([1.0, 2.0, 3.0, 5.0, 8.0, 10.0])
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("ebconnect");
+        let metrics = Self {
+            sink_records_read: Family::default(),
+            sink_records_sent: Family::default(),
+            source_records_polled: Family::default(),
+            source_records_written: Family::default(),
+            records_skipped: Family::default(),
+            record_errors: Family::default(),
+            dead_lettered: Family::default(),
+            retried_entries: Family::default(),
+            putevents_duration: Family::new_with_constructor(latency_buckets),
+            putevents_batch_entries: Family::new_with_constructor(batch_buckets),
+            rate_limit_wait: Family::default(),
+            consumer_lag: Family::default(),
+            sqs_messages_in_flight: Family::default(),
+            receiver_records: Family::default(),
+            connector_state: Family::default(),
+            config_rejections: Counter::default(),
+            max_lag: Mutex::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sink_record_read",
+            "Records read from Kafka by a sink",
+            metrics.sink_records_read.clone(),
+        );
+        registry.register(
+            "sink_record_send",
+            "Records a sink delivered to EventBridge",
+            metrics.sink_records_sent.clone(),
+        );
+        registry.register(
+            "source_record_poll",
+            "Events a source received (SQS messages, or records posted to a receiver)",
+            metrics.source_records_polled.clone(),
+        );
+        registry.register(
+            "source_record_write",
+            "Records a source wrote to Kafka, acknowledged",
+            metrics.source_records_written.clone(),
+        );
+        registry.register(
+            "records_skipped",
+            "Records a filter dropped; they count as settled",
+            metrics.records_skipped.clone(),
+        );
+        registry.register(
+            "record_errors",
+            "Records that failed, by stage; each went to the errors policy",
+            metrics.record_errors.clone(),
+        );
+        registry.register(
+            "deadletterqueue_produce_requests",
+            "Records written to the dead-letter topic",
+            metrics.dead_lettered.clone(),
+        );
+        registry.register(
+            "putevents_retried_entries",
+            "PutEvents entries sent again after a retryable failure",
+            metrics.retried_entries.clone(),
+        );
+        registry.register(
+            "putevents_duration_seconds",
+            "Time of one PutEvents request",
+            metrics.putevents_duration.clone(),
+        );
+        registry.register(
+            "putevents_batch_entries",
+            "Entries in one PutEvents request",
+            metrics.putevents_batch_entries.clone(),
+        );
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Time PutEvents requests waited for the rate limiter",
+            metrics.rate_limit_wait.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Records behind the end of each assigned partition, as librdkafka last reported",
+            metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "sqs_messages_in_flight",
+            "SQS messages received and not yet settled",
+            metrics.sqs_messages_in_flight.clone(),
+        );
+        registry.register(
+            "receiver_records",
+            "Records a receiver answered, by HTTP status",
+            metrics.receiver_records.clone(),
+        );
+        registry.register(
+            "connector_state",
+            "1 for the connector's current state, 0 for the others",
+            metrics.connector_state.clone(),
+        );
+        registry.register(
+            "connector_file_rejections",
+            "Connector files that did not load on reload or write",
+            metrics.config_rejections.clone(),
+        );
+        Self { registry, ..metrics }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Totals for one connector, for the periodic summary.
+    pub fn summary(&self, connector: &str) -> Summary {
+        let labels = ConnectorLabels {
+            connector: connector.to_owned(),
+        };
+        let read = self.sink_records_read.get_or_create(&labels).get()
+            + self.source_records_polled.get_or_create(&labels).get();
+        let written = self.sink_records_sent.get_or_create(&labels).get()
+            + self.source_records_written.get_or_create(&labels).get();
+        let errors = crate::dead_letter::Stage::ALL
+            .iter()
+            .map(|stage| {
+                self.record_errors
+                    .get_or_create(&StageLabels {
+                        connector: connector.to_owned(),
+                        stage: stage.as_str().to_owned(),
+                    })
+                    .get()
+            })
+            .sum();
+        let max_lag = self.max_lag.lock().ok().and_then(|lags| lags.get(connector).copied());
+        Summary {
+            read,
+            written,
+            errors,
+            max_lag,
+        }
+    }
+
+    pub fn set_max_lag(&self, connector: &str, lag: i64) {
+        if let Ok(mut lags) = self.max_lag.lock() {
+            lags.insert(connector.to_owned(), lag);
+        }
+    }
+}
+
+/// A connector's running totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub read: u64,
+    pub written: u64,
+    pub errors: u64,
+    pub max_lag: Option<i64>,
+}
+
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+pub fn connector(name: &str) -> ConnectorLabels {
+    ConnectorLabels {
+        connector: name.to_owned(),
+    }
+}
