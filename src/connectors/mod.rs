@@ -4,6 +4,7 @@
 pub mod receiver;
 pub mod sink;
 pub mod source;
+pub mod threshold;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -37,19 +38,22 @@ pub enum ConnectorType {
     EventbridgeSource,
     /// An HTTP endpoint speaking the Confluent REST Produce API v3 (for API destinations) to Kafka topics.
     RestProduceReceiver,
+    /// Kafka to Kafka: a record for each (window, group) whose count is over a threshold.
+    ThresholdAlert,
 }
 
 impl ConnectorType {
-    pub const ALL: [ConnectorType; 3] = [
+    pub const ALL: [ConnectorType; 4] = [
         Self::EventbridgeSink,
         Self::EventbridgeSource,
         Self::RestProduceReceiver,
+        Self::ThresholdAlert,
     ];
 
     /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
     pub fn direction(self) -> &'static str {
         match self {
-            Self::EventbridgeSink => "sink",
+            Self::EventbridgeSink | Self::ThresholdAlert => "sink",
             Self::EventbridgeSource | Self::RestProduceReceiver => "source",
         }
     }
@@ -59,6 +63,7 @@ impl ConnectorType {
             Self::EventbridgeSink => "eventbridge-sink",
             Self::EventbridgeSource => "eventbridge-source",
             Self::RestProduceReceiver => "rest-produce-receiver",
+            Self::ThresholdAlert => "threshold-alert",
         }
     }
 
@@ -76,6 +81,7 @@ pub enum ConnectorSettings {
     EventbridgeSink(Box<sink::SinkConfig>),
     EventbridgeSource(Box<source::SourceConfig>),
     RestProduceReceiver(Box<receiver::ReceiverConfig>),
+    ThresholdAlert(Box<threshold::ThresholdConfig>),
 }
 
 /// The second pass of `config::load_connector`: the whole document, read as the given type's document.
@@ -102,6 +108,7 @@ pub fn parse_document(
         ConnectorType::RestProduceReceiver => {
             read(text, |config| ConnectorSettings::RestProduceReceiver(Box::new(config)))
         }
+        ConnectorType::ThresholdAlert => read(text, |config| ConnectorSettings::ThresholdAlert(Box::new(config))),
     }
 }
 
@@ -112,6 +119,7 @@ pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Res
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
         ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),
         ConnectorSettings::RestProduceReceiver(settings) => settings.check(),
+        ConnectorSettings::ThresholdAlert(settings) => settings.check(worker),
     }
 }
 
@@ -135,6 +143,9 @@ pub fn build(
         }
         ConnectorSettings::RestProduceReceiver(settings) => {
             Box::new(receiver::ReceiverConnector::new(parts, (**settings).clone()))
+        }
+        ConnectorSettings::ThresholdAlert(settings) => {
+            Box::new(threshold::ThresholdConnector::new(parts, (**settings).clone()))
         }
     })
 }

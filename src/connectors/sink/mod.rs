@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -141,24 +141,6 @@ async fn decode_record(
     Ok(decode_part(value, Stage::ValueConverter, record)
         .await?
         .map(|value| (key, value)))
-}
-
-/// A consumer error that no retry by librdkafka will fix.
-fn is_fatal(error: &KafkaError) -> bool {
-    let code = match error {
-        KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,
-        KafkaError::MessageConsumptionFatal(_) => return true,
-        _ => return false,
-    };
-    matches!(
-        code,
-        RDKafkaErrorCode::Fatal
-            | RDKafkaErrorCode::GroupAuthorizationFailed
-            | RDKafkaErrorCode::TopicAuthorizationFailed
-            | RDKafkaErrorCode::SaslAuthenticationFailed
-            | RDKafkaErrorCode::Authentication
-            | RDKafkaErrorCode::InvalidGroupId
-    )
 }
 
 struct Loop<'a> {
@@ -553,7 +535,7 @@ impl Connector for SinkConnector {
                         drop(message);
                         state.on_record(record).await;
                     }
-                    Some(Err(error)) if is_fatal(&error) => state.fail(SinkError::Kafka(error)),
+                    Some(Err(error)) if crate::kafka::consumer::is_fatal(&error) => state.fail(SinkError::Kafka(error)),
                     Some(Err(error)) => emit(KafkaConsumerError { connector: name, error: &error.to_string() }),
                     None => state.fail(SinkError::Kafka(KafkaError::NoMessageReceived)),
                 },

@@ -1,0 +1,520 @@
+//! `type: threshold-alert`: Kafka to Kafka, one record for each (window, group) whose count is over a threshold.
+//!
+//! The loop reads a record, decodes it, runs the transforms and the filter, takes its event time and group, and
+//! counts it in its windows (`window`). Closed windows over the threshold become output records, written with an
+//! idempotent producer and acknowledged before anything is committed. There is no state store: the input offset
+//! committed for a partition is the oldest record still in an open window, so a restart reads again exactly what
+//! the open windows need; the commit's metadata carries how far windows were closed, so that records of windows
+//! already emitted are not counted again into partial ones. Rebalancing is eager: on revocation the positions are
+//! committed and the state dropped, and the new assignment is rebuilt from the commits.
+
+pub mod config;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use self::config::ThresholdConfig;
+use self::config::{Comparison, Emit, LateRecords};
+use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
+use super::sink::config::TimeConfig;
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
+use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
+use crate::kafka::{client_config, ClientRole};
+use crate::pattern::Pattern;
+use crate::record::Record;
+use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
+use crate::schema::registry::RegistrySetupError;
+use crate::schema::{Decoder, OutputFormat};
+use crate::telemetry::{
+    emit, KafkaClientError, KafkaConsumerError, LateRecordDropped, OffsetCommitFailed, RecordsSkipped, SinkRecordsRead,
+    SourceRecordWritten,
+};
+use crate::transform::{Chain, Context as TransformContext, Decoded};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("cannot create the Kafka {what}: {source}")]
+    Client { what: &'static str, source: KafkaError },
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe { topics: Vec<String>, source: KafkaError },
+    #[error("Kafka consumer failed: {0}")]
+    Kafka(#[source] KafkaError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Registry(#[from] RegistrySetupError),
+    #[error("the Schema Registry is unavailable: {0}")]
+    RegistryUnavailable(String),
+    #[error("writing an alert to `{topic}` failed: {reason}")]
+    Output { topic: String, reason: String },
+    #[error("config: {0}")]
+    Config(String),
+}
+
+pub struct ThresholdConnector {
+    parts: ConnectorParts,
+    config: ThresholdConfig,
+}
+
+impl ThresholdConnector {
+    pub fn new(parts: ConnectorParts, config: ThresholdConfig) -> Self {
+        Self { parts, config }
+    }
+}
+
+/// The counting state and the numbering of input partitions, shared with the rebalance callbacks.
+struct State {
+    windows: Windows,
+    /// Each input (topic, partition) as the small number `Windows` knows it by.
+    index: HashMap<(String, i32), i32>,
+}
+
+impl State {
+    fn index(&mut self, topic: &str, partition: i32) -> i32 {
+        let next = i32::try_from(self.index.len()).unwrap_or(i32::MAX);
+        *self.index.entry((topic.to_owned(), partition)).or_insert(next)
+    }
+
+    /// The offsets to commit, with the `closed_through` mark as metadata.
+    fn commit_list(&self) -> TopicPartitionList {
+        let (positions, closed_through) = self.windows.commit_positions();
+        let positions: HashMap<i32, i64> = positions.into_iter().collect();
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), index) in &self.index {
+            if let Some(offset) = positions.get(index) {
+                if list
+                    .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                    .is_ok()
+                {
+                    if let Some(mut element) = list.find_partition(topic, *partition) {
+                        element.set_metadata(closed_through.to_string());
+                    }
+                }
+            }
+        }
+        list
+    }
+}
+
+#[derive(Clone)]
+struct SharedState(Arc<Mutex<State>>);
+
+impl SharedState {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+struct AlertContext {
+    connector: String,
+    state: SharedState,
+}
+
+impl ClientContext for AlertContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        emit(KafkaClientError {
+            connector: &self.connector,
+            error: &error.to_string(),
+            reason,
+        });
+    }
+}
+
+impl ConsumerContext for AlertContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Revoke(_)) {
+            return;
+        }
+        let mut state = self.state.lock();
+        let list = state.commit_list();
+        commit(&self.connector, consumer, &list, CommitMode::Sync);
+        state.windows.reset();
+        state.index.clear();
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(assigned) = rebalance else {
+            return;
+        };
+        // Where the previous owner had closed its windows: the metadata of the committed offsets.
+        let committed = consumer.committed_offsets((*assigned).clone(), Duration::from_secs(10));
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        for element in assigned.elements() {
+            let closed_through = committed.as_ref().ok().and_then(|list| {
+                list.find_partition(element.topic(), element.partition())
+                    .and_then(|found| found.metadata().parse::<i64>().ok())
+            });
+            let index = state.index(element.topic(), element.partition());
+            state.windows.assign(index, closed_through, now);
+        }
+    }
+}
+
+fn commit(connector: &str, consumer: &impl Consumer<AlertContext>, list: &TopicPartitionList, mode: CommitMode) {
+    if list.count() == 0 {
+        return;
+    }
+    if let Err(error) = consumer.commit(list, mode) {
+        emit(OffsetCommitFailed {
+            connector,
+            error: &error.to_string(),
+        });
+    }
+}
+
+fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A group value as the Avro output holds it: text, or null.
+fn as_text(value: &Value) -> Value {
+    match value {
+        Value::Null | Value::String(_) => value.clone(),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// The output schema: the window, the group fields (optional strings), the count and whether it is final.
+pub fn output_schema(group_names: &[String]) -> String {
+    let mut fields = vec![
+        json!({"name": "window_start", "type": "string"}),
+        json!({"name": "window_end", "type": "string"}),
+    ];
+    fields.extend(
+        group_names
+            .iter()
+            .map(|name| json!({"name": name, "type": ["null", "string"], "default": null})),
+    );
+    fields.push(json!({"name": "event_count", "type": "long"}));
+    fields.push(json!({"name": "final", "type": "boolean"}));
+    json!({"type": "record", "name": "ThresholdAlert", "namespace": "ebconnect", "fields": fields}).to_string()
+}
+
+/// Event time in epoch milliseconds: RFC 3339 text, or a number of milliseconds.
+fn event_time(config: &TimeConfig, record: &Record, value: &Value) -> Result<i64, String> {
+    match config {
+        TimeConfig::RecordTimestamp | TimeConfig::None => {
+            record.timestamp.ok_or_else(|| "the record has no timestamp".to_owned())
+        }
+        TimeConfig::JsonPath(path) => match path.select_one(value) {
+            Some(Value::String(text)) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|time| time.timestamp_millis())
+                .map_err(|error| format!("{path}: `{text}` is not RFC 3339: {error}")),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .ok_or_else(|| format!("{path}: {number} is not a whole number of milliseconds")),
+            Some(other) => Err(format!("{path}: {other} is not a time")),
+            None => Err(format!("{path} selects nothing")),
+        },
+    }
+}
+
+struct Loop<'a> {
+    name: &'a str,
+    config: &'a ThresholdConfig,
+    state: SharedState,
+    decoder: Decoder,
+    transforms: &'a Chain,
+    filter: Option<Pattern>,
+    policy: ErrorPolicy,
+    producer: FutureProducer,
+    writer: JsonWriter,
+    group_names: Vec<String>,
+}
+
+impl Loop<'_> {
+    async fn on_record(&mut self, record: Record) -> Result<(), ThresholdError> {
+        emit(SinkRecordsRead {
+            connector: self.name,
+            count: 1,
+        });
+        let position = record.position.clone();
+        let index = self.state.lock().index(&position.topic, position.partition);
+        let now = Instant::now();
+        let skip =
+            |state: &SharedState, time: Option<i64>| state.lock().windows.skip(index, position.offset, time, now);
+        let value = match self.decoder.decode(record.value.as_deref()).await {
+            Ok(value) => value,
+            Err(error) if error.is_record_error() => {
+                self.fail(&record, Stage::ValueConverter, "DecodeError", error.to_string())
+                    .await?;
+                skip(&self.state, None);
+                return Ok(());
+            }
+            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
+        };
+        let key = record
+            .key
+            .as_deref()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map_or(Value::Null, |key| Value::String(key.to_owned()));
+        let context = TransformContext {
+            connector: self.name,
+            topic: &position.topic,
+            partition: position.partition,
+            offset: position.offset,
+            timestamp: record.timestamp,
+        };
+        let value = match self.transforms.apply(Decoded { key, value }, &context) {
+            Ok(Some(decoded)) => decoded.value,
+            Ok(None) => {
+                emit(RecordsSkipped {
+                    connector: self.name,
+                    count: 1,
+                });
+                skip(&self.state, None);
+                return Ok(());
+            }
+            Err(error) => {
+                self.fail(&record, Stage::Transformation, "TransformError", error.to_string())
+                    .await?;
+                skip(&self.state, None);
+                return Ok(());
+            }
+        };
+        let time = event_time(&self.config.event_time, &record, &value);
+        if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
+            emit(RecordsSkipped {
+                connector: self.name,
+                count: 1,
+            });
+            skip(&self.state, time.ok());
+            return Ok(());
+        }
+        let time = match time {
+            Ok(time) => time,
+            Err(reason) => {
+                self.fail(&record, Stage::Transformation, "EventTimeError", reason)
+                    .await?;
+                skip(&self.state, None);
+                return Ok(());
+            }
+        };
+        let group: Vec<Value> = self
+            .config
+            .group_by
+            .values()
+            .map(|path| path.select_one(&value).cloned().unwrap_or(Value::Null))
+            .collect();
+        let outcome = self.state.lock().windows.add(index, position.offset, time, group, now);
+        match outcome {
+            Outcome::Counted(early) => self.write(early).await?,
+            Outcome::AlreadyCounted => {}
+            Outcome::Late => {
+                let reason = format!("event time {} falls only in windows already closed", rfc3339(time));
+                match self.config.late_records {
+                    LateRecords::Drop => emit(LateRecordDropped {
+                        connector: self.name,
+                        position: &position,
+                        reason: &reason,
+                    }),
+                    LateRecords::Dlq => self.fail(&record, Stage::Transformation, "LateRecord", reason).await?,
+                }
+            }
+        }
+        self.advance().await
+    }
+
+    async fn fail(&self, record: &Record, stage: Stage, kind: &str, message: String) -> Result<(), ThresholdError> {
+        let failure = RecordFailure {
+            stage,
+            error_kind: kind.to_owned(),
+            message,
+        };
+        self.policy.handle(record, failure).await?;
+        Ok(())
+    }
+
+    /// Closes what the watermark passed and writes its alerts.
+    async fn advance(&mut self) -> Result<(), ThresholdError> {
+        let alerts = self.state.lock().windows.advance(Instant::now());
+        self.write(alerts).await
+    }
+
+    /// Writes alerts and waits for Kafka to acknowledge each, before anything after them is committed.
+    async fn write(&self, alerts: Vec<Alert>) -> Result<(), ThresholdError> {
+        let topic = &self.config.output.topic;
+        let failed = |reason: String| ThresholdError::Output {
+            topic: topic.clone(),
+            reason,
+        };
+        for alert in alerts {
+            let avro = matches!(self.writer, JsonWriter::Avro { .. });
+            let mut value = Map::new();
+            value.insert("window_start".into(), json!(rfc3339(alert.window_start)));
+            value.insert("window_end".into(), json!(rfc3339(alert.window_end)));
+            let mut key = Map::new();
+            for (name, group_value) in self.group_names.iter().zip(&alert.group) {
+                key.insert(name.clone(), group_value.clone());
+                let shown = if avro {
+                    as_text(group_value)
+                } else {
+                    group_value.clone()
+                };
+                value.insert(name.clone(), shown);
+            }
+            value.insert("event_count".into(), json!(alert.count));
+            value.insert("final".into(), json!(alert.is_final));
+            let bytes = self
+                .writer
+                .write(&Value::Object(value), topic, false)
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+            let key = Value::Object(key).to_string();
+            let record: FutureRecord<'_, str, [u8]> =
+                FutureRecord::to(topic).key(key.as_str()).payload(bytes.as_slice());
+            self.producer
+                .send(record, Duration::from_secs(60))
+                .await
+                .map_err(|(error, _)| failed(error.to_string()))?;
+            emit(SourceRecordWritten { connector: self.name });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Connector for ThresholdConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let name = self.parts.name.as_str();
+        let config = &self.config;
+        let worker = &self.parts.worker;
+        let filter = config.filter_pattern().map_err(ThresholdError::Config)?;
+        let group_names: Vec<String> = config.group_by.keys().cloned().collect();
+        let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let settings = Settings {
+            window: WindowSpec {
+                size_ms: millis(config.window),
+                hop_ms: millis(config.hop()),
+            },
+            threshold: Threshold {
+                count: config.threshold.count,
+                inclusive: config.threshold.op == Comparison::AtLeast,
+            },
+            allowed_lateness_ms: millis(config.allowed_lateness),
+            watermark_delay_ms: millis(config.watermark_delay),
+            idle_timeout: config.idle_timeout,
+            emit_early: config.emit == Emit::Early,
+        };
+        let state = SharedState(Arc::new(Mutex::new(State {
+            windows: Windows::new(settings),
+            index: HashMap::new(),
+        })));
+        let group_id = config.group_id(&self.parts.name);
+        let consumer: StreamConsumer<AlertContext> = client_config(
+            &worker.kafka,
+            ClientRole::Consumer,
+            &config.consumer_override,
+            &[("queued.max.messages.kbytes", "16384")],
+            &[
+                ("group.id", group_id.as_str()),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                // Eager: every rebalance drops the whole state and rebuilds it from the commits.
+                ("partition.assignment.strategy", "range"),
+                ("enable.partition.eof", "false"),
+            ],
+        )
+        .create_with_context(AlertContext {
+            connector: name.to_owned(),
+            state: state.clone(),
+        })
+        .map_err(|source| ThresholdError::Client {
+            what: "consumer",
+            source,
+        })?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| ThresholdError::Subscribe {
+                topics: config.topics.clone(),
+                source,
+            })?;
+        let mut producer_config = client_config(
+            &worker.kafka,
+            ClientRole::Producer,
+            &config.producer_override,
+            &[("linger.ms", "5")],
+            ErrorPolicy::PRODUCER_SETTINGS,
+        );
+        producer_config.set("client.id", name);
+        let producer: FutureProducer = producer_config.create().map_err(|source| ThresholdError::Client {
+            what: "producer",
+            source,
+        })?;
+        let policy = ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(|source| {
+            ThresholdError::Client {
+                what: "dead-letter producer",
+                source,
+            }
+        })?;
+        let registry = worker.schema_registry.as_ref();
+        let writer = match (config.output.format, registry) {
+            (OutputFormat::Json, _) => JsonWriter::Json,
+            (OutputFormat::Avro, Some(registry)) => JsonWriter::Avro {
+                encoder: AvroRecordEncoder::new(crate::schema::registry::settings(registry)?),
+                schema: WriterSchema::Supplied(output_schema(&group_names)),
+            },
+            (OutputFormat::Avro, None) => {
+                return Err(
+                    ThresholdError::Config("output.format `avro` needs the worker's schema_registry".into()).into(),
+                )
+            }
+        };
+        let mut work = Loop {
+            name,
+            config,
+            state: state.clone(),
+            decoder: Decoder::new(&config.value, registry)?,
+            transforms: &self.parts.transforms,
+            filter,
+            policy,
+            producer,
+            writer,
+            group_names,
+        };
+        let result = run_loop(&mut work, &consumer, &context.shutdown).await;
+        // Whatever happened, what is settled is committed; a failed record stays uncommitted.
+        let list = state.lock().commit_list();
+        commit(name, &consumer, &list, CommitMode::Sync);
+        result.map_err(Into::into)
+    }
+}
+
+async fn run_loop(
+    work: &mut Loop<'_>,
+    consumer: &StreamConsumer<AlertContext>,
+    shutdown: &CancellationToken,
+) -> Result<(), ThresholdError> {
+    let mut commits = tokio::time::interval(work.config.commit_interval);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(()),
+            message = consumer.recv() => match message {
+                Ok(message) => work.on_record(Record::from_message(&message)).await?,
+                Err(error) if crate::kafka::consumer::is_fatal(&error) => return Err(ThresholdError::Kafka(error)),
+                Err(error) => emit(KafkaConsumerError { connector: work.name, error: &error.to_string() }),
+            },
+            _ = clock.tick() => work.advance().await?,
+            _ = commits.tick() => {
+                let list = work.state.lock().commit_list();
+                commit(work.name, consumer, &list, CommitMode::Async);
+            }
+        }
+    }
+}
