@@ -48,9 +48,9 @@ const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"e
   {"name":"additionalEventData","type":["null","string"],"default":null},
   {"name":"resources","type":["null","string"],"default":null}]}"#;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source <(scripts/stack env)` first"))
-}
+mod support;
+
+use support::env;
 
 fn text(value: &Value) -> Value {
     match value {
@@ -212,20 +212,6 @@ async fn put_events(
     )
 }
 
-/// (user + system CPU seconds, peak RSS in KiB) of a process, from /proc.
-fn process_usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let hwm = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    (ticks as f64 / 100.0, hwm)
-}
-
 #[tokio::main]
 async fn main() {
     let records: usize = std::env::var("BENCH_RECORDS")
@@ -235,21 +221,7 @@ async fn main() {
     let run = format!("bench-{}", std::process::id());
     let topic = format!("{run}-cloudtrail");
     let schema_id = register(SCHEMA, &format!("{topic}-value")).await;
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                &topic,
-                4,
-                rdkafka::admin::TopicReplication::Fixed(1),
-            )],
-            &rdkafka::admin::AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    support::create_topic(&topic, 4).await;
     let started = Instant::now();
     let topic_for_fill = topic.clone();
     let mean_size = tokio::task::spawn_blocking(move || prefill(&topic_for_fill, records, schema_id))
@@ -311,7 +283,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (cpu_seconds, peak_rss_kib) = process_usage(worker.id());
+    let (cpu_seconds, peak_rss_mib) = support::process_usage(worker.id());
     let first = counters.first_request_ns.load(Ordering::SeqCst);
     let last = counters.last_request_ns.load(Ordering::SeqCst);
     let seconds = (last - first) as f64 / 1e9;
@@ -329,5 +301,5 @@ async fn main() {
         "  worker CPU:       {cpu_seconds:.2} s user+system ({:.0}% of one core over the delivery)",
         100.0 * cpu_seconds / seconds
     );
-    println!("  worker peak RSS:  {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+    println!("  worker peak RSS:  {peak_rss_mib:.1} MiB");
 }

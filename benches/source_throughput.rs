@@ -19,13 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source <(scripts/stack env)` first"))
-}
+mod support;
 
-fn count(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
-}
+use support::{count, env};
 
 /// The fixture's CloudTrail records as EventBridge events, the shape an API destination or a rule delivers.
 fn events() -> Vec<Value> {
@@ -75,19 +71,9 @@ impl Worker {
         Self { child, _dir: dir }
     }
 
-    /// (user + system CPU seconds, peak RSS in MiB), from /proc.
+    /// (user + system CPU seconds, peak RSS in MiB).
     fn usage(&self) -> (f64, f64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let hwm_kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        (ticks as f64 / 100.0, hwm_kib / 1024.0)
+        support::process_usage(self.child.id())
     }
 
     fn stop(mut self) {
@@ -108,21 +94,7 @@ fn report(what: &str, records: usize, seconds: f64, cpu: f64) {
 }
 
 async fn create_topic(topic: &str) {
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                topic,
-                4,
-                rdkafka::admin::TopicReplication::Fixed(1),
-            )],
-            &rdkafka::admin::AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    support::create_topic(topic, 4).await;
 }
 
 fn end_offset_sum(topic: &str) -> i64 {

@@ -3,12 +3,15 @@
   real CloudTrail records --PutEvents--> bus `cloudtrail`
     --(rule + SQS, connector cloudtrail-from-bus)--> Kafka topic `audit_trail_topic`
     --(connector s3-calls-to-bus: S3 calls only, principal masked)--> bus `security-findings`
+    --(connector s3-principals-over-threshold: > 10 calls of one S3 API in a minute)--> topic `flagged_principals`
+    --(connector flagged-to-bus: principal masked)--> bus `security-findings`
     --(a rule + SQS queue of this script's)--> printed here
 
 Run by `make demo` with the stack's Python (it has boto3 and confluent-kafka).
 """
 
 import collections
+import datetime
 import json
 import os
 import pathlib
@@ -65,7 +68,7 @@ def prepare(events, sqs):
     queue_url = sqs.create_queue(QueueName=f"ebconnect-demo-findings-{int(time.time())}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="ebconnect-demo-findings", EventBusName="security-findings",
-                    EventPattern=json.dumps({"source": ["ebconnect.audit"]}))
+                    EventPattern=json.dumps({"source": ["ebconnect.audit", "ebconnect.threshold-alert"]}))
     events.put_targets(Rule="ebconnect-demo-findings", EventBusName="security-findings",
                        Targets=[{"Id": "queue", "Arn": queue_arn}])
     admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
@@ -78,6 +81,28 @@ def prepare(events, sqs):
     return queue_url
 
 
+def flagged(records):
+    """The detection connector's definition, counted offline: (minute, call, principal) over 10 S3 calls."""
+    counts = collections.Counter()
+    for record in records:
+        if reaches_kafka(record) and record["eventSource"] == "s3.amazonaws.com":
+            minute = datetime.datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).replace(second=0)
+            counts[(minute, record["eventName"], record["userIdentity"].get("principalId"))] += 1
+    return {key: count for key, count in counts.items() if count > 10}
+
+
+def heartbeat(records):
+    """An event an hour after the data, so that event time moves past the last windows and they close (the other
+    partitions of the topic turn idle meanwhile). Without it, the last windows close only as the wall clock moves."""
+    latest = max(record["eventTime"] for record in records)
+    later = datetime.datetime.fromisoformat(latest.replace("Z", "+00:00")) + datetime.timedelta(hours=1)
+    detail = {"eventVersion": "1.08", "eventType": "AwsApiCall", "eventSource": "heartbeat.ebconnect.demo",
+              "eventName": "Heartbeat", "eventTime": later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "userIdentity": {"type": "Service", "principalId": "demo-heartbeat"}}
+    return {"Source": "ebconnect.demo", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(detail),
+            "EventBusName": "cloudtrail"}
+
+
 def kafka_records(consumer):
     """Records in audit_trail_topic (the sum of its partitions' end offsets)."""
     return sum(consumer.get_watermark_offsets(TopicPartition("audit_trail_topic", p), timeout=10)[1] for p in range(3))
@@ -87,6 +112,7 @@ def main():
     records = [json.loads(line) for line in FIXTURE.open()][:RECORDS]
     expected_kafka = sum(1 for r in records if reaches_kafka(r))
     expected_s3 = sum(1 for r in records if reaches_kafka(r) and r["eventSource"] == "s3.amazonaws.com")
+    expected_flagged = flagged(records)
     events, sqs = aws("events"), aws("sqs")
     queue_url = prepare(events, sqs)
     consumer = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "ebconnect-demo"})
@@ -116,26 +142,32 @@ def main():
             response = events.put_events(Entries=[envelope(r) for r in records[start:start + 10]])
             if response["FailedEntryCount"]:
                 sys.exit(f"demo: PutEvents failed: {response['Entries']}")
-        findings = []
+        print("demo: then a heartbeat event an hour later, so that the last one-minute windows close")
+        events.put_events(Entries=[heartbeat(records)])
+        expected_kafka += 1
+        findings, alerts = [], []
         deadline = time.time() + TIMEOUT_S
         in_kafka = 0
-        while (in_kafka < expected_kafka or len(findings) < expected_s3) and time.time() < deadline:
+        while ((in_kafka < expected_kafka or len(findings) < expected_s3 or len(alerts) < len(expected_flagged))
+               and time.time() < deadline):
             if worker.poll() is not None:
                 sys.exit(f"demo: the worker exited with {worker.returncode}; see {log_path}")
             response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in response.get("Messages", []):
-                findings.append(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                (alerts if event["source"] == "ebconnect.threshold-alert" else findings).append(event)
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             in_kafka = kafka_records(consumer) - kafka_before
             print(f"\rdemo: {in_kafka}/{expected_kafka} in Kafka topic audit_trail_topic | "
-                  f"{len(findings)}/{expected_s3} S3 calls on bus security-findings", end="", flush=True)
+                  f"{len(findings)}/{expected_s3} S3 calls and {len(alerts)}/{len(expected_flagged)} flagged "
+                  f"principals on bus security-findings", end="", flush=True)
         print()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
         consumer.close()
 
-    if in_kafka < expected_kafka or len(findings) < expected_s3:
+    if in_kafka < expected_kafka or len(findings) < expected_s3 or len(alerts) < len(expected_flagged):
         sys.exit(f"demo: not everything arrived within {TIMEOUT_S}s; see {log_path}")
     print("demo: S3 calls that reached `security-findings`, by principal (masked) and call:")
     calls = collections.Counter((f["detail"]["userIdentity"].get("principalId"), f["detail-type"]) for f in findings)
@@ -146,6 +178,11 @@ def main():
     print(json.dumps({"source": sample["source"], "detail-type": sample["detail-type"], "time": sample["time"],
                       "resources": sample["resources"], "detail.userIdentity": sample["detail"]["userIdentity"]},
                      indent=2))
+    print("demo: flagged principals (over 10 calls of one S3 API in a minute), from threshold-alert, masked:")
+    for alert in alerts:
+        detail = alert["detail"]
+        print(f"  {detail['window_start']} .. {detail['window_end']}  {detail['userIdentity']:24}  "
+              f"{detail['eventName']} x{detail['event_count']}")
     print(f"demo: worker stopped with exit code {worker.returncode}")
 
 

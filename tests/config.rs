@@ -126,6 +126,16 @@ fn every_kind_of_bad_file_is_named_with_its_key_and_problem() {
             "name: n\ntype: eventbridge-source\nconfig:\n  queue_url: http://q\n  topic: t\n  value: {format: avro, schema_file: /surely/missing.avsc}\n",
             &["avro-schema-file.yaml", "config.value.schema_file: cannot read /surely/missing.avsc"],
         ),
+                (
+            "threshold-hop.yaml",
+            "name: o\ntype: threshold-alert\nconfig:\n  topics: [t]\n  window: 1m\n  hop: 7s\n  group_by: {who: $.who}\n  threshold: {count: 3}\n  output: {topic: out}\n",
+            &["threshold-hop.yaml", "config.hop: must be positive, at most `window`, and divide it"],
+        ),
+        (
+            "threshold-op.yaml",
+            "name: p\ntype: threshold-alert\nconfig:\n  topics: [t]\n  window: 1m\n  group_by: {who: $.who}\n  threshold: {count: 3, op: '=='}\n  output: {topic: out}\n",
+            &["threshold-op.yaml", "config.threshold.op: unknown variant `==`"],
+        ),
         ("zz-duplicate.yaml", GOOD_SINK, &["zz-duplicate.yaml", "connector `good` is already defined in"]),
     ];
     let mut files: Vec<(&str, &str)> = cases.iter().map(|(file, text, _)| (*file, *text)).collect();

@@ -14,6 +14,8 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde_json::Value;
 
+use super::registry::describe;
+
 /// Which schema a value is written with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriterSchema {
@@ -57,13 +59,6 @@ pub struct AvroRecordEncoder {
 impl std::fmt::Debug for AvroRecordEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AvroRecordEncoder").finish_non_exhaustive()
-    }
-}
-
-fn describe(error: &SRCError) -> String {
-    match &error.cause {
-        Some(cause) => format!("{}: {cause}", error.error),
-        None => error.error.clone(),
     }
 }
 

@@ -47,7 +47,8 @@ impl std::fmt::Debug for AvroRecordDecoder {
     }
 }
 
-fn describe(error: &SRCError) -> String {
+/// A registry client error with its cause.
+pub(crate) fn describe(error: &SRCError) -> String {
     match &error.cause {
         Some(cause) => format!("{}: {cause}", error.error),
         None => error.error.clone(),

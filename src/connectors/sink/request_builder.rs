@@ -24,16 +24,7 @@ pub enum BuildError {
     BadTraceHeader(String),
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::json_path::json_kind as kind_of;
 
 fn shown(value: &Value) -> String {
     let text = value.to_string();

@@ -1,0 +1,46 @@
+//! Shared by the end-to-end benchmarks: the stack's addresses, counts from the environment, a topic, and a worker
+//! process's CPU time and peak memory.
+#![allow(dead_code)] // Each benchmark uses its own part of this module.
+
+use std::time::Duration;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source <(scripts/stack env)` first"))
+}
+
+/// A count from the environment, or `default`.
+pub fn count(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+}
+
+pub async fn create_topic(topic: &str, partitions: i32) {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[rdkafka::admin::NewTopic::new(
+                topic,
+                partitions,
+                rdkafka::admin::TopicReplication::Fixed(1),
+            )],
+            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+}
+
+/// (user + system CPU seconds, peak RSS in MiB) of a process, from /proc.
+pub fn process_usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (ticks as f64 / 100.0, hwm_kib / 1024.0)
+}
