@@ -23,9 +23,10 @@ lint:
 build:
 	$(CARGO) build --release
 
-## Benchmarks (README "Performance"): sink throughput against a local PutEvents endpoint, and pattern matching.
+## Benchmarks (README "Performance"): sink, receiver and source throughput, threshold-alert, pattern matching.
 bench: stack-up
-	source <(scripts/stack env) && $(CARGO) bench --bench sink_throughput && $(CARGO) bench --bench pattern_match
+	source <(scripts/stack env) && $(CARGO) bench --bench sink_throughput && $(CARGO) bench --bench pattern_match \
+		&& $(CARGO) bench --bench source_throughput && $(CARGO) bench --bench threshold_alert
 
 stack-up:
 	scripts/stack up

@@ -39,6 +39,30 @@ fn the_shipped_examples_are_valid() {
     );
 }
 
+/// The container files: the compose stack's worker file validates with the example connectors, and the compose file
+/// mounts files that exist. (`docker compose config` checks the rest in CI where a compose client exists.)
+#[test]
+fn the_compose_stack_mounts_a_valid_configuration() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = ebconnect()
+        .current_dir(root)
+        .args(["validate", "--worker", "deploy/worker.yaml", "connectors"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+        .env("SCHEMA_REGISTRY_URL", "http://schema-registry:8081")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", "http://aws:5000")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let compose: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
+    let volumes = compose["services"]["ebconnect"]["volumes"].as_array().unwrap();
+    for volume in volumes {
+        let host = volume.as_str().unwrap().split(':').next().unwrap();
+        assert!(root.join(host).exists(), "{host} is mounted but missing");
+    }
+}
+
 #[test]
 fn a_good_file_passes() {
     let dir = ConfigDir::new(WORKER, &[("good.yaml", GOOD_SINK)]);
