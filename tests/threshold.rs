@@ -268,3 +268,38 @@ async fn a_restart_does_not_emit_a_closed_window_again_with_a_partial_count() {
         "window 0 once, with all three records"
     );
 }
+
+/// Avro output through the registry, read back by confluent-kafka's deserializer; early alerts first, then the
+/// final count, each marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_can_be_avro_and_early() {
+    let input = unique("audit-avro");
+    let output = unique("flagged-avro");
+    support::create_topic(&input, 1).await;
+    support::create_topic(&output, 1).await;
+    let name = unique("threshold-avro");
+    let connector = format!(
+        "name: {name}\ntype: threshold-alert\nconfig:\n  topics: [{input}]\n  event_time: {{json_path: $.t}}\n  window: 1m\n  group_by: {{who: $.who, calls: $.n}}\n  threshold: {{count: 2, op: '>='}}\n  emit: early\n  idle_timeout: 1h\n  output: {{topic: {output}, format: avro}}\n"
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("alert.yaml", &connector)]);
+    let producer = support::producer();
+    for time in ["00:00:01", "00:00:02", "00:00:03", "00:01:30"] {
+        let record = json!({"who": "AIDA7", "n": 5, "t": format!("2026-01-01T{time}Z")}).to_string();
+        support::produce(&producer, &input, Some(0), None, Some(record.as_bytes()), &[]).await;
+    }
+    let alerts = support::consume_avro(&output, 2).await;
+    let early = &alerts[0].value;
+    assert_eq!(
+        early,
+        &json!({"window_start": "2026-01-01T00:00:00.000Z", "window_end": "2026-01-01T00:01:00.000Z",
+                "calls": "5", "who": "AIDA7", "event_count": 2, "final": false})
+    );
+    assert_eq!(alerts[1].value["event_count"], 3);
+    assert_eq!(alerts[1].value["final"], true);
+    assert_eq!(
+        alerts[0].key.as_deref(),
+        Some(r#"{"calls":5,"who":"AIDA7"}"#),
+        "the key is the group"
+    );
+    worker.stop().await;
+}

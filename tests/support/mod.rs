@@ -461,10 +461,21 @@ impl RunningWorker {
         let worker = ebconnect::config::load_worker(&config.worker()).unwrap();
         let (connectors, errors) = ebconnect::config::load_connectors(&[config.connectors()], Some(&worker));
         assert!(errors.is_empty(), "{errors:?}");
+        let rest = worker.rest.listen;
         let worker = ebconnect::runtime::Worker::new(worker, connectors).watching(vec![config.connectors()]);
         let status = worker.status();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let handle = tokio::spawn(worker.run(shutdown.clone()));
+        // Tests call the REST API right away: return once it listens (the worker binds it first thing).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(rest).is_err() {
+            assert!(!handle.is_finished(), "the worker stopped while starting");
+            assert!(
+                Instant::now() < deadline,
+                "the worker's REST API did not listen on {rest}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self {
             config,
             status,
