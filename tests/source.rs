@@ -31,6 +31,20 @@ async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, deta
     response.entries()[0].event_id().unwrap().to_owned()
 }
 
+/// Waits until connector `name` has provisioned its rule on `bus`: events put before it would not be routed.
+async fn provisioned(events: &aws_sdk_eventbridge::Client, bus: &str, name: &str) {
+    support::wait_for("the rule", Duration::from_secs(30), || async {
+        events
+            .describe_rule()
+            .name(format!("ebconnect-{name}"))
+            .event_bus_name(bus)
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_events_reach_kafka_with_key_value_and_headers() {
     let config = support::aws_config().await;
@@ -46,17 +60,7 @@ async fn matching_events_reach_kafka_with_key_value_and_headers() {
         "name: {name}\ntype: eventbridge-source\nconfig:\n  provision:\n    event_bus: {bus}\n    event_pattern:\n      detail-type: [AWS API Call via CloudTrail]\n      detail:\n        userIdentity:\n          type: [{{anything-but: AWSService}}]\n        eventSource: [{{anything-but: [sts.amazonaws.com, ssm.amazonaws.com]}}]\n  topic: {topic}\n  key: $.detail.userIdentity.principalId\n  wait_time: 1s\n"
     );
     let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
-    // The rule exists once the connector provisioned it.
-    support::wait_for("the rule", Duration::from_secs(30), || async {
-        events
-            .describe_rule()
-            .name(format!("ebconnect-{name}"))
-            .event_bus_name(&bus)
-            .send()
-            .await
-            .ok()
-    })
-    .await;
+    provisioned(&events, &bus, &name).await;
 
     let mut expected = BTreeMap::new();
     for n in 0..6 {
@@ -216,16 +220,7 @@ async fn avro_values_round_trip_through_the_schema_registry() {
         schema_file.display()
     );
     let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
-    support::wait_for("the rule", Duration::from_secs(30), || async {
-        events
-            .describe_rule()
-            .name(format!("ebconnect-{name}"))
-            .event_bus_name(&bus)
-            .send()
-            .await
-            .ok()
-    })
-    .await;
+    provisioned(&events, &bus, &name).await;
     let mut expected = BTreeMap::new();
     for n in 0..3 {
         let detail = cloudtrail_event(n, "s3.amazonaws.com", &format!("AIDA{n}"));
