@@ -241,58 +241,31 @@ async fn main() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("connectors")).unwrap();
-    std::fs::write(
-        dir.path().join("worker.yaml"),
-        format!(
-            "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: us-east-1\n  endpoint_url: {endpoint}\nlog_format: json\n",
+    let mut worker = support::WorkerProcess::start(
+        &format!(
+            "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: us-east-1\n  endpoint_url: {endpoint}\nrest:\n  listen: 127.0.0.1:0\nlog_format: json\n",
             env("KAFKA_BOOTSTRAP_SERVERS"),
             env("SCHEMA_REGISTRY_URL")
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("connectors/bench.yaml"),
-        format!(
+        &format!(
             "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: avro\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n"
         ),
-    )
-    .unwrap();
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
-        .args(["run", "--worker"])
-        .arg(dir.path().join("worker.yaml"))
-        .arg("--connectors")
-        .arg(dir.path().join("connectors"))
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .stderr(std::fs::File::create(dir.path().join("worker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    );
     let deadline = Instant::now() + Duration::from_secs(600);
     while counters.entries.load(Ordering::SeqCst) < records as u64 {
         assert!(
             Instant::now() < deadline,
             "the worker did not deliver every record in time"
         );
-        if let Some(status) = worker.try_wait().unwrap() {
-            panic!(
-                "the worker exited with {status}: {}",
-                std::fs::read_to_string(dir.path().join("worker.log")).unwrap()
-            );
-        }
+        worker.assert_running();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (cpu_seconds, peak_rss_mib) = support::process_usage(worker.id());
+    let (cpu_seconds, peak_rss_mib) = worker.usage();
     let first = counters.first_request_ns.load(Ordering::SeqCst);
     let last = counters.last_request_ns.load(Ordering::SeqCst);
     let seconds = (last - first) as f64 / 1e9;
     let requests = counters.requests.load(Ordering::SeqCst);
-    std::process::Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    worker.wait().unwrap();
+    worker.stop();
 
     println!("sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint");
     println!("  records/s:        {:.0}", records as f64 / seconds);

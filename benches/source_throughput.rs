@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::{count, env};
+use support::{count, env, WorkerProcess};
 
 /// The fixture's CloudTrail records as EventBridge events, the shape an API destination or a rule delivers.
 fn events() -> Vec<Value> {
@@ -39,50 +39,18 @@ fn events() -> Vec<Value> {
         .collect()
 }
 
-struct Worker {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Worker {
-    fn start(connector: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("connectors")).unwrap();
-        std::fs::write(
-            dir.path().join("worker.yaml"),
-            format!(
-                "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nrest:\n  listen: 127.0.0.1:0\nlog_format: json\n",
-                env("KAFKA_BOOTSTRAP_SERVERS"),
-                env("SCHEMA_REGISTRY_URL"),
-                env("AWS_REGION"),
-                env("AWS_ENDPOINT_URL"),
-            ),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("connectors/bench.yaml"), connector).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
-            .args(["run", "--worker"])
-            .arg(dir.path().join("worker.yaml"))
-            .arg("--connectors")
-            .arg(dir.path().join("connectors"))
-            .stderr(std::fs::File::create(dir.path().join("worker.log")).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, _dir: dir }
-    }
-
-    /// (user + system CPU seconds, peak RSS in MiB).
-    fn usage(&self) -> (f64, f64) {
-        support::process_usage(self.child.id())
-    }
-
-    fn stop(mut self) {
-        std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap();
-    }
+/// The worker on the local stack, with one connector.
+fn start_worker(connector: &str) -> WorkerProcess {
+    WorkerProcess::start(
+        &format!(
+            "kafka:\n  bootstrap_servers: {}\nschema_registry:\n  url: {}\naws:\n  region: {}\n  endpoint_url: {}\nrest:\n  listen: 127.0.0.1:0\nlog_format: json\n",
+            env("KAFKA_BOOTSTRAP_SERVERS"),
+            env("SCHEMA_REGISTRY_URL"),
+            env("AWS_REGION"),
+            env("AWS_ENDPOINT_URL"),
+        ),
+        connector,
+    )
 }
 
 fn report(what: &str, records: usize, seconds: f64, cpu: f64) {
@@ -121,12 +89,13 @@ async fn receiver(events: &[Value], records: usize) {
         .unwrap()
         .local_addr()
         .unwrap();
-    let worker = Worker::start(&format!(
+    let mut worker = start_worker(&format!(
         "name: {run}\ntype: rest-produce-receiver\nconfig:\n  listen: {address}\n  topics: [{topic}]\n"
     ));
     let url = format!("http://{address}/kafka/v3/clusters/ebconnect/topics/{topic}/records");
     let client = reqwest::Client::new();
     while client.post(&url).send().await.is_err() {
+        worker.assert_running();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let bodies: Arc<Vec<String>> = Arc::new(
@@ -282,7 +251,7 @@ async fn sqs(events: &[Value], messages: usize) {
         "source_throughput: eventbridge-source, {messages} messages pre-filled in the emulator's SQS in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let worker = Worker::start(&format!(
+    let mut worker = start_worker(&format!(
         "name: {run}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  key: $.detail.userIdentity.principalId\n  pollers: 4\n  wait_time: 1s\n"
     ));
     let started = Instant::now();
@@ -297,6 +266,7 @@ async fn sqs(events: &[Value], messages: usize) {
             break;
         }
         assert!(Instant::now() < deadline, "the source did not drain the queue in time");
+        worker.assert_running();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -14,7 +14,7 @@ use rdkafka::ClientConfig;
 
 mod support;
 
-use support::{count, env, process_usage as usage};
+use support::{count, env};
 
 fn prefill(topic: &str, records: usize, groups: usize) {
     let producer: BaseProducer = ClientConfig::new()
@@ -67,31 +67,15 @@ async fn main() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("connectors")).unwrap();
-    std::fs::write(
-        dir.path().join("worker.yaml"),
-        format!(
+    let mut worker = support::WorkerProcess::start(
+        &format!(
             "kafka:\n  bootstrap_servers: {}\nrest:\n  listen: {rest}\nlog_format: json\n",
             env("KAFKA_BOOTSTRAP_SERVERS")
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("connectors/bench.yaml"),
-        format!(
+        &format!(
             "name: {run}\ntype: threshold-alert\nconfig:\n  topics: [{topic}]\n  filter: {{eventSource: [s3.amazonaws.com]}}\n  event_time: {{json_path: $.eventTime}}\n  window: 1h\n  group_by:\n    eventName: $.eventName\n    eventSource: $.eventSource\n    principalId: $.userIdentity.principalId\n  threshold: {{count: 1000000}}\n  idle_timeout: 1h\n  output: {{topic: {run}-flagged}}\n"
         ),
-    )
-    .unwrap();
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
-        .args(["run", "--worker"])
-        .arg(dir.path().join("worker.yaml"))
-        .arg("--connectors")
-        .arg(dir.path().join("connectors"))
-        .stderr(std::fs::File::create(dir.path().join("worker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    );
     let client = reqwest::Client::new();
     let sample = format!("ebconnect_sink_record_read_total{{connector=\"{run}\"}}");
     let read = || async {
@@ -108,18 +92,13 @@ async fn main() {
     };
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<Instant> = None;
-    let (cpu_before, _) = usage(worker.id());
+    let (cpu_before, _) = worker.usage();
     loop {
         assert!(
             Instant::now() < deadline,
             "the worker did not read every record in time"
         );
-        if let Some(status) = worker.try_wait().unwrap() {
-            panic!(
-                "the worker exited with {status}: {}",
-                std::fs::read_to_string(dir.path().join("worker.log")).unwrap()
-            );
-        }
+        worker.assert_running();
         let done = read().await.unwrap_or(0.0);
         if done > 0.0 && first.is_none() {
             first = Some(Instant::now());
@@ -130,12 +109,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
-    let (cpu_after, peak_rss) = usage(worker.id());
-    std::process::Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    worker.wait().unwrap();
+    let (cpu_after, peak_rss) = worker.usage();
+    worker.stop();
     println!("threshold_alert: {records} JSON records, {groups} distinct groups, all in one open window");
     println!("  records/s:        {:.0}", records as f64 / seconds);
     println!("  read time:        {seconds:.2} s (first to last record read)");

@@ -285,3 +285,48 @@ async fn avro_values_are_encoded_through_the_schema_registry() {
     assert_eq!(records[0].schema_id, records[1].schema_id);
     endpoint.worker.stop().await;
 }
+
+/// With Kafka down, a record is answered 503 once its write times out, and a record beyond `max_in_flight` 429 at
+/// once, both with Retry-After: statuses API destinations retry, where Confluent's endpoint would answer 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_down_gives_503_and_a_full_endpoint_429() {
+    let mut kafka = tokio::task::block_in_place(support::PrivateKafka::start);
+    let topic = unique("receiver-down");
+    support::create_topic_with(kafka.client_config(), &topic, 1).await;
+    let address = support::rest_address();
+    let name = unique("receiver-down");
+    let connector = format!(
+        "name: {name}\ntype: rest-produce-receiver\nconfig:\n  listen: {address}\n  topics: [{topic}]\n  max_in_flight: 1\n  produce_timeout: 3s\n"
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_for_kafka(&kafka.bootstrap(), ""),
+        &[("receiver.yaml", &connector)],
+    );
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/kafka/v3/clusters/ebconnect/topics/{topic}/records");
+    let post = |n: u32| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(json!({"value": {"type": "JSON", "data": {"n": n}}}).to_string())
+            .send()
+    };
+    support::wait_for("the receiver to listen", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(address).await.ok()
+    })
+    .await;
+    assert_eq!(post(0).await.unwrap().status().as_u16(), 200, "Kafka is up");
+
+    tokio::task::block_in_place(|| kafka.kill());
+    let waiting = tokio::spawn(post(1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = post(2).await.unwrap();
+    assert_eq!(busy.status().as_u16(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(busy.json::<Value>().await.unwrap()["error_code"], 42901);
+    let unavailable = waiting.await.unwrap().unwrap();
+    assert_eq!(unavailable.status().as_u16(), 503);
+    assert_eq!(unavailable.headers()["retry-after"], "1");
+    assert_eq!(unavailable.json::<Value>().await.unwrap()["error_code"], 50301);
+    worker.stop().await;
+}

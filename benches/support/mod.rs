@@ -44,3 +44,51 @@ pub fn process_usage(pid: u32) -> (f64, f64) {
         .unwrap();
     (ticks as f64 / 100.0, hwm_kib / 1024.0)
 }
+
+/// The release `ebconnect` binary as its own process, on a worker file and one connector file of its own.
+pub struct WorkerProcess {
+    pub child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    pub fn start(worker: &str, connector: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
+        std::fs::write(dir.path().join("connectors/bench.yaml"), connector).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
+            .args(["run", "--worker"])
+            .arg(dir.path().join("worker.yaml"))
+            .arg("--connectors")
+            .arg(dir.path().join("connectors"))
+            .stderr(std::fs::File::create(dir.path().join("worker.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, dir }
+    }
+
+    /// (user + system CPU seconds, peak RSS in MiB).
+    pub fn usage(&self) -> (f64, f64) {
+        process_usage(self.child.id())
+    }
+
+    /// Fails the benchmark, with the worker's log, if the worker has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "the worker exited with {status}: {}",
+                std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    /// SIGTERM, then waits for the orderly stop.
+    pub fn stop(mut self) {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+    }
+}
