@@ -16,8 +16,7 @@ use apache_avro::types::Value as Avro;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseRecord, Producer};
 use serde_json::{json, Value};
 
 const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"ebconnect.bench","fields":[
@@ -155,28 +154,16 @@ fn prefill(topic: &str, count: usize, schema_id: u32) -> usize {
             framed
         })
         .collect();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "500000")
-        .create()
-        .unwrap();
+    let producer = support::bulk_producer();
     let mut total = 0;
     for n in 0..count {
         let body = &bodies[n % bodies.len()];
         total += body.len();
         let key = n.to_string();
-        let mut record = BaseRecord::to(topic).key(&key).payload(body);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        support::send_waiting(
+            &producer,
+            BaseRecord::to(topic).key(key.as_str()).payload(body.as_slice()),
+        );
     }
     producer.flush(Duration::from_secs(60)).unwrap();
     total / count

@@ -9,20 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseRecord, Producer};
 
 mod support;
 
 use support::{count, env};
 
 fn prefill(topic: &str, records: usize, groups: usize) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "500000")
-        .create()
-        .unwrap();
+    let producer = support::bulk_producer();
     for n in 0..records {
         let principal = format!("AIDA{:08}", n % groups);
         // Ten minutes of event time, inside one one-hour window.
@@ -32,16 +26,10 @@ fn prefill(topic: &str, records: usize, groups: usize) {
             second / 60,
             second % 60
         );
-        let mut record = BaseRecord::to(topic).key(&principal).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        support::send_waiting(
+            &producer,
+            BaseRecord::to(topic).key(principal.as_str()).payload(value.as_bytes()),
+        );
     }
     producer.flush(Duration::from_secs(60)).unwrap();
 }

@@ -45,6 +45,22 @@ async fn provisioned(events: &aws_sdk_eventbridge::Client, bus: &str, name: &str
     .await;
 }
 
+/// Waits until connector `name`'s provisioned queue is empty: everything received was settled and deleted.
+async fn drained(sqs: &aws_sdk_sqs::Client, name: &str) {
+    let queue_url = sqs
+        .get_queue_url()
+        .queue_name(format!("ebconnect-{name}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
+        support::queue_is_empty(sqs, &queue_url).await.then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_events_reach_kafka_with_key_value_and_headers() {
     let config = support::aws_config().await;
@@ -110,18 +126,7 @@ async fn matching_events_reach_kafka_with_key_value_and_headers() {
         .collect();
     arrived.sort();
     assert_eq!(arrived, ids, "exactly the matching events arrive");
-    let queue_url = sqs
-        .get_queue_url()
-        .queue_name(format!("ebconnect-{name}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
-        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
-    })
-    .await;
+    drained(&sqs, &name).await;
     worker.stop().await;
     // The topic holds those six records and nothing else: the non-matching events never reached the queue.
     assert_eq!(support::end_offsets(&topic, 2).values().sum::<i64>(), 6);
@@ -269,18 +274,7 @@ async fn avro_values_round_trip_through_the_schema_registry() {
         "{:?}",
         dead[0].headers
     );
-    let queue_url = sqs
-        .get_queue_url()
-        .queue_name(format!("ebconnect-{name}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    support::wait_for("the queue to be drained", Duration::from_secs(30), || async {
-        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
-    })
-    .await;
+    drained(&sqs, &name).await;
     worker.stop().await;
 }
 

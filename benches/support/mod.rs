@@ -31,6 +31,33 @@ pub async fn create_topic(topic: &str, partitions: i32) {
         .unwrap();
 }
 
+/// A producer for pre-filling topics fast: large batches, a deep queue.
+pub fn bulk_producer() -> rdkafka::producer::BaseProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap()
+}
+
+/// Queues one record, waiting while the producer's queue is full.
+pub fn send_waiting(
+    producer: &rdkafka::producer::BaseProducer,
+    mut record: rdkafka::producer::BaseRecord<'_, str, [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, returned)) => {
+                record = returned;
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// (user + system CPU seconds, peak RSS in MiB) of a process, from /proc.
 pub fn process_usage(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

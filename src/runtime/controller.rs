@@ -77,17 +77,12 @@ pub struct ControlHandle {
 
 impl ControlHandle {
     pub async fn act(&self, name: &str, action: Action) -> Result<(), ControlError> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Act {
+        self.ask(|reply| Command::Act {
             name: name.to_owned(),
             action,
             reply,
-        };
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| ControlError::ShuttingDown)?;
-        answer.await.map_err(|_| ControlError::ShuttingDown)?
+        })
+        .await
     }
 
     /// Returns the connector as loaded, and whether it is new.
@@ -97,15 +92,23 @@ impl ControlHandle {
         document: String,
         create: bool,
     ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Write {
+        self.ask(|reply| Command::Write {
             name: name.map(str::to_owned),
             document,
             create,
             reply,
-        };
+        })
+        .await
+    }
+
+    /// Sends a command and waits for its answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, ControlError>>) -> Command,
+    ) -> Result<T, ControlError> {
+        let (reply, answer) = oneshot::channel();
         self.commands
-            .send(command)
+            .send(command(reply))
             .await
             .map_err(|_| ControlError::ShuttingDown)?;
         answer.await.map_err(|_| ControlError::ShuttingDown)?
