@@ -207,11 +207,12 @@ impl Controller {
         *self.view.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
     }
 
-    fn start(&mut self, connector: ConnectorConfig, text: String, target: Target) {
+    /// Starts (or, paused or stopped, only registers) a connector; returns its configuration as the API shows it.
+    fn start(&mut self, connector: ConnectorConfig, text: String, target: Target) -> Arc<ConnectorConfig> {
         let name = connector.name.clone();
         let config = Arc::new(connector);
         let mut managed = Managed {
-            config,
+            config: config.clone(),
             text,
             target,
             stop: self.shutdown.child_token(),
@@ -224,6 +225,7 @@ impl Controller {
         }
         self.managed.insert(name, managed);
         self.publish();
+        config
     }
 
     fn spawn(&self, managed: &mut Managed) {
@@ -413,14 +415,7 @@ impl Controller {
             self.halt(&mut managed).await;
         }
         let created = existing.is_none();
-        self.start(loaded, text, target);
-        let config = self
-            .managed
-            .values()
-            .find(|managed| managed.config.name.as_str() == connector_name)
-            .map(|managed| managed.config.clone())
-            .ok_or_else(|| ControlError::NotFound(connector_name.clone()))?;
-        Ok((config, created))
+        Ok((self.start(loaded, text, target), created))
     }
 
     /// Re-reads the connector paths: a new file starts its connector, an edited one restarts it, a removed one

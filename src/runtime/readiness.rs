@@ -2,10 +2,11 @@
 //! and the services they depend on answer: Kafka (a metadata request) and, when configured, the Schema Registry.
 //! AWS is not probed here: a connector that cannot reach it fails, and its state says so.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
 use serde::Serialize;
 
@@ -15,10 +16,11 @@ use crate::kafka::{client_config, ClientRole};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The probes, built once.
+/// The probes. The Kafka client is made on the first probe, so that a worker nobody asks holds no extra connection.
 #[derive(Clone)]
 pub struct Readiness {
-    kafka: Result<Arc<BaseConsumer>, String>,
+    kafka_config: ClientConfig,
+    kafka: Arc<OnceLock<Result<Arc<BaseConsumer>, String>>>,
     registry: Option<Result<SrSettings, String>>,
 }
 
@@ -31,15 +33,16 @@ pub struct ReadinessReport {
 
 impl Readiness {
     pub fn new(worker: &WorkerConfig) -> Self {
-        let kafka = client_config(&worker.kafka, ClientRole::Consumer, &Default::default(), &[], &[])
-            .create::<BaseConsumer>()
-            .map(Arc::new)
-            .map_err(|error| format!("cannot create a Kafka client: {error}"));
+        let kafka_config = client_config(&worker.kafka, ClientRole::Consumer, &Default::default(), &[], &[]);
         let registry = worker
             .schema_registry
             .as_ref()
             .map(|registry| crate::schema::registry::settings(registry).map_err(|error| error.to_string()));
-        Self { kafka, registry }
+        Self {
+            kafka_config,
+            kafka: Arc::default(),
+            registry,
+        }
     }
 
     pub async fn check(&self, status: &StatusRegistry) -> ReadinessReport {
@@ -54,7 +57,13 @@ impl Readiness {
             })
             .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
             .collect();
-        match &self.kafka {
+        let kafka = self.kafka.get_or_init(|| {
+            self.kafka_config
+                .create::<BaseConsumer>()
+                .map(Arc::new)
+                .map_err(|error| format!("cannot create a Kafka client: {error}"))
+        });
+        match kafka {
             Ok(client) => {
                 let client = client.clone();
                 let answer = tokio::task::spawn_blocking(move || client.fetch_metadata(None, PROBE_TIMEOUT)).await;
