@@ -5,6 +5,7 @@ pub mod connectors;
 pub mod dead_letter;
 pub mod eventbridge;
 pub mod json_path;
+pub mod json_text;
 pub mod kafka;
 pub mod pattern;
 pub mod rate_limit;

@@ -32,12 +32,3 @@ pub async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
         .credentials_provider(SharedCredentialsProvider::new(provider))
         .build()
 }
-
-/// An EventBridge client that does not retry by itself: the sink retries only the entries that failed, with its
-/// own limits, and an SDK retry underneath would multiply attempts and hide throttling from the rate limiter.
-pub fn eventbridge_client(config: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Client {
-    let eventbridge = aws_sdk_eventbridge::config::Builder::from(config)
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_eventbridge::Client::from_conf(eventbridge)
-}

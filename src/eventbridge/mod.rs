@@ -4,9 +4,12 @@
 pub mod batch;
 pub mod client;
 pub mod delivery;
+pub mod endpoint;
 pub mod entry;
+pub mod request;
 pub mod retry;
 pub mod service;
+pub mod signing;
 
 pub use batch::Batcher;
 pub use entry::Entry;

@@ -32,9 +32,24 @@ pub struct AvroJsonOptions {
     pub union_type_tags: bool,
 }
 
-/// Converts `value`, written with `schema`, to JSON.
-pub fn to_json(value: &Avro, schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
-    Converter { root: schema, options }.convert(value, schema, &mut String::from("$"))
+/// Converts `value`, written with `schema`, to JSON. The value is consumed: its strings move into the JSON
+/// instead of being copied.
+pub fn to_json(value: Avro, schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
+    Converter { root: schema, options }
+        .convert(value, schema)
+        .map_err(|error| error.within("$"))
+}
+
+impl AvroJsonError {
+    /// The error as seen from the enclosing value: paths are written from the inside out, so that the path of the
+    /// failing value is formatted only when something fails.
+    fn within(mut self, segment: &str) -> Self {
+        match &mut self {
+            Self::Mismatch { path, .. } | Self::OutOfRange { path, .. } => path.insert_str(0, segment),
+            Self::UnknownName(_) => {}
+        }
+        self
+    }
 }
 
 struct Converter<'s> {
@@ -130,22 +145,21 @@ impl<'s> Converter<'s> {
         }
     }
 
-    fn mismatch(path: &str, value: &Avro, schema: &Schema) -> AvroJsonError {
+    fn mismatch(value: &Avro, schema: &Schema) -> AvroJsonError {
         AvroJsonError::Mismatch {
-            path: path.to_owned(),
+            path: String::new(),
             detail: format!("{value:?} against {}", branch_name(schema)),
         }
     }
 
-    fn convert(&self, value: &Avro, schema: &'s Schema, path: &mut String) -> Result<Json, AvroJsonError> {
+    fn convert(&self, value: Avro, schema: &'s Schema) -> Result<Json, AvroJsonError> {
         let schema = self.resolve(schema)?;
         Ok(match (value, schema) {
             (Avro::Union(index, inner), Schema::Union(union)) => {
-                let branch = union
-                    .variants()
-                    .get(*index as usize)
-                    .ok_or_else(|| Self::mismatch(path, value, schema))?;
-                let converted = self.convert(inner, branch, path)?;
+                let Some(branch) = union.variants().get(index as usize) else {
+                    return Err(Self::mismatch(&Avro::Union(index, inner), schema));
+                };
+                let converted = self.convert(*inner, branch)?;
                 let branch = self.resolve(branch)?;
                 if self.options.union_type_tags && !matches!(branch, Schema::Null) {
                     let mut tagged = Map::new();
@@ -156,46 +170,44 @@ impl<'s> Converter<'s> {
                 }
             }
             (Avro::Null, _) => Json::Null,
-            (Avro::Boolean(flag), _) => Json::Bool(*flag),
-            (Avro::Int(number), _) => Json::from(*number),
-            (Avro::Long(number), _) => Json::from(*number),
-            (Avro::Float(number), _) => float(f64::from(*number)),
-            (Avro::Double(number), _) => float(*number),
-            (Avro::String(text), _) => Json::String(text.clone()),
-            (Avro::Enum(_, symbol), _) => Json::String(symbol.clone()),
+            (Avro::Boolean(flag), _) => Json::Bool(flag),
+            (Avro::Int(number), _) => Json::from(number),
+            (Avro::Long(number), _) => Json::from(number),
+            (Avro::Float(number), _) => float(f64::from(number)),
+            (Avro::Double(number), _) => float(number),
+            (Avro::String(text), _) => Json::String(text),
+            (Avro::Enum(_, symbol), _) => Json::String(symbol),
             (Avro::Decimal(decimal), Schema::Decimal(decimal_schema)) => {
-                let unscaled = num_bigint::BigInt::from(decimal.clone());
+                let unscaled = num_bigint::BigInt::from(decimal);
                 Json::String(place_decimal_point(&unscaled.to_string(), decimal_schema.scale))
             }
             (Avro::BigDecimal(decimal), _) => Json::String(decimal.to_plain_string()),
-            (Avro::Bytes(bytes), _) | (Avro::Fixed(_, bytes), _) => base64(bytes),
+            (Avro::Bytes(bytes), _) | (Avro::Fixed(_, bytes), _) => base64(&bytes),
             (Avro::Uuid(uuid), _) => Json::String(uuid.to_string()),
             (Avro::Date(days), _) => {
-                let date = NaiveDate::from_epoch_days(*days).ok_or_else(|| AvroJsonError::OutOfRange {
+                let date = NaiveDate::from_epoch_days(days).ok_or_else(|| AvroJsonError::OutOfRange {
                     what: "date",
-                    path: path.clone(),
+                    path: String::new(),
                 })?;
                 Json::String(date.format("%Y-%m-%d").to_string())
             }
-            (Avro::TimeMillis(millis), _) => Json::String(self.time(i64::from(*millis) * 1_000_000, 3, path)?),
-            (Avro::TimeMicros(micros), _) => Json::String(self.time(*micros * 1_000, 6, path)?),
+            (Avro::TimeMillis(millis), _) => Json::String(time(i64::from(millis) * 1_000_000, 3)?),
+            (Avro::TimeMicros(micros), _) => Json::String(time(micros * 1_000, 6)?),
             (Avro::TimestampMillis(millis), _) => {
-                Json::String(self.timestamp(i128::from(*millis) * 1_000_000, SecondsFormat::Millis, true, path)?)
+                Json::String(timestamp(i128::from(millis) * 1_000_000, SecondsFormat::Millis, true)?)
             }
             (Avro::TimestampMicros(micros), _) => {
-                Json::String(self.timestamp(i128::from(*micros) * 1_000, SecondsFormat::Micros, true, path)?)
+                Json::String(timestamp(i128::from(micros) * 1_000, SecondsFormat::Micros, true)?)
             }
-            (Avro::TimestampNanos(nanos), _) => {
-                Json::String(self.timestamp(i128::from(*nanos), SecondsFormat::Nanos, true, path)?)
-            }
+            (Avro::TimestampNanos(nanos), _) => Json::String(timestamp(i128::from(nanos), SecondsFormat::Nanos, true)?),
             (Avro::LocalTimestampMillis(millis), _) => {
-                Json::String(self.timestamp(i128::from(*millis) * 1_000_000, SecondsFormat::Millis, false, path)?)
+                Json::String(timestamp(i128::from(millis) * 1_000_000, SecondsFormat::Millis, false)?)
             }
             (Avro::LocalTimestampMicros(micros), _) => {
-                Json::String(self.timestamp(i128::from(*micros) * 1_000, SecondsFormat::Micros, false, path)?)
+                Json::String(timestamp(i128::from(micros) * 1_000, SecondsFormat::Micros, false)?)
             }
             (Avro::LocalTimestampNanos(nanos), _) => {
-                Json::String(self.timestamp(i128::from(*nanos), SecondsFormat::Nanos, false, path)?)
+                Json::String(timestamp(i128::from(nanos), SecondsFormat::Nanos, false)?)
             }
             (Avro::Duration(duration), _) => serde_json::json!({
                 "months": u32::from(duration.months()),
@@ -204,84 +216,82 @@ impl<'s> Converter<'s> {
             }),
             (Avro::Array(items), Schema::Array(array)) => {
                 let mut converted = Vec::with_capacity(items.len());
-                for (index, item) in items.iter().enumerate() {
-                    let length = path.len();
-                    path.push_str(&format!("[{index}]"));
-                    converted.push(self.convert(item, &array.items, path)?);
-                    path.truncate(length);
+                for (index, item) in items.into_iter().enumerate() {
+                    let item = self
+                        .convert(item, &array.items)
+                        .map_err(|error| error.within(&format!("[{index}]")))?;
+                    converted.push(item);
                 }
                 Json::Array(converted)
             }
             (Avro::Map(entries), Schema::Map(map)) => {
-                let mut keys: Vec<&String> = entries.keys().collect();
-                keys.sort();
+                let mut entries: Vec<(String, Avro)> = entries.into_iter().collect();
+                entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
                 let mut converted = Map::with_capacity(entries.len());
-                for key in keys {
-                    let length = path.len();
-                    path.push_str(&format!("['{key}']"));
-                    converted.insert(key.clone(), self.convert(&entries[key], &map.types, path)?);
-                    path.truncate(length);
+                for (key, value) in entries {
+                    let value = self
+                        .convert(value, &map.types)
+                        .map_err(|error| error.within(&format!("['{key}']")))?;
+                    converted.insert(key, value);
                 }
                 Json::Object(converted)
             }
-            (Avro::Record(fields), Schema::Record(record)) => self.record(fields, record, path)?,
-            (value, schema) => return Err(Self::mismatch(path, value, schema)),
+            (Avro::Record(fields), Schema::Record(record)) => self.record(fields, record)?,
+            (value, schema) => return Err(Self::mismatch(&value, schema)),
         })
     }
 
-    fn record(
-        &self,
-        fields: &[(String, Avro)],
-        record: &'s RecordSchema,
-        path: &mut String,
-    ) -> Result<Json, AvroJsonError> {
+    fn record(&self, fields: Vec<(String, Avro)>, record: &'s RecordSchema) -> Result<Json, AvroJsonError> {
         let mut converted = Map::with_capacity(fields.len());
-        for (name, value) in fields {
-            let field = record
-                .lookup
-                .get(name)
-                .and_then(|position| record.fields.get(*position))
-                .ok_or_else(|| AvroJsonError::Mismatch {
-                    path: path.clone(),
-                    detail: format!("field `{name}` is not in record {}", record.name.fullname(None)),
-                })?;
-            let length = path.len();
-            path.push('.');
-            path.push_str(name);
-            converted.insert(name.clone(), self.convert(value, &field.schema, path)?);
-            path.truncate(length);
+        for (position, (name, value)) in fields.into_iter().enumerate() {
+            // A decoded record has the schema's fields in the schema's order; the lookup is for anything else.
+            let field = match record.fields.get(position) {
+                Some(field) if field.name == name => field,
+                _ => record
+                    .lookup
+                    .get(&name)
+                    .and_then(|position| record.fields.get(*position))
+                    .ok_or_else(|| AvroJsonError::Mismatch {
+                        path: String::new(),
+                        detail: format!("field `{name}` is not in record {}", record.name.fullname(None)),
+                    })?,
+            };
+            let value = self
+                .convert(value, &field.schema)
+                .map_err(|error| error.within(&format!(".{name}")))?;
+            converted.insert(name, value);
         }
         Ok(Json::Object(converted))
     }
+}
 
-    fn time(&self, nanos_of_day: i64, digits: usize, path: &str) -> Result<String, AvroJsonError> {
-        let out_of_range = || AvroJsonError::OutOfRange {
-            what: "time of day",
-            path: path.to_owned(),
-        };
-        let seconds = u32::try_from(nanos_of_day.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
-        let nanos = u32::try_from(nanos_of_day.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
-        let time = NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos).ok_or_else(out_of_range)?;
-        let text = time.format("%H:%M:%S%.9f").to_string();
-        // %.9f always gives nine fraction digits; keep the logical type's precision.
-        Ok(text[..text.len() - (9 - digits)].to_owned())
-    }
+fn time(nanos_of_day: i64, digits: usize) -> Result<String, AvroJsonError> {
+    let out_of_range = || AvroJsonError::OutOfRange {
+        what: "time of day",
+        path: String::new(),
+    };
+    let seconds = u32::try_from(nanos_of_day.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    let nanos = u32::try_from(nanos_of_day.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos).ok_or_else(out_of_range)?;
+    let text = time.format("%H:%M:%S%.9f").to_string();
+    // %.9f always gives nine fraction digits; keep the logical type's precision.
+    Ok(text[..text.len() - (9 - digits)].to_owned())
+}
 
-    fn timestamp(&self, nanos: i128, format: SecondsFormat, utc: bool, path: &str) -> Result<String, AvroJsonError> {
-        let out_of_range = || AvroJsonError::OutOfRange {
-            what: "timestamp",
-            path: path.to_owned(),
-        };
-        let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
-        let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
-        let time = DateTime::from_timestamp(seconds, subsec).ok_or_else(out_of_range)?;
-        let text = time.to_rfc3339_opts(format, true);
-        Ok(if utc {
-            text
-        } else {
-            text.trim_end_matches('Z').to_owned()
-        })
-    }
+fn timestamp(nanos: i128, format: SecondsFormat, utc: bool) -> Result<String, AvroJsonError> {
+    let out_of_range = || AvroJsonError::OutOfRange {
+        what: "timestamp",
+        path: String::new(),
+    };
+    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    let time = DateTime::from_timestamp(seconds, subsec).ok_or_else(out_of_range)?;
+    let text = time.to_rfc3339_opts(format, true);
+    Ok(if utc {
+        text
+    } else {
+        text.trim_end_matches('Z').to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -304,7 +314,7 @@ mod tests {
             .unwrap()
             .read_value(&mut bytes.as_slice())
             .unwrap();
-        to_json(&read, &schema, AvroJsonOptions { union_type_tags: tags }).unwrap()
+        to_json(read, &schema, AvroJsonOptions { union_type_tags: tags }).unwrap()
     }
 
     #[test]

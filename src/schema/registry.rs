@@ -94,7 +94,7 @@ impl AvroRecordDecoder {
         };
         let decoded = self.decoder.decode(Some(bytes)).await.map_err(classify)?;
         let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
-        to_json(&decoded.value, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
+        to_json(decoded.value, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
             schema_id,
             reason: error.to_string(),
         })

@@ -124,7 +124,7 @@ impl EntryBuilder {
         let mut entry = Entry {
             source: self.source.clone(),
             detail_type,
-            detail: detail.to_string(),
+            detail: crate::json_text::to_compact_string(&detail),
             time,
             resources,
             trace_header,
@@ -133,7 +133,7 @@ impl EntryBuilder {
             Some(offloader) if offloader.always || entry.size() > self.max_bytes => {
                 let upload = offloader.offload(&mut detail);
                 if upload.is_some() {
-                    entry.detail = detail.to_string();
+                    entry.detail = crate::json_text::to_compact_string(&detail);
                 }
                 upload
             }

@@ -1,0 +1,159 @@
+//! A record to its PutEvents entry: decode key and value, apply the transforms, build the entry and check its
+//! size. This is most of the sink's work per record, so the loop hands it out in chunks to tasks that run on
+//! every core, and keeps only the offsets, the batching and the requests to itself.
+
+use serde_json::Value;
+
+use super::offload::Upload;
+use super::request_builder::EntryBuilder;
+use super::SinkError;
+use crate::dead_letter::{RecordFailure, Stage};
+use crate::eventbridge::Entry;
+use crate::kafka::offsets::Ticket;
+use crate::record::Record;
+use crate::schema::Decoder;
+use crate::transform::{Chain, Context as TransformContext, Decoded};
+
+/// What became of one record here.
+pub enum Prepared {
+    Entry {
+        entry: Entry,
+        /// The offloaded part, written to S3 before the entry is sent.
+        upload: Option<Upload>,
+        /// As EventBridge counts it.
+        size: usize,
+    },
+    /// A filter dropped it: its fate is decided.
+    Filtered,
+    /// A record error, for the errors policy.
+    Failed(RecordFailure),
+}
+
+/// A chunk's records with their tracking tickets and what became of each, in the order they were read.
+pub type PreparedChunk = Vec<(Ticket, Record, Prepared)>;
+
+pub struct RecordPreparer {
+    pub connector: String,
+    pub key_decoder: Decoder,
+    pub value_decoder: Decoder,
+    pub transforms: Chain,
+    pub builder: EntryBuilder,
+    pub max_bytes: usize,
+}
+
+impl RecordPreparer {
+    /// Prepares each record of a chunk, in order. An error that is not the record's fault (the registry could not
+    /// be reached) ends the chunk: the connector fails and those records are read again after the restart.
+    pub async fn prepare_chunk(&self, chunk: Vec<(Ticket, Record)>) -> Result<PreparedChunk, SinkError> {
+        let mut prepared = Vec::with_capacity(chunk.len());
+        for (ticket, record) in chunk {
+            let outcome = self.prepare(&record).await?;
+            prepared.push((ticket, record, outcome));
+        }
+        Ok(prepared)
+    }
+
+    pub async fn prepare(&self, record: &Record) -> Result<Prepared, SinkError> {
+        let decoded = match self.decode(record).await? {
+            Ok(decoded) => decoded,
+            Err(failure) => return Ok(Prepared::Failed(failure)),
+        };
+        let decoded = match self.transform(record, decoded) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => return Ok(Prepared::Filtered),
+            Err(failure) => return Ok(Prepared::Failed(failure)),
+        };
+        Ok(match self.build_entry(record, decoded.key, decoded.value) {
+            Ok((entry, upload, size)) => Prepared::Entry { entry, upload, size },
+            Err(failure) => Prepared::Failed(failure),
+        })
+    }
+
+    /// The decoded key and value, or why the record has none.
+    async fn decode(&self, record: &Record) -> Result<Result<Decoded, RecordFailure>, SinkError> {
+        let key = match self.decode_part(&self.key_decoder, Stage::KeyConverter, record).await? {
+            Ok(key) => key,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        Ok(self
+            .decode_part(&self.value_decoder, Stage::ValueConverter, record)
+            .await?
+            .map(|value| Decoded { key, value }))
+    }
+
+    /// Decodes one part of a record. The outer error is a failure that is not the record's fault (the registry
+    /// could not be reached); the inner one is a record error.
+    async fn decode_part(
+        &self,
+        decoder: &Decoder,
+        stage: Stage,
+        record: &Record,
+    ) -> Result<Result<Value, RecordFailure>, SinkError> {
+        let (bytes, part) = match stage {
+            Stage::KeyConverter => (record.key.as_deref(), "key"),
+            _ => (record.value.as_deref(), "value"),
+        };
+        match decoder.decode(bytes).await {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) if error.is_record_error() => Ok(Err(RecordFailure {
+                stage,
+                error_kind: "DecodeError".into(),
+                message: format!("{part}: {error}"),
+            })),
+            Err(error) => Err(SinkError::Registry {
+                topic: record.position.topic.clone(),
+                partition: record.position.partition,
+                offset: record.position.offset,
+                source: error,
+            }),
+        }
+    }
+
+    fn transform(&self, record: &Record, decoded: Decoded) -> Result<Option<Decoded>, RecordFailure> {
+        if self.transforms.is_empty() {
+            return Ok(Some(decoded));
+        }
+        let context = TransformContext {
+            connector: &self.connector,
+            topic: &record.position.topic,
+            partition: record.position.partition,
+            offset: record.position.offset,
+            timestamp: record.timestamp,
+        };
+        self.transforms.apply(decoded, &context).map_err(|error| RecordFailure {
+            stage: Stage::Transformation,
+            error_kind: "TransformError".into(),
+            message: error.to_string(),
+        })
+    }
+
+    fn build_entry(
+        &self,
+        record: &Record,
+        key: Value,
+        value: Value,
+    ) -> Result<(Entry, Option<Upload>, usize), RecordFailure> {
+        let (entry, upload) = self.builder.build(record, key, value).map_err(|error| RecordFailure {
+            stage: Stage::TaskPut,
+            error_kind: "EntryBuildError".into(),
+            message: error.to_string(),
+        })?;
+        let size = entry.size();
+        if size > self.max_bytes {
+            return Err(RecordFailure {
+                stage: Stage::TaskPut,
+                error_kind: "EntryTooLarge".into(),
+                message: format!(
+                    "the entry is {size} bytes as EventBridge counts them, over the limit of {} (batch.max_bytes){}",
+                    self.max_bytes,
+                    if upload.is_some() {
+                        " even after offloading to S3"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        Ok((entry, upload, size))
+    }
+}
