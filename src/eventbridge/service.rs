@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::endpoint::PutEventsEndpoint;
@@ -16,6 +16,7 @@ use super::entry::Entry;
 use super::request::{self, PutEventsBody};
 use super::retry::{is_retryable_entry_error, is_retryable_request_error};
 use super::signing::RequestSigner;
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 /// What became of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub enum RequestError {
 #[derive(Debug)]
 pub struct PutEventsService {
     http: reqwest::Client,
-    endpoint: PutEventsEndpoint,
+    url: String,
     host: String,
     signer: RequestSigner,
     event_bus: String,
@@ -69,7 +70,7 @@ pub enum ServiceSetupError {
 impl PutEventsService {
     pub fn new(
         endpoint: PutEventsEndpoint,
-        signer: RequestSigner,
+        credentials: Option<SharedCredentialsProvider>,
         event_bus: String,
         endpoint_id: Option<String>,
         timeout: Duration,
@@ -87,9 +88,9 @@ impl PutEventsService {
             .map_err(ServiceSetupError::Client)?;
         Ok(Self {
             http,
-            endpoint,
+            url: endpoint.url,
             host,
-            signer,
+            signer: RequestSigner::new(credentials, endpoint.signing),
             event_bus,
             endpoint_id,
             timeout,
@@ -104,7 +105,7 @@ impl PutEventsService {
             entries,
         }
         .to_bytes();
-        let mut request = http::Request::post(self.endpoint.url.as_str())
+        let mut request = http::Request::post(self.url.as_str())
             .header(HOST, self.host.as_str())
             .header(CONTENT_TYPE, request::CONTENT_TYPE)
             .header("x-amz-target", request::TARGET)
@@ -127,9 +128,13 @@ impl PutEventsService {
         let exchange = async {
             let response = self.http.execute(request).await?;
             let status = response.status();
-            let headers = response.headers().clone();
+            let error_type = (!status.is_success())
+                .then(|| response.headers().get("x-amzn-errortype"))
+                .flatten()
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
             let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            Ok::<_, reqwest::Error>((status, error_type, body))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(RequestError::Retryable(format!(
@@ -137,7 +142,7 @@ impl PutEventsService {
                 self.timeout
             ))),
             Ok(Err(error)) => Err(RequestError::Retryable(crate::error_chain(&error))),
-            Ok(Ok((status, headers, body))) => outcomes(status, &headers, &body, entries.len()),
+            Ok(Ok((status, error_type, body))) => outcomes(status, error_type.as_deref(), &body, entries.len()),
         }
     }
 }
@@ -172,21 +177,17 @@ fn error_code(raw: &str) -> &str {
     code.split_once(':').map_or(code, |(code, _)| code)
 }
 
-/// The per-entry outcomes of a response, or why the whole request failed.
+/// The per-entry outcomes of a response, or why the whole request failed. `error_type` is the `x-amzn-errortype`
+/// header of a failure, which takes precedence over the body's.
 fn outcomes(
     status: StatusCode,
-    headers: &HeaderMap,
+    error_type: Option<&str>,
     body: &[u8],
     entries: usize,
 ) -> Result<Vec<EntryOutcome>, RequestError> {
     if !status.is_success() {
         let error: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-        let code = headers
-            .get("x-amzn-errortype")
-            .and_then(|value| value.to_str().ok())
-            .or(error.kind.as_deref())
-            .map(error_code)
-            .unwrap_or_default();
+        let code = error_type.or(error.kind.as_deref()).map(error_code).unwrap_or_default();
         let message = error
             .message
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
@@ -241,22 +242,23 @@ mod tests {
 
     fn answer(
         status: u16,
-        headers: &[(&'static str, &str)],
+        error_type: Option<&str>,
         body: &str,
         entries: usize,
     ) -> Result<Vec<EntryOutcome>, RequestError> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.insert(*name, value.parse().unwrap());
-        }
-        outcomes(StatusCode::from_u16(status).unwrap(), &map, body.as_bytes(), entries)
+        outcomes(
+            StatusCode::from_u16(status).unwrap(),
+            error_type,
+            body.as_bytes(),
+            entries,
+        )
     }
 
     #[test]
     fn maps_each_entry_result() {
         let body = r#"{"FailedEntryCount":2,"Entries":[{"EventId":"a"},{"ErrorCode":"ThrottlingException","ErrorMessage":"slow down"},{"ErrorCode":"MalformedDetail","ErrorMessage":"bad"},{}]}"#;
         assert_eq!(
-            answer(200, &[], body, 4).unwrap(),
+            answer(200, None, body, 4).unwrap(),
             vec![
                 EntryOutcome::Delivered { event_id: "a".into() },
                 EntryOutcome::Retryable {
@@ -273,15 +275,18 @@ mod tests {
                 },
             ]
         );
-        assert!(matches!(answer(200, &[], body, 3), Err(RequestError::Retryable(_))));
-        assert!(matches!(answer(200, &[], "<html>", 1), Err(RequestError::Retryable(_))));
+        assert!(matches!(answer(200, None, body, 3), Err(RequestError::Retryable(_))));
+        assert!(matches!(
+            answer(200, None, "<html>", 1),
+            Err(RequestError::Retryable(_))
+        ));
     }
 
     #[test]
     fn classifies_request_errors() {
         let throttled = answer(
             400,
-            &[],
+            None,
             r#"{"__type":"com.amazonaws.events#ThrottlingException","message":"Rate exceeded"}"#,
             1,
         );
@@ -293,10 +298,7 @@ mod tests {
         );
         let missing_bus = answer(
             400,
-            &[(
-                "x-amzn-errortype",
-                "ResourceNotFoundException:http://internal.amazon.com/",
-            )],
+            Some("ResourceNotFoundException:http://internal.amazon.com/"),
             r#"{"Message":"Event bus audit does not exist."}"#,
             1,
         );
@@ -306,10 +308,10 @@ mod tests {
                 "HTTP 400: ResourceNotFoundException: Event bus audit does not exist.".into()
             ))
         );
-        assert!(matches!(answer(503, &[], "", 1), Err(RequestError::Retryable(_))));
-        assert!(matches!(answer(429, &[], "", 1), Err(RequestError::Retryable(_))));
+        assert!(matches!(answer(503, None, "", 1), Err(RequestError::Retryable(_))));
+        assert!(matches!(answer(429, None, "", 1), Err(RequestError::Retryable(_))));
         assert!(matches!(
-            answer(403, &[], r#"{"__type":"AccessDeniedException"}"#, 1),
+            answer(403, None, r#"{"__type":"AccessDeniedException"}"#, 1),
             Err(RequestError::Fatal(_))
         ));
     }

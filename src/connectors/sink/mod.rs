@@ -39,7 +39,6 @@ use crate::eventbridge::client::sdk_config;
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
-use crate::eventbridge::signing::RequestSigner;
 use crate::eventbridge::{Batcher, Entry, PutEventsService};
 use crate::kafka::consumer::{commit, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
@@ -397,10 +396,9 @@ impl Connector for SinkConnector {
 
         let sdk = sdk_config(&self.parts.worker.aws).await;
         let endpoint = endpoint::resolve(&sdk, config.endpoint_id.as_deref()).await?;
-        let signer = RequestSigner::new(sdk.credentials_provider(), endpoint.signing.clone());
         let service = PutEventsService::new(
             endpoint,
-            signer,
+            sdk.credentials_provider(),
             config.event_bus.clone(),
             config.endpoint_id.clone(),
             config.request.timeout,
