@@ -21,7 +21,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 def main() -> int:
     topic, count = sys.argv[1], int(sys.argv[2])
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
-    registry = SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"]})
+    # The client has no timeout by default, so a registry that never answers one request (seen once with two
+    # schemas registered at the same moment) hung the test; with one, the client retries the request.
+    registry = SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"], "timeout": 10})
     deserializer = AvroDeserializer(registry)
     consumer = Consumer({
         "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"],

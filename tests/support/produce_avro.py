@@ -141,7 +141,9 @@ def main():
     case, topic = sys.argv[1], sys.argv[2]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     schema, records = {"interop": interop, "logical": logical}[case]() if case != "cloudtrail" else cloudtrail(count)
-    registry = SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"]})
+    # The client has no timeout by default, so a registry that never answers one request (seen once with two
+    # schemas registered at the same moment) hung the test; with one, the client retries the request.
+    registry = SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"], "timeout": 10})
     serializer = AvroSerializer(registry, schema)
     producer = Producer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "enable.idempotence": True})
     context = SerializationContext(topic, MessageField.VALUE)
