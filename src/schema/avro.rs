@@ -1,5 +1,7 @@
-//! Avro values to readable JSON, walking the value together with its writer schema (a decimal's scale lives only in
-//! the schema). The mapping:
+//! Avro's binary encoding to readable JSON, in one pass over the bytes, walking the writer schema (a decimal's
+//! scale lives only in the schema). Decoding straight to JSON, rather than to apache_avro's value tree and then
+//! converting that, saves a second tree per record: its copied field names, a box per union and the moves, which
+//! were a fifth of the sink's CPU time. The mapping:
 //!
 //! - unions are unwrapped to the branch's value; with `union_type_tags`, a non-null branch is wrapped as
 //!   `{"<branch type>": value}`, as Avro's JSON encoding writes it;
@@ -10,17 +12,20 @@
 //! - `uuid` a string; `duration` `{months, days, milliseconds}`;
 //! - float and double NaN and infinities, which JSON cannot hold, become the strings `NaN`, `Infinity`, `-Infinity`;
 //! - map keys are sorted; record fields keep the schema's order.
+//!
+//! Bytes that end before the value does, a union branch or enum symbol that does not exist, invalid UTF-8 or an
+//! overlong varint are errors (apache_avro's reader takes a string that ends early for a null). Bytes left after
+//! the value are ignored, as Confluent's deserializers ignore them.
 
-use apache_avro::schema::{Name, RecordSchema, Schema};
-use apache_avro::types::Value as Avro;
+use apache_avro::schema::{InnerDecimalSchema, Name, RecordSchema, Schema, UuidSchema};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use serde_json::{Map, Number, Value as Json};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AvroJsonError {
-    #[error("the value does not fit its schema at {path}: {detail}")]
-    Mismatch { path: String, detail: String },
+    #[error("the bytes do not fit the schema at {path}: {detail}")]
+    Malformed { path: String, detail: String },
     #[error("{what} out of range at {path}")]
     OutOfRange { what: &'static str, path: String },
     #[error("named type `{0}` is not defined in the schema")]
@@ -32,27 +37,123 @@ pub struct AvroJsonOptions {
     pub union_type_tags: bool,
 }
 
-/// Converts `value`, written with `schema`, to JSON. The value is consumed: its strings move into the JSON
-/// instead of being copied.
-pub fn to_json(value: Avro, schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
-    Converter { root: schema, options }
-        .convert(value, schema)
+/// An array or map block may announce more items than there are bytes left only when its items take no bytes
+/// (nulls); this bounds what such a block can make the decoder allocate.
+const MAX_ITEMS_BEYOND_INPUT: usize = 65_536;
+
+/// Decodes one value, written with `schema` in Avro's binary encoding, to JSON.
+pub fn decode_to_json(bytes: &[u8], schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
+    let mut input = Input { bytes };
+    Decoder { root: schema, options }
+        .value(&mut input, schema)
         .map_err(|error| error.within("$"))
 }
 
 impl AvroJsonError {
+    fn malformed(detail: impl Into<String>) -> Self {
+        Self::Malformed {
+            path: String::new(),
+            detail: detail.into(),
+        }
+    }
+
+    fn out_of_range(what: &'static str) -> Self {
+        Self::OutOfRange {
+            what,
+            path: String::new(),
+        }
+    }
+
     /// The error as seen from the enclosing value: paths are written from the inside out, so that the path of the
     /// failing value is formatted only when something fails.
     fn within(mut self, segment: &str) -> Self {
         match &mut self {
-            Self::Mismatch { path, .. } | Self::OutOfRange { path, .. } => path.insert_str(0, segment),
+            Self::Malformed { path, .. } | Self::OutOfRange { path, .. } => path.insert_str(0, segment),
             Self::UnknownName(_) => {}
         }
         self
     }
 }
 
-struct Converter<'s> {
+/// The bytes not yet decoded.
+struct Input<'b> {
+    bytes: &'b [u8],
+}
+
+impl<'b> Input<'b> {
+    fn take(&mut self, count: usize) -> Result<&'b [u8], AvroJsonError> {
+        if count > self.bytes.len() {
+            return Err(AvroJsonError::malformed(format!(
+                "{count} bytes needed, {} left",
+                self.bytes.len()
+            )));
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], AvroJsonError> {
+        let mut array = [0; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    /// A zigzag varint, as Avro writes `int` and `long`.
+    fn long(&mut self) -> Result<i64, AvroJsonError> {
+        let mut raw = 0u64;
+        for (index, &byte) in self.bytes.iter().enumerate().take(10) {
+            raw |= u64::from(byte & 0x7f) << (7 * index);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[index + 1..];
+                return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+            }
+        }
+        Err(AvroJsonError::malformed(if self.bytes.len() < 10 {
+            "the bytes end inside a varint"
+        } else {
+            "a varint longer than 10 bytes"
+        }))
+    }
+
+    fn int(&mut self) -> Result<i32, AvroJsonError> {
+        let long = self.long()?;
+        i32::try_from(long).map_err(|_| AvroJsonError::malformed(format!("{long} does not fit an int")))
+    }
+
+    /// A `bytes` or `string` body.
+    fn bytes(&mut self) -> Result<&'b [u8], AvroJsonError> {
+        let length = self.long()?;
+        let length =
+            usize::try_from(length).map_err(|_| AvroJsonError::malformed(format!("negative length {length}")))?;
+        self.take(length)
+    }
+
+    fn string(&mut self) -> Result<&'b str, AvroJsonError> {
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|error| AvroJsonError::malformed(format!("a string that is not UTF-8: {error}")))
+    }
+
+    /// The item count of the next array or map block; 0 ends the value.
+    fn block_count(&mut self) -> Result<usize, AvroJsonError> {
+        let count = self.long()?;
+        if count < 0 {
+            // A negative count is followed by the block's size in bytes, which only a reader that skips needs.
+            self.long()?;
+        }
+        let count = usize::try_from(count.unsigned_abs())
+            .map_err(|_| AvroJsonError::malformed(format!("a block of {count} items")))?;
+        if count > self.bytes.len().max(MAX_ITEMS_BEYOND_INPUT) {
+            return Err(AvroJsonError::malformed(format!(
+                "a block of {count} items in the {} bytes left",
+                self.bytes.len()
+            )));
+        }
+        Ok(count)
+    }
+}
+
+struct Decoder<'s> {
     root: &'s Schema,
     options: AvroJsonOptions,
 }
@@ -74,6 +175,13 @@ fn float(value: f64) -> Json {
             .to_owned(),
         )
     })
+}
+
+/// A two's-complement big-endian unscaled integer as decimal digits with the point placed `scale` digits from
+/// the right.
+fn decimal(unscaled: &[u8], scale: usize) -> String {
+    let unscaled = num_bigint::BigInt::from_signed_bytes_be(unscaled).to_string();
+    place_decimal_point(&unscaled, scale)
 }
 
 /// An unscaled integer's decimal digits with the point placed `scale` digits from the right.
@@ -135,7 +243,13 @@ fn find_named<'s>(schema: &'s Schema, name: &Name) -> Option<&'s Schema> {
     }
 }
 
-impl<'s> Converter<'s> {
+fn uuid(bytes: &[u8]) -> Result<Json, AvroJsonError> {
+    uuid::Uuid::from_slice(bytes)
+        .map(|uuid| Json::String(uuid.to_string()))
+        .map_err(|_| AvroJsonError::malformed(format!("a uuid of {} bytes, not 16", bytes.len())))
+}
+
+impl<'s> Decoder<'s> {
     fn resolve(&self, schema: &'s Schema) -> Result<&'s Schema, AvroJsonError> {
         match schema {
             Schema::Ref { name } => {
@@ -145,131 +259,195 @@ impl<'s> Converter<'s> {
         }
     }
 
-    fn mismatch(value: &Avro, schema: &Schema) -> AvroJsonError {
-        AvroJsonError::Mismatch {
-            path: String::new(),
-            detail: format!("{value:?} against {}", branch_name(schema)),
-        }
-    }
-
-    fn convert(&self, value: Avro, schema: &'s Schema) -> Result<Json, AvroJsonError> {
-        let schema = self.resolve(schema)?;
-        Ok(match (value, schema) {
-            (Avro::Union(index, inner), Schema::Union(union)) => {
-                let Some(branch) = union.variants().get(index as usize) else {
-                    return Err(Self::mismatch(&Avro::Union(index, inner), schema));
+    fn value(&self, input: &mut Input<'_>, schema: &'s Schema) -> Result<Json, AvroJsonError> {
+        Ok(match self.resolve(schema)? {
+            Schema::Null => Json::Null,
+            Schema::Boolean => match input.array::<1>()? {
+                [0] => Json::Bool(false),
+                [1] => Json::Bool(true),
+                [other] => return Err(AvroJsonError::malformed(format!("{other:#04x} is not a boolean"))),
+            },
+            Schema::Int => Json::from(input.int()?),
+            Schema::Long => Json::from(input.long()?),
+            Schema::Float => float(f64::from(f32::from_le_bytes(input.array()?))),
+            Schema::Double => float(f64::from_le_bytes(input.array()?)),
+            Schema::Bytes => base64(input.bytes()?),
+            Schema::String => Json::String(input.string()?.to_owned()),
+            Schema::Fixed(fixed) => base64(input.take(fixed.size)?),
+            Schema::Enum(enumeration) => {
+                let index = input.int()?;
+                let symbol = usize::try_from(index)
+                    .ok()
+                    .and_then(|index| enumeration.symbols.get(index))
+                    .ok_or_else(|| {
+                        AvroJsonError::malformed(format!(
+                            "enum symbol {index} of {} does not exist",
+                            enumeration.symbols.len()
+                        ))
+                    })?;
+                Json::String(symbol.clone())
+            }
+            Schema::Decimal(decimal_schema) => {
+                let unscaled = match &decimal_schema.inner {
+                    InnerDecimalSchema::Bytes => input.bytes()?,
+                    InnerDecimalSchema::Fixed(fixed) => input.take(fixed.size)?,
                 };
-                let converted = self.convert(*inner, branch)?;
+                Json::String(decimal(unscaled, decimal_schema.scale))
+            }
+            Schema::BigDecimal => {
+                // Rare enough to leave to apache_avro: the bytes hold a length-prefixed unscaled integer and a
+                // scale of their own.
+                let start = input.bytes;
+                input.bytes()?;
+                let mut encoded = &start[..start.len() - input.bytes.len()];
+                let reader = apache_avro::reader::datum::GenericDatumReader::builder(&Schema::BigDecimal)
+                    .build()
+                    .map_err(|error| AvroJsonError::malformed(error.to_string()))?;
+                match reader.read_value(&mut encoded) {
+                    Ok(apache_avro::types::Value::BigDecimal(decimal)) => Json::String(decimal.to_plain_string()),
+                    Ok(other) => return Err(AvroJsonError::malformed(format!("{other:?} is not a big-decimal"))),
+                    Err(error) => return Err(AvroJsonError::malformed(error.to_string())),
+                }
+            }
+            Schema::Uuid(UuidSchema::String) => {
+                let text = input.string()?;
+                let parsed = uuid::Uuid::parse_str(text)
+                    .map_err(|error| AvroJsonError::malformed(format!("`{text}` is not a uuid: {error}")))?;
+                Json::String(parsed.to_string())
+            }
+            Schema::Uuid(UuidSchema::Bytes) => uuid(input.bytes()?)?,
+            Schema::Uuid(UuidSchema::Fixed(fixed)) => uuid(input.take(fixed.size)?)?,
+            Schema::Date => {
+                let date =
+                    NaiveDate::from_epoch_days(input.int()?).ok_or_else(|| AvroJsonError::out_of_range("date"))?;
+                Json::String(date.format("%Y-%m-%d").to_string())
+            }
+            Schema::TimeMillis => Json::String(time(i64::from(input.int()?) * 1_000_000, 3)?),
+            Schema::TimeMicros => {
+                let micros = input.long()?;
+                let nanos = micros
+                    .checked_mul(1_000)
+                    .ok_or_else(|| AvroJsonError::out_of_range("time of day"))?;
+                Json::String(time(nanos, 6)?)
+            }
+            Schema::TimestampMillis => Json::String(timestamp(
+                i128::from(input.long()?) * 1_000_000,
+                SecondsFormat::Millis,
+                true,
+            )?),
+            Schema::TimestampMicros => Json::String(timestamp(
+                i128::from(input.long()?) * 1_000,
+                SecondsFormat::Micros,
+                true,
+            )?),
+            Schema::TimestampNanos => Json::String(timestamp(i128::from(input.long()?), SecondsFormat::Nanos, true)?),
+            Schema::LocalTimestampMillis => Json::String(timestamp(
+                i128::from(input.long()?) * 1_000_000,
+                SecondsFormat::Millis,
+                false,
+            )?),
+            Schema::LocalTimestampMicros => Json::String(timestamp(
+                i128::from(input.long()?) * 1_000,
+                SecondsFormat::Micros,
+                false,
+            )?),
+            Schema::LocalTimestampNanos => {
+                Json::String(timestamp(i128::from(input.long()?), SecondsFormat::Nanos, false)?)
+            }
+            Schema::Duration(fixed) => {
+                if fixed.size != 12 {
+                    return Err(AvroJsonError::malformed(format!(
+                        "a duration must be a fixed of 12 bytes, not {}",
+                        fixed.size
+                    )));
+                }
+                let part = |bytes: &[u8]| bytes.try_into().map(u32::from_le_bytes).unwrap_or_default();
+                let bytes = input.take(12)?;
+                serde_json::json!({
+                    "months": part(&bytes[0..4]),
+                    "days": part(&bytes[4..8]),
+                    "milliseconds": part(&bytes[8..12]),
+                })
+            }
+            Schema::Union(union) => {
+                let index = input.long()?;
+                let branch = usize::try_from(index)
+                    .ok()
+                    .and_then(|index| union.variants().get(index))
+                    .ok_or_else(|| {
+                        AvroJsonError::malformed(format!(
+                            "union branch {index} of {} does not exist",
+                            union.variants().len()
+                        ))
+                    })?;
+                let value = self.value(input, branch)?;
                 let branch = self.resolve(branch)?;
                 if self.options.union_type_tags && !matches!(branch, Schema::Null) {
                     let mut tagged = Map::new();
-                    tagged.insert(branch_name(branch), converted);
+                    tagged.insert(branch_name(branch), value);
                     Json::Object(tagged)
                 } else {
-                    converted
+                    value
                 }
             }
-            (Avro::Null, _) => Json::Null,
-            (Avro::Boolean(flag), _) => Json::Bool(flag),
-            (Avro::Int(number), _) => Json::from(number),
-            (Avro::Long(number), _) => Json::from(number),
-            (Avro::Float(number), _) => float(f64::from(number)),
-            (Avro::Double(number), _) => float(number),
-            (Avro::String(text), _) => Json::String(text),
-            (Avro::Enum(_, symbol), _) => Json::String(symbol),
-            (Avro::Decimal(decimal), Schema::Decimal(decimal_schema)) => {
-                let unscaled = num_bigint::BigInt::from(decimal);
-                Json::String(place_decimal_point(&unscaled.to_string(), decimal_schema.scale))
-            }
-            (Avro::BigDecimal(decimal), _) => Json::String(decimal.to_plain_string()),
-            (Avro::Bytes(bytes), _) | (Avro::Fixed(_, bytes), _) => base64(&bytes),
-            (Avro::Uuid(uuid), _) => Json::String(uuid.to_string()),
-            (Avro::Date(days), _) => {
-                let date = NaiveDate::from_epoch_days(days).ok_or_else(|| AvroJsonError::OutOfRange {
-                    what: "date",
-                    path: String::new(),
-                })?;
-                Json::String(date.format("%Y-%m-%d").to_string())
-            }
-            (Avro::TimeMillis(millis), _) => Json::String(time(i64::from(millis) * 1_000_000, 3)?),
-            (Avro::TimeMicros(micros), _) => Json::String(time(micros * 1_000, 6)?),
-            (Avro::TimestampMillis(millis), _) => {
-                Json::String(timestamp(i128::from(millis) * 1_000_000, SecondsFormat::Millis, true)?)
-            }
-            (Avro::TimestampMicros(micros), _) => {
-                Json::String(timestamp(i128::from(micros) * 1_000, SecondsFormat::Micros, true)?)
-            }
-            (Avro::TimestampNanos(nanos), _) => Json::String(timestamp(i128::from(nanos), SecondsFormat::Nanos, true)?),
-            (Avro::LocalTimestampMillis(millis), _) => {
-                Json::String(timestamp(i128::from(millis) * 1_000_000, SecondsFormat::Millis, false)?)
-            }
-            (Avro::LocalTimestampMicros(micros), _) => {
-                Json::String(timestamp(i128::from(micros) * 1_000, SecondsFormat::Micros, false)?)
-            }
-            (Avro::LocalTimestampNanos(nanos), _) => {
-                Json::String(timestamp(i128::from(nanos), SecondsFormat::Nanos, false)?)
-            }
-            (Avro::Duration(duration), _) => serde_json::json!({
-                "months": u32::from(duration.months()),
-                "days": u32::from(duration.days()),
-                "milliseconds": u32::from(duration.millis()),
-            }),
-            (Avro::Array(items), Schema::Array(array)) => {
-                let mut converted = Vec::with_capacity(items.len());
-                for (index, item) in items.into_iter().enumerate() {
-                    let item = self
-                        .convert(item, &array.items)
-                        .map_err(|error| error.within(&format!("[{index}]")))?;
-                    converted.push(item);
+            Schema::Array(array) => {
+                let mut items = Vec::new();
+                loop {
+                    let count = input.block_count()?;
+                    if count == 0 {
+                        break;
+                    }
+                    items.reserve(count.min(input.bytes.len()));
+                    for _ in 0..count {
+                        let item = self
+                            .value(input, &array.items)
+                            .map_err(|error| error.within(&format!("[{}]", items.len())))?;
+                        items.push(item);
+                    }
                 }
-                Json::Array(converted)
+                Json::Array(items)
             }
-            (Avro::Map(entries), Schema::Map(map)) => {
-                let mut entries: Vec<(String, Avro)> = entries.into_iter().collect();
-                entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-                let mut converted = Map::with_capacity(entries.len());
-                for (key, value) in entries {
-                    let value = self
-                        .convert(value, &map.types)
-                        .map_err(|error| error.within(&format!("['{key}']")))?;
-                    converted.insert(key, value);
+            Schema::Map(map) => {
+                let mut entries: Vec<(String, Json)> = Vec::new();
+                loop {
+                    let count = input.block_count()?;
+                    if count == 0 {
+                        break;
+                    }
+                    entries.reserve(count.min(input.bytes.len()));
+                    for _ in 0..count {
+                        let key = input.string()?.to_owned();
+                        let value = self
+                            .value(input, &map.types)
+                            .map_err(|error| error.within(&format!("['{key}']")))?;
+                        entries.push((key, value));
+                    }
                 }
-                Json::Object(converted)
+                // Stable, so that of a key written twice the last one stays, as a map insert keeps it.
+                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+                let mut object = Map::with_capacity(entries.len());
+                object.extend(entries);
+                Json::Object(object)
             }
-            (Avro::Record(fields), Schema::Record(record)) => self.record(fields, record)?,
-            (value, schema) => return Err(Self::mismatch(&value, schema)),
+            Schema::Record(record) => self.record(input, record)?,
+            Schema::Ref { name } => return Err(AvroJsonError::UnknownName(name.fullname(None))),
         })
     }
 
-    fn record(&self, fields: Vec<(String, Avro)>, record: &'s RecordSchema) -> Result<Json, AvroJsonError> {
-        let mut converted = Map::with_capacity(fields.len());
-        for (position, (name, value)) in fields.into_iter().enumerate() {
-            // A decoded record has the schema's fields in the schema's order; the lookup is for anything else.
-            let field = match record.fields.get(position) {
-                Some(field) if field.name == name => field,
-                _ => record
-                    .lookup
-                    .get(&name)
-                    .and_then(|position| record.fields.get(*position))
-                    .ok_or_else(|| AvroJsonError::Mismatch {
-                        path: String::new(),
-                        detail: format!("field `{name}` is not in record {}", record.name.fullname(None)),
-                    })?,
-            };
+    fn record(&self, input: &mut Input<'_>, record: &'s RecordSchema) -> Result<Json, AvroJsonError> {
+        let mut object = Map::with_capacity(record.fields.len());
+        for field in &record.fields {
             let value = self
-                .convert(value, &field.schema)
-                .map_err(|error| error.within(&format!(".{name}")))?;
-            converted.insert(name, value);
+                .value(input, &field.schema)
+                .map_err(|error| error.within(&format!(".{}", field.name)))?;
+            object.insert(field.name.clone(), value);
         }
-        Ok(Json::Object(converted))
+        Ok(Json::Object(object))
     }
 }
 
 fn time(nanos_of_day: i64, digits: usize) -> Result<String, AvroJsonError> {
-    let out_of_range = || AvroJsonError::OutOfRange {
-        what: "time of day",
-        path: String::new(),
-    };
+    let out_of_range = || AvroJsonError::out_of_range("time of day");
     let seconds = u32::try_from(nanos_of_day.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
     let nanos = u32::try_from(nanos_of_day.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
     let time = NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos).ok_or_else(out_of_range)?;
@@ -279,10 +457,7 @@ fn time(nanos_of_day: i64, digits: usize) -> Result<String, AvroJsonError> {
 }
 
 fn timestamp(nanos: i128, format: SecondsFormat, utc: bool) -> Result<String, AvroJsonError> {
-    let out_of_range = || AvroJsonError::OutOfRange {
-        what: "timestamp",
-        path: String::new(),
-    };
+    let out_of_range = || AvroJsonError::out_of_range("timestamp");
     let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
     let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
     let time = DateTime::from_timestamp(seconds, subsec).ok_or_else(out_of_range)?;
@@ -301,20 +476,23 @@ mod tests {
 
     use super::*;
 
-    fn convert(schema: &str, value: Avro, tags: bool) -> Json {
-        let schema = Schema::parse_str(schema).unwrap();
-        // Round-trip through the binary encoding so that the value is what a reader really produces.
-        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+    fn encode(schema: &Schema, value: Avro) -> Vec<u8> {
+        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
             .build()
             .unwrap()
             .write_value_to_vec(value)
-            .unwrap();
-        let read = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
-            .build()
             .unwrap()
-            .read_value(&mut bytes.as_slice())
-            .unwrap();
-        to_json(read, &schema, AvroJsonOptions { union_type_tags: tags }).unwrap()
+    }
+
+    /// `value` encoded by apache_avro's writer, then decoded here.
+    fn convert(schema: &str, value: Avro, tags: bool) -> Json {
+        let schema = Schema::parse_str(schema).unwrap();
+        let bytes = encode(&schema, value);
+        decode_to_json(&bytes, &schema, AvroJsonOptions { union_type_tags: tags }).unwrap()
+    }
+
+    fn decode(schema: &str, bytes: &[u8]) -> Result<Json, AvroJsonError> {
+        decode_to_json(bytes, &Schema::parse_str(schema).unwrap(), AvroJsonOptions::default())
     }
 
     #[test]
@@ -339,7 +517,9 @@ mod tests {
             {"name":"lts","type":{"type":"long","logicalType":"local-timestamp-millis"}},
             {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
             {"name":"decf","type":{"type":"fixed","name":"Money","size":8,"logicalType":"decimal","precision":18,"scale":4}},
-            {"name":"id","type":{"type":"string","logicalType":"uuid"}}]}"#;
+            {"name":"id","type":{"type":"string","logicalType":"uuid"}},
+            {"name":"span","type":{"type":"fixed","name":"Span","size":12,"logicalType":"duration"}},
+            {"name":"big","type":{"type":"bytes","logicalType":"big-decimal"}}]}"#;
         let value = Avro::Record(vec![
             ("d".into(), Avro::Date(19_783)),
             ("tm".into(), Avro::TimeMillis(45_296_789)),
@@ -357,8 +537,17 @@ mod tests {
             ), // 12345
             (
                 "id".into(),
-                Avro::Uuid("6f1f3d4e-9d0c-4c59-9a0e-3f3b5f0a6c11".parse().unwrap()),
+                Avro::Uuid("6F1F3D4E-9D0C-4C59-9A0E-3F3B5F0A6C11".parse().unwrap()),
             ),
+            (
+                "span".into(),
+                Avro::Duration(apache_avro::Duration::new(
+                    apache_avro::Months::new(14),
+                    apache_avro::Days::new(3),
+                    apache_avro::Millis::new(86_400_001),
+                )),
+            ),
+            ("big".into(), Avro::BigDecimal("-12345.678".parse().unwrap())),
         ]);
         assert_eq!(
             convert(schema, value, false),
@@ -372,6 +561,8 @@ mod tests {
                 "dec": "-12.34",
                 "decf": "1.2345",
                 "id": "6f1f3d4e-9d0c-4c59-9a0e-3f3b5f0a6c11",
+                "span": {"months": 14, "days": 3, "milliseconds": 86_400_001},
+                "big": "-12345.678",
             })
         );
     }
@@ -398,6 +589,133 @@ mod tests {
             convert(schema, value, true),
             json!({"a": null, "b": {"string": "hi"}, "c": {"acme.Inner": {"x": 7}}})
         );
+    }
+
+    #[test]
+    fn primitives_enums_fixed_arrays_and_sorted_maps() {
+        let schema = r#"{"type":"record","name":"P","fields":[
+            {"name":"flag","type":"boolean"},
+            {"name":"small","type":"int"},
+            {"name":"big","type":"long"},
+            {"name":"ratio","type":"float"},
+            {"name":"precise","type":"double"},
+            {"name":"raw","type":"bytes"},
+            {"name":"hash","type":{"type":"fixed","name":"Hash","size":4}},
+            {"name":"suit","type":{"type":"enum","name":"Suit","symbols":["SPADES","HEARTS"]}},
+            {"name":"list","type":{"type":"array","items":"long"}},
+            {"name":"scores","type":{"type":"map","values":"double"}}]}"#;
+        let value = Avro::Record(vec![
+            ("flag".into(), Avro::Boolean(true)),
+            ("small".into(), Avro::Int(i32::MIN)),
+            ("big".into(), Avro::Long(i64::MAX)),
+            ("ratio".into(), Avro::Float(0.5)),
+            ("precise".into(), Avro::Double(f64::INFINITY)),
+            ("raw".into(), Avro::Bytes(vec![0, 1, 254, 255])),
+            ("hash".into(), Avro::Fixed(4, b"abcd".to_vec())),
+            ("suit".into(), Avro::Enum(1, "HEARTS".into())),
+            ("list".into(), Avro::Array(vec![Avro::Long(-1), Avro::Long(300)])),
+            (
+                "scores".into(),
+                Avro::Map(
+                    [
+                        ("zeta".to_owned(), Avro::Double(1.0)),
+                        ("alpha".to_owned(), Avro::Double(f64::NAN)),
+                    ]
+                    .into(),
+                ),
+            ),
+        ]);
+        let json = convert(schema, value, false);
+        assert_eq!(
+            json,
+            json!({
+                "flag": true, "small": i32::MIN, "big": i64::MAX, "ratio": 0.5, "precise": "Infinity",
+                "raw": "AAH+/w==", "hash": "YWJjZA==", "suit": "HEARTS", "list": [-1, 300],
+                "scores": {"alpha": "NaN", "zeta": 1.0},
+            })
+        );
+        let keys: Vec<&String> = json["scores"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["alpha", "zeta"]);
+    }
+
+    #[test]
+    fn blocks_with_a_negative_count_carry_their_size() {
+        // Two blocks of longs, the first written as count -2 followed by its size in bytes (2), then the end.
+        let bytes = [0x03, 0x04, 0x02, 0x04, 0x02, 0x06, 0x00];
+        assert_eq!(
+            decode(r#"{"type":"array","items":"long"}"#, &bytes),
+            Ok(json!([1, 2, 3]))
+        );
+    }
+
+    #[test]
+    fn recursive_named_types_resolve() {
+        let schema = r#"{"type":"record","name":"Node","namespace":"tree","fields":[
+            {"name":"label","type":"string"},
+            {"name":"children","type":{"type":"array","items":"tree.Node"}}]}"#;
+        let leaf = |label: &str| {
+            Avro::Record(vec![
+                ("label".into(), Avro::String(label.into())),
+                ("children".into(), Avro::Array(vec![])),
+            ])
+        };
+        let root = Avro::Record(vec![
+            ("label".into(), Avro::String("root".into())),
+            ("children".into(), Avro::Array(vec![leaf("a"), leaf("b")])),
+        ]);
+        assert_eq!(
+            convert(schema, root, false),
+            json!({"label": "root", "children": [{"label": "a", "children": []}, {"label": "b", "children": []}]})
+        );
+    }
+
+    #[test]
+    fn bytes_that_do_not_fit_are_errors_with_their_path() {
+        let record = r#"{"type":"record","name":"R","fields":[
+            {"name":"id","type":"string"},
+            {"name":"tags","type":{"type":"array","items":["null","string"]}}]}"#;
+        // A 36-byte string that stops after one byte: apache_avro's reader would have read a null.
+        let error = decode(record, &[0x48, b'6']).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the bytes do not fit the schema at $.id: 36 bytes needed, 1 left"
+        );
+        // Union branch 2 of a two-branch union, in the second array item.
+        let error = decode(record, &[0x02, b'x', 0x04, 0x00, 0x04]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the bytes do not fit the schema at $.tags[1]: union branch 2 of 2 does not exist"
+        );
+        let error = decode(record, &[0x02, 0xff]).unwrap_err();
+        assert!(
+            error.to_string().contains("$.id: a string that is not UTF-8"),
+            "{error}"
+        );
+        assert!(
+            matches!(decode(record, &[0x01]), Err(AvroJsonError::Malformed { detail, .. }) if detail == "negative length -1")
+        );
+        assert!(
+            matches!(decode(r#""long""#, &[0xff; 11]), Err(AvroJsonError::Malformed { detail, .. }) if detail.contains("longer than 10 bytes"))
+        );
+        assert!(
+            matches!(decode(r#""long""#, &[0xff]), Err(AvroJsonError::Malformed { detail, .. }) if detail.contains("end inside a varint"))
+        );
+        assert!(decode(r#""boolean""#, &[2]).is_err());
+        assert!(decode(r#"{"type":"enum","name":"E","symbols":["A"]}"#, &[0x02]).is_err());
+        // Ten billion nulls announced in a few bytes are refused rather than allocated.
+        let error = decode(
+            r#"{"type":"array","items":"null"}"#,
+            &[0x80, 0x90, 0xdf, 0xc0, 0x4a, 0x00],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("a block of 10000000000 items"), "{error}");
+        assert!(matches!(
+            decode(
+                r#"{"type":"int","logicalType":"date"}"#,
+                &[0xfe, 0xff, 0xff, 0xff, 0x0f]
+            ),
+            Err(AvroJsonError::OutOfRange { what: "date", .. })
+        ));
     }
 
     #[test]

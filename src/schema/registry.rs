@@ -1,5 +1,6 @@
 //! Confluent wire format (magic byte 0, a big-endian 4-byte schema id, then the Avro body) decoded through the
-//! Schema Registry with schema_registry_converter, whose decoder fetches each schema once and caches it.
+//! Schema Registry: schema_registry_converter fetches each writer schema once and caches it, and `avro` decodes the
+//! body against it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use serde_json::Value;
 
-use super::avro::{to_json, AvroJsonOptions};
+use super::avro::{decode_to_json, AvroJsonOptions};
 use super::DecodeError;
 use crate::config::SchemaRegistryConfig;
 
@@ -64,8 +65,8 @@ impl AvroRecordDecoder {
     }
 
     pub async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
-        let schema_id = match bytes {
-            [0, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+        let (schema_id, body) = match bytes {
+            [0, a, b, c, d, body @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), body),
             [] => return Err(DecodeError::NotConfluentAvro("the record is empty".into())),
             [first, ..] if *first != 0 => {
                 return Err(DecodeError::NotConfluentAvro(format!(
@@ -92,9 +93,9 @@ impl AvroRecordDecoder {
                 }
             }
         };
-        let decoded = self.decoder.decode(Some(bytes)).await.map_err(classify)?;
+        // The registry client fetches and caches the writer schema; the body is decoded here, straight to JSON.
         let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
-        to_json(decoded.value, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
+        decode_to_json(body, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
             schema_id,
             reason: error.to_string(),
         })
