@@ -1,12 +1,42 @@
 //! One PutEvents entry, and its size as EventBridge counts it against the request limit.
 
+use serde_json::Value;
+
+use crate::json_text::quoted_json;
+
+/// An event's detail: JSON text, kept as the JSON string that a PutEvents body carries it in, so that the body
+/// copies it rather than escaping it again (see `json_text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    quoted: String,
+    text_len: usize,
+}
+
+impl Detail {
+    /// The compact JSON text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        let (quoted, text_len) = quoted_json(value);
+        Self { quoted, text_len }
+    }
+
+    /// The JSON string holding the text, quotes included.
+    pub fn quoted(&self) -> &str {
+        &self.quoted
+    }
+
+    /// The UTF-8 length of the JSON text itself, which is what EventBridge counts.
+    pub fn text_len(&self) -> usize {
+        self.text_len
+    }
+}
+
 /// A PutEvents entry without its bus (the bus is the connector's, set per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub source: String,
     pub detail_type: String,
-    /// A JSON object, serialized.
-    pub detail: String,
+    /// A JSON object.
+    pub detail: Detail,
     /// Milliseconds since the epoch; `None` lets EventBridge stamp the time of the call.
     pub time: Option<i64>,
     pub resources: Vec<String>,
@@ -21,13 +51,15 @@ impl Entry {
         let time = if self.time.is_some() { 14 } else { 0 };
         time + self.source.len()
             + self.detail_type.len()
-            + self.detail.len()
+            + self.detail.text_len()
             + self.resources.iter().map(String::len).sum::<usize>()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -35,7 +67,7 @@ mod tests {
         let mut entry = Entry {
             source: "kafka-connect.x".into(),
             detail_type: "é".into(),
-            detail: r#"{"a":1}"#.into(),
+            detail: Detail::from_value(&json!({"a": 1})),
             time: None,
             resources: vec!["arn:aws:s3:::b".into(), "r".into()],
             trace_header: Some("Root=1-abc".into()),
@@ -43,5 +75,9 @@ mod tests {
         assert_eq!(entry.size(), 15 + 2 + 7 + 14 + 1);
         entry.time = Some(0);
         assert_eq!(entry.size(), 15 + 2 + 7 + 14 + 1 + 14);
+        // The detail counts as its text, not as the escaped string the request carries it in.
+        entry.detail = Detail::from_value(&json!({"q": "\"é\n"}));
+        assert_eq!(entry.detail.quoted(), r#""{\"q\":\"\\\"é\\n\"}""#);
+        assert_eq!(entry.size(), 15 + 2 + r#"{"q":"\"é\n"}"#.len() + 14 + 1 + 14);
     }
 }

@@ -12,5 +12,5 @@ pub mod service;
 pub mod signing;
 
 pub use batch::Batcher;
-pub use entry::Entry;
+pub use entry::{Detail, Entry};
 pub use service::{EntryOutcome, PutEventsService, RequestError};

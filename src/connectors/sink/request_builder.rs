@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::config::{DetailShape, DetailTypeConfig, ResourceConfig, SinkConfig, TimeConfig};
 use super::offload::{Offloader, Upload};
 use crate::config::ConnectorName;
-use crate::eventbridge::Entry;
+use crate::eventbridge::{Detail, Entry};
 use crate::record::Record;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl EntryBuilder {
         let mut entry = Entry {
             source: self.source.clone(),
             detail_type,
-            detail: crate::json_text::to_compact_string(&detail),
+            detail: Detail::from_value(&detail),
             time,
             resources,
             trace_header,
@@ -133,7 +133,7 @@ impl EntryBuilder {
             Some(offloader) if offloader.always || entry.size() > self.max_bytes => {
                 let upload = offloader.offload(&mut detail);
                 if upload.is_some() {
-                    entry.detail = crate::json_text::to_compact_string(&detail);
+                    entry.detail = Detail::from_value(&detail);
                 }
                 upload
             }
