@@ -114,6 +114,9 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     write_string(out, text, Depth::Text);
 }
 
+/// What a thread keeps of its scratch buffer between details: typical details are a few KiB.
+const MAX_KEPT_SCRATCH: usize = 256 * 1024;
+
 /// `value`'s compact JSON text (byte for byte what `serde_json::to_string` gives) as a JSON string, quotes
 /// included, and the length of that text.
 pub fn quoted_json(value: &Value) -> (String, usize) {
@@ -129,6 +132,10 @@ pub fn quoted_json(value: &Value) -> (String, usize) {
         scratch.push(b'"');
         // Everything written is UTF-8: the strings came from `str`s, escapes are ASCII.
         let quoted = String::from_utf8_lossy(scratch).into_owned();
+        // A rare large detail (up to 1 MB, escaped) need not stay allocated on every thread that wrote one.
+        if scratch.capacity() > MAX_KEPT_SCRATCH {
+            *scratch = Vec::new();
+        }
         (quoted, text_len)
     })
 }
