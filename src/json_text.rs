@@ -130,8 +130,12 @@ pub fn quoted_json(value: &Value) -> (String, usize) {
         scratch.push(b'"');
         let text_len = write_value(scratch, value, Depth::InString);
         scratch.push(b'"');
-        // Everything written is UTF-8: the strings came from `str`s, escapes are ASCII.
-        let quoted = String::from_utf8_lossy(scratch).into_owned();
+        // Everything written is UTF-8: the strings came from `str`s, escapes are ASCII. (`from_utf8` checks that
+        // several times faster than `from_utf8_lossy`, which walks the bytes in chunks.)
+        let quoted = match std::str::from_utf8(scratch) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(scratch).into_owned(),
+        };
         // A rare large detail (up to 1 MB, escaped) need not stay allocated on every thread that wrote one.
         if scratch.capacity() > MAX_KEPT_SCRATCH {
             *scratch = Vec::new();
