@@ -37,14 +37,22 @@ pub struct AvroJsonOptions {
     pub union_type_tags: bool,
 }
 
-/// An array or map block may announce more items than there are bytes left only when its items take no bytes
-/// (nulls); this bounds what such a block can make the decoder allocate.
+/// Items of arrays and maps take at least a byte each, but for those that take none (nulls): this many of those
+/// are allowed in a value beyond its length in bytes, which bounds what a few bytes can make the decoder build.
 const MAX_ITEMS_BEYOND_INPUT: usize = 65_536;
+
+/// Records, arrays and maps nested deeper than this are an error, as serde_json refuses JSON nested deeper: a
+/// recursive schema would otherwise let a record nest deep enough to overflow the stack.
+const MAX_DEPTH: usize = 128;
 
 /// Decodes one value, written with `schema` in Avro's binary encoding, to JSON.
 pub fn decode_to_json(bytes: &[u8], schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
-    let mut input = Input { bytes };
-    Decoder { root: schema, options }
+    let mut input = Input {
+        bytes,
+        items_left: bytes.len() + MAX_ITEMS_BEYOND_INPUT,
+        depth: 0,
+    };
+    AvroToJson { root: schema, options }
         .value(&mut input, schema)
         .map_err(|error| error.within("$"))
 }
@@ -75,9 +83,13 @@ impl AvroJsonError {
     }
 }
 
-/// The bytes not yet decoded.
+/// The bytes not yet decoded, and how much more they may make the decoder build.
 struct Input<'b> {
     bytes: &'b [u8],
+    /// Array and map items the rest of the value may still hold.
+    items_left: usize,
+    /// Records, arrays and maps around the value being decoded.
+    depth: usize,
 }
 
 impl<'b> Input<'b> {
@@ -93,7 +105,7 @@ impl<'b> Input<'b> {
         Ok(taken)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], AvroJsonError> {
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], AvroJsonError> {
         let mut array = [0; N];
         array.copy_from_slice(self.take(N)?);
         Ok(array)
@@ -142,18 +154,35 @@ impl<'b> Input<'b> {
             self.long()?;
         }
         let count = usize::try_from(count.unsigned_abs())
-            .map_err(|_| AvroJsonError::malformed(format!("a block of {count} items")))?;
-        if count > self.bytes.len().max(MAX_ITEMS_BEYOND_INPUT) {
+            .ok()
+            .filter(|count| *count <= self.items_left)
+            .ok_or_else(|| {
+                AvroJsonError::malformed(format!(
+                    "a block of {count} items, more than the rest of the value ({} bytes) can hold",
+                    self.bytes.len()
+                ))
+            })?;
+        self.items_left -= count;
+        Ok(count)
+    }
+
+    /// Goes one record, array or map deeper.
+    fn enter(&mut self) -> Result<(), AvroJsonError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
             return Err(AvroJsonError::malformed(format!(
-                "a block of {count} items in the {} bytes left",
-                self.bytes.len()
+                "records, arrays and maps nested deeper than {MAX_DEPTH} levels"
             )));
         }
-        Ok(count)
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
     }
 }
 
-struct Decoder<'s> {
+struct AvroToJson<'s> {
     root: &'s Schema,
     options: AvroJsonOptions,
 }
@@ -249,7 +278,7 @@ fn uuid(bytes: &[u8]) -> Result<Json, AvroJsonError> {
         .map_err(|_| AvroJsonError::malformed(format!("a uuid of {} bytes, not 16", bytes.len())))
 }
 
-impl<'s> Decoder<'s> {
+impl<'s> AvroToJson<'s> {
     fn resolve(&self, schema: &'s Schema) -> Result<&'s Schema, AvroJsonError> {
         match schema {
             Schema::Ref { name } => {
@@ -262,15 +291,15 @@ impl<'s> Decoder<'s> {
     fn value(&self, input: &mut Input<'_>, schema: &'s Schema) -> Result<Json, AvroJsonError> {
         Ok(match self.resolve(schema)? {
             Schema::Null => Json::Null,
-            Schema::Boolean => match input.array::<1>()? {
+            Schema::Boolean => match input.take_array::<1>()? {
                 [0] => Json::Bool(false),
                 [1] => Json::Bool(true),
                 [other] => return Err(AvroJsonError::malformed(format!("{other:#04x} is not a boolean"))),
             },
             Schema::Int => Json::from(input.int()?),
             Schema::Long => Json::from(input.long()?),
-            Schema::Float => float(f64::from(f32::from_le_bytes(input.array()?))),
-            Schema::Double => float(f64::from_le_bytes(input.array()?)),
+            Schema::Float => float(f64::from(f32::from_le_bytes(input.take_array()?))),
+            Schema::Double => float(f64::from_le_bytes(input.take_array()?)),
             Schema::Bytes => base64(input.bytes()?),
             Schema::String => Json::String(input.string()?.to_owned()),
             Schema::Fixed(fixed) => base64(input.take(fixed.size)?),
@@ -390,51 +419,15 @@ impl<'s> Decoder<'s> {
                     value
                 }
             }
-            Schema::Array(array) => {
-                let mut items = Vec::new();
-                loop {
-                    let count = input.block_count()?;
-                    if count == 0 {
-                        break;
-                    }
-                    items.reserve(count.min(input.bytes.len()));
-                    for _ in 0..count {
-                        let item = self
-                            .value(input, &array.items)
-                            .map_err(|error| error.within(&format!("[{}]", items.len())))?;
-                        items.push(item);
-                    }
-                }
-                Json::Array(items)
-            }
-            Schema::Map(map) => {
-                let mut entries: Vec<(String, Json)> = Vec::new();
-                loop {
-                    let count = input.block_count()?;
-                    if count == 0 {
-                        break;
-                    }
-                    entries.reserve(count.min(input.bytes.len()));
-                    for _ in 0..count {
-                        let key = input.string()?.to_owned();
-                        let value = self
-                            .value(input, &map.types)
-                            .map_err(|error| error.within(&format!("['{key}']")))?;
-                        entries.push((key, value));
-                    }
-                }
-                // Stable, so that of a key written twice the last one stays, as a map insert keeps it.
-                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-                let mut object = Map::with_capacity(entries.len());
-                object.extend(entries);
-                Json::Object(object)
-            }
+            Schema::Array(array) => self.array(input, &array.items)?,
+            Schema::Map(map) => self.map(input, &map.types)?,
             Schema::Record(record) => self.record(input, record)?,
             Schema::Ref { name } => return Err(AvroJsonError::UnknownName(name.fullname(None))),
         })
     }
 
     fn record(&self, input: &mut Input<'_>, record: &'s RecordSchema) -> Result<Json, AvroJsonError> {
+        input.enter()?;
         let mut object = Map::with_capacity(record.fields.len());
         for field in &record.fields {
             let value = self
@@ -442,6 +435,52 @@ impl<'s> Decoder<'s> {
                 .map_err(|error| error.within(&format!(".{}", field.name)))?;
             object.insert(field.name.clone(), value);
         }
+        input.leave();
+        Ok(Json::Object(object))
+    }
+
+    fn array(&self, input: &mut Input<'_>, item_schema: &'s Schema) -> Result<Json, AvroJsonError> {
+        input.enter()?;
+        let mut items = Vec::new();
+        loop {
+            let count = input.block_count()?;
+            if count == 0 {
+                break;
+            }
+            items.reserve(count.min(input.bytes.len()));
+            for _ in 0..count {
+                let item = self
+                    .value(input, item_schema)
+                    .map_err(|error| error.within(&format!("[{}]", items.len())))?;
+                items.push(item);
+            }
+        }
+        input.leave();
+        Ok(Json::Array(items))
+    }
+
+    fn map(&self, input: &mut Input<'_>, value_schema: &'s Schema) -> Result<Json, AvroJsonError> {
+        input.enter()?;
+        let mut entries: Vec<(String, Json)> = Vec::new();
+        loop {
+            let count = input.block_count()?;
+            if count == 0 {
+                break;
+            }
+            entries.reserve(count.min(input.bytes.len()));
+            for _ in 0..count {
+                let key = input.string()?.to_owned();
+                let value = self
+                    .value(input, value_schema)
+                    .map_err(|error| error.within(&format!("['{key}']")))?;
+                entries.push((key, value));
+            }
+        }
+        input.leave();
+        // Stable, so that of a key written twice the last one stays, as a map insert keeps it.
+        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut object = Map::with_capacity(entries.len());
+        object.extend(entries);
         Ok(Json::Object(object))
     }
 }
@@ -702,6 +741,19 @@ mod tests {
         );
         assert!(decode(r#""boolean""#, &[2]).is_err());
         assert!(decode(r#"{"type":"enum","name":"E","symbols":["A"]}"#, &[0x02]).is_err());
+        // Blocks of 65,536 nulls each: the first fits the value's allowance, the second is refused, as would be the
+        // next thousands in a large record.
+        let error = decode(
+            r#"{"type":"array","items":"null"}"#,
+            &[0x80, 0x80, 0x08, 0x80, 0x80, 0x08, 0x00],
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("a block of 65536 items, more than the rest of the value (1 bytes) can hold"),
+            "{error}"
+        );
         // Ten billion nulls announced in a few bytes are refused rather than allocated.
         let error = decode(
             r#"{"type":"array","items":"null"}"#,
@@ -716,6 +768,28 @@ mod tests {
             ),
             Err(AvroJsonError::OutOfRange { what: "date", .. })
         ));
+    }
+
+    #[test]
+    fn nesting_is_bounded_so_a_recursive_schema_cannot_overflow_the_stack() {
+        let list = r#"{"type":"record","name":"Link","fields":[{"name":"next","type":["null","Link"]}]}"#;
+        // Each link is union branch 1 (another link); the last is branch 0 (null).
+        let links = |count: usize| [vec![0x02; count], vec![0x00]].concat();
+        let mut value = decode(list, &links(MAX_DEPTH - 1)).unwrap();
+        let mut depth = 1;
+        while let Some(next) = value.get_mut("next").map(Json::take).filter(|next| !next.is_null()) {
+            value = next;
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_DEPTH);
+        let error = decode(list, &links(1_000_000)).unwrap_err();
+        assert!(error.to_string().contains("nested deeper than 128 levels"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the bytes do not fit the schema at $.next.next."),
+            "{error}"
+        );
     }
 
     #[test]
