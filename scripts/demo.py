@@ -128,14 +128,17 @@ def main():
         )
     try:
         deadline = time.time() + 60
-        while True:  # events put before the source connector's rule exists would not be routed
+        # Events put before the source connector's rule has its queue as target would match a rule with nowhere to
+        # send them (the target is attached last).
+        while True:
             try:
-                events.describe_rule(Name="ebconnect-cloudtrail-from-bus", EventBusName="cloudtrail")
-                break
+                if events.list_targets_by_rule(Rule="ebconnect-cloudtrail-from-bus", EventBusName="cloudtrail")["Targets"]:
+                    break
             except events.exceptions.ResourceNotFoundException:
-                if worker.poll() is not None or time.time() > deadline:
-                    sys.exit(f"demo: the source connector did not set up its rule; see {log_path}")
-                time.sleep(0.5)
+                pass
+            if worker.poll() is not None or time.time() > deadline:
+                sys.exit(f"demo: the source connector did not set up its rule and target; see {log_path}")
+            time.sleep(0.5)
         print(f"demo: putting {len(records)} real CloudTrail records on bus `cloudtrail` "
               f"({expected_kafka} match the source's rule, {expected_s3} of them S3 calls)")
         for start in range(0, len(records), 10):

@@ -31,16 +31,18 @@ async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, deta
     response.entries()[0].event_id().unwrap().to_owned()
 }
 
-/// Waits until connector `name` has provisioned its rule on `bus`: events put before it would not be routed.
+/// Waits until connector `name`'s rule on `bus` has its queue as target. The rule is created before the queue,
+/// and the target attached last: an event put in between matches a rule with nowhere to send it, and is dropped.
 async fn provisioned(events: &aws_sdk_eventbridge::Client, bus: &str, name: &str) {
-    support::wait_for("the rule", Duration::from_secs(30), || async {
-        events
-            .describe_rule()
-            .name(format!("ebconnect-{name}"))
+    support::wait_for("the rule and its target", Duration::from_secs(30), || async {
+        let answer = events
+            .list_targets_by_rule()
+            .rule(format!("ebconnect-{name}"))
             .event_bus_name(bus)
             .send()
             .await
-            .ok()
+            .ok()?;
+        (!answer.targets().is_empty()).then_some(())
     })
     .await;
 }
