@@ -17,7 +17,7 @@
 //! overlong varint are errors (apache_avro's reader takes a string that ends early for a null). Bytes left after
 //! the value are ignored, as Confluent's deserializers ignore them.
 
-use apache_avro::schema::{InnerDecimalSchema, Name, RecordSchema, Schema, UuidSchema};
+use apache_avro::schema::{InnerDecimalSchema, Name, RecordSchema, Schema, UnionSchema, UuidSchema};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use serde_json::{Map, Number, Value as Json};
@@ -288,8 +288,22 @@ impl<'s> AvroToJson<'s> {
         }
     }
 
+    /// Unions, records, arrays and maps, which nest, each in a function of its own, and the rest in `scalar`: so
+    /// that the frames a nested value stacks up hold only what nesting needs (a debug build's frame holds every
+    /// arm's locals).
     fn value(&self, input: &mut Input<'_>, schema: &'s Schema) -> Result<Json, AvroJsonError> {
-        Ok(match self.resolve(schema)? {
+        match self.resolve(schema)? {
+            Schema::Union(union) => self.union(input, union),
+            Schema::Record(record) => self.record(input, record),
+            Schema::Array(array) => self.array(input, &array.items),
+            Schema::Map(map) => self.map(input, &map.types),
+            scalar => Self::scalar(input, scalar),
+        }
+    }
+
+    /// A value that holds no other value.
+    fn scalar(input: &mut Input<'_>, schema: &Schema) -> Result<Json, AvroJsonError> {
+        Ok(match schema {
             Schema::Null => Json::Null,
             Schema::Boolean => match input.take_array::<1>()? {
                 [0] => Json::Bool(false),
@@ -398,31 +412,39 @@ impl<'s> AvroToJson<'s> {
                     "milliseconds": part(&bytes[8..12]),
                 })
             }
-            Schema::Union(union) => {
-                let index = input.long()?;
-                let branch = usize::try_from(index)
-                    .ok()
-                    .and_then(|index| union.variants().get(index))
-                    .ok_or_else(|| {
-                        AvroJsonError::malformed(format!(
-                            "union branch {index} of {} does not exist",
-                            union.variants().len()
-                        ))
-                    })?;
-                let value = self.value(input, branch)?;
-                let branch = self.resolve(branch)?;
-                if self.options.union_type_tags && !matches!(branch, Schema::Null) {
-                    let mut tagged = Map::new();
-                    tagged.insert(branch_name(branch), value);
-                    Json::Object(tagged)
-                } else {
-                    value
-                }
+            // `value` decodes these itself; were one to get here, it is an error of the record, not a panic.
+            container @ (Schema::Union(_)
+            | Schema::Array(_)
+            | Schema::Map(_)
+            | Schema::Record(_)
+            | Schema::Ref { .. }) => {
+                return Err(AvroJsonError::malformed(format!(
+                    "{} decoded as a value without parts",
+                    branch_name(container)
+                )))
             }
-            Schema::Array(array) => self.array(input, &array.items)?,
-            Schema::Map(map) => self.map(input, &map.types)?,
-            Schema::Record(record) => self.record(input, record)?,
-            Schema::Ref { name } => return Err(AvroJsonError::UnknownName(name.fullname(None))),
+        })
+    }
+
+    fn union(&self, input: &mut Input<'_>, union: &'s UnionSchema) -> Result<Json, AvroJsonError> {
+        let index = input.long()?;
+        let branch = usize::try_from(index)
+            .ok()
+            .and_then(|index| union.variants().get(index))
+            .ok_or_else(|| {
+                AvroJsonError::malformed(format!(
+                    "union branch {index} of {} does not exist",
+                    union.variants().len()
+                ))
+            })?;
+        let value = self.value(input, branch)?;
+        let branch = self.resolve(branch)?;
+        Ok(if self.options.union_type_tags && !matches!(branch, Schema::Null) {
+            let mut tagged = Map::new();
+            tagged.insert(branch_name(branch), value);
+            Json::Object(tagged)
+        } else {
+            value
         })
     }
 
