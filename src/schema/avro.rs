@@ -437,8 +437,9 @@ impl<'s> AvroToJson<'s> {
                     union.variants().len()
                 ))
             })?;
-        let value = self.value(input, branch)?;
+        // Resolved once here for the tag; `value` then finds it already resolved.
         let branch = self.resolve(branch)?;
+        let value = self.value(input, branch)?;
         Ok(if self.options.union_type_tags && !matches!(branch, Schema::Null) {
             let mut tagged = Map::new();
             tagged.insert(branch_name(branch), value);
