@@ -1,12 +1,12 @@
 //! Checking a pattern and compiling it, with errors in the spirit of EventBridge's: what is wrong, and where.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 
 use serde_json::{Map, Number, Value};
 
-use super::matcher::{AnythingBut, Bound, Cidr, Matcher, Wildcard};
-use super::{Alternatives, FieldPattern, ObjectPattern};
+use super::matcher::{comparable, ip_address, AnythingBut, Bound, Caseless, Cidr, EventNumber, Matcher, Wildcard};
+use super::{Field, SubRule};
 
 /// Why a pattern is not valid. `path` names the place, e.g. `detail.eventName[0].prefix`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,19 +42,6 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// The operators a matcher object may name.
-const OPERATORS: &[&str] = &[
-    "exactly",
-    "prefix",
-    "suffix",
-    "equals-ignore-case",
-    "wildcard",
-    "anything-but",
-    "numeric",
-    "exists",
-    "cidr",
-];
-
 /// A number literal in JSON text that is not zero but reads as zero (below the smallest double), which a parsed
 /// value can no longer tell apart from a written `0`.
 pub fn underflowing_number(text: &str) -> Option<&str> {
@@ -89,98 +76,305 @@ pub fn underflowing_number(text: &str) -> Option<&str> {
     None
 }
 
-pub fn pattern(value: &Value) -> Result<Alternatives> {
-    match value {
-        Value::Object(map) => object(map, ""),
-        _ => error("", "the pattern must be a JSON object"),
-    }
+/// Names a field may not have inside `$or`: event-ruler keeps them for match expressions.
+const RESERVED_IN_OR: &[&str] = &[
+    "exactly",
+    "equals-ignore-case",
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "wildcard",
+    "numeric",
+    "cidr",
+    "=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regex",
+    "not-wildcard",
+    "not-equals-ignore-case",
+    "date-after",
+    "date-on-or-after",
+    "date-before",
+    "date-on-or-before",
+    "in-date-range",
+    "ip-address-in-range",
+    "ip-address-not-in-range",
+];
+
+/// A sub-rule being compiled: each field's matchers and whether it may be absent, by flattened path.
+type Draft = BTreeMap<String, (Vec<Matcher>, bool)>;
+
+/// Compiles a pattern the way event-ruler's `Machine.addRule` does: with its JSON compiler, which knows `$or`, and if
+/// that refuses the pattern, with its older compiler, for which `$or` is an ordinary field name (so
+/// `{"$or": ["a"]}` is valid). The first compiler's error is the one reported.
+pub(super) fn pattern(value: &Value) -> Result<Vec<SubRule>> {
+    let Value::Object(map) = value else {
+        return error("", "the pattern must be a JSON object");
+    };
+    Compiler::CURRENT
+        .compile(map)
+        .or_else(|error| Compiler::LEGACY.compile(map).map_err(|_| error))
 }
 
-fn is_matcher_expression(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.keys().next().is_some_and(|key| OPERATORS.contains(&key.as_str())),
-        _ => true,
-    }
+struct Compiler {
+    /// event-ruler's JSON compiler: `$or` introduces alternatives, and `anything-but` takes `wildcard` and lists of
+    /// prefixes or suffixes. Else its older compiler, for which `$or` is a field name.
+    current: bool,
 }
 
-/// Sets `field` in `pattern`, replacing a field of the same name (EventBridge's rule overriding).
-fn set_field(pattern: &mut ObjectPattern, name: &str, field: FieldPattern) {
-    match pattern.fields.iter_mut().find(|(existing, _)| existing == name) {
-        Some((_, existing)) => *existing = field,
-        None => pattern.fields.push((name.to_owned(), field)),
-    }
+/// The result of one element of a field's array.
+enum Parsed {
+    Matcher(Matcher),
+    /// `exists: false`.
+    Absent,
 }
 
-fn object(map: &Map<String, Value>, path: &str) -> Result<Alternatives> {
-    if map.is_empty() {
-        return error(path, "empty objects are not allowed");
+impl Compiler {
+    const CURRENT: Self = Self { current: true };
+    const LEGACY: Self = Self { current: false };
+
+    fn compile(&self, map: &Map<String, Value>) -> Result<Vec<SubRule>> {
+        let mut rules = Vec::new();
+        self.object(&mut rules, "", map, "", false)?;
+        Ok(rules.into_iter().map(sub_rule).collect())
     }
-    let mut pattern = ObjectPattern::default();
-    let mut or_groups: Vec<Vec<Alternatives>> = Vec::new();
-    for (key, value) in map {
-        let here = join(path, key);
-        match value {
-            // `$or` introduces alternatives only when it holds sub-patterns; `"$or": ["a"]` or
-            // `"$or": [{"cidr": ...}]` is an ordinary field named `$or`, as EventBridge keeps it.
-            Value::Array(items) if key == "$or" && items.first().is_some_and(|first| !is_matcher_expression(first)) => {
-                if items.len() < 2 {
-                    return error(&here, "$or needs at least two alternatives");
-                }
-                let alternatives = items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, item)| match item {
-                        Value::Object(map) => object(map, &format!("{here}[{index}]")),
-                        _ => error(
-                            &format!("{here}[{index}]"),
-                            "every $or alternative must be a pattern object",
-                        ),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                or_groups.push(alternatives);
+
+    /// `prefix` is the flattened path of `map`; `at` its place in the pattern, for errors.
+    fn object(
+        &self,
+        rules: &mut Vec<Draft>,
+        prefix: &str,
+        map: &Map<String, Value>,
+        at: &str,
+        inside_or: bool,
+    ) -> Result<()> {
+        if map.is_empty() {
+            return error(at, "empty objects are not allowed");
+        }
+        for (key, value) in map {
+            let here = join(at, key);
+            if self.current && key == "$or" {
+                self.or(rules, prefix, value, &here)?;
+                continue;
             }
-            Value::Array(items) => {
-                if items.is_empty() {
-                    return error(&here, "empty arrays are not allowed");
-                }
-                let matchers = items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, item)| matcher(item, &format!("{here}[{index}]")))
-                    .collect::<Result<Vec<_>>>()?;
-                set_field(&mut pattern, key, FieldPattern::Matchers(matchers));
+            if inside_or && RESERVED_IN_OR.contains(&key.as_str()) {
+                return error(
+                    &here,
+                    format!("{key} is a reserved name that cannot be a field inside $or"),
+                );
             }
-            Value::Object(inner) => set_field(&mut pattern, key, FieldPattern::Object(object(inner, &here)?)),
-            _ => return error(&here, format!("\"{key}\" must be an object or an array")),
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                Value::Object(inner) => self.object(rules, &path, inner, &here, inside_or)?,
+                Value::Array(items) => self.field(rules, path, items, &here)?,
+                _ => return error(&here, format!("\"{key}\" must be an object or an array")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Each branch of `$or` continues every sub-rule built so far; the fields after it go into all of them.
+    fn or(&self, rules: &mut Vec<Draft>, prefix: &str, value: &Value, at: &str) -> Result<()> {
+        let Value::Array(branches) = value else {
+            return error(at, "$or must be an array of pattern objects");
+        };
+        if branches.len() < 2 {
+            return error(at, "$or needs at least two alternatives");
+        }
+        let before = std::mem::take(rules);
+        for (index, branch) in branches.iter().enumerate() {
+            let here = format!("{at}[{index}]");
+            let Value::Object(map) = branch else {
+                return error(&here, "every $or alternative must be a pattern object");
+            };
+            let mut forked = before.clone();
+            if forked.is_empty() {
+                forked.push(Draft::new());
+            }
+            self.object(&mut forked, prefix, map, &here, true)?;
+            rules.append(&mut forked);
+        }
+        Ok(())
+    }
+
+    fn field(&self, rules: &mut Vec<Draft>, path: String, items: &[Value], at: &str) -> Result<()> {
+        if items.is_empty() {
+            return error(at, "empty arrays are not allowed");
+        }
+        let mut matchers = Vec::new();
+        let mut absent = false;
+        for (index, item) in items.iter().enumerate() {
+            match self.matcher(item, &format!("{at}[{index}]"))? {
+                Parsed::Matcher(matcher) => matchers.push(matcher),
+                Parsed::Absent => absent = true,
+            }
+        }
+        if rules.is_empty() {
+            rules.push(Draft::new());
+        }
+        // A field written again replaces the earlier one (event-ruler's rule overriding).
+        for rule in rules.iter_mut() {
+            rule.insert(path.clone(), (matchers.clone(), absent));
+        }
+        Ok(())
+    }
+
+    fn matcher(&self, value: &Value, path: &str) -> Result<Parsed> {
+        let map = match value {
+            Value::String(text) => {
+                return Ok(Parsed::Matcher(match ip_address(text) {
+                    Some(address) => Matcher::Cidr(Cidr::single(address)),
+                    None => Matcher::String(text.clone()),
+                }))
+            }
+            Value::Number(n) => return event_number(n, path).map(|n| Parsed::Matcher(Matcher::Number(n))),
+            Value::Bool(_) | Value::Null => return Ok(Parsed::Matcher(Matcher::Literal(value.clone()))),
+            Value::Array(_) => return error(path, "a match value must be a string, number, boolean, null or object"),
+            Value::Object(map) => map,
+        };
+        let (operator, argument) = single_key(map, path)?;
+        let here = join(path, operator);
+        Ok(Parsed::Matcher(match operator.as_str() {
+            "exactly" => Matcher::String(string(argument, &here, "exact")?.to_owned()),
+            "prefix" | "suffix" => {
+                let is_prefix = operator == "prefix";
+                match argument {
+                    Value::String(text) if is_prefix => Matcher::Prefix(text.clone()),
+                    Value::String(text) => Matcher::Suffix(text.clone()),
+                    Value::Object(inner) => {
+                        let (modifier, text) = single_key(inner, &here)?;
+                        if modifier != "equals-ignore-case" {
+                            return error(&here, format!("unsupported {operator} pattern: {modifier}"));
+                        }
+                        let text = Caseless::new(string(text, &join(&here, modifier), "equals-ignore-case")?);
+                        if is_prefix {
+                            Matcher::PrefixIgnoreCase(text)
+                        } else {
+                            Matcher::SuffixIgnoreCase(text)
+                        }
+                    }
+                    _ => return error(&here, format!("{operator} match pattern must be a string")),
+                }
+            }
+            "equals-ignore-case" => {
+                Matcher::EqualsIgnoreCase(Caseless::new(string(argument, &here, "equals-ignore-case")?))
+            }
+            "wildcard" => Matcher::Wildcard(wildcard(string(argument, &here, "wildcard")?, &here)?),
+            "anything-but" => Matcher::AnythingBut(self.anything_but(argument, &here)?),
+            "numeric" => numeric(argument, &here)?,
+            "exists" => match argument {
+                Value::Bool(true) => Matcher::Exists,
+                Value::Bool(false) => return Ok(Parsed::Absent),
+                _ => return error(&here, "exists match pattern must be either true or false"),
+            },
+            "cidr" => Matcher::Cidr(cidr(string(argument, &here, "cidr")?, &here)?),
+            other => return error(path, format!("unrecognized match type {other}")),
+        }))
+    }
+
+    fn anything_but(&self, argument: &Value, path: &str) -> Result<AnythingBut> {
+        match argument {
+            Value::String(text) => Ok(AnythingBut::Strings(vec![text.clone()])),
+            Value::Number(n) => Ok(AnythingBut::Numbers(vec![comparable_number(n, path)?])),
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => Ok(AnythingBut::Strings(
+                items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            )),
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => items
+                .iter()
+                .filter_map(Value::as_number)
+                .map(|n| comparable_number(n, path))
+                .collect::<Result<Vec<_>>>()
+                .map(AnythingBut::Numbers),
+            Value::Array(_) => error(
+                path,
+                "inside an anything-but list all values must be strings, or all numbers",
+            ),
+            Value::Object(map) => {
+                let (modifier, value) = single_key(map, path)?;
+                let here = join(path, modifier);
+                let texts = match value {
+                    Value::String(text) => vec![text.clone()],
+                    Value::Array(items)
+                        if !items.is_empty()
+                            && items.iter().all(Value::is_string)
+                            && (self.current || modifier == "equals-ignore-case") =>
+                    {
+                        items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+                    }
+                    _ => {
+                        return error(
+                            &here,
+                            format!("anything-but/{modifier} must be a string or a non-empty list of strings"),
+                        )
+                    }
+                };
+                match modifier.as_str() {
+                    "prefix" | "suffix" => {
+                        if texts.iter().any(String::is_empty) {
+                            return error(&here, "an empty prefix/suffix is not allowed in anything-but");
+                        }
+                        Ok(if modifier == "prefix" {
+                            AnythingBut::Prefixes(texts)
+                        } else {
+                            AnythingBut::Suffixes(texts)
+                        })
+                    }
+                    "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(
+                        texts.iter().map(|text| Caseless::new(text)).collect(),
+                    )),
+                    "wildcard" if self.current => texts
+                        .iter()
+                        .map(|text| wildcard(text, &here))
+                        .collect::<Result<Vec<_>>>()
+                        .map(AnythingBut::Wildcards),
+                    other => error(path, format!("unsupported anything-but pattern: {other}")),
+                }
+            }
+            _ => error(path, "anything-but must be a string, a number, a list, or an object"),
         }
     }
-    // Expand each `$or` group: every alternative so far, merged with each branch's alternatives.
-    let mut expanded = vec![pattern];
-    for group in or_groups {
-        let mut next = Vec::new();
-        for base in &expanded {
-            for branch in group.iter().flatten() {
-                let mut merged = base.clone();
-                for (name, field) in &branch.fields {
-                    set_field(&mut merged, name, field.clone());
-                }
-                next.push(merged);
-            }
-        }
-        expanded = next;
-    }
-    Ok(expanded)
 }
 
-/// A number usable for comparison: finite, and not a non-zero literal that became zero.
-fn number(number: &Number, path: &str) -> Result<f64> {
-    match number.as_f64() {
-        Some(value) if value.is_finite() => Ok(value),
-        _ => error(
-            path,
-            format!("cannot compare number {number}: it is outside the range of a double"),
-        ),
-    }
+/// Fields in event-ruler's order: by name, as Java compares strings (by UTF-16 unit).
+fn sub_rule(draft: Draft) -> SubRule {
+    let mut fields: Vec<Field> = draft
+        .into_iter()
+        .map(|(path, (matchers, absent))| Field::new(path, matchers, absent))
+        .collect();
+    fields.sort_by(|left, right| left.path.encode_utf16().cmp(right.path.encode_utf16()));
+    SubRule { fields }
+}
+
+fn event_number(number: &Number, path: &str) -> Result<EventNumber> {
+    EventNumber::new(number).map_or_else(
+        || {
+            error(
+                path,
+                format!("cannot compare number {number}: it is outside the range of a double"),
+            )
+        },
+        Ok,
+    )
+}
+
+/// A number to compare by value: one a double holds exactly, as event-ruler requires.
+fn comparable_number(number: &Number, path: &str) -> Result<f64> {
+    comparable(number).map_or_else(
+        || {
+            error(
+                path,
+                format!("cannot compare number {number}: a double cannot hold it exactly"),
+            )
+        },
+        Ok,
+    )
 }
 
 fn string<'v>(value: &'v Value, path: &str, what: &str) -> Result<&'v str> {
@@ -196,55 +390,6 @@ fn single_key<'m>(map: &'m Map<String, Value>, path: &str) -> Result<(&'m String
         (None, _) => error(path, "empty objects are not allowed"),
         (Some(_), Some(_)) => error(path, "only one key allowed in match expression"),
     }
-}
-
-fn matcher(value: &Value, path: &str) -> Result<Matcher> {
-    let map = match value {
-        Value::Number(n) => {
-            number(n, path)?;
-            return Ok(Matcher::Exact(value.clone()));
-        }
-        Value::String(_) | Value::Bool(_) | Value::Null => return Ok(Matcher::Exact(value.clone())),
-        Value::Array(_) => return error(path, "a match value must be a string, number, boolean, null or object"),
-        Value::Object(map) => map,
-    };
-    let (operator, argument) = single_key(map, path)?;
-    let here = join(path, operator);
-    Ok(match operator.as_str() {
-        "exactly" => Matcher::Exact(Value::String(string(argument, &here, "exact")?.to_owned())),
-        "prefix" | "suffix" => {
-            let is_prefix = operator == "prefix";
-            match argument {
-                Value::String(text) if is_prefix => Matcher::Prefix(text.clone()),
-                Value::String(text) => Matcher::Suffix(text.clone()),
-                Value::Object(inner) => {
-                    let (modifier, text) = single_key(inner, &here)?;
-                    if modifier != "equals-ignore-case" {
-                        return error(&here, format!("unsupported {operator} pattern: {modifier}"));
-                    }
-                    let text = string(text, &join(&here, modifier), "equals-ignore-case")?.to_lowercase();
-                    if is_prefix {
-                        Matcher::PrefixIgnoreCase(text)
-                    } else {
-                        Matcher::SuffixIgnoreCase(text)
-                    }
-                }
-                _ => return error(&here, format!("{operator} match pattern must be a string")),
-            }
-        }
-        "equals-ignore-case" => {
-            Matcher::EqualsIgnoreCase(string(argument, &here, "equals-ignore-case")?.to_lowercase())
-        }
-        "wildcard" => Matcher::Wildcard(wildcard(string(argument, &here, "wildcard")?, &here)?),
-        "anything-but" => Matcher::AnythingBut(anything_but(argument, &here)?),
-        "numeric" => numeric(argument, &here)?,
-        "exists" => match argument {
-            Value::Bool(exists) => Matcher::Exists(*exists),
-            _ => return error(&here, "exists match pattern must be either true or false"),
-        },
-        "cidr" => Matcher::Cidr(cidr(string(argument, &here, "cidr")?, &here)?),
-        other => return error(path, format!("unrecognized match type {other}")),
-    })
 }
 
 fn push(pieces: &mut [String], c: char) {
@@ -286,119 +431,6 @@ fn wildcard(text: &str, path: &str) -> Result<Wildcard> {
     Ok(Wildcard::new(pieces, starts_with_star, ends_with_star))
 }
 
-/// A string or an array of strings.
-fn strings(value: &Value, path: &str, what: &str) -> Result<Vec<String>> {
-    match value {
-        Value::String(text) => Ok(vec![text.clone()]),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .map(|item| string(item, path, what).map(str::to_owned))
-            .collect(),
-        _ => error(path, format!("{what} match pattern must be a string")),
-    }
-}
-
-fn anything_but(argument: &Value, path: &str) -> Result<AnythingBut> {
-    match argument {
-        Value::String(text) => Ok(AnythingBut::Values {
-            strings: vec![text.clone()],
-            numbers: Vec::new(),
-        }),
-        Value::Number(n) => Ok(AnythingBut::Values {
-            strings: Vec::new(),
-            numbers: vec![number(n, path)?],
-        }),
-        Value::Array(items) if !items.is_empty() => {
-            if items.iter().all(Value::is_string) {
-                Ok(AnythingBut::Values {
-                    strings: items
-                        .iter()
-                        .filter_map(|item| item.as_str().map(str::to_owned))
-                        .collect(),
-                    numbers: Vec::new(),
-                })
-            } else if items.iter().all(Value::is_number) {
-                let numbers = items
-                    .iter()
-                    .filter_map(Value::as_number)
-                    .map(|n| number(n, path))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(AnythingBut::Values {
-                    strings: Vec::new(),
-                    numbers,
-                })
-            } else {
-                error(
-                    path,
-                    "inside an anything-but list all values must be strings, or all numbers",
-                )
-            }
-        }
-        Value::Object(map) => {
-            let (modifier, value) = single_key(map, path)?;
-            let here = join(path, modifier);
-            match modifier.as_str() {
-                "prefix" | "suffix" => {
-                    let texts = strings(value, &here, "prefix/suffix")?;
-                    if texts.iter().any(String::is_empty) {
-                        return error(&here, "an empty prefix/suffix is not allowed in anything-but");
-                    }
-                    // Several prefixes exclude a value that has any of them.
-                    Ok(if texts.len() == 1 {
-                        let text = texts.into_iter().next().unwrap_or_default();
-                        if modifier == "prefix" {
-                            AnythingBut::Prefix(text)
-                        } else {
-                            AnythingBut::Suffix(text)
-                        }
-                    } else {
-                        let as_wildcards = texts
-                            .iter()
-                            .map(|text| {
-                                let escaped = text.replace('\\', "\\\\").replace('*', "\\*");
-                                let pattern = if modifier == "prefix" {
-                                    format!("{escaped}*")
-                                } else {
-                                    format!("*{escaped}")
-                                };
-                                wildcard(&pattern, &here)
-                            })
-                            .collect::<Result<Vec<_>>>()?;
-                        AnythingBut::Wildcard(as_wildcards)
-                    })
-                }
-                "equals-ignore-case" => match value {
-                    Value::String(_) | Value::Array(_) => {
-                        let texts =
-                            strings(value, &here, "anything-but/equals-ignore-case").map_err(|_| PatternError {
-                                path: here.clone(),
-                                message: "inside anything-but/equals-ignore-case only strings are allowed".into(),
-                            })?;
-                        Ok(AnythingBut::IgnoreCase(
-                            texts.iter().map(|text| text.to_lowercase()).collect(),
-                        ))
-                    }
-                    _ => error(
-                        &here,
-                        "anything-but/equals-ignore-case match pattern must be a string or a list of strings",
-                    ),
-                },
-                "wildcard" => {
-                    let texts = strings(value, &here, "wildcard")?;
-                    Ok(AnythingBut::Wildcard(
-                        texts
-                            .iter()
-                            .map(|text| wildcard(text, &here))
-                            .collect::<Result<Vec<_>>>()?,
-                    ))
-                }
-                other => error(path, format!("unsupported anything-but pattern: {other}")),
-            }
-        }
-        _ => error(path, "anything-but must be a string, a number, a list, or an object"),
-    }
-}
-
 fn numeric(argument: &Value, path: &str) -> Result<Matcher> {
     let Value::Array(terms) = argument else {
         return error(
@@ -408,7 +440,7 @@ fn numeric(argument: &Value, path: &str) -> Result<Matcher> {
     };
     let operand = |index: usize, operator: &str| -> Result<f64> {
         match terms.get(index) {
-            Some(Value::Number(n)) => number(n, path),
+            Some(Value::Number(n)) => comparable_number(n, path),
             _ => error(path, format!("value of {operator} must be numeric")),
         }
     };
@@ -467,17 +499,25 @@ fn numeric(argument: &Value, path: &str) -> Result<Matcher> {
     Ok(Matcher::Numeric { lower, upper })
 }
 
+/// Java's `String.split("/")`: trailing empty parts are dropped.
 fn cidr(text: &str, path: &str) -> Result<Cidr> {
-    let Some((address, prefix)) = text.split_once('/') else {
+    let mut parts: Vec<&str> = text.split('/').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let [address, prefix] = parts[..] else {
         return error(path, "malformed CIDR, one '/' required");
     };
-    let address: IpAddr = address.parse().map_or_else(
-        |_| error(path, format!("malformed CIDR, `{address}` is not an IP address")),
-        Ok,
-    )?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    match prefix.parse::<u8>() {
-        Ok(prefix) if prefix <= max => Ok(Cidr::new(address, prefix)),
+    let Ok(prefix) = prefix.parse::<i32>() else {
+        return error(path, "malformed CIDR, mask bits must be an integer");
+    };
+    let Some(address) = ip_address(address) else {
+        return error(path, format!("malformed CIDR, `{address}` is not an IP address"));
+    };
+    // event-ruler refuses a whole-address mask (/32, /128): a plain string pattern names one address.
+    let max = if address.is_ipv4() { 31 } else { 127 };
+    match u8::try_from(prefix) {
+        Ok(prefix) if i32::from(prefix) <= max => Ok(Cidr::new(address, prefix)),
         _ => error(path, format!("malformed CIDR, the prefix length must be 0 to {max}")),
     }
 }
