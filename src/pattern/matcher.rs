@@ -181,8 +181,10 @@ fn starts(units: &[Vec<String>], text: &str, whole: bool) -> bool {
     let Some((unit, rest)) = units.split_first() else {
         return !whole || text.is_empty();
     };
-    unit.iter()
-        .any(|form| text.strip_prefix(form.as_str()).is_some_and(|after| starts(rest, after, whole)))
+    unit.iter().any(|form| {
+        text.strip_prefix(form.as_str())
+            .is_some_and(|after| starts(rest, after, whole))
+    })
 }
 
 /// A `wildcard` pattern: `*` matches any run of characters; `\*` and `\\` are a literal `*` and `\`.
