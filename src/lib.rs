@@ -10,19 +10,47 @@ pub mod kafka;
 pub mod pattern;
 pub mod rate_limit;
 pub mod record;
+pub mod redact;
 pub mod runtime;
 pub mod schema;
 pub mod telemetry;
 pub mod transform;
 
-/// The error and its causes on one line, as the status API's `trace` shows it.
+/// The error and its causes on one line, as the status API's `trace` shows it. Many errors already print their
+/// cause in their own message (`#[error("…: {0}")]` beside `#[source]`); a cause whose text is already there is not
+/// repeated.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the schema: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("decoding record 7")]
+    struct Wraps(#[source] Repeats);
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let error = Wraps(Repeats(std::io::Error::other("connection refused")));
+        assert_eq!(
+            error_chain(&error),
+            "decoding record 7: reading the schema: connection refused"
+        );
+    }
 }

@@ -131,7 +131,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,aws_config=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| ebconnect::redact::ScrubbedStderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
@@ -148,7 +148,7 @@ fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
             Some(worker)
         }
         Some((Err(error), _)) => {
-            println!("error  {error}");
+            println!("error  {}", ebconnect::redact::scrub(&error.to_string()));
             failed = true;
             None
         }
@@ -163,7 +163,7 @@ fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
         );
     }
     for error in &errors {
-        println!("error  {error}");
+        println!("error  {}", ebconnect::redact::scrub(&error.to_string()));
     }
     if connectors.is_empty() && errors.is_empty() {
         println!("error  no connector files (*.yaml, *.yml) in {paths:?}");
@@ -177,6 +177,7 @@ fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
 }
 
 async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
+    ebconnect::redact::record_environment_credentials();
     let worker = match config::load_worker(&worker_file) {
         Ok(worker) => worker,
         Err(error) => {

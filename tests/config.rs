@@ -51,16 +51,45 @@ fn the_compose_stack_mounts_a_valid_configuration() {
         .env("SCHEMA_REGISTRY_URL", "http://schema-registry:8081")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", "http://aws:5000")
+        .env("EBCONNECT_REST_USERNAME", "admin")
+        .env("EBCONNECT_REST_PASSWORD", "compose-check")
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
-    let compose: serde_json::Value =
-        serde_norway::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
+    let compose = compose_file(root);
+    let environment = &compose["services"]["ebconnect"]["environment"];
+    assert!(
+        environment["EBCONNECT_REST_PASSWORD"]
+            .as_str()
+            .is_some_and(|value| value.contains(":?")),
+        "compose must refuse to start the worker without a REST password: {environment}"
+    );
     let volumes = compose["services"]["ebconnect"]["volumes"].as_array().unwrap();
     for volume in volumes {
         let host = volume.as_str().unwrap().split(':').next().unwrap();
         assert!(root.join(host).exists(), "{host} is mounted but missing");
     }
+}
+
+fn compose_file(root: &std::path::Path) -> serde_json::Value {
+    serde_norway::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap()
+}
+
+/// A REST API reachable from other machines needs credentials, or an explicit opt-out.
+#[test]
+fn a_worker_listening_beyond_loopback_needs_basic_auth() {
+    let exposed = format!("{WORKER}rest:\n  listen: 0.0.0.0:18083\n");
+    let dir = ConfigDir::new(&exposed, &[("good.yaml", GOOD_SINK)]);
+    let (ok, output) = validate(&dir, true);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("rest.basic_auth: required when rest.listen is 0.0.0.0:18083"),
+        "{output}"
+    );
+    let allowed = format!("{exposed}  allow_unauthenticated: true\n");
+    let dir = ConfigDir::new(&allowed, &[("good.yaml", GOOD_SINK)]);
+    let (ok, output) = validate(&dir, true);
+    assert!(ok, "{output}");
 }
 
 #[test]

@@ -331,3 +331,95 @@ async fn readiness_names_what_is_not_ready_and_auth_guards_all_but_health() {
     assert!(report["problems"][0].as_str().unwrap().contains(&strict), "{report}");
     worker.stop().await;
 }
+
+/// No secret in any answer: a resolved `${env:}`/`${file:}` value that librdkafka echoes in its error, and a
+/// literal password in a librdkafka override, are absent from status, info, config, the expanded list and validate;
+/// `[hidden]` written back is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_show_in_rest_answers() {
+    let topic = unique("ops-secret");
+    support::create_topic(&topic, 1).await;
+    let from_env = "env-secret-4f1c9a";
+    let from_file = "file-secret-8d2e7b";
+    let literal = "literal-key-pass-61a0";
+    std::env::set_var("EBCONNECT_TEST_PROBE_SECRET", from_env);
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret_file.path(), format!("{from_file}\n")).unwrap();
+    let worker_file = worker_yaml("");
+    let api = Api::new(&worker_file);
+    let worker = RunningWorker::start(&worker_file, &[]);
+
+    let mut names = Vec::new();
+    for placeholder in [
+        "${env:EBCONNECT_TEST_PROBE_SECRET}".to_owned(),
+        format!("${{file:{}}}", secret_file.path().display()),
+    ] {
+        let name = unique("probe");
+        let document = json!({"name": name, "type": "eventbridge-sink", "config": {
+            "topics": [topic], "event_bus": "b",
+            // An invalid value, so that librdkafka's error quotes it.
+            "consumer_override": {"session.timeout.ms": placeholder, "ssl.key.password": literal},
+        }});
+        let (code, text) = api.call(reqwest::Method::POST, "/connectors", Some(document)).await;
+        assert_eq!(code, 201, "{text}");
+        names.push(name);
+    }
+    for name in &names {
+        api.wait_for_state(name, "FAILED").await;
+    }
+    let mut answers = Vec::new();
+    for name in &names {
+        for path in [
+            format!("/connectors/{name}/status"),
+            format!("/connectors/{name}"),
+            format!("/connectors/{name}/config"),
+        ] {
+            let (code, text) = api.get(&path).await;
+            assert_eq!(code, 200, "{path}: {text}");
+            answers.push((path, text));
+        }
+    }
+    let (_, status) = &answers[0];
+    assert!(
+        status.contains("session.timeout.ms") && status.contains("[hidden]"),
+        "the trace names the key and hides the value: {status}"
+    );
+    let (_, info) = &answers[1];
+    assert!(info.contains(r#""ssl.key.password":"[hidden]""#), "{info}");
+    answers.push((
+        "/connectors?expand=info&expand=status".into(),
+        api.get("/connectors?expand=info&expand=status").await.1,
+    ));
+    let probe = json!({"name": "v", "type": "eventbridge-sink", "config": {
+        "topics": [topic], "event_bus": 5, "consumer_override": {"session.timeout.ms": "${env:EBCONNECT_TEST_PROBE_SECRET}"},
+    }});
+    answers.push((
+        "validate".into(),
+        api.call(
+            reqwest::Method::PUT,
+            "/connector-plugins/eventbridge-sink/config/validate",
+            Some(probe),
+        )
+        .await
+        .1,
+    ));
+    for (path, text) in &answers {
+        for secret in [from_env, from_file, literal] {
+            assert!(!text.contains(secret), "{path} shows a secret: {text}");
+        }
+    }
+
+    let (code, text) = api.get(&format!("/connectors/{}/config", names[0])).await;
+    assert_eq!(code, 200);
+    let written_back: Value = serde_json::from_str(&text).unwrap();
+    let (code, text) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/connectors/{}/config", names[0]),
+            Some(written_back),
+        )
+        .await;
+    assert_eq!(code, 400, "[hidden] written back is refused: {text}");
+    assert!(text.contains("`[hidden]` is how the API shows a secret"), "{text}");
+    worker.stop().await;
+}

@@ -186,3 +186,62 @@ async fn source_sigkill_loses_no_message() {
     support::terminate(&second);
     assert!(second.wait().unwrap().success(), "SIGTERM must end in exit 0");
 }
+
+/// The log at its most verbose (trace, where the AWS SDK prints the credentials it signs with, access key id in
+/// clear): no credential from the environment and no resolved `${env:}` value shows, while the records still flow
+/// and the invalid override is still named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_log_shows_no_secret() {
+    let access_key_id = "AKIAPROBE7Q3N5X2W8Z1";
+    let secret_access_key = "probe-secret-access-key-0c9f4e";
+    let from_env = "probe-env-value-5b71d2";
+    let topic = unique("process-log");
+    support::create_topic(&topic, 1).await;
+    let capture = BusCapture::new("process-log", &json!({"source": ["ebconnect.test.log"]})).await;
+    support::produce_numbered(&topic, 5).await;
+    let delivering = sink_yaml(
+        &unique("log"),
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.log\ndetail: value",
+        "",
+    );
+    let echoing = format!(
+        "name: {}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: b\n  consumer_override:\n    session.timeout.ms: ${{env:EBCONNECT_TEST_LOG_PROBE}}\n",
+        unique("log-echo")
+    );
+    let config = ConfigDir::new(
+        &worker_yaml(""),
+        &[("delivering.yaml", &delivering), ("echoing.yaml", &echoing)],
+    );
+    let log_path = config.dir.path().join("trace.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = support::ebconnect()
+        .args(["run", "--worker"])
+        .arg(config.worker())
+        .arg("--connectors")
+        .arg(config.connectors())
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
+        .env("EBCONNECT_TEST_LOG_PROBE", from_env)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let events = capture.receive(5, Duration::from_secs(60)).await;
+    assert_eq!(events.len(), 5);
+    support::wait_for("the invalid override to be logged", Duration::from_secs(60), || async {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        log.contains("session.timeout.ms").then_some(())
+    })
+    .await;
+    assert_running(&mut child, &config, "trace.log");
+    support::terminate(&child);
+    assert!(child.wait().unwrap().success(), "SIGTERM must end in exit 0");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("[hidden]"), "the echoed value is shown hidden");
+    for secret in [access_key_id, secret_access_key, from_env] {
+        assert!(!log.contains(secret), "the log shows {secret}");
+    }
+}

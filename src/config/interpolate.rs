@@ -9,8 +9,10 @@ use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::redact;
+
 /// What [`Secret`] shows in place of a literal value, as Kafka Connect does for `PASSWORD` settings.
-pub const HIDDEN: &str = "[hidden]";
+pub use crate::redact::HIDDEN;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InterpolationError {
@@ -20,6 +22,10 @@ pub enum InterpolationError {
     NonUnicodeVariable(String),
     #[error("cannot read `{path}` (referenced as ${{file:{path}}}): {reason}")]
     UnreadableFile { path: String, reason: String },
+    #[error("`{path}` (referenced as ${{file:{path}}}) is larger than {limit} bytes; a secret file is smaller")]
+    FileTooLarge { path: String, limit: u64 },
+    #[error("`[hidden]` is how the API shows a secret, not a value: write the secret itself or a ${{env:}}/${{file:}} placeholder")]
+    HiddenWrittenBack,
     #[error("unknown config provider `{0}` in `${{{0}:...}}`; expected `env` or `file`")]
     UnknownProvider(String),
     #[error(
@@ -67,15 +73,37 @@ fn resolve(reference: &str) -> Result<String, InterpolationError> {
             Err(std::env::VarError::NotPresent) => Err(InterpolationError::UnsetVariable(argument.to_owned())),
             Err(std::env::VarError::NotUnicode(_)) => Err(InterpolationError::NonUnicodeVariable(argument.to_owned())),
         },
-        "file" => std::fs::read_to_string(argument)
-            // A secret file written by an editor or `echo` ends in a newline that is not part of the secret.
-            .map(|content| content.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|error| InterpolationError::UnreadableFile {
-                path: argument.to_owned(),
-                reason: error.to_string(),
-            }),
+        "file" => read_file(argument),
         other => Err(InterpolationError::UnknownProvider(other.to_owned())),
     }
+}
+
+/// The most `${file:}` reads: enough for any key or certificate bundle, and `/dev/zero` cannot fill memory.
+pub const FILE_LIMIT: u64 = 1 << 20;
+
+/// A regular file of at most [`FILE_LIMIT`] bytes, without the newline an editor or `echo` ends it with.
+fn read_file(path: &str) -> Result<String, InterpolationError> {
+    use std::io::Read;
+    let unreadable = |reason: String| InterpolationError::UnreadableFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|error| unreadable(error.to_string()))?;
+    let metadata = file.metadata().map_err(|error| unreadable(error.to_string()))?;
+    if !metadata.is_file() {
+        return Err(unreadable("not a regular file".into()));
+    }
+    let mut content = String::new();
+    file.take(FILE_LIMIT + 1)
+        .read_to_string(&mut content)
+        .map_err(|error| unreadable(error.to_string()))?;
+    if content.len() as u64 > FILE_LIMIT {
+        return Err(InterpolationError::FileTooLarge {
+            path: path.to_owned(),
+            limit: FILE_LIMIT,
+        });
+    }
+    Ok(content.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn has_placeholder(raw: &str) -> bool {
@@ -92,7 +120,13 @@ pub struct Interpolated {
 impl Interpolated {
     pub fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
         let raw = raw.into();
+        if raw == HIDDEN {
+            return Err(InterpolationError::HiddenWrittenBack);
+        }
         let resolved = interpolate(&raw)?;
+        if has_placeholder(&raw) {
+            redact::record(&resolved);
+        }
         Ok(Self { raw, resolved })
     }
 
@@ -138,7 +172,7 @@ pub struct Secret(Interpolated);
 
 impl Secret {
     pub fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
-        Interpolated::new(raw).map(Self)
+        Interpolated::new(raw).map(Self::from)
     }
 
     /// The secret itself, for handing to a client library. Never log it.
@@ -168,9 +202,63 @@ impl Serialize for Secret {
     }
 }
 
+impl From<Interpolated> for Secret {
+    fn from(value: Interpolated) -> Self {
+        redact::record(value.value());
+        Self(value)
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Interpolated::deserialize(deserializer).map(Self)
+        Interpolated::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// librdkafka settings (`consumer_override`, `kafka.consumer`, ...), with `#[serde(with = ...)]`: shown as written,
+/// except that a key naming a password, secret or private key shows its value as a [`Secret`] does, and its value
+/// is recorded for scrubbing even when written literally.
+pub mod client_settings {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Interpolated, Secret};
+
+    /// librdkafka keys whose value is a credential: `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+    /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `ssl_key`, `sasl.oauthbearer.config`, and the like.
+    pub fn is_secret(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        key.contains("password")
+            || key.contains("secret")
+            || key.ends_with("key.pem")
+            || key == "ssl_key"
+            || key == "sasl.oauthbearer.config"
+            || key.ends_with("jaas.config")
+    }
+
+    pub fn serialize<S: Serializer>(
+        settings: &BTreeMap<String, Interpolated>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(settings.iter().map(|(key, value)| {
+            let shown = if is_secret(key) {
+                Secret::from(value.clone()).redacted().to_owned()
+            } else {
+                value.as_written().to_owned()
+            };
+            (key, shown)
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Interpolated>, D::Error> {
+        let settings = BTreeMap::<String, Interpolated>::deserialize(deserializer)?;
+        for (key, value) in &settings {
+            if is_secret(key) {
+                crate::redact::record(value.value());
+            }
+        }
+        Ok(settings)
     }
 }
 
@@ -209,6 +297,18 @@ mod tests {
             interpolate("${file:/nonexistent/ebconnect}"),
             Err(InterpolationError::UnreadableFile { .. })
         ));
+        assert!(matches!(
+            interpolate("${file:/dev/zero}"),
+            Err(InterpolationError::UnreadableFile { reason, .. }) if reason == "not a regular file"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; FILE_LIMIT as usize + 1]).unwrap();
+        assert!(matches!(
+            interpolate(&format!("${{file:{}}}", big.display())),
+            Err(InterpolationError::FileTooLarge { .. })
+        ));
+        assert_eq!(Interpolated::new(HIDDEN), Err(InterpolationError::HiddenWrittenBack));
     }
 
     #[test]
@@ -222,5 +322,24 @@ mod tests {
         assert_eq!(serde_json::to_string(&literal).unwrap(), "\"[hidden]\"");
         let plain = Interpolated::new("${env:EBCONNECT_TEST_INTERPOLATE_SECRET}").unwrap();
         assert!(!format!("{plain:?} {plain}").contains("hunter2"));
+
+        #[derive(Deserialize, Serialize)]
+        struct Overrides {
+            #[serde(with = "client_settings")]
+            settings: std::collections::BTreeMap<String, Interpolated>,
+        }
+        let overrides: Overrides = serde_json::from_str(
+            r#"{"settings": {"ssl.key.password": "literal-key-pass", "sasl.password": "${env:EBCONNECT_TEST_INTERPOLATE_SECRET}", "session.timeout.ms": "6000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&overrides).unwrap(),
+            serde_json::json!({"settings": {
+                "sasl.password": "${env:EBCONNECT_TEST_INTERPOLATE_SECRET}",
+                "session.timeout.ms": "6000",
+                "ssl.key.password": "[hidden]",
+            }})
+        );
+        assert_eq!(redact::scrub("bad literal-key-pass"), "bad [hidden]");
     }
 }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 pub use connector::{
     ConnectorDocument, ConnectorName, DeadLetterQueueConfig, ErrorLogConfig, ErrorTolerance, ErrorsConfig,
 };
-pub use interpolate::{interpolate, Interpolated, InterpolationError, Secret, HIDDEN};
+pub use interpolate::{client_settings, interpolate, Interpolated, InterpolationError, Secret, HIDDEN};
 pub use worker::{
     AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, RestConfig, RestartPolicy, SaslConfig,
     SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
@@ -105,6 +105,17 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
         return Err(ConfigError::new(
             file,
             "kafka.sasl is set but kafka.security_protocol is neither `sasl_plaintext` nor `sasl_ssl`",
+        ));
+    }
+    let rest = &worker.rest;
+    if rest.basic_auth.is_none() && !rest.allow_unauthenticated && !rest.listen.ip().is_loopback() {
+        return Err(ConfigError::new(
+            file,
+            format!(
+                "rest.basic_auth: required when rest.listen is {}, which is not a loopback address: anyone who \
+                 reaches the port could create connectors (set rest.allow_unauthenticated: true to accept that)",
+                rest.listen
+            ),
         ));
     }
     Ok(worker)

@@ -86,10 +86,10 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     /// librdkafka settings for every consumer, like Kafka Connect's worker-level `consumer.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub consumer: BTreeMap<String, Interpolated>,
     /// librdkafka settings for every producer, like Kafka Connect's worker-level `producer.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub producer: BTreeMap<String, Interpolated>,
 }
 
@@ -209,9 +209,14 @@ pub struct RestConfig {
     /// Address of the REST API. Default: `127.0.0.1:8083`, Kafka Connect's port, on loopback only.
     #[serde(default = "default_rest_listen")]
     pub listen: SocketAddr,
-    /// Basic auth for every endpoint but `/health`. Default: none.
+    /// Basic auth for every endpoint but `/health`. Default: none. Required when `listen` is not a loopback
+    /// address, unless `allow_unauthenticated` is set.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// Serve the API without `basic_auth` on a non-loopback address (anyone who reaches the port can then create
+    /// connectors). Logged as a warning at start. Default: false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 fn default_rest_listen() -> SocketAddr {
@@ -223,6 +228,7 @@ impl Default for RestConfig {
         Self {
             listen: default_rest_listen(),
             basic_auth: None,
+            allow_unauthenticated: false,
         }
     }
 }

@@ -38,12 +38,10 @@ pub struct ApiState {
     pub readiness: Readiness,
 }
 
+/// An error answer. Its message may quote a configured value (a parser's or client library's), so it is scrubbed.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error_code": status.as_u16(), "message": message.into()})),
-    )
-        .into_response()
+    let message = crate::redact::scrub(&message.into()).into_owned();
+    (status, Json(json!({"error_code": status.as_u16(), "message": message}))).into_response()
 }
 
 fn not_found(name: &str) -> Response {
@@ -243,7 +241,7 @@ async fn validate(State(state): State<ApiState>, Path(kind): Path<String>, text:
     let problems = match crate::config::check_document(&text, Some(&state.worker)) {
         Ok(found) if found != *expected => vec![format!("type: `{}` is not `{kind}`", found.as_str())],
         Ok(_) => Vec::new(),
-        Err(message) => vec![message],
+        Err(message) => vec![crate::redact::scrub(&message).into_owned()],
     };
     let configs: Vec<Value> = problems
         .iter()

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::ConnectorName;
+use crate::redact;
 use crate::telemetry::{emit, ConnectorStateChanged};
 
 /// Kafka Connect's connector states.
@@ -64,7 +65,8 @@ impl StatusRegistry {
     pub fn set(&self, name: &ConnectorName, state: ConnectorState, trace: Option<String>, consecutive_failures: u32) {
         let status = ConnectorStatus {
             state,
-            trace,
+            // A client library's error may echo a configured value, a secret among them.
+            trace: trace.map(|trace| redact::scrub(&trace).into_owned()),
             consecutive_failures,
             since: SystemTime::now(),
         };

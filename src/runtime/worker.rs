@@ -13,7 +13,7 @@ use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::metrics::{metrics, Summary};
-use crate::telemetry::{emit, ConnectorSummary, ShutdownTimedOut};
+use crate::telemetry::{emit, ConnectorSummary, RestUnauthenticated, ShutdownTimedOut};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -58,6 +58,9 @@ impl Worker {
     /// stop taking input, finish or hand back in-flight work, commit.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let address = self.config.rest.listen;
+        if self.config.rest.basic_auth.is_none() && !address.ip().is_loopback() {
+            emit(RestUnauthenticated { address });
+        }
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| WorkerError::RestListen { address, source })?;

@@ -136,6 +136,21 @@ impl InternalEvent for ReceiverRecordRejected<'_> {
     }
 }
 
+/// The REST API listens on a non-loopback address without authentication, as `rest.allow_unauthenticated` asked.
+pub struct RestUnauthenticated {
+    pub address: std::net::SocketAddr,
+}
+
+impl InternalEvent for RestUnauthenticated {
+    fn emit(self) {
+        warn!(
+            address = %self.address,
+            "the REST API has no basic_auth on a non-loopback address (rest.allow_unauthenticated): anyone who \
+             reaches it can create connectors and read their configuration"
+        );
+    }
+}
+
 pub struct ShutdownRequested<'a> {
     pub signal: &'a str,
     pub timeout: Duration,

@@ -39,7 +39,7 @@ pub struct ReceiverConfig {
     #[serde(default = "default_produce_timeout", with = "humantime_serde")]
     pub produce_timeout: Duration,
     /// librdkafka settings for this connector's producer, like Kafka Connect's `producer.override.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub producer_override: BTreeMap<String, Interpolated>,
 }
 
@@ -87,6 +87,11 @@ impl ReceiverConfig {
                 "config.auth: required when listening on {}, or anyone who reaches the port can write to the topics",
                 self.listen
             ));
+        }
+        if let Some(auth) = &self.auth {
+            if auth.api_key.value().is_empty() || auth.api_secret.expose().is_empty() {
+                return Err("config.auth: api_key and api_secret must not be empty".into());
+            }
         }
         if self.max_record_bytes == 0 || self.max_batch_bytes < self.max_record_bytes {
             return Err("config.max_batch_bytes: must be at least max_record_bytes, which must be positive".into());

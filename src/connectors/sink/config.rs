@@ -30,10 +30,10 @@ pub struct SinkConfig {
     #[serde(default)]
     pub auto_offset_reset: OffsetReset,
     /// librdkafka settings for this connector's consumer, like Kafka Connect's `consumer.override.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub consumer_override: BTreeMap<String, Interpolated>,
     /// librdkafka settings for this connector's dead-letter producer, like `producer.override.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub producer_override: BTreeMap<String, Interpolated>,
     /// How record keys are decoded. Default: `{format: string}`.
     #[serde(default = "default_key_format")]

@@ -46,7 +46,7 @@ pub struct SourceConfig {
     #[serde(default = "default_visibility_timeout", with = "humantime_serde")]
     pub visibility_timeout: Duration,
     /// librdkafka settings for this connector's producer, like Kafka Connect's `producer.override.*`.
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub producer_override: BTreeMap<String, Interpolated>,
 }
 

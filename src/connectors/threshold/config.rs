@@ -66,9 +66,9 @@ pub struct ThresholdConfig {
     /// How often the input offsets are committed. Default: 5s.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     pub commit_interval: Duration,
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub consumer_override: BTreeMap<String, Interpolated>,
-    #[serde(default)]
+    #[serde(default, with = "crate::config::client_settings")]
     pub producer_override: BTreeMap<String, Interpolated>,
 }
 
