@@ -245,3 +245,68 @@ async fn the_trace_log_shows_no_secret() {
         assert!(!log.contains(secret), "the log shows {secret}");
     }
 }
+
+/// SIGTERM against a slow endpoint (every PutEvents takes 2 s): the worker sends nothing new, waits only for the
+/// requests already out, commits what they settled and exits 0 within a few seconds, instead of draining its whole
+/// buffer. The next run sends the rest, and no record EventBridge acknowledged is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_only_for_requests_in_flight() {
+    const RECORDS: usize = 2_000;
+    let server = support::fault_server::FaultServer::start(support::fault_server::Faults {
+        latency: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let topic = unique("process-term");
+    support::create_topic(&topic, 2).await;
+    support::produce_numbered(&topic, RECORDS as u64).await;
+    let name = unique("term");
+    let connector = sink_yaml(&name, &topic, "fault-bus", "detail: value", "");
+    let config = ConfigDir::new(
+        &support::worker_yaml_with_endpoint(&server.url, ""),
+        &[("sink.yaml", &connector)],
+    );
+    let acknowledged = || server.observed.lock().unwrap().acknowledged.len();
+    let mut first = support::spawn_worker(&config, "first.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged() == 0 {
+        assert!(Instant::now() < deadline, "the first run delivered nothing");
+        assert_running(&mut first, &config, "first.log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    support::terminate(&first);
+    let status = first.wait().unwrap();
+    let took = stopping.elapsed();
+    let log = std::fs::read_to_string(config.dir.path().join("first.log")).unwrap();
+    assert!(status.success(), "SIGTERM must end in exit 0, got {status}:\n{log}");
+    assert!(
+        took < Duration::from_secs(6),
+        "shutdown took {took:?}: it should wait only for the 2 s requests already out\n{log}"
+    );
+    let delivered_first = acknowledged();
+    assert!(
+        delivered_first < RECORDS,
+        "the first run delivered everything before it stopped"
+    );
+
+    let mut second = support::spawn_worker(&config, "second.log");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while acknowledged() < RECORDS {
+        assert!(
+            Instant::now() < deadline,
+            "after the restart only {} of {RECORDS} records arrived",
+            acknowledged()
+        );
+        assert_running(&mut second, &config, "second.log");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    support::terminate(&second);
+    assert!(second.wait().unwrap().success(), "SIGTERM must end in exit 0");
+    let observed = server.observed.lock().unwrap();
+    assert_eq!(
+        observed.resent_after_ack, 0,
+        "records acknowledged before the SIGTERM were sent again"
+    );
+    assert!(observed.acknowledged.values().all(|count| *count == 1));
+}

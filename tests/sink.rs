@@ -303,6 +303,81 @@ async fn retries_only_failed_entries_through_injected_faults() {
     );
 }
 
+/// Heavy throttling slows the sink down and never fails it. 20,000 records meet 50% throttled entries, 10% internal
+/// failures, 5% HTTP 500s and 20 ms of latency, with the default retry settings (whose `max_attempts: 10` an entry
+/// throttled ten times in a row used to exhaust) and a worker that gives up after 3 restarts. The connector stays
+/// RUNNING without a failure, nothing is lost, dead-lettered or sent again after its acknowledgement, and the
+/// throughput stays above 1,000 records/s: a floor an order of magnitude under what the 32 request slots allow,
+/// which a batch that held its slot through its backoff fell below (47 records/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_slows_the_sink_but_never_fails_it() {
+    const RECORDS: usize = 20_000;
+    let server = FaultServer::start(Faults {
+        throttle_rate: 0.5,
+        internal_failure_rate: 0.1,
+        http_500_rate: 0.05,
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-throttled");
+    let dlq = unique("sink-throttled-dlq");
+    support::create_topic(&topic, 2).await;
+    support::create_topic(&dlq, 1).await;
+    support::produce_numbered(&topic, RECORDS as u64).await;
+    let name = unique("throttled");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        "detail: value",
+        &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"),
+    );
+    let worker_config = support::worker_yaml_with_endpoint(&server.url, "");
+    let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
+    let started = std::time::Instant::now();
+    let observed = server.observed.clone();
+    let deadline = started + Duration::from_secs(180);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "not every record was delivered");
+        let Some(status) = worker.state(&name) else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        assert_eq!(
+            (status.state.as_str(), status.consecutive_failures),
+            ("RUNNING", 0),
+            "throttling must not fail the connector: {:?}",
+            status.trace
+        );
+        if observed.lock().unwrap().acknowledged.len() == RECORDS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    worker.stop().await;
+    let observed = server.observed.lock().unwrap();
+    let retried = observed.sends.values().filter(|count| **count > 1).count();
+    assert!(
+        retried > RECORDS / 3,
+        "the faults should have forced retries, saw {retried}"
+    );
+    assert_eq!(observed.resent_after_ack, 0, "an acknowledged entry was sent again");
+    assert!(observed.rejected.is_empty());
+    assert_eq!(
+        support::end_offsets(&dlq, 1)[&0],
+        0,
+        "nothing is dead-lettered for throttling"
+    );
+    let rate = RECORDS as f64 / elapsed.as_secs_f64();
+    assert!(rate >= 1000.0, "{rate:.0} records/s through the throttling");
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 2),
+        support::end_offsets(&topic, 2)
+    );
+}
+
 /// Entries EventBridge rejects for good go to the dead-letter topic, with the PutEvents error code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_entries_are_dead_lettered_with_the_aws_error_code() {

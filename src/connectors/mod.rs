@@ -6,6 +6,9 @@ pub mod sink;
 pub mod source;
 pub mod threshold;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +24,22 @@ pub struct ConnectorContext {
     pub name: ConnectorName,
     /// Cancelled on shutdown: stop taking input, settle or hand back in-flight work, commit, return `Ok`.
     pub shutdown: CancellationToken,
+    /// Marked once the connector has moved records: a run that did is counted as healthy, however short.
+    pub progress: Progress,
+}
+
+/// Whether a connector's run has moved records; shared between the run and its supervisor.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<AtomicBool>);
+
+impl Progress {
+    pub fn made(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn was_made(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// One attempt at running a connector. An `Err` is a failure the supervisor restarts after a backoff.

@@ -1,8 +1,12 @@
 //! Delivering one batch: rate limit, PutEvents, then again for just the entries that failed in a retryable way,
-//! with backoff, until each entry is delivered or rejected, or the retry limits are reached.
+//! with backoff, until each entry is delivered or rejected, the retry limits for unclear answers are reached, or
+//! the connector stops.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use super::entry::Entry;
 use super::retry::{backoff, RetryPolicy};
@@ -18,11 +22,14 @@ pub enum Settled {
 }
 
 /// Why a batch could not be settled; the connector fails, and its unsettled records are read again after restart.
+/// Throttling and outages are never among these: they are waited out.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DeliveryError {
     #[error("{0}")]
     Fatal(String),
-    #[error("{entries} entries still failing after {attempts} attempts over {elapsed:?}; last error: {last_error}")]
+    #[error(
+        "{entries} entries with no clear answer after {attempts} attempts over {elapsed:?}; last error: {last_error}"
+    )]
     RetriesExhausted {
         entries: usize,
         attempts: u32,
@@ -42,19 +49,42 @@ pub struct Delivery<T> {
     pub attempts: u32,
 }
 
+/// The longest wait before sending again entries that EventBridge answered as throttled or failed in passing. It
+/// answered, so it is up: a longer wait would only delay the unlucky entries (each batch backs off alone, so it
+/// does not slow the sender as a whole; that is the rate limit's work).
+pub const ENTRY_RETRY_CEILING: Duration = Duration::from_secs(1);
+
 pub struct Deliverer {
     pub connector: String,
     pub service: PutEventsService,
     pub retry: RetryPolicy,
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// Requests out at once (`request.max_in_flight`). A batch holds a slot only while its request is out, never
+    /// while it waits to retry, so that throttled batches do not hold up the others.
+    pub slots: Arc<Semaphore>,
+    /// Cancelled on shutdown: requests already out are waited for, nothing is sent again, and what is not settled
+    /// is handed back unsettled (read again on the next start).
+    pub stopping: CancellationToken,
 }
 
 impl Deliverer {
-    pub async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>) -> Delivery<T> {
-        let started = Instant::now();
+    /// Delivers `items`, the first request sent in `slot`. Throttling, internal failures, 5xx and lost connections
+    /// are retried for as long as the connector runs: they pass, and a record is never given up for them. Only
+    /// answers that leave an entry's fate unclear count toward `retry.max_attempts` and `retry.max_duration`.
+    pub async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>, mut slot: OwnedSemaphorePermit) -> Delivery<T> {
         let mut settled = Vec::with_capacity(items.len());
         let mut pending = items;
         let mut attempts = 0u32;
+        let mut uncertain_attempts = 0u32;
+        let mut uncertain_since = None;
+        // Rounds in a row in which no entry went through. A round in which some did says EventBridge is taking
+        // entries, at its rate, so the next round goes out after a short wait; only a round that moved nothing
+        // waits longer each time.
+        let mut rounds_without_progress = 0u32;
+        // Requests in a row that failed as a whole (5xx, timeout, connection, request throttling): an outage,
+        // waited out with waits growing up to `max_backoff`. Entries EventBridge answered as throttled wait at most
+        // `ENTRY_RETRY_CEILING`.
+        let mut request_failures = 0u32;
         loop {
             attempts += 1;
             if let Some(limit) = &self.rate_limit {
@@ -68,15 +98,18 @@ impl Deliverer {
             let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
             let sending = Instant::now();
             let answer = self.service.send(&entries).await;
+            drop(slot);
             emit(PutEventsCompleted {
                 connector: &self.connector,
                 entries: entries.len(),
                 duration: sending.elapsed(),
             });
-            let last_error = match answer {
+            let settled_before = settled.len();
+            let (last_error, transient) = match answer {
                 Ok(outcomes) => {
                     let mut retry = Vec::new();
                     let mut last_error = String::new();
+                    let mut transient = true;
                     for (item, outcome) in pending.into_iter().zip(outcomes) {
                         match outcome {
                             EntryOutcome::Delivered { event_id } => {
@@ -85,16 +118,29 @@ impl Deliverer {
                             EntryOutcome::Rejected { code, message } => {
                                 settled.push((item, Settled::Rejected { code, message }))
                             }
-                            EntryOutcome::Retryable { code, message } => {
+                            EntryOutcome::Retryable {
+                                code,
+                                message,
+                                transient: passes,
+                            } => {
                                 last_error = format!("{code}: {message}");
+                                transient &= passes;
                                 retry.push(item);
                             }
                         }
                     }
                     pending = retry;
-                    last_error
+                    request_failures = 0;
+                    (last_error, transient)
                 }
-                Err(RequestError::Retryable(reason)) => reason,
+                Err(RequestError::Transient(reason)) => {
+                    request_failures += 1;
+                    (reason, true)
+                }
+                Err(RequestError::Uncertain(reason)) => {
+                    request_failures += 1;
+                    (reason, false)
+                }
                 Err(RequestError::Fatal(reason)) => {
                     return Delivery {
                         settled,
@@ -104,7 +150,7 @@ impl Deliverer {
                     }
                 }
             };
-            if pending.is_empty() {
+            if pending.is_empty() || self.stopping.is_cancelled() {
                 return Delivery {
                     settled,
                     unsettled: pending,
@@ -112,20 +158,33 @@ impl Deliverer {
                     attempts,
                 };
             }
-            let elapsed = started.elapsed();
-            let delay = backoff(self.retry.initial_backoff, self.retry.max_backoff, attempts);
-            if attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_duration {
-                return Delivery {
-                    error: Some(DeliveryError::RetriesExhausted {
-                        entries: pending.len(),
+            if settled.len() > settled_before {
+                rounds_without_progress = 0;
+            }
+            rounds_without_progress += 1;
+            let delay = if request_failures > 0 {
+                backoff(self.retry.initial_backoff, self.retry.max_backoff, request_failures)
+            } else {
+                let ceiling = self.retry.max_backoff.min(ENTRY_RETRY_CEILING);
+                backoff(self.retry.initial_backoff, ceiling, rounds_without_progress)
+            };
+            if !transient {
+                uncertain_attempts += 1;
+                let since = *uncertain_since.get_or_insert_with(Instant::now);
+                let elapsed = since.elapsed();
+                if uncertain_attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_duration {
+                    return Delivery {
+                        error: Some(DeliveryError::RetriesExhausted {
+                            entries: pending.len(),
+                            attempts: uncertain_attempts,
+                            elapsed,
+                            last_error,
+                        }),
+                        settled,
+                        unsettled: pending,
                         attempts,
-                        elapsed,
-                        last_error,
-                    }),
-                    settled,
-                    unsettled: pending,
-                    attempts,
-                };
+                    };
+                }
             }
             emit(PutEventsRetrying {
                 connector: &self.connector,
@@ -133,8 +192,28 @@ impl Deliverer {
                 attempt: attempts,
                 delay,
                 reason: &last_error,
+                transient,
             });
-            tokio::time::sleep(delay).await;
+            let waited = tokio::select! {
+                () = tokio::time::sleep(delay) => {
+                    tokio::select! {
+                        acquired = self.slots.clone().acquire_owned() => acquired.ok(),
+                        () = self.stopping.cancelled() => None,
+                    }
+                }
+                () = self.stopping.cancelled() => None,
+            };
+            match waited {
+                Some(acquired) => slot = acquired,
+                None => {
+                    return Delivery {
+                        settled,
+                        unsettled: pending,
+                        error: None,
+                        attempts,
+                    }
+                }
+            }
         }
     }
 }

@@ -5,22 +5,25 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Retries of throttled and failed entries: exponential backoff with full jitter. Entries that still fail after
-/// `max_attempts` sends or `max_duration` fail the connector (their records stay uncommitted and are read again
-/// after the restart): throttling is never a reason to dead-letter a record.
+/// Retries of throttled and failed entries, with full jitter. Throttling, internal failures, 5xx, timeouts and lost
+/// connections are retried for as long as the connector runs: requests that fail as a whole wait longer each time,
+/// up to `max_backoff`; entries EventBridge answered as throttled go again within a second. Only answers that leave
+/// an entry's fate unclear (a success that is not a PutEvents response, a missing result) count toward
+/// `max_attempts` and `max_duration`; past them the connector fails, and the entries' records stay uncommitted and
+/// are read again after the restart. Throttling is never a reason to dead-letter a record or fail the connector.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// Sends of one entry, the first included. Default: 10.
+    /// Sends of one entry whose answers stayed unclear, the first included. Default: 10.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// Time from an entry's first send after which it is not sent again. Default: 5m.
+    /// Time from an entry's first unclear answer after which it is not sent again. Default: 5m.
     #[serde(default = "default_max_duration", with = "humantime_serde")]
     pub max_duration: Duration,
-    /// Default: 100ms.
+    /// The first wait, and the unit of the ones after it. Default: 100ms.
     #[serde(default = "default_initial_backoff", with = "humantime_serde")]
     pub initial_backoff: Duration,
-    /// Default: 10s.
+    /// The longest wait (the waits for throttled entries stop at 1s). Default: 10s.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
     pub max_backoff: Duration,
 }

@@ -24,10 +24,12 @@ pub enum EntryOutcome {
     Delivered {
         event_id: String,
     },
-    /// Worth sending again (throttled, internal failure).
+    /// Worth sending again. `transient` when EventBridge said it was throttling or had an internal failure, which
+    /// passes; otherwise the response did not say what became of the entry.
     Retryable {
         code: String,
         message: String,
+        transient: bool,
     },
     /// Will fail the same way again (malformed, not authorized, ...): a record error.
     Rejected {
@@ -39,9 +41,14 @@ pub enum EntryOutcome {
 /// A failure of the whole request.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// Throttled, 5xx, timed out, or the connection failed: send the same entries again.
+    /// Throttled, 5xx, timed out, the connection failed or no credentials yet: the service is busy or away, and the
+    /// same entries go through once it is back.
     #[error("PutEvents failed, will retry: {0}")]
-    Retryable(String),
+    Transient(String),
+    /// An answer that does not say what became of the entries (a success that is not a PutEvents response, a
+    /// result count that does not fit): send them again, within the retry limits.
+    #[error("PutEvents answer unclear, will retry: {0}")]
+    Uncertain(String),
     /// The request itself is wrong (no such bus, access denied, bad credentials): no entry can succeed, so this
     /// fails the connector instead of dead-lettering every record.
     #[error("PutEvents failed: {0}")]
@@ -113,7 +120,7 @@ impl PutEventsService {
             .map_err(|error| RequestError::Fatal(format!("cannot build the request: {error}")))?;
         self.signer.sign(&mut request).await.map_err(|error| {
             if error.is_retryable() {
-                RequestError::Retryable(error.to_string())
+                RequestError::Transient(error.to_string())
             } else {
                 RequestError::Fatal(error.to_string())
             }
@@ -137,11 +144,11 @@ impl PutEventsService {
             Ok::<_, reqwest::Error>((status, error_type, body))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(RequestError::Retryable(format!(
+            Err(_) => Err(RequestError::Transient(format!(
                 "no response within {:?}",
                 self.timeout
             ))),
-            Ok(Err(error)) => Err(RequestError::Retryable(crate::error_chain(&error))),
+            Ok(Err(error)) => Err(RequestError::Transient(crate::error_chain(&error))),
             Ok(Ok((status, error_type, body))) => outcomes(status, error_type.as_deref(), &body, entries.len()),
         }
     }
@@ -196,7 +203,7 @@ fn outcomes(
             || status == StatusCode::TOO_MANY_REQUESTS
             || is_retryable_request_error(code)
         {
-            Err(RequestError::Retryable(detail))
+            Err(RequestError::Transient(detail))
         } else {
             Err(RequestError::Fatal(detail))
         };
@@ -204,13 +211,13 @@ fn outcomes(
     // A success that is not a PutEvents response came from something in between (a proxy, a captive portal);
     // whether the entries arrived is unknown, so they are sent again.
     let response: PutEventsResponse = serde_json::from_slice(body).map_err(|error| {
-        RequestError::Retryable(format!(
+        RequestError::Uncertain(format!(
             "HTTP {} with a body that is not a PutEvents response: {error}",
             status.as_u16()
         ))
     })?;
     if response.entries.len() != entries {
-        return Err(RequestError::Retryable(format!(
+        return Err(RequestError::Uncertain(format!(
             "response has {} results for {entries} entries",
             response.entries.len()
         )));
@@ -222,7 +229,11 @@ fn outcomes(
             (_, Some(code)) => {
                 let message = result.error_message.unwrap_or_default();
                 if is_retryable_entry_error(&code) {
-                    EntryOutcome::Retryable { code, message }
+                    EntryOutcome::Retryable {
+                        code,
+                        message,
+                        transient: true,
+                    }
                 } else {
                     EntryOutcome::Rejected { code, message }
                 }
@@ -231,6 +242,7 @@ fn outcomes(
             (None, None) => EntryOutcome::Retryable {
                 code: "MissingResult".into(),
                 message: "the response gave this entry neither an event id nor an error".into(),
+                transient: false,
             },
         })
         .collect())
@@ -263,7 +275,8 @@ mod tests {
                 EntryOutcome::Delivered { event_id: "a".into() },
                 EntryOutcome::Retryable {
                     code: "ThrottlingException".into(),
-                    message: "slow down".into()
+                    message: "slow down".into(),
+                    transient: true,
                 },
                 EntryOutcome::Rejected {
                     code: "MalformedDetail".into(),
@@ -271,14 +284,15 @@ mod tests {
                 },
                 EntryOutcome::Retryable {
                     code: "MissingResult".into(),
-                    message: "the response gave this entry neither an event id nor an error".into()
+                    message: "the response gave this entry neither an event id nor an error".into(),
+                    transient: false,
                 },
             ]
         );
-        assert!(matches!(answer(200, None, body, 3), Err(RequestError::Retryable(_))));
+        assert!(matches!(answer(200, None, body, 3), Err(RequestError::Uncertain(_))));
         assert!(matches!(
             answer(200, None, "<html>", 1),
-            Err(RequestError::Retryable(_))
+            Err(RequestError::Uncertain(_))
         ));
     }
 
@@ -292,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             throttled,
-            Err(RequestError::Retryable(
+            Err(RequestError::Transient(
                 "HTTP 400: ThrottlingException: Rate exceeded".into()
             ))
         );
@@ -308,8 +322,8 @@ mod tests {
                 "HTTP 400: ResourceNotFoundException: Event bus audit does not exist.".into()
             ))
         );
-        assert!(matches!(answer(503, None, "", 1), Err(RequestError::Retryable(_))));
-        assert!(matches!(answer(429, None, "", 1), Err(RequestError::Retryable(_))));
+        assert!(matches!(answer(503, None, "", 1), Err(RequestError::Transient(_))));
+        assert!(matches!(answer(429, None, "", 1), Err(RequestError::Transient(_))));
         assert!(matches!(
             answer(403, None, r#"{"__type":"AccessDeniedException"}"#, 1),
             Err(RequestError::Fatal(_))

@@ -26,6 +26,8 @@ pub struct Ticket {
 struct PartitionState {
     generation: u64,
     pending: BTreeSet<i64>,
+    /// The first offset read in this assignment.
+    first: Option<i64>,
     /// One past the highest offset read.
     next: Option<i64>,
     /// The last offset committed (or reported as committed).
@@ -57,6 +59,7 @@ impl OffsetTracker {
             }
         });
         state.pending.insert(offset);
+        state.first.get_or_insert(offset);
         state.next = Some(state.next.map_or(offset + 1, |next| next.max(offset + 1)));
         Ticket {
             topic: topic.to_owned(),
@@ -72,6 +75,14 @@ impl OffsetTracker {
             Some(state) if state.generation == ticket.generation => state.pending.remove(&ticket.offset),
             _ => false,
         }
+    }
+
+    /// Whether the settled prefix of some partition moved past where its reading started: records were finished
+    /// for good, not only some behind one that is stuck.
+    pub fn has_advanced(&self) -> bool {
+        self.partitions
+            .values()
+            .any(|state| matches!((state.first, state.committable()), (Some(first), Some(now)) if now > first))
     }
 
     /// Records still unsettled, across all partitions.
@@ -142,8 +153,10 @@ mod tests {
             assert!(tracker.settle(ticket));
         }
         assert_eq!(commits(&tracker), [(0, 10)]);
+        assert!(!tracker.has_advanced());
         assert!(tracker.settle(&tickets[0]));
         assert_eq!(commits(&tracker), [(0, 15)]);
+        assert!(tracker.has_advanced());
         assert_eq!(tracker.pending(), 0);
     }
 

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConnectorName, RestartPolicy};
-use crate::connectors::{BoxError, Connector, ConnectorContext};
+use crate::connectors::{BoxError, Connector, ConnectorContext, Progress};
 use crate::error_chain;
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::{
@@ -56,6 +56,7 @@ impl Supervisor {
         loop {
             attempt += 1;
             let started = Instant::now();
+            let progress = Progress::default();
             let outcome = match (self.factory)() {
                 Ok(connector) => {
                     self.status
@@ -68,6 +69,7 @@ impl Supervisor {
                     let context = ConnectorContext {
                         name: self.name.clone(),
                         shutdown: shutdown.clone(),
+                        progress: progress.clone(),
                     };
                     // A panic inside the connector becomes a failure of this attempt, not of the worker.
                     match std::panic::AssertUnwindSafe(connector.run(context))
@@ -87,7 +89,9 @@ impl Supervisor {
                     return;
                 }
                 Err(trace) => {
-                    if started.elapsed() > self.policy.max_backoff {
+                    // A run that moved records, or outlived the longest backoff, was healthy: the failure is a new
+                    // one, not the next in a row.
+                    if progress.was_made() || started.elapsed() > self.policy.max_backoff {
                         consecutive_failures = 0;
                     }
                     consecutive_failures += 1;
@@ -133,6 +137,8 @@ mod tests {
         runs: Arc<AtomicU32>,
         failures: u32,
         panic: bool,
+        /// Each failing run moves records first.
+        progresses: bool,
     }
 
     #[async_trait]
@@ -140,6 +146,9 @@ mod tests {
         async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
             let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
             if run <= self.failures {
+                if self.progresses {
+                    context.progress.made();
+                }
                 if self.panic {
                     panic!("boom {run}");
                 }
@@ -151,6 +160,15 @@ mod tests {
     }
 
     fn supervisor(failures: u32, panic: bool, max_restarts: u32) -> (Supervisor, Arc<AtomicU32>, StatusRegistry) {
+        supervisor_of(failures, panic, false, max_restarts)
+    }
+
+    fn supervisor_of(
+        failures: u32,
+        panic: bool,
+        progresses: bool,
+        max_restarts: u32,
+    ) -> (Supervisor, Arc<AtomicU32>, StatusRegistry) {
         let runs = Arc::new(AtomicU32::new(0));
         let status = StatusRegistry::default();
         let factory_runs = runs.clone();
@@ -162,6 +180,7 @@ mod tests {
                     runs: factory_runs.clone(),
                     failures,
                     panic,
+                    progresses,
                 }) as Box<dyn Connector>)
             }),
             policy: RestartPolicy {
@@ -220,6 +239,26 @@ mod tests {
         let failed = status.get(&name()).unwrap();
         assert_eq!(failed.state, ConnectorState::Failed);
         assert_eq!(failed.trace.as_deref(), Some("panic: boom 3"));
+    }
+
+    #[tokio::test]
+    async fn failures_after_progress_are_not_counted_in_a_row() {
+        let (supervisor, runs, status) = supervisor_of(6, false, true, 2);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(supervisor.run(shutdown.clone()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runs.load(Ordering::SeqCst) < 7 {
+            assert!(
+                !task.is_finished(),
+                "the supervisor gave up on a connector that makes progress"
+            );
+            assert!(Instant::now() < deadline, "connector was not restarted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(status.get(&name()).unwrap().consecutive_failures, 1);
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test]

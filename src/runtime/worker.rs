@@ -133,6 +133,7 @@ async fn summaries(status: StatusRegistry, interval: Duration, shutdown: Cancell
                 state: connector.state.as_str(),
                 read_per_second: now.read.saturating_sub(before.read) as f64 / seconds,
                 written_per_second: now.written.saturating_sub(before.written) as f64 / seconds,
+                retried_per_second: now.retried.saturating_sub(before.retried) as f64 / seconds,
                 errors: now.errors,
                 max_lag: now.max_lag,
             });

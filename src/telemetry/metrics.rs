@@ -213,6 +213,7 @@ impl Metrics {
         Summary {
             read,
             written,
+            retried: self.retried_entries.get_or_create(&labels).get(),
             errors,
             max_lag,
         }
@@ -230,6 +231,8 @@ impl Metrics {
 pub struct Summary {
     pub read: u64,
     pub written: u64,
+    /// PutEvents entries sent again (throttled, failed in passing).
+    pub retried: u64,
     pub errors: u64,
     pub max_lag: Option<i64>,
 }

@@ -244,6 +244,8 @@ pub struct PutEventsRetrying<'a> {
     pub attempt: u32,
     pub delay: Duration,
     pub reason: &'a str,
+    /// Throttling or an outage, retried without limit.
+    pub transient: bool,
 }
 
 impl InternalEvent for PutEventsRetrying<'_> {
@@ -252,14 +254,27 @@ impl InternalEvent for PutEventsRetrying<'_> {
             .retried_entries
             .get_or_create(&labels(self.connector))
             .inc_by(self.entries as u64);
-        warn!(
-            connector = self.connector,
-            entries = self.entries,
-            attempt = self.attempt,
-            delay = ?self.delay,
-            reason = self.reason,
-            "PutEvents entries will be sent again"
-        );
+        // Throttling is routine at the quota and counted in `ebconnect_retried_entries_total`; a line for each
+        // retry would flood the log.
+        if self.transient {
+            debug!(
+                connector = self.connector,
+                entries = self.entries,
+                attempt = self.attempt,
+                delay = ?self.delay,
+                reason = self.reason,
+                "PutEvents entries throttled or failed in passing, will be sent again"
+            );
+        } else {
+            warn!(
+                connector = self.connector,
+                entries = self.entries,
+                attempt = self.attempt,
+                delay = ?self.delay,
+                reason = self.reason,
+                "PutEvents answer unclear, entries will be sent again"
+            );
+        }
     }
 }
 
@@ -553,6 +568,8 @@ pub struct ConnectorSummary<'a> {
     pub state: &'a str,
     pub read_per_second: f64,
     pub written_per_second: f64,
+    /// PutEvents entries sent again per second: how hard EventBridge is throttling.
+    pub retried_per_second: f64,
     pub errors: u64,
     pub max_lag: Option<i64>,
 }
@@ -564,6 +581,7 @@ impl InternalEvent for ConnectorSummary<'_> {
             state = self.state,
             read_per_second = format!("{:.1}", self.read_per_second),
             written_per_second = format!("{:.1}", self.written_per_second),
+            retried_per_second = format!("{:.1}", self.retried_per_second),
             errors = self.errors,
             max_lag = self.max_lag,
             "summary"

@@ -1,6 +1,7 @@
 //! A PutEvents endpoint that speaks EventBridge's real wire protocol (AWS JSON 1.1, `X-Amz-Target:
 //! AWSEvents.PutEvents`) and injects the faults the emulator never produces: per-entry ThrottlingException and
-//! InternalFailure, HTTP 500, request-level throttling, and responses too slow to wait for.
+//! InternalFailure, HTTP 500, request-level throttling, latency, and responses too slow to wait for, by count or at
+//! random rates.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +31,14 @@ pub struct Faults {
     /// Every n-th request is answered only after this long (a client with a shorter timeout gives up).
     pub slow_every_request: usize,
     pub slow_delay: Duration,
+    /// Each entry fails with ThrottlingException with this probability (drawn from a seeded generator).
+    pub throttle_rate: f64,
+    /// Each entry not throttled fails with InternalFailure with this probability.
+    pub internal_failure_rate: f64,
+    /// Each request gets HTTP 500 with this probability.
+    pub http_500_rate: f64,
+    /// Every request is answered after this long, like a far-away region; its results count as acknowledged.
+    pub latency: Duration,
 }
 
 /// What the server saw. Entries are keyed by their `Detail` text.
@@ -53,6 +62,14 @@ pub struct Observed {
 struct Shared {
     faults: Faults,
     observed: Arc<Mutex<Observed>>,
+    random: Arc<Mutex<rand::rngs::StdRng>>,
+}
+
+impl Shared {
+    fn draw(&self, probability: f64) -> bool {
+        use rand::Rng;
+        probability > 0.0 && self.random.lock().unwrap().random_bool(probability)
+    }
 }
 
 pub struct FaultServer {
@@ -106,7 +123,10 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
     };
     let faults = shared.faults;
     let aws_json = [("content-type", "application/x-amz-json-1.1")];
-    if every(faults.http_500_every_request, request_number) {
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if every(faults.http_500_every_request, request_number) || shared.draw(faults.http_500_rate) {
         let body = json!({"__type": "InternalException", "message": "injected 500"}).to_string();
         return (StatusCode::INTERNAL_SERVER_ERROR, aws_json, body).into_response();
     }
@@ -124,9 +144,9 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         observed.entries_sent += 1;
         let count = observed.entries_sent;
         let detail = entry["Detail"].as_str().unwrap_or_default().to_owned();
-        let result = if every(faults.throttle_every_entry, count) {
+        let result = if every(faults.throttle_every_entry, count) || shared.draw(faults.throttle_rate) {
             json!({"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"})
-        } else if every(faults.internal_failure_every_entry, count) {
+        } else if every(faults.internal_failure_every_entry, count) || shared.draw(faults.internal_failure_rate) {
             json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected"})
         } else if every(faults.reject_every_entry, count) {
             *observed.rejected.entry(detail).or_default() += 1;
@@ -153,6 +173,7 @@ impl FaultServer {
         let app = Router::new().route("/", post(put_events)).with_state(Shared {
             faults,
             observed: observed.clone(),
+            random: Arc::new(Mutex::new(rand::SeedableRng::seed_from_u64(0xfa17))),
         });
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await

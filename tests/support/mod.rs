@@ -374,12 +374,18 @@ pub fn rest_address() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// Produces `count` records whose values are `{"n": <n>}`, with n counting from 0.
+/// Produces `count` records whose values are `{"n": <n>}`, with n counting from 0: queued at once (the idempotent
+/// producer keeps their order), then each acknowledgement awaited.
 pub async fn produce_numbered(topic: &str, count: u64) {
     let producer = producer();
+    let mut acknowledgements = Vec::new();
     for n in 0..count {
         let value = serde_json::json!({ "n": n }).to_string();
-        produce(&producer, topic, None, None, Some(value.as_bytes()), &[]).await;
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value.as_bytes());
+        acknowledgements.push(producer.send_result(record).map_err(|(error, _)| error).unwrap());
+    }
+    for acknowledgement in acknowledgements {
+        acknowledgement.await.unwrap().unwrap();
     }
 }
 

@@ -4,8 +4,9 @@
 //! to a chunk), tracks their offsets and hands the chunk to a task that decodes, transforms and builds the entries
 //! (`prepare`), so that this work, most of the CPU time per record, runs on every core. Prepared chunks come back
 //! in the order they were read and go into the batcher; closed batches go out as PutEvents requests, up to
-//! `request.max_in_flight` at once. Finished requests are handled before new records are read, so settled offsets
-//! move as early as possible, and the consumer pauses while `max_buffered_records` records are unsettled.
+//! `request.max_in_flight` at once; a batch waiting to retry frees its slot meanwhile. Finished requests are handled before new records are read, so settled offsets
+//! move as early as possible, and the consumer pauses while `max_buffered_records` records are unsettled. On
+//! shutdown nothing more is sent: requests already out are waited for, and what settled is committed.
 
 pub mod config;
 pub mod offload;
@@ -26,6 +27,7 @@ use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -33,7 +35,7 @@ pub use self::config::SinkConfig;
 use self::offload::{S3Uploader, Upload};
 use self::prepare::{Prepared, PreparedChunk, RecordPreparer};
 use self::request_builder::EntryBuilder;
-use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
@@ -131,13 +133,14 @@ struct Loop<'a> {
     batcher: Batcher<InFlight>,
     ready: VecDeque<Vec<InFlight>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Completion>>,
-    /// Requests among `in_flight` (the rest are errors-policy writes).
-    requests_in_flight: usize,
     accepting: bool,
+    /// Shutdown was asked for: no new request is sent; requests already out are waited for.
+    stopping: bool,
     /// Set when sending itself failed (PutEvents or the dead-letter topic): nothing more is sent.
     halt_sending: bool,
     paused: bool,
     failure: Option<SinkError>,
+    progress: &'a Progress,
 }
 
 impl Loop<'_> {
@@ -147,6 +150,8 @@ impl Loop<'_> {
         self.accepting = false;
         if !matches!(error, SinkError::Policy(PolicyError::NotTolerated { .. })) {
             self.halt_sending = true;
+            // Batches waiting to retry come back now instead of retrying until the throttling ends.
+            self.deliverer.stopping.cancel();
         }
         if self.failure.is_none() {
             self.failure = Some(error);
@@ -229,17 +234,22 @@ impl Loop<'_> {
     }
 
     fn on_completion(&mut self, completion: Completion) {
+        self.settle_completion(completion);
+        // Progress is records finished for good (delivered or dead-lettered); deliveries behind a record that keeps
+        // failing are not, since they commit nothing.
+        if !self.progress.was_made() && self.tracker.lock().has_advanced() {
+            self.progress.made();
+        }
+    }
+
+    fn settle_completion(&mut self, completion: Completion) {
         match completion {
             Completion::Handled(ticket, Ok(())) => {
                 self.tracker.lock().settle(&ticket);
             }
             Completion::Handled(_, Err(error)) => self.fail(error.into()),
-            Completion::DeliveryPanicked(reason) => {
-                self.requests_in_flight -= 1;
-                self.fail(SinkError::DeliveryPanicked(reason));
-            }
+            Completion::DeliveryPanicked(reason) => self.fail(SinkError::DeliveryPanicked(reason)),
             Completion::Delivered(delivery) => {
-                self.requests_in_flight -= 1;
                 let mut sent = 0;
                 for (item, settled) in delivery.settled {
                     match settled {
@@ -271,14 +281,26 @@ impl Loop<'_> {
         }
     }
 
+    /// Whether a batch waits for a request slot.
+    fn wants_slot(&self) -> bool {
+        !self.halt_sending && !self.stopping && !self.ready.is_empty()
+    }
+
+    /// Sends ready batches while request slots are free.
     fn dispatch(&mut self) {
-        while !self.halt_sending && self.requests_in_flight < self.config.request.max_in_flight {
-            let Some(batch) = self.ready.pop_front() else {
+        while self.wants_slot() {
+            let Ok(slot) = self.deliverer.slots.clone().try_acquire_owned() else {
                 break;
             };
+            self.send(slot);
+        }
+    }
+
+    /// Sends the next ready batch in `slot`.
+    fn send(&mut self, slot: OwnedSemaphorePermit) {
+        if let Some(batch) = self.ready.pop_front() {
             let deliverer = self.deliverer.clone();
             let uploader = self.uploader.clone();
-            self.requests_in_flight += 1;
             // A task of its own: building, signing and sending requests then runs on every core, not only on the
             // one that runs this loop.
             let delivery = tokio::spawn(async move {
@@ -294,7 +316,7 @@ impl Loop<'_> {
                         };
                     }
                 }
-                deliverer.deliver(batch).await
+                deliverer.deliver(batch, slot).await
             });
             self.in_flight.push(
                 delivery
@@ -335,10 +357,14 @@ impl Loop<'_> {
         }
     }
 
+    /// After shutdown, once what is in flight is back; after a record the errors policy did not tolerate, once what
+    /// was read before it is delivered; after a failure to send, once what is in flight is back.
     fn is_done(&self) -> bool {
         !self.accepting
             && self.in_flight.is_empty()
-            && (self.halt_sending || (self.preparing.is_empty() && self.ready.is_empty() && self.batcher.is_empty()))
+            && (self.halt_sending
+                || self.stopping
+                || (self.preparing.is_empty() && self.ready.is_empty() && self.batcher.is_empty()))
     }
 
     fn commit(&self, mode: CommitMode, reason: &str) {
@@ -411,6 +437,8 @@ impl Connector for SinkConnector {
                 .rate_limit
                 .as_deref()
                 .and_then(|group| self.parts.rate_limits.get(group)),
+            slots: Arc::new(Semaphore::new(config.request.max_in_flight)),
+            stopping: context.shutdown.child_token(),
         });
 
         let uploader = config.offload.as_ref().map(|_| {
@@ -455,11 +483,12 @@ impl Connector for SinkConnector {
             batcher: Batcher::new(config.batch.max_entries, config.batch.max_bytes),
             ready: VecDeque::new(),
             in_flight: FuturesUnordered::new(),
-            requests_in_flight: 0,
             accepting: true,
+            stopping: false,
             halt_sending: false,
             paused: false,
             failure: None,
+            progress: &context.progress,
         };
         // Whatever the consumer has at hand, up to a chunk: one record at a time when they trickle in, chunks
         // that keep every core busy when they stream.
@@ -476,13 +505,15 @@ impl Connector for SinkConnector {
                 .map(|opened| Instant::from_std(opened) + config.batch.linger);
             tokio::select! {
                 biased;
-                () = context.shutdown.cancelled(), if state.accepting => {
+                () = context.shutdown.cancelled(), if !state.stopping => {
+                    // What is read but not sent stays uncommitted and is read again on the next start.
                     state.accepting = false;
-                    state.flush();
+                    state.stopping = true;
                 }
                 Some(completion) = state.in_flight.next(), if !state.in_flight.is_empty() => {
                     state.on_completion(completion);
                 }
+                Ok(slot) = state.deliverer.slots.clone().acquire_owned(), if state.wants_slot() => state.send(slot),
                 _ = commit_timer.tick() => state.commit(CommitMode::Async, "interval"),
                 () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
                     state.flush();

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::SourceConfig;
-use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
+use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
 use crate::kafka::{client_config, ClientRole};
@@ -83,6 +83,8 @@ struct Poller {
     policy: ErrorPolicy,
     transforms: Chain,
     value_writer: JsonWriter,
+    /// Marked on each record written, so that a failure after progress starts the restart count over.
+    progress: Progress,
 }
 
 fn envelope_text(event: &Value, field: &str) -> Option<String> {
@@ -270,6 +272,7 @@ impl Poller {
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => {
                 emit(SourceRecordWritten { connector: &self.name });
+                self.progress.made();
                 Ok(Fate::Settled)
             }
             Err((KafkaError::MessageProduction(code @ RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
@@ -403,6 +406,7 @@ impl Connector for SourceConnector {
             policy,
             transforms: self.parts.transforms.clone(),
             value_writer,
+            progress: context.progress.clone(),
         });
         // One poller's failure stops the others; shutdown stops all of them.
         let stop = context.shutdown.child_token();
