@@ -3,12 +3,21 @@
 //! With `tolerance: none` a failed record fails the connector; with `all` it is written to the dead-letter
 //! topic with its original key, value and headers plus Kafka Connect's `__connect.errors.*` headers, and the record
 //! counts as settled only once Kafka acknowledged that write.
+//!
+//! A record the dead-letter topic cannot take whole (larger than its `max.message.bytes`) is written with its key
+//! and headers and the start of its value, cut to fit, and a `__ebconnect.errors.value.truncated` header giving the
+//! value's full size: one record too large for the topic never halts the connector behind it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use tokio::sync::OnceCell;
 
 use crate::config::{ErrorTolerance, ErrorsConfig};
 use crate::record::Record;
@@ -97,7 +106,24 @@ pub struct ErrorPolicy {
     connector: String,
     config: ErrorsConfig,
     producer: Option<FutureProducer>,
+    /// Reads the dead-letter topic's settings, the first time a record is too large for it.
+    admin: Option<Arc<AdminClient<DefaultClientContext>>>,
+    /// The dead-letter topic's `max.message.bytes`, once looked up.
+    topic_limit: Arc<OnceCell<usize>>,
 }
+
+/// The header on a dead letter whose value was cut to fit the topic: the value's full size in bytes.
+pub const TRUNCATED_HEADER: &str = "__ebconnect.errors.value.truncated";
+
+/// The limit assumed when the topic's own cannot be read: Kafka's default `message.max.bytes`.
+const DEFAULT_TOPIC_LIMIT: usize = 1_048_588;
+
+/// Room left in a truncated dead letter for Kafka's record and batch framing.
+const FRAMING: usize = 1024;
+
+/// The dead-letter producer's own size limit, high enough that the topic's `max.message.bytes` is what decides,
+/// whatever the topic allows. An explicit `message.max.bytes` in the connector's `producer_override` wins.
+const PRODUCER_MESSAGE_LIMIT: &str = "104857600";
 
 impl ErrorPolicy {
     /// `producer_config` is used only when a dead-letter topic is configured.
@@ -106,15 +132,46 @@ impl ErrorPolicy {
         config: ErrorsConfig,
         producer_config: ClientConfig,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = match config.deadletterqueue {
-            Some(_) => Some(producer_config.create()?),
-            None => None,
+        let mut producer_config = producer_config;
+        if producer_config.get("message.max.bytes").is_none() {
+            producer_config.set("message.max.bytes", PRODUCER_MESSAGE_LIMIT);
+        }
+        let (producer, admin) = match config.deadletterqueue {
+            Some(_) => (
+                Some(producer_config.create()?),
+                Some(Arc::new(producer_config.create()?)),
+            ),
+            None => (None, None),
         };
         Ok(Self {
             connector: connector.to_owned(),
             config,
             producer,
+            admin,
+            topic_limit: Arc::new(OnceCell::new()),
         })
+    }
+
+    /// The dead-letter topic's `max.message.bytes`, or Kafka's default when it cannot be read.
+    async fn topic_limit(&self, topic: &str) -> usize {
+        *self
+            .topic_limit
+            .get_or_init(|| async {
+                let Some(admin) = &self.admin else {
+                    return DEFAULT_TOPIC_LIMIT;
+                };
+                let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+                let described = admin
+                    .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+                    .await;
+                described
+                    .ok()
+                    .and_then(|results| results.into_iter().next())
+                    .and_then(Result::ok)
+                    .and_then(|resource| resource.get("max.message.bytes")?.value.as_deref()?.parse().ok())
+                    .unwrap_or(DEFAULT_TOPIC_LIMIT)
+            })
+            .await
     }
 
     /// Settings the dead-letter producer needs to write each record exactly where it was acknowledged.
@@ -168,27 +225,40 @@ impl ErrorPolicy {
                 });
             }
         }
-        let mut dead_letter: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dlq.topic).headers(headers);
-        if let Some(key) = &record.key {
-            dead_letter = dead_letter.key(key);
+        let value = record.value.as_deref();
+        let mut result = send(producer, &dlq.topic, record, headers.clone(), value).await;
+        let mut truncated = false;
+        if let (Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)), Some(value)) =
+            (&result, value)
+        {
+            let limit = self.topic_limit(&dlq.topic).await;
+            let headers_size: usize = record
+                .headers
+                .iter()
+                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                .sum();
+            let room = limit
+                .saturating_sub(FRAMING + headers_size + record.key.as_ref().map_or(0, Vec::len))
+                .min(value.len());
+            let full_size = value.len().to_string();
+            let headers = headers.insert(Header {
+                key: TRUNCATED_HEADER,
+                value: Some(full_size.as_str()),
+            });
+            result = send(producer, &dlq.topic, record, headers, Some(&value[..room])).await;
+            truncated = true;
         }
-        if let Some(value) = &record.value {
-            dead_letter = dead_letter.payload(value);
-        }
-        if let Some(timestamp) = record.timestamp {
-            dead_letter = dead_letter.timestamp(timestamp);
-        }
-        // The producer's own delivery timeout bounds this; the queue-full wait is bounded by it too.
-        match producer.send(dead_letter, Duration::from_secs(30)).await {
-            Ok(_) => {
+        match result {
+            Ok(()) => {
                 emit(RecordDeadLettered {
                     connector: &self.connector,
                     dlq_topic: &dlq.topic,
                     failure: &failure,
+                    truncated,
                 });
                 Ok(())
             }
-            Err((error, _)) => Err(PolicyError::DeadLetterFailed {
+            Err(error) => Err(PolicyError::DeadLetterFailed {
                 topic: position.topic.clone(),
                 partition: position.partition,
                 offset: position.offset,
@@ -197,4 +267,30 @@ impl ErrorPolicy {
             }),
         }
     }
+}
+
+/// Writes one dead letter: the record's key and timestamp, `headers`, and `value`.
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &Record,
+    headers: OwnedHeaders,
+    value: Option<&[u8]>,
+) -> Result<(), KafkaError> {
+    let mut dead_letter: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = &record.key {
+        dead_letter = dead_letter.key(key);
+    }
+    if let Some(value) = value {
+        dead_letter = dead_letter.payload(value);
+    }
+    if let Some(timestamp) = record.timestamp {
+        dead_letter = dead_letter.timestamp(timestamp);
+    }
+    // The producer's own delivery timeout bounds this; the queue-full wait is bounded by it too.
+    producer
+        .send(dead_letter, Duration::from_secs(30))
+        .await
+        .map(|_| ())
+        .map_err(|(error, _)| error)
 }

@@ -308,3 +308,39 @@ fn secrets_appear_in_no_output() {
     );
     assert!(!text.contains(SECRET), "a log line carried the secret:\n{text}");
 }
+
+/// Hostile files are refused at once, naming the limit: a document nested 100,000 flow levels deep (the parser took
+/// minutes on it), one over 1 MiB, and a `${file:}` pointing at a device that never ends.
+#[test]
+fn hostile_files_are_refused_quickly() {
+    let deep = format!(
+        "name: deep\ntype: eventbridge-sink\nconfig:\n  topics: {}{}\n  event_bus: b\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let large = format!(
+        "name: large\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n#{}\n",
+        "x".repeat(1 << 20)
+    );
+    let endless = "name: endless\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n  consumer_override:\n    sasl.password: ${file:/dev/zero}\n";
+    let dir = ConfigDir::new(
+        WORKER,
+        &[("deep.yaml", &deep), ("large.yaml", &large), ("endless.yaml", endless)],
+    );
+    let started = std::time::Instant::now();
+    let (ok, output) = validate(&dir, true);
+    assert!(!ok, "{output}");
+    // A generous bound for a debug build on a busy machine; the parser alone took over two minutes.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    for expected in [
+        "deep.yaml: flow collections (`[`, `{`) nested more than 64 levels deep at line 4",
+        "large.yaml: the document is larger than 1048576 bytes",
+        "endless.yaml: config.consumer_override: cannot read `/dev/zero` (referenced as ${file:/dev/zero}): not a regular file",
+    ] {
+        assert!(output.contains(expected), "missing {expected:?} in:\n{output}");
+    }
+}

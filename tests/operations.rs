@@ -423,3 +423,49 @@ async fn secrets_never_show_in_rest_answers() {
     assert!(text.contains("`[hidden]` is how the API shows a secret"), "{text}");
     worker.stop().await;
 }
+
+/// A body nested 100,000 flow levels deep (80 KB of YAML that took the parser minutes) is refused at once by create
+/// and by validate, naming the limit, while `/health` keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_bodies_are_refused_at_once() {
+    let worker_file = worker_yaml("");
+    let api = Api::new(&worker_file);
+    let worker = RunningWorker::start(&worker_file, &[]);
+    let deep = format!(
+        "name: deep\ntype: eventbridge-sink\nconfig:\n  topics: {}{}\n  event_bus: b\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let send = |method: reqwest::Method, path: &str| {
+        api.client
+            .request(method, format!("{}{path}", api.base))
+            .header("content-type", "application/yaml")
+            .body(deep.clone())
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let created = send(reqwest::Method::POST, "/connectors").await.unwrap();
+    assert_eq!(created.status().as_u16(), 400);
+    let text = created.text().await.unwrap();
+    assert!(text.contains("nested more than 64 levels deep at line 4"), "{text}");
+    let validated = send(
+        reqwest::Method::PUT,
+        "/connector-plugins/eventbridge-sink/config/validate",
+    )
+    .await
+    .unwrap();
+    let report: Value = validated.json().await.unwrap();
+    assert_eq!(report["error_count"], 1, "{report}");
+    assert!(
+        report.to_string().contains("nested more than 64 levels deep"),
+        "{report}"
+    );
+    // A generous bound for a debug build on a busy machine; the parser alone took minutes on this body.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(api.get("/health").await.0, 200);
+    worker.stop().await;
+}

@@ -209,6 +209,9 @@ async fn bad_requests_get_the_documented_status_and_error_code() {
     );
     let misfit = json!({"value": {"type": "BINARY", "data": "not base64!"}}).to_string();
     assert_eq!(send(url.clone(), auth, json, misfit).await, (422, 42201, false));
+    let before_1970 =
+        json!({"value": {"type": "STRING", "data": "x"}, "timestamp": "1969-12-31T23:59:59Z"}).to_string();
+    assert_eq!(send(url.clone(), auth, json, before_1970).await, (422, 42201, false));
     let wrong_cluster = url.replace("lkc-test", "lkc-other");
     assert_eq!(send(wrong_cluster, auth, json, good.clone()).await, (404, 40402, false));
     // Nothing of the above reached Kafka; the good record after it is the topic's first.

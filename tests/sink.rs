@@ -378,6 +378,77 @@ async fn throttling_slows_the_sink_but_never_fails_it() {
     );
 }
 
+/// A poison record larger than the dead-letter topic takes (1.2 MB, against the 1 MB a topic created with the
+/// defaults allows) is dead-lettered with its headers and the start of its value, marked as truncated, and the
+/// records behind it flow; before, the write failed with MessageSizeTooLarge and the connector restarted onto the
+/// same record forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_too_large_for_the_dead_letter_topic_is_truncated_there() {
+    let topic = unique("sink-huge");
+    let dlq = unique("sink-huge-dlq");
+    support::create_topic_configured(support::kafka_config(), &topic, 1, &[("max.message.bytes", "2097152")]).await;
+    support::create_topic(&dlq, 1).await;
+    let capture = BusCapture::new("sink-huge", &json!({"source": ["ebconnect.test.huge"]})).await;
+    let producer: rdkafka::producer::FutureProducer = support::kafka_config()
+        .set("enable.idempotence", "true")
+        .set("message.max.bytes", "3000000")
+        .create()
+        .unwrap();
+    let huge = json!({"n": 1, "blob": "x".repeat(1_200_000)}).to_string();
+    support::produce(&producer, &topic, None, None, Some(br#"{"n":0}"#), &[]).await;
+    support::produce(
+        &producer,
+        &topic,
+        None,
+        Some(b"huge-key"),
+        Some(huge.as_bytes()),
+        &[("trace", b"abc")],
+    )
+    .await;
+    for value in [br#"{"n":2}"#, br#"{"n":3}"#] {
+        support::produce(&producer, &topic, None, None, Some(value), &[]).await;
+    }
+    let name = unique("huge");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        "source: ebconnect.test.huge\ndetail: value",
+        &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"),
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let events = capture.receive(3, Duration::from_secs(60)).await;
+    let delivered: BTreeSet<u64> = events
+        .iter()
+        .map(|event| event["detail"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delivered, [0, 2, 3].into());
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let status = worker.state(&name).unwrap();
+    assert_eq!(status.state.as_str(), "RUNNING", "{:?}", status.trace);
+    worker.stop().await;
+    let letter = &dead[0];
+    assert_eq!(
+        letter.headers[ebconnect::dead_letter::TRUNCATED_HEADER],
+        huge.len().to_string()
+    );
+    assert_eq!(letter.headers["trace"], "abc");
+    assert_eq!(letter.key.as_deref(), Some(&b"huge-key"[..]));
+    let value = letter.value.as_deref().unwrap();
+    assert!(
+        value.len() < 1_048_588 && value.len() > 1_000_000,
+        "{} bytes",
+        value.len()
+    );
+    assert!(huge.as_bytes().starts_with(value));
+    assert_eq!(
+        support::committed_offsets(&format!("connect-{name}"), &topic, 1),
+        support::end_offsets(&topic, 1)
+    );
+}
+
 /// Entries EventBridge rejects for good go to the dead-letter topic, with the PutEvents error code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_entries_are_dead_lettered_with_the_aws_error_code() {

@@ -81,11 +81,111 @@ impl ConfigError {
     }
 }
 
+/// The largest configuration document: far more than any worker or connector needs.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of flow collections (`[...]`, `{...}`) in a document. The YAML parser's cost grows with the
+/// square of this depth (20,000 levels took 7 s, 100,000 over two minutes), and no configuration needs more than
+/// a handful.
+pub const MAX_FLOW_NESTING: usize = 64;
+
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))
+    use std::io::Read;
+    let opened = std::fs::File::open(file).map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))?;
+    let mut text = String::new();
+    opened
+        .take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))?;
+    Ok(text)
+}
+
+/// Refuses a document over [`MAX_DOCUMENT_BYTES`] or nested deeper than [`MAX_FLOW_NESTING`], in one linear pass,
+/// before the parser sees it.
+fn check_limits(text: &str) -> Result<(), String> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!("the document is larger than {MAX_DOCUMENT_BYTES} bytes"));
+    }
+    match flow_nesting_beyond(text, MAX_FLOW_NESTING) {
+        Some(line) => Err(format!(
+            "flow collections (`[`, `{{`) nested more than {MAX_FLOW_NESTING} levels deep at line {line}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The line at which flow collections open deeper than `limit`, if they do. A `[` or `{` counts where a flow
+/// collection can start (first on a line, or after `:`, `-`, `,`, `?` or another opening bracket), not inside a
+/// plain scalar such as `a[b` or `a [b`, a quoted string or a comment.
+fn flow_nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let can_start = |significant: char| matches!(significant, '\n' | ':' | '-' | ',' | '[' | '{' | '?');
+    let mut depth = 0usize;
+    let mut line = 1;
+    // The character before this one, and the last one that was not a blank (`\n` at the start of a line).
+    let mut previous = '\n';
+    let mut significant = '\n';
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' if previous.is_whitespace() => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+                previous = '\n';
+                significant = '\n';
+                continue;
+            }
+            '"' | '\'' if can_start(significant) => {
+                let mut escaped = false;
+                for inner in chars.by_ref() {
+                    match inner {
+                        '\n' => line += 1,
+                        '\\' if c == '"' && !escaped => {
+                            escaped = true;
+                            continue;
+                        }
+                        // A doubled `''` inside single quotes reads as a close and a reopen, which ends the same.
+                        quote if quote == c && !escaped => break,
+                        _ => {}
+                    }
+                    escaped = false;
+                }
+            }
+            '[' | '{' if can_start(significant) => {
+                depth += 1;
+                if depth > limit {
+                    return Some(line);
+                }
+            }
+            // Part of a plain scalar: what follows it is too.
+            '[' | '{' => {
+                previous = c;
+                significant = 'a';
+                continue;
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+        if c == '\n' || !c.is_whitespace() {
+            significant = c;
+        }
+    }
+    None
+}
+
+/// A connector document sent over the API (JSON or YAML) as a JSON value, within the size and nesting limits.
+pub fn parse_untrusted(text: &str) -> Result<serde_json::Value, String> {
+    check_limits(text)?;
+    serde_norway::from_str(text).map_err(|error| error.to_string())
 }
 
 fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    check_limits(text).map_err(|message| ConfigError::new(file, message))?;
     serde_norway::from_str(text).map_err(|error| ConfigError::new(file, error.to_string()))
 }
 
@@ -250,4 +350,44 @@ pub fn load_connectors(paths: &[PathBuf], worker: Option<&WorkerConfig>) -> (Vec
         }
     }
     (loaded, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_refused_in_linear_time() {
+        let deep = format!("topics: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        let refused = check_limits(&deep).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(refused.contains("more than 64 levels deep at line 1"), "{refused}");
+        let nested = format!("a:\n  b: {}1{}\n", "[".repeat(65), "]".repeat(65));
+        assert!(check_limits(&nested).unwrap_err().contains("at line 2"));
+        assert!(check_limits(&format!("a: {}1{}", "{x: ".repeat(64), "}".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn brackets_in_scalars_strings_and_comments_do_not_count() {
+        let many = "[".repeat(200);
+        for text in [
+            format!("a: x{many}\n"),
+            format!("a: x {many}\n"),
+            format!("a: \"{many}\"\n"),
+            format!("a: '{many}'\n"),
+            format!("a: 'it''s {many}'\n"),
+            format!("a: \"\\\" {many}\"\n"),
+            format!("a: 1 # {many}\nb: [1, 2]\n"),
+            format!("# {many}\n"),
+        ] {
+            assert_eq!(check_limits(&text), Ok(()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_document_over_the_size_limit_is_refused() {
+        let large = format!("a: \"{}\"\n", "x".repeat(MAX_DOCUMENT_BYTES));
+        assert!(check_limits(&large).unwrap_err().contains("larger than 1048576 bytes"));
+    }
 }

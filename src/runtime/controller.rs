@@ -346,7 +346,7 @@ impl Controller {
         document: String,
         create: bool,
     ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
-        let mut value: serde_json::Value = serde_norway::from_str(&document)
+        let mut value = crate::config::parse_untrusted(&document)
             .map_err(|error| ControlError::Invalid(format!("the body is not a connector document: {error}")))?;
         let object = value
             .as_object_mut()

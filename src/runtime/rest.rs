@@ -238,10 +238,15 @@ async fn validate(State(state): State<ApiState>, Path(kind): Path<String>, text:
     let Some(expected) = ConnectorType::ALL.iter().find(|known| known.as_str() == kind) else {
         return error(StatusCode::NOT_FOUND, format!("no connector plugin `{kind}`"));
     };
-    let problems = match crate::config::check_document(&text, Some(&state.worker)) {
-        Ok(found) if found != *expected => vec![format!("type: `{}` is not `{kind}`", found.as_str())],
-        Ok(_) => Vec::new(),
-        Err(message) => vec![crate::redact::scrub(&message).into_owned()],
+    // Parsing and checking take CPU in proportion to the body: off the runtime's threads, so that other requests
+    // and the connectors' tasks keep their pace.
+    let worker = state.worker.clone();
+    let checked = tokio::task::spawn_blocking(move || crate::config::check_document(&text, Some(&worker))).await;
+    let problems = match checked {
+        Ok(Ok(found)) if found != *expected => vec![format!("type: `{}` is not `{kind}`", found.as_str())],
+        Ok(Ok(_)) => Vec::new(),
+        Ok(Err(message)) => vec![crate::redact::scrub(&message).into_owned()],
+        Err(failed) => vec![format!("the check failed: {failed}")],
     };
     let configs: Vec<Value> = problems
         .iter()

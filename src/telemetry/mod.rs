@@ -224,6 +224,8 @@ pub struct RecordDeadLettered<'a> {
     pub connector: &'a str,
     pub dlq_topic: &'a str,
     pub failure: &'a crate::dead_letter::RecordFailure,
+    /// The value was cut to fit the topic's size limit.
+    pub truncated: bool,
 }
 
 impl InternalEvent for RecordDeadLettered<'_> {
@@ -233,6 +235,7 @@ impl InternalEvent for RecordDeadLettered<'_> {
             connector = self.connector,
             dlq_topic = self.dlq_topic,
             error_kind = %self.failure.error_kind,
+            truncated = self.truncated,
             "record written to the dead-letter topic"
         );
     }

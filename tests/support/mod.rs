@@ -58,10 +58,19 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 }
 
 pub async fn create_topic_with(config: ClientConfig, topic: &str, partitions: i32) {
+    create_topic_configured(config, topic, partitions, &[]).await;
+}
+
+/// A topic with topic-level settings such as `max.message.bytes`.
+pub async fn create_topic_configured(config: ClientConfig, topic: &str, partitions: i32, settings: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in settings {
+        new_topic = new_topic.set(key, value);
+    }
     let results = admin
         .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &[new_topic],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
         )
         .await

@@ -173,9 +173,18 @@ impl Receiver {
             .map(wire::RecordHeader::decoded)
             .collect::<Result<Vec<_>, _>>()?;
         let timestamp = match &record.timestamp {
-            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-                .map_err(|error| ApiError::invalid(format!("timestamp: `{text}` is not RFC 3339: {error}")))?
-                .timestamp_millis(),
+            Some(text) => {
+                let millis = chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|error| ApiError::invalid(format!("timestamp: `{text}` is not RFC 3339: {error}")))?
+                    .timestamp_millis();
+                // Kafka reads a negative timestamp as none.
+                if millis < 0 {
+                    return Err(ApiError::invalid(format!(
+                        "timestamp: `{text}` is before 1970, which a Kafka record cannot carry"
+                    )));
+                }
+                millis
+            }
             None => chrono::Utc::now().timestamp_millis(),
         };
         if record.partition_id.is_some_and(|partition| partition < 0) {

@@ -16,6 +16,8 @@ pub enum BuildError {
     DetailNotObject(&'static str),
     #[error("time: `{path}` holds {found}, not an RFC 3339 timestamp")]
     BadTime { path: String, found: String },
+    #[error("time: `{path}` holds {found}, before 1970, which PutEvents cannot carry")]
+    TimeBeforeEpoch { path: String, found: String },
     #[error("resources: `{path}` selected {found}; resources must be strings (ARNs)")]
     BadResource { path: String, found: String },
     #[error("detail_type: `{path}` selected {found}; a detail-type must be a non-empty string")]
@@ -162,19 +164,29 @@ impl EntryBuilder {
         })
     }
 
-    /// A path that finds nothing leaves the time to EventBridge; a value that is not a timestamp is an error.
+    /// A path that finds nothing leaves the time to EventBridge; a value that is not a timestamp, or one before
+    /// 1970, is an error. A record timestamp before 1970 (Kafka's -1 is none) leaves the time to EventBridge too.
     fn time(&self, record: &Record, value: &Value) -> Result<Option<i64>, BuildError> {
         match &self.time {
             TimeConfig::None => Ok(None),
-            TimeConfig::RecordTimestamp => Ok(record.timestamp),
+            TimeConfig::RecordTimestamp => Ok(record.timestamp.filter(|millis| *millis >= 0)),
             TimeConfig::JsonPath(path) => match path.select_one(value) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
-                    .map(|time| Some(time.timestamp_millis()))
-                    .map_err(|_| BuildError::BadTime {
-                        path: path.to_string(),
-                        found: shown(&Value::String(text.clone())),
-                    }),
+                Some(Value::String(text)) => {
+                    let millis = DateTime::parse_from_rfc3339(text)
+                        .map_err(|_| BuildError::BadTime {
+                            path: path.to_string(),
+                            found: shown(&Value::String(text.clone())),
+                        })?
+                        .timestamp_millis();
+                    if millis < 0 {
+                        return Err(BuildError::TimeBeforeEpoch {
+                            path: path.to_string(),
+                            found: shown(&Value::String(text.clone())),
+                        });
+                    }
+                    Ok(Some(millis))
+                }
                 Some(other) => Err(BuildError::BadTime {
                     path: path.to_string(),
                     found: shown(other),
@@ -307,6 +319,10 @@ mod tests {
         assert!(matches!(
             build(&builder, &record("t", vec![]), json!({"at": "yesterday"})),
             Err(BuildError::BadTime { .. })
+        ));
+        assert!(matches!(
+            build(&builder, &record("t", vec![]), json!({"at": "1969-12-31T23:59:59Z"})),
+            Err(BuildError::TimeBeforeEpoch { .. })
         ));
         assert!(matches!(
             build(&builder, &record("t", vec![]), json!({"arns": [1]})),
