@@ -286,18 +286,15 @@ impl Cidr {
 /// are decimal even with leading zeros (`10.0.0.010` is 10.0.0.10), an IPv4-mapped IPv6 address in hexadecimal
 /// (`::ffff:a00:1`) is its IPv4 address, and a mapped address in dotted form (`::ffff:10.0.0.1`) is no address.
 pub fn ip_address(text: &str) -> Option<IpAddr> {
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() == 4
-        && parts
-            .iter()
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if text.bytes().all(|b| b == b'.' || b.is_ascii_digit()) {
         let mut octets = [0u8; 4];
-        for (octet, part) in octets.iter_mut().zip(&parts) {
+        let mut parts = text.split('.');
+        for octet in &mut octets {
+            let part = parts.next().filter(|part| !part.is_empty())?;
             let digits = part.trim_start_matches('0');
             *octet = if digits.is_empty() { 0 } else { digits.parse().ok()? };
         }
-        return Some(IpAddr::V4(Ipv4Addr::from(octets)));
+        return parts.next().is_none().then_some(IpAddr::V4(Ipv4Addr::from(octets)));
     }
     if text.contains(':') && text.bytes().all(|b| b == b':' || b.is_ascii_hexdigit()) {
         let address: Ipv6Addr = text.parse().ok()?;
@@ -319,6 +316,20 @@ fn string_ends_with(text: &str, suffix: &str) -> bool {
 }
 
 impl Matcher {
+    /// A rough rank of the work one test takes: plain comparisons 0, text scans 1, the rest 2.
+    pub fn cost(&self) -> u8 {
+        match self {
+            Self::String(_) | Self::Number(_) | Self::Literal(_) | Self::Exists => 0,
+            Self::Prefix(_) | Self::Suffix(_) | Self::Numeric { .. } => 1,
+            Self::PrefixIgnoreCase(_)
+            | Self::SuffixIgnoreCase(_)
+            | Self::EqualsIgnoreCase(_)
+            | Self::Wildcard(_)
+            | Self::AnythingBut(_)
+            | Self::Cidr(_) => 2,
+        }
+    }
+
     /// Whether the matcher accepts one leaf value of the event (a string, number, boolean or null).
     pub fn matches(&self, value: &Value) -> bool {
         let text = value.as_str();

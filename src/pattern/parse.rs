@@ -342,13 +342,22 @@ impl Compiler {
     }
 }
 
-/// Fields in event-ruler's order: by name, as Java compares strings (by UTF-16 unit).
+/// Fields in event-ruler's order: by name, as Java compares strings (by UTF-16 unit). That order decides what
+/// `exists: false` sees; a sub-rule without it matches the same in any order (the search for consistent values is
+/// exhaustive), so its fields go cheapest first, where a mismatch ends the search soonest: shallow paths, then
+/// those whose matchers compare plainly.
 fn sub_rule(draft: Draft) -> SubRule {
     let mut fields: Vec<Field> = draft
         .into_iter()
         .map(|(path, (matchers, absent))| Field::new(path, matchers, absent))
         .collect();
     fields.sort_by(|left, right| left.path.encode_utf16().cmp(right.path.encode_utf16()));
+    if !fields.iter().any(|field| field.absent) {
+        fields.sort_by_key(|field| {
+            let cost = field.matchers.iter().map(Matcher::cost).max().unwrap_or(0);
+            (field.dots.len(), cost)
+        });
+    }
     SubRule { fields }
 }
 
