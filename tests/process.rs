@@ -310,3 +310,116 @@ async fn sigterm_waits_only_for_requests_in_flight() {
     );
     assert!(observed.acknowledged.values().all(|count| *count == 1));
 }
+
+/// The worker's peak memory (`VmHWM`), in MiB.
+fn peak_rss_mib(child: &std::process::Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
+
+/// The receiver under hostile clients, at its defaults: four 15 MiB `records:batch` bodies of empty entries at once,
+/// 500 connections each announcing a 1 MB record and sending a fifth of it, and a client sending its headers a
+/// byte a second. The batches are refused, the slow bodies beyond the memory budget get 503, the slow headers are
+/// cut off, the worker's peak memory stays under 256 MiB (it reached 1.9 GiB before the limits), and once the slow
+/// clients are gone an ordinary request goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_stays_small_under_hostile_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let topic = unique("process-hostile");
+    support::create_topic(&topic, 1).await;
+    let address = support::rest_address();
+    let connector = format!(
+        "name: {}\ntype: rest-produce-receiver\nconfig:\n  listen: {address}\n  topics: [{topic}]\n  auth:\n    api_key: hostile-key\n    api_secret: hostile-secret\n",
+        unique("hostile")
+    );
+    let config = ConfigDir::new(&worker_yaml(""), &[("receiver.yaml", &connector)]);
+    let mut child = support::spawn_worker(&config, "worker.log");
+    support::wait_for("the receiver to listen", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(address).await.ok()
+    })
+    .await;
+    let url = format!("http://{address}/kafka/v3/clusters/ebconnect/topics/{topic}/records");
+    let client = reqwest::Client::new();
+    let post = |path: String, body: Vec<u8>| {
+        client
+            .post(path)
+            .basic_auth("hostile-key", Some("hostile-secret"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let mut batch = b"{\"entries\":[".to_vec();
+    while batch.len() < 15 << 20 {
+        batch.extend_from_slice(b"{},");
+    }
+    batch.extend_from_slice(b"{}]}");
+    let batches = (0..4).map(|_| post(format!("{url}:batch"), batch.clone()));
+    for answer in futures::future::join_all(batches).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status().as_u16(), 413, "{}", answer.text().await.unwrap());
+    }
+
+    let request_head = format!(
+        "POST /kafka/v3/clusters/ebconnect/topics/{topic}/records HTTP/1.1\r\nhost: {address}\r\nauthorization: Basic aG9zdGlsZS1rZXk6aG9zdGlsZS1zZWNyZXQ=\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n"
+    );
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request_head.as_bytes()).await.unwrap();
+        stream.write_all(&[b' '; 200_000]).await.unwrap();
+        slow.push(stream);
+    }
+    // Those beyond the budget are answered 503 at once; the others wait for the rest of their bodies.
+    let mut refused = 0;
+    for stream in &mut slow {
+        let mut answer = [0u8; 12];
+        if let Ok(Ok(12)) = tokio::time::timeout(Duration::from_millis(20), stream.read_exact(&mut answer)).await {
+            assert_eq!(&answer, b"HTTP/1.1 503", "{}", String::from_utf8_lossy(&answer));
+            refused += 1;
+        }
+    }
+    // 64 MiB of budget holds about 335 of the 200 KB bodies.
+    assert!(refused >= 100, "only {refused} of 500 slow bodies were refused");
+
+    let mut slowloris = tokio::net::TcpStream::connect(address).await.unwrap();
+    let started = Instant::now();
+    let cut_off = loop {
+        if slowloris.write_all(b"P").await.is_err() {
+            break started.elapsed();
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_secs(1), slowloris.read(&mut byte)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            Ok(Ok(_)) => break started.elapsed(),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "slow headers were never cut off"
+        );
+    };
+    assert!(
+        cut_off < Duration::from_secs(15),
+        "slow headers were cut off only after {cut_off:?}"
+    );
+
+    assert_running(&mut child, &config, "worker.log");
+    let peak = peak_rss_mib(&child);
+    drop(slow);
+    support::wait_for("an ordinary request to go through", Duration::from_secs(10), || async {
+        let ordinary = post(
+            url.clone(),
+            br#"{"value": {"type": "JSON", "data": {"ok": true}}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+        (ordinary.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    support::terminate(&child);
+    assert!(child.wait().unwrap().success(), "SIGTERM must end in exit 0");
+    assert!(peak <= 256, "the worker's memory peaked at {peak} MiB");
+}

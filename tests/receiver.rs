@@ -333,3 +333,44 @@ async fn kafka_down_gives_503_and_a_full_endpoint_429() {
     assert_eq!(unavailable.json::<Value>().await.unwrap()["error_code"], 50301);
     worker.stop().await;
 }
+
+/// A batch larger than `max_in_flight` waits for room instead of being refused: with two write slots, all 25
+/// entries of one batch are written and answered as successes, and the records reach Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_max_in_flight_waits_for_room() {
+    let topic = unique("receiver-room");
+    support::create_topic(&topic, 1).await;
+    let address = support::rest_address();
+    let name = unique("receiver-room");
+    let connector = format!(
+        "name: {name}\ntype: rest-produce-receiver\nconfig:\n  listen: {address}\n  topics: [{topic}]\n  max_in_flight: 2\n"
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("receiver.yaml", &connector)]);
+    support::wait_for("the receiver to listen", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(address).await.ok()
+    })
+    .await;
+    let entries: Vec<Value> = (0..25)
+        .map(|n| json!({"id": format!("e{n}"), "value": {"type": "JSON", "data": {"n": n}}}))
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{address}/kafka/v3/clusters/ebconnect/topics/{topic}/records:batch"
+        ))
+        .header("content-type", "application/json")
+        .body(json!({ "entries": entries }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 207);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["failures"], json!([]), "{report}");
+    assert_eq!(report["successes"].as_array().unwrap().len(), 25, "{report}");
+    assert_eq!(report["successes"][24]["id"], "e24");
+    let topic_name = topic.clone();
+    let records = tokio::task::spawn_blocking(move || support::consume_all(&topic_name, 25, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 25);
+    worker.stop().await;
+}

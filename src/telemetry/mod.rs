@@ -136,6 +136,18 @@ impl InternalEvent for ReceiverRecordRejected<'_> {
     }
 }
 
+/// The receiver could not accept a connection (out of file descriptors, or reset before it was accepted).
+pub struct ReceiverAcceptFailed<'a> {
+    pub connector: &'a str,
+    pub error: &'a std::io::Error,
+}
+
+impl InternalEvent for ReceiverAcceptFailed<'_> {
+    fn emit(self) {
+        warn!(connector = self.connector, error = %self.error, "cannot accept a connection");
+    }
+}
+
 /// The REST API listens on a non-loopback address without authentication, as `rest.allow_unauthenticated` asked.
 pub struct RestUnauthenticated {
     pub address: std::net::SocketAddr,

@@ -19,7 +19,7 @@ pub struct RecordReader<S> {
 impl<S, E> RecordReader<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<ApiError>,
 {
     pub fn new(chunks: S, max_record_bytes: usize) -> Self {
         Self {
@@ -79,7 +79,7 @@ where
             }
             match self.chunks.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => return Some(Err(ApiError::malformed(format!("reading the body failed: {error}")))),
+                Some(Err(error)) => return Some(Err(error.into())),
                 None => self.ended = true,
             }
         }
@@ -100,8 +100,8 @@ mod tests {
 
     use super::*;
 
-    fn reader(chunks: &[&str], max: usize) -> RecordReader<impl Stream<Item = Result<Bytes, String>> + Unpin> {
-        let chunks: Vec<Result<Bytes, String>> =
+    fn reader(chunks: &[&str], max: usize) -> RecordReader<impl Stream<Item = Result<Bytes, ApiError>> + Unpin> {
+        let chunks: Vec<Result<Bytes, ApiError>> =
             chunks.iter().map(|chunk| Ok(Bytes::from(chunk.to_string()))).collect();
         RecordReader::new(stream::iter(chunks), max)
     }

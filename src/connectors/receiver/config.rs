@@ -30,10 +30,28 @@ pub struct ReceiverConfig {
     /// The largest `records:batch` request body; larger gets 413. Default: 16777216.
     #[serde(default = "default_max_batch_bytes")]
     pub max_batch_bytes: usize,
-    /// Records being written at once, over all requests; a record beyond that gets 429 so that the caller retries.
-    /// Default: 10000.
+    /// The most entries in one `records:batch`; more gets 413. Default: 10000.
+    #[serde(default = "default_max_batch_entries")]
+    pub max_batch_entries: usize,
+    /// Records being written at once, over all requests. A single record beyond that gets 429 so that the caller
+    /// retries; the entries of a batch wait for room. Default: 10000.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Bytes of request bodies held at once, over all requests: a batch's whole body, or what a single-record or
+    /// streaming request may buffer (its length, or at most `max_record_bytes`). A request that does not fit gets
+    /// 503 with `Retry-After`. Default: 67108864 (64 MiB).
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
+    /// Connections open at once; further ones wait to be accepted. Default: 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The time a client has to send a request's headers; a slower one is disconnected. Default: 10s.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// The longest pause while a body is sent; a request whose body stalls that long is ended with 400.
+    /// Default: 30s.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    pub body_timeout: Duration,
     /// How long a record may wait for Kafka's acknowledgement (librdkafka's `message.timeout.ms`); one that
     /// times out gets 503. Default: 30s.
     #[serde(default = "default_produce_timeout", with = "humantime_serde")]
@@ -66,6 +84,26 @@ fn default_max_in_flight() -> usize {
     10_000
 }
 
+fn default_max_batch_entries() -> usize {
+    10_000
+}
+
+fn default_max_buffered_bytes() -> usize {
+    64 << 20
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn default_produce_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -92,6 +130,15 @@ impl ReceiverConfig {
             if auth.api_key.value().is_empty() || auth.api_secret.expose().is_empty() {
                 return Err("config.auth: api_key and api_secret must not be empty".into());
             }
+        }
+        if self.max_buffered_bytes < self.max_batch_bytes || self.max_buffered_bytes > u32::MAX as usize {
+            return Err("config.max_buffered_bytes: must be at least max_batch_bytes, and at most 4294967295".into());
+        }
+        if self.max_connections == 0 || self.max_batch_entries == 0 {
+            return Err("config.max_connections and max_batch_entries: must be at least 1".into());
+        }
+        if self.header_timeout.is_zero() || self.body_timeout.is_zero() {
+            return Err("config.header_timeout and body_timeout: must be longer than 0s".into());
         }
         if self.max_record_bytes == 0 || self.max_batch_bytes < self.max_record_bytes {
             return Err("config.max_batch_bytes: must be at least max_record_bytes, which must be positive".into());

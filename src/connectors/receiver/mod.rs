@@ -9,9 +9,10 @@
 
 pub mod body;
 pub mod config;
+pub mod server;
 pub mod wire;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +33,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::body::RecordReader;
 pub use self::config::ReceiverConfig;
 use self::wire::{
-    parse_record, ApiError, BatchFailure, BatchRequest, BatchResponse, BatchSuccess, DataSummary, Delivered, Payload,
-    ProduceRecord,
+    parse_record, ApiError, BatchFailure, BatchResponse, BatchSuccess, DataSummary, Delivered, Payload, ProduceRecord,
 };
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::ErrorPolicy;
@@ -83,8 +83,18 @@ struct Receiver {
     producer: FutureProducer,
     avro: Option<Arc<AvroRecordEncoder>>,
     in_flight: Arc<Semaphore>,
+    /// Bytes of request bodies being read and held, over all requests (`max_buffered_bytes`).
+    budget: Arc<Semaphore>,
     /// The API key and secret, when auth is configured.
     credentials: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Whether a record that finds every write slot taken is refused (a single record: its client retries on 429) or
+/// waits for one (an entry of a batch, which the client cannot resend alone).
+#[derive(Clone, Copy)]
+enum WhenBusy {
+    Refuse,
+    Wait,
 }
 
 impl Receiver {
@@ -148,14 +158,27 @@ impl Receiver {
         }
     }
 
-    /// Writes one record and waits for Kafka's acknowledgement.
-    async fn write(&self, topic: &str, record: ProduceRecord) -> Result<Delivered, ApiError> {
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+    /// A write slot (`max_in_flight`), at once or, for `WhenBusy::Wait`, when one is free.
+    async fn slot(&self, when_busy: WhenBusy) -> Result<OwnedSemaphorePermit, ApiError> {
+        let busy = || {
             ApiError::busy(format!(
                 "{} records are being written already (max_in_flight); retry later",
                 self.config.max_in_flight
             ))
-        })?;
+        };
+        match when_busy {
+            WhenBusy::Refuse => self.in_flight.clone().try_acquire_owned().map_err(|_| busy()),
+            WhenBusy::Wait => self.in_flight.clone().acquire_owned().await.map_err(|_| busy()),
+        }
+    }
+
+    /// Writes one record in `_slot` and waits for Kafka's acknowledgement.
+    async fn write(
+        &self,
+        topic: &str,
+        record: ProduceRecord,
+        _slot: OwnedSemaphorePermit,
+    ) -> Result<Delivered, ApiError> {
         let key = match &record.key {
             Some(data) => Some((data.data_type(), self.encode(data.payload("key")?, topic, true).await?)),
             None => None,
@@ -260,13 +283,17 @@ impl Receiver {
         self: Arc<Self>,
         topic: Arc<str>,
         record: Result<Value, ApiError>,
+        when_busy: WhenBusy,
     ) -> Result<Delivered, ApiError> {
         emit(SourceRecordsPolled {
             connector: &self.name,
             count: 1,
         });
         let written = match record.and_then(parse_record) {
-            Ok(record) => self.write(&topic, record).await,
+            Ok(record) => match self.slot(when_busy).await {
+                Ok(slot) => self.write(&topic, record, slot).await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         match &written {
@@ -351,7 +378,9 @@ async fn produce(
         return receiver.reject(error);
     }
     let topic: Arc<str> = Arc::from(topic);
-    let mut reader = RecordReader::new(body.into_data_stream(), receiver.config.max_record_bytes);
+    // The reader holds at most a record (and the chunk that ends it), so that is what the budget is charged.
+    let (chunks, _) = receiver.budgeted(body, receiver.config.max_record_bytes);
+    let mut reader = RecordReader::new(chunks, receiver.config.max_record_bytes);
     // A body of known length is read to its end before answering: if it holds one record, the answer's status is
     // that record's. A chunked body is a stream whose client may wait for each report before sending more.
     if !headers.contains_key(CONTENT_LENGTH) {
@@ -362,12 +391,16 @@ async fn produce(
         Some(first) => first,
     };
     match reader.next().await {
-        None => match receiver.clone().write_json(topic, first).await {
+        None => match receiver.clone().write_json(topic, first, WhenBusy::Refuse).await {
             Ok(delivered) => Json(delivered).into_response(),
             Err(error) => Receiver::error_response(error),
         },
         Some(second) => stream_reports(receiver, topic, reader, vec![first, second]),
     }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Answers 200 at once and sends one delivery report per record, in the records' order, while writing up to
@@ -379,7 +412,7 @@ fn stream_reports<S>(
     already_read: Vec<Result<Value, ApiError>>,
 ) -> Response
 where
-    S: futures::Stream<Item = Result<Bytes, axum::Error>> + Unpin + Send + 'static,
+    S: futures::Stream<Item = Result<Bytes, BodyError>> + Unpin + Send + 'static,
 {
     let (mut reports, body) = futures::channel::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -403,7 +436,7 @@ where
                     }
                 }
                 record = next_record, if reading && writes.len() < STREAM_WINDOW => match record {
-                    Some(record) => writes.push_back(receiver.clone().write_json(topic.clone(), record)),
+                    Some(record) => writes.push_back(receiver.clone().write_json(topic.clone(), record, WhenBusy::Refuse)),
                     None => reading = false,
                 },
                 else => return,
@@ -427,36 +460,54 @@ async fn produce_batch(
         return receiver.reject(error);
     }
     let limit = receiver.config.max_batch_bytes;
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return receiver.reject(ApiError::too_large(format!(
-            "the batch is larger than max_batch_bytes ({limit} bytes) or could not be read"
-        )));
-    };
-    let request: BatchRequest = match serde_json::from_slice::<Value>(&bytes) {
-        Err(error) => return receiver.reject(ApiError::malformed(format!("the body is not JSON: {error}"))),
-        Ok(value) => match serde_json::from_value(value) {
-            Ok(request) => request,
-            Err(error) => return receiver.reject(ApiError::invalid(format!("not a batch request: {error}"))),
-        },
-    };
-    let mut ids = HashSet::new();
-    if let Some(repeated) = request.entries.iter().find(|entry| !ids.insert(entry.id.as_str())) {
-        return receiver.reject(ApiError::invalid(format!(
-            "entries: id `{}` is used twice",
-            repeated.id
-        )));
+    let too_large = || ApiError::too_large(format!("the batch is larger than max_batch_bytes ({limit} bytes)"));
+    let announced = content_length(&headers);
+    if announced.is_some_and(|length| length > limit) {
+        return receiver.reject(too_large());
     }
+    // The whole body is held until the batch is answered; the budget is charged as it arrives. Room for the
+    // announced length is set aside at once (memory is only used as it is written), so that growing the buffer
+    // never holds two copies.
+    let (mut chunks, charge) = receiver.budgeted(body, limit);
+    let mut bytes = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) => return receiver.reject(error.into()),
+        };
+        if bytes.len() + chunk.len() > limit {
+            return receiver.reject(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let entries = match wire::batch_entries(&bytes, receiver.config.max_batch_entries) {
+        Ok(entries) => entries,
+        Err(error) => return receiver.reject(error),
+    };
     let topic: Arc<str> = Arc::from(topic);
-    let writes = request.entries.into_iter().map(|entry| {
+    // Each entry is parsed only once it has a write slot, so that what a large batch holds in memory beyond its
+    // body is bounded by `max_in_flight`, not by its length.
+    let writes = entries.iter().map(|entry| {
         let receiver = receiver.clone();
         let topic = topic.clone();
-        async move { (entry.id, receiver.write_json(topic, Ok(entry.record)).await) }
+        async move {
+            let record = serde_json::from_str::<Value>(entry.record.get())
+                .map_err(|error| ApiError::malformed(format!("entry `{}`: {error}", entry.id)))
+                .map(|mut record| {
+                    if let Some(fields) = record.as_object_mut() {
+                        fields.shift_remove("id");
+                    }
+                    record
+                });
+            receiver.write_json(topic, record, WhenBusy::Wait).await
+        }
     });
     let mut response = BatchResponse {
         successes: Vec::new(),
         failures: Vec::new(),
     };
-    for (id, report) in futures::future::join_all(writes).await {
+    for (entry, report) in entries.iter().zip(futures::future::join_all(writes).await) {
+        let id = entry.id.to_string();
         match report {
             Ok(delivered) => response.successes.push(BatchSuccess { id, delivered }),
             Err(error) => response.failures.push(BatchFailure {
@@ -466,7 +517,100 @@ async fn produce_batch(
             }),
         }
     }
+    drop(charge);
     (StatusCode::MULTI_STATUS, Json(response)).into_response()
+}
+
+/// The reason a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("no data for {0:?} (body_timeout)")]
+    Idle(Duration),
+    #[error("the receiver holds {0} bytes of requests already (max_buffered_bytes); retry later")]
+    OverBudget(usize),
+    #[error("reading the body: {0}")]
+    Read(#[from] axum::Error),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::OverBudget(_) => ApiError::unavailable(error.to_string()),
+            BodyError::Idle(_) | BodyError::Read(_) => ApiError::malformed(error.to_string()),
+        }
+    }
+}
+
+/// A body's chunks as they arrive, each charged to the memory budget until the request ends, up to `cap` bytes
+/// (what the request holds at most). Ends with an error when the budget is spent, or when no chunk arrives for
+/// `body_timeout`: a client that sends a byte now and then, or stops, holds neither its connection nor memory
+/// forever.
+struct Budgeted {
+    chunks: axum::body::BodyDataStream,
+    budget: Arc<Semaphore>,
+    budget_size: usize,
+    idle: Duration,
+    cap: usize,
+    charged: usize,
+    held: Charge,
+}
+
+/// What a request was charged to the budget; given back when the last clone is dropped.
+#[derive(Clone, Default)]
+struct Charge(Arc<std::sync::Mutex<Vec<OwnedSemaphorePermit>>>);
+
+impl Charge {
+    fn add(&self, permit: OwnedSemaphorePermit) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(permit);
+    }
+}
+
+impl Receiver {
+    /// The body's chunks, and the charge, which the stream holds until it ends and the caller as long as it keeps
+    /// the body's bytes.
+    fn budgeted(
+        &self,
+        body: Body,
+        cap: usize,
+    ) -> (futures::stream::BoxStream<'static, Result<Bytes, BodyError>>, Charge) {
+        let charge = Charge::default();
+        let state = Budgeted {
+            chunks: body.into_data_stream(),
+            budget: self.budget.clone(),
+            budget_size: self.config.max_buffered_bytes,
+            idle: self.config.body_timeout,
+            cap,
+            charged: 0,
+            held: charge.clone(),
+        };
+        let chunks = Box::pin(futures::stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            let chunk = match tokio::time::timeout(state.idle, state.chunks.next()).await {
+                Err(_) => return Some((Err(BodyError::Idle(state.idle)), None)),
+                Ok(None) => return None,
+                Ok(Some(Err(error))) => return Some((Err(error.into()), None)),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let charge = chunk.len().min(state.cap.saturating_sub(state.charged));
+            if charge > 0 {
+                let permit = u32::try_from(charge)
+                    .ok()
+                    .and_then(|permits| state.budget.clone().try_acquire_many_owned(permits).ok());
+                match permit {
+                    Some(permit) => {
+                        state.held.add(permit);
+                        state.charged += charge;
+                    }
+                    None => return Some((Err(BodyError::OverBudget(state.budget_size)), None)),
+                }
+            }
+            Some((Ok(chunk), Some(state)))
+        }));
+        (chunks, charge)
+    }
 }
 
 fn router(receiver: Arc<Receiver>) -> Router {
@@ -509,6 +653,7 @@ impl Connector for ReceiverConnector {
         let receiver = Arc::new(Receiver {
             name: name.to_owned(),
             in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
+            budget: Arc::new(Semaphore::new(self.config.max_buffered_bytes)),
             config: self.config.clone(),
             producer,
             avro,
@@ -522,13 +667,16 @@ impl Connector for ReceiverConnector {
             connector: name,
             address,
         });
-        let shutdown = context.shutdown.clone();
-        let serve = axum::serve(listener, router(receiver)).with_graceful_shutdown(shutdown.cancelled_owned());
+        let limits = server::ServerLimits {
+            max_connections: self.config.max_connections,
+            header_timeout: self.config.header_timeout,
+        };
+        let serve = server::serve(name, listener, router(receiver), limits, context.shutdown.clone());
         // Graceful shutdown waits for open requests; a streaming client could keep one open forever, so after the
         // produce timeout the rest are cut off. Their unanswered records are resent by their clients.
         let grace = self.config.produce_timeout + Duration::from_secs(1);
         tokio::select! {
-            served = serve => served.map_err(ReceiverError::Serve)?,
+            () = serve => {}
             () = async { context.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {}
         }
         Ok(())

@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::json_path::json_kind;
@@ -234,18 +235,91 @@ impl ApiError {
     }
 }
 
-/// A `records:batch` request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    pub entries: Vec<BatchEntry>,
+/// One entry of a `records:batch` request: its `id`, and its text, parsed into a record only when it is written.
+#[derive(Debug)]
+pub struct BatchEntry<'a> {
+    pub id: String,
+    pub record: &'a RawValue,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BatchEntry {
-    pub id: String,
-    #[serde(flatten)]
-    pub record: Value,
+/// The entries of a `records:batch` body (`{"entries": [{"id": ..., <record fields>}, ...]}`), at most
+/// `max_entries` of them, each with a distinct `id`. Only the ids are parsed here; the body's text is borrowed, so
+/// the entries cost a few words each however large the body.
+pub fn batch_entries(body: &[u8], max_entries: usize) -> Result<Vec<BatchEntry<'_>>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        entries: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|error| ApiError::malformed(format!("the body is not UTF-8: {error}")))?;
+    let batch: Batch<'_> = serde_json::from_str(text).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(format!("not a batch request: {error}")),
+        _ => ApiError::malformed(format!("the body is not JSON: {error}")),
+    })?;
+    let raw: Vec<&RawValue> = bounded_array(batch.entries.get(), max_entries)?;
+    let mut ids = std::collections::HashSet::with_capacity(raw.len());
+    let mut entries = Vec::with_capacity(raw.len());
+    for (index, record) in raw.into_iter().enumerate() {
+        let Id { id } = serde_json::from_str(record.get())
+            .map_err(|error| ApiError::invalid(format!("entries[{index}]: not a batch entry with an `id`: {error}")))?;
+        if !ids.insert(id.clone()) {
+            return Err(ApiError::invalid(format!("entries: id `{id}` is used twice")));
+        }
+        entries.push(BatchEntry { id, record });
+    }
+    Ok(entries)
+}
+
+/// The elements of a JSON array, refusing more than `max` as soon as the next one begins.
+fn bounded_array(text: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
+    struct Bounded<'a> {
+        max: usize,
+        overflowed: &'a std::cell::Cell<bool>,
+    }
+    impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+        type Value = Vec<&'de RawValue>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an array of entries")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut elements = Vec::new();
+            while let Some(element) = seq.next_element()? {
+                if elements.len() == self.max {
+                    self.overflowed.set(true);
+                    return Err(serde::de::Error::custom(format_args!(
+                        "more than {} entries (max_batch_entries)",
+                        self.max
+                    )));
+                }
+                elements.push(element);
+            }
+            Ok(elements)
+        }
+    }
+    let overflowed = std::cell::Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_seq(
+        &mut deserializer,
+        Bounded {
+            max,
+            overflowed: &overflowed,
+        },
+    )
+    .map_err(|error| {
+        if overflowed.get() {
+            ApiError::too_large(format!("entries: {error}"))
+        } else {
+            ApiError::invalid(format!("entries: {error}"))
+        }
+    })
 }
 
 #[derive(Debug, Serialize)]
