@@ -106,8 +106,8 @@ pub struct ErrorPolicy {
     connector: String,
     config: ErrorsConfig,
     producer: Option<FutureProducer>,
-    /// Reads the dead-letter topic's settings, the first time a record is too large for it.
-    admin: Option<Arc<AdminClient<DefaultClientContext>>>,
+    /// For a client that reads the dead-letter topic's settings, the first time a record is too large for it.
+    admin_config: ClientConfig,
     /// The dead-letter topic's `max.message.bytes`, once looked up.
     topic_limit: Arc<OnceCell<usize>>,
 }
@@ -136,18 +136,15 @@ impl ErrorPolicy {
         if producer_config.get("message.max.bytes").is_none() {
             producer_config.set("message.max.bytes", PRODUCER_MESSAGE_LIMIT);
         }
-        let (producer, admin) = match config.deadletterqueue {
-            Some(_) => (
-                Some(producer_config.create()?),
-                Some(Arc::new(producer_config.create()?)),
-            ),
-            None => (None, None),
+        let producer = match config.deadletterqueue {
+            Some(_) => Some(producer_config.create()?),
+            None => None,
         };
         Ok(Self {
             connector: connector.to_owned(),
             config,
             producer,
-            admin,
+            admin_config: producer_config,
             topic_limit: Arc::new(OnceCell::new()),
         })
     }
@@ -157,7 +154,7 @@ impl ErrorPolicy {
         *self
             .topic_limit
             .get_or_init(|| async {
-                let Some(admin) = &self.admin else {
+                let Ok(admin) = self.admin_config.create::<AdminClient<DefaultClientContext>>() else {
                     return DEFAULT_TOPIC_LIMIT;
                 };
                 let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));

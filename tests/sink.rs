@@ -10,6 +10,14 @@ use serde_json::{json, Value};
 use support::fault_server::{FaultServer, Faults};
 use support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
 
+/// The `n` of each delivered event's detail.
+fn numbers(events: &[Value]) -> BTreeSet<u64> {
+    events
+        .iter()
+        .map(|event| event["detail"]["n"].as_u64().unwrap())
+        .collect()
+}
+
 fn cloudtrail_like(n: usize) -> Value {
     json!({
         "eventVersion": "1.08",
@@ -66,10 +74,7 @@ async fn delivers_records_with_the_configured_event_fields_and_commits_everythin
             json!(["arn:aws:iam::123456789012:root", format!("arn:aws:s3:::bucket-{n}")])
         );
     }
-    let seen: BTreeSet<u64> = events
-        .iter()
-        .map(|event| event["detail"]["n"].as_u64().unwrap())
-        .collect();
+    let seen = numbers(&events);
     assert_eq!(seen, (0..30).collect());
     worker.stop().await;
     assert_eq!(
@@ -151,10 +156,7 @@ async fn poison_records_go_to_the_dead_letter_topic_while_good_ones_flow() {
     );
     let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
     let events = capture.receive(4, Duration::from_secs(60)).await;
-    let delivered: BTreeSet<u64> = events
-        .iter()
-        .map(|event| event["detail"]["n"].as_u64().unwrap())
-        .collect();
+    let delivered = numbers(&events);
     assert_eq!(delivered, (0..4).collect());
 
     let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 3, Duration::from_secs(30)))
@@ -234,10 +236,7 @@ async fn with_tolerance_none_the_connector_stops_at_the_first_bad_record() {
     assert!(trace.contains("DecodeError at stage VALUE_CONVERTER"), "{trace}");
     assert!(trace.contains("errors.tolerance is `none`"), "{trace}");
     let events = capture.receive(2, Duration::from_secs(30)).await;
-    let delivered: BTreeSet<u64> = events
-        .iter()
-        .map(|event| event["detail"]["n"].as_u64().unwrap())
-        .collect();
+    let delivered = numbers(&events);
     assert!(delivered.is_subset(&[0, 1, 3].into()), "{delivered:?}");
     assert!(delivered.contains(&0) && delivered.contains(&1), "{delivered:?}");
     worker.stop().await;
@@ -418,10 +417,7 @@ async fn a_record_too_large_for_the_dead_letter_topic_is_truncated_there() {
     );
     let worker = RunningWorker::start(&worker_yaml(""), &[("sink.yaml", &connector)]);
     let events = capture.receive(3, Duration::from_secs(60)).await;
-    let delivered: BTreeSet<u64> = events
-        .iter()
-        .map(|event| event["detail"]["n"].as_u64().unwrap())
-        .collect();
+    let delivered = numbers(&events);
     assert_eq!(delivered, [0, 2, 3].into());
     let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(60)))
         .await

@@ -159,19 +159,17 @@ impl Field {
             return false;
         };
         let ends = self.dots.iter().copied().filter(|&dot| dot > start);
-        let mut first = true;
-        for end in ends.chain([self.path.len()]) {
+        for (candidate, end) in ends.chain([self.path.len()]).enumerate() {
             let key = &self.path[start..end];
-            // The first key is the one events have; a key holding dots is rare, and finding that it is not there
+            // The shortest key is the one events have; a key holding dots is rare, and finding that it is not there
             // by comparing lengths costs less than hashing it.
-            let child = if first {
+            let child = if candidate == 0 {
                 map.get(key)
             } else {
                 map.iter()
                     .find(|(name, _)| name.len() == key.len() && *name == key)
                     .map(|(_, child)| child)
             };
-            first = false;
             let Some(child) = child else {
                 continue;
             };

@@ -57,8 +57,6 @@ pub enum ReceiverError {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[source] KafkaError),
     #[error(transparent)]
@@ -507,7 +505,7 @@ async fn produce_batch(
         failures: Vec::new(),
     };
     for (entry, report) in entries.iter().zip(futures::future::join_all(writes).await) {
-        let id = entry.id.to_string();
+        let id = entry.id.clone();
         match report {
             Ok(delivered) => response.successes.push(BatchSuccess { id, delivered }),
             Err(error) => response.failures.push(BatchFailure {

@@ -4,9 +4,10 @@
 //! to a chunk), tracks their offsets and hands the chunk to a task that decodes, transforms and builds the entries
 //! (`prepare`), so that this work, most of the CPU time per record, runs on every core. Prepared chunks come back
 //! in the order they were read and go into the batcher; closed batches go out as PutEvents requests, up to
-//! `request.max_in_flight` at once; a batch waiting to retry frees its slot meanwhile. Finished requests are handled before new records are read, so settled offsets
-//! move as early as possible, and the consumer pauses while `max_buffered_records` records are unsettled. On
-//! shutdown nothing more is sent: requests already out are waited for, and what settled is committed.
+//! `request.max_in_flight` at once; a batch waiting to retry frees its slot meanwhile. Finished requests are
+//! handled before new records are read, so settled offsets move as early as possible, and the consumer pauses while
+//! `max_buffered_records` records are unsettled. On shutdown nothing more is sent: requests already out are waited
+//! for, and what settled is committed.
 
 pub mod config;
 pub mod offload;
