@@ -186,3 +186,92 @@ async fn undecodable_avro_is_dead_lettered_with_the_reason() {
         assert!(message.contains(reason), "{key}: {message}");
     }
 }
+
+/// A TCP path to the real Schema Registry that can be cut: while it is down, each connection is closed as soon as it
+/// is accepted, as when the registry's host is restarting.
+struct RegistryPath {
+    url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RegistryPath {
+    async fn start() -> Self {
+        let registry = support::stack("SCHEMA_REGISTRY_URL");
+        let authority = registry
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = registry.replace(&authority, &listener.local_addr().unwrap().to_string());
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let switch = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                if !switch.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let authority = authority.clone();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(authority).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { url, up }
+    }
+
+    fn set_up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A registry outage is waited out inside the connector: while the registry cannot be reached the sink stays
+/// RUNNING with no failure counted (before, it failed and restarted until `max_restarts` gave up), it reports the
+/// waits in `ebconnect_schema_registry_waits_total`, and once the registry is back the records flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_outage_is_waited_out() {
+    let path = RegistryPath::start().await;
+    let topic = unique("avro-outage");
+    support::create_topic(&topic, 1).await;
+    support::produce_avro("logical", &topic, 2).await;
+    let source = unique("ebconnect.test.avro");
+    let capture = BusCapture::new("avro-outage", &json!({"source": [source]})).await;
+    let name = unique("avro-outage");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        &capture.bus,
+        &format!("source: {source}\ndetail: value\nvalue:\n  format: avro"),
+        "",
+    );
+    let worker_file = worker_yaml("").replace(&support::stack("SCHEMA_REGISTRY_URL"), &path.url);
+    let worker = RunningWorker::start(&worker_file, &[("sink.yaml", &connector)]);
+    let labels = ebconnect::telemetry::metrics::connector(&name);
+    let waits = || {
+        ebconnect::telemetry::metrics::metrics()
+            .registry_waits
+            .get_or_create(&labels)
+            .get()
+    };
+    // The worker restarts a failed connector after 100 ms and gives up after 3 restarts: 3 s of outage is far
+    // beyond what restarting would have survived.
+    support::wait_for("the sink to wait for the registry", Duration::from_secs(30), || async {
+        (waits() >= 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = worker.state(&name).unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.consecutive_failures),
+        ("RUNNING", 0),
+        "{:?}",
+        status.trace
+    );
+    path.set_up();
+    let events = capture.receive(2, Duration::from_secs(60)).await;
+    assert_eq!(events.len(), 2);
+    worker.stop().await;
+}

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub record_errors: Family<StageLabels, Counter>,
     pub dead_lettered: Family<ConnectorLabels, Counter>,
     pub retried_entries: Family<ConnectorLabels, Counter>,
+    pub registry_waits: Family<ConnectorLabels, Counter>,
     pub putevents_duration: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub rate_limit_wait: Family<ConnectorLabels, Seconds>,
@@ -87,6 +88,7 @@ impl Metrics {
             record_errors: Family::default(),
             dead_lettered: Family::default(),
             retried_entries: Family::default(),
+            registry_waits: Family::default(),
             putevents_duration: Family::new_with_constructor(latency_buckets),
             putevents_batch_entries: Family::new_with_constructor(batch_buckets),
             rate_limit_wait: Family::default(),
@@ -137,6 +139,11 @@ impl Metrics {
             "putevents_retried_entries",
             "PutEvents entries sent again after a retryable failure",
             metrics.retried_entries.clone(),
+        );
+        registry.register(
+            "schema_registry_waits",
+            "Waits for an unreachable Schema Registry before decoding again",
+            metrics.registry_waits.clone(),
         );
         registry.register(
             "putevents_duration_seconds",

@@ -136,6 +136,25 @@ impl InternalEvent for ReceiverRecordRejected<'_> {
     }
 }
 
+/// The Schema Registry could not be reached to decode a record: the record is decoded again after `delay`.
+pub struct SchemaRegistryWaiting<'a> {
+    pub connector: &'a str,
+    pub error: &'a str,
+    pub delay: Duration,
+}
+
+impl InternalEvent for SchemaRegistryWaiting<'_> {
+    fn emit(self) {
+        metrics().registry_waits.get_or_create(&labels(self.connector)).inc();
+        warn!(
+            connector = self.connector,
+            error = self.error,
+            delay = ?self.delay,
+            "the Schema Registry is unreachable; waiting to decode again"
+        );
+    }
+}
+
 /// The receiver could not accept a connection (out of file descriptors, or reset before it was accepted).
 pub struct ReceiverAcceptFailed<'a> {
     pub connector: &'a str,

@@ -75,7 +75,8 @@ pub enum SinkError {
     Endpoint(#[from] EndpointError),
     #[error(transparent)]
     Service(#[from] ServiceSetupError),
-    /// The registry could not be reached: the record is not at fault, so it is read again after the restart.
+    /// The registry could not be reached and the connector stopped while it waited: the record is not at fault, so
+    /// it is read again on the next start.
     #[error("decoding record {topic}/{partition}@{offset}: {source}")]
     Registry {
         topic: String,
@@ -188,6 +189,9 @@ impl Loop<'_> {
     fn on_prepared(&mut self, chunk: Result<PreparedChunk, SinkError>) {
         let chunk = match chunk {
             Ok(chunk) => chunk,
+            // After shutdown, a chunk cut short (its wait for the registry ended) is simply not delivered: its
+            // records stay unsettled and are read again on the next start.
+            Err(_) if self.stopping => return,
             Err(error) => return self.fail(error),
         };
         let mut filtered = 0;
@@ -476,6 +480,7 @@ impl Connector for SinkConnector {
                 transforms: self.parts.transforms.clone(),
                 builder: EntryBuilder::new(&self.parts.name, config),
                 max_bytes: config.batch.max_bytes,
+                stopping: deliverer.stopping.clone(),
             }),
             preparing: FuturesOrdered::new(),
             policy,

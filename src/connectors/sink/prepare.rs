@@ -2,7 +2,10 @@
 //! size. This is most of the sink's work per record, so the loop hands it out in chunks to tasks that run on
 //! every core, and keeps only the offsets, the batching and the requests to itself.
 
+use std::time::Duration;
+
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::offload::Upload;
 use super::request_builder::EntryBuilder;
@@ -12,6 +15,7 @@ use crate::eventbridge::Entry;
 use crate::kafka::offsets::Ticket;
 use crate::record::Record;
 use crate::schema::Decoder;
+use crate::telemetry::{emit, SchemaRegistryWaiting};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 /// What became of one record here.
@@ -39,11 +43,18 @@ pub struct RecordPreparer {
     pub transforms: Chain,
     pub builder: EntryBuilder,
     pub max_bytes: usize,
+    /// Cancelled when the connector stops: a wait for the registry ends, and the record stays unsettled.
+    pub stopping: CancellationToken,
 }
 
+/// The first wait for an unreachable registry; each next one doubles, up to [`REGISTRY_MAX_WAIT`].
+const REGISTRY_FIRST_WAIT: Duration = Duration::from_millis(100);
+const REGISTRY_MAX_WAIT: Duration = Duration::from_secs(5);
+
 impl RecordPreparer {
-    /// Prepares each record of a chunk, in order. An error that is not the record's fault (the registry could not
-    /// be reached) ends the chunk: the connector fails and those records are read again after the restart.
+    /// Prepares each record of a chunk, in order. A registry that cannot be reached is waited for (the consumer
+    /// pauses behind the chunks waiting); only stopping meanwhile ends the chunk, whose records are read again on
+    /// the next start.
     pub async fn prepare_chunk(&self, chunk: Vec<(Ticket, Record)>) -> Result<PreparedChunk, SinkError> {
         let mut prepared = Vec::with_capacity(chunk.len());
         for (ticket, record) in chunk {
@@ -93,19 +104,37 @@ impl RecordPreparer {
             Stage::KeyConverter => (record.key.as_deref(), "key"),
             _ => (record.value.as_deref(), "value"),
         };
-        match decoder.decode(bytes).await {
-            Ok(value) => Ok(Ok(value)),
-            Err(error) if error.is_record_error() => Ok(Err(RecordFailure {
-                stage,
-                error_kind: "DecodeError".into(),
-                message: format!("{part}: {error}"),
-            })),
-            Err(error) => Err(SinkError::Registry {
-                topic: record.position.topic.clone(),
-                partition: record.position.partition,
-                offset: record.position.offset,
-                source: error,
-            }),
+        let mut wait = REGISTRY_FIRST_WAIT;
+        loop {
+            match decoder.decode(bytes).await {
+                Ok(value) => return Ok(Ok(value)),
+                Err(error) if error.is_record_error() => {
+                    return Ok(Err(RecordFailure {
+                        stage,
+                        error_kind: "DecodeError".into(),
+                        message: format!("{part}: {error}"),
+                    }))
+                }
+                // An outage of the registry is waited out here, not counted as the connector's failure.
+                Err(error) => {
+                    emit(SchemaRegistryWaiting {
+                        connector: &self.connector,
+                        error: &error.to_string(),
+                        delay: wait,
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => wait = (wait * 2).min(REGISTRY_MAX_WAIT),
+                        () = self.stopping.cancelled() => {
+                            return Err(SinkError::Registry {
+                                topic: record.position.topic.clone(),
+                                partition: record.position.partition,
+                                offset: record.position.offset,
+                                source: error,
+                            })
+                        }
+                    }
+                }
+            }
         }
     }
 
