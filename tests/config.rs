@@ -125,6 +125,11 @@ fn every_kind_of_bad_file_is_named_with_its_key_and_problem() {
             &["unset-env.yaml", "config.consumer_override", "EBCONNECT_TEST_SURELY_UNSET", "is not set"],
         ),
         (
+            "empty-credentials.yaml",
+            "name: g\ntype: rest-produce-receiver\nconfig:\n  listen: 0.0.0.0:8082\n  topics: [t]\n  auth:\n    api_key: ''\n    api_secret: ''\n",
+            &["empty-credentials.yaml", "config.auth: api_key and api_secret must not be empty"],
+        ),
+        (
             "unknown-type.yaml",
             "name: e\ntype: eventbridge-snk\nconfig: {}\n",
             &["unknown-type.yaml", "type: unknown variant `eventbridge-snk`", "line 2 column 7"],
