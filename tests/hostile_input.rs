@@ -8,31 +8,18 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/random.rs"]
+mod random;
+
 use ebconnect::connectors::receiver::body::RecordReader;
 use ebconnect::connectors::receiver::wire::{self, ApiError};
 use ebconnect::pattern::Pattern;
 use futures::stream;
+use random::Random;
 use serde_json::json;
 
 /// The longest any one input may take, in a debug build on a busy machine; the inputs are at most a few KB.
 const PER_INPUT: Duration = Duration::from_secs(2);
-
-/// SplitMix64: small, fast, and the same sequence everywhere.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
 
 fn cases() -> usize {
     std::env::var("EBCONNECT_FUZZ_CASES")

@@ -12,7 +12,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv6Addr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+#[path = "support/random.rs"]
+mod random;
+
 use ebconnect::pattern::Pattern;
+use random::Random;
 use serde_json::{json, Map, Value};
 
 const RECORDS: &str = concat!(
@@ -117,31 +121,6 @@ fn ebconnect(case: &Case) -> Verdict {
     match Pattern::parse(&case.pattern) {
         Ok(pattern) => Verdict::Match(pattern.matches(&serde_json::from_str(&case.event).unwrap())),
         Err(_) => Verdict::Invalid,
-    }
-}
-
-/// SplitMix64: small, and the same sequence on every platform and version.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
     }
 }
 
