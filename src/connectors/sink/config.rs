@@ -200,12 +200,28 @@ impl<'de> Deserialize<'de> for ResourceConfig {
 }
 
 /// Where the event's `time` comes from.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub enum TimeConfig {
     #[default]
     RecordTimestamp,
     None,
     JsonPath(JsonPath),
+}
+
+/// As it is written (`record_timestamp`, `none`, `{json_path: ...}`), so that what the API shows can be sent back.
+impl Serialize for TimeConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::RecordTimestamp => serializer.serialize_str("record_timestamp"),
+            Self::None => serializer.serialize_str("none"),
+            Self::JsonPath(path) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("json_path", path)?;
+                map.end()
+            }
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for TimeConfig {

@@ -1,0 +1,161 @@
+//! The README's configuration reference against the code: every key of the worker file and of each connector type,
+//! as the configuration serializes with every default filled in, is named in that type's section of the README.
+//! These tests need no running service.
+
+use serde::Serialize;
+use serde_json::Value;
+
+const README: &str = include_str!("../README.md");
+
+/// The README from `heading` to the next heading of the same or a higher level.
+fn section(heading: &str) -> &'static str {
+    let start = README
+        .find(heading)
+        .unwrap_or_else(|| panic!("the README has no {heading:?}"));
+    let body = &README[start + heading.len()..];
+    let end = ["\n### ", "\n## "]
+        .iter()
+        .filter_map(|next| body.find(next))
+        .min()
+        .unwrap_or(body.len());
+    &body[..end]
+}
+
+/// Every key path of `value`: each key, and below an object each of its keys joined with a dot.
+fn key_paths(value: &Value, prefix: &str, paths: &mut Vec<String>) {
+    let Value::Object(map) = value else {
+        return;
+    };
+    for (key, child) in map {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        // Maps whose keys are the user's (librdkafka settings, rate-limit groups, patterns, output fields), and
+        // values whose forms the README writes out inline (`{json_path, by_topic, default}`), are checked by their
+        // own name.
+        let by_name = key.ends_with("_override")
+            || [
+                "consumer",
+                "producer",
+                "rate_limits",
+                "event_pattern",
+                "filter",
+                "group_by",
+                "detail_type",
+                "time",
+                "event_time",
+            ]
+            .contains(&key.as_str());
+        if !by_name {
+            key_paths(child, &path, paths);
+        }
+        paths.push(path);
+    }
+}
+
+/// The key paths of `config` that `section` does not name, either in full (`` `retry.max_attempts` ``) or in the
+/// README's shorthand after a full one (`` `retry.initial_backoff`, `.max_backoff` ``).
+fn missing(config: &impl Serialize, section: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    key_paths(&serde_json::to_value(config).unwrap(), "", &mut paths);
+    paths
+        .into_iter()
+        .filter(|path| {
+            let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
+            let full = section.contains(&format!("`{path}`")) || section.contains(&format!("`{path}."));
+            let shorthand = !parent.is_empty()
+                && section.contains(&format!("`.{last}`"))
+                && section.contains(&format!("`{parent}."));
+            !(full || shorthand)
+        })
+        .collect()
+}
+
+/// A shipped connector file's `config`, as its type reads it.
+fn shipped<T: serde::de::DeserializeOwned>(file: &str) -> T {
+    let text = std::fs::read_to_string(format!("{}/connectors/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let document: Value = serde_norway::from_str(&text).unwrap();
+    serde_json::from_value(document["config"].clone()).unwrap()
+}
+
+#[test]
+fn every_worker_key_is_in_the_reference() {
+    // Every optional section present, so that its keys are checked too.
+    let worker: ebconnect::config::WorkerConfig = serde_norway::from_str(
+        "kafka:
+  bootstrap_servers: k:9092
+  security_protocol: sasl_ssl
+  sasl: {mechanism: PLAIN, username: u, password: p}
+  tls: {ca_location: /ca.pem}
+schema_registry:
+  url: http://r
+  basic_auth: {username: u, password: p}
+aws:
+  region: us-east-1
+  endpoint_url: http://a
+  profile: p
+  assume_role: {role_arn: 'arn:aws:iam::1:role/r', session_name: s, external_id: e}
+rest:
+  listen: 127.0.0.1:8083
+  basic_auth: {username: u, password: p}
+rate_limits:
+  group: {requests_per_second: 1, entries_per_second: 10}
+",
+    )
+    .unwrap();
+    let missing = missing(&worker, section("### Worker file"));
+    assert!(
+        missing.is_empty(),
+        "keys missing from the README's worker table: {missing:?}"
+    );
+}
+
+/// What the API shows of a connector's time setting is what a user writes, so it can be sent back.
+#[test]
+fn the_time_setting_round_trips() {
+    for written in ["record_timestamp", "none", "{json_path: $.eventTime}"] {
+        let time: ebconnect::connectors::sink::config::TimeConfig = serde_norway::from_str(written).unwrap();
+        let shown = serde_json::to_value(&time).unwrap();
+        let again: ebconnect::connectors::sink::config::TimeConfig = serde_json::from_value(shown.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), shown, "{written}");
+    }
+}
+
+#[test]
+fn every_connector_key_is_in_the_reference() {
+    use ebconnect::connectors::{receiver, sink, source, threshold};
+    let cases = [
+        (
+            "### `type: eventbridge-sink`",
+            missing(
+                &shipped::<sink::SinkConfig>("flagged-to-bus.yaml"),
+                section("### `type: eventbridge-sink`"),
+            ),
+        ),
+        (
+            "### `type: eventbridge-source`",
+            missing(
+                &shipped::<source::SourceConfig>("cloudtrail-from-bus.yaml"),
+                section("### `type: eventbridge-source`"),
+            ),
+        ),
+        (
+            "### `type: rest-produce-receiver`",
+            missing(
+                &shipped::<receiver::ReceiverConfig>("api-destination-receiver.yaml"),
+                section("### `type: rest-produce-receiver`"),
+            ),
+        ),
+        (
+            "### `type: threshold-alert`",
+            missing(
+                &shipped::<threshold::ThresholdConfig>("s3-principals-over-threshold.yaml"),
+                section("### `type: threshold-alert`"),
+            ),
+        ),
+    ];
+    let gaps: Vec<_> = cases.iter().filter(|(_, missing)| !missing.is_empty()).collect();
+    assert!(gaps.is_empty(), "keys missing from the README: {gaps:?}");
+}
