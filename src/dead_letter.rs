@@ -14,7 +14,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use tokio::sync::OnceCell;
@@ -194,54 +194,54 @@ impl ErrorPolicy {
                 failure,
             });
         };
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 10);
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        if dlq.context_headers {
-            let partition = position.partition.to_string();
-            let offset = position.offset.to_string();
-            let context = [
-                ("__connect.errors.topic", position.topic.as_str()),
-                ("__connect.errors.partition", partition.as_str()),
-                ("__connect.errors.offset", offset.as_str()),
-                ("__connect.errors.connector.name", self.connector.as_str()),
-                ("__connect.errors.task.id", "0"),
-                ("__connect.errors.stage", failure.stage.as_str()),
-                ("__connect.errors.class.name", "ebconnect"),
-                ("__connect.errors.exception.class.name", failure.error_kind.as_str()),
-                ("__connect.errors.exception.message", failure.message.as_str()),
-            ];
-            for (key, value) in context {
+        let partition = position.partition.to_string();
+        let offset = position.offset.to_string();
+        let context = [
+            ("__connect.errors.topic", position.topic.as_str()),
+            ("__connect.errors.partition", partition.as_str()),
+            ("__connect.errors.offset", offset.as_str()),
+            ("__connect.errors.connector.name", self.connector.as_str()),
+            ("__connect.errors.task.id", "0"),
+            ("__connect.errors.stage", failure.stage.as_str()),
+            ("__connect.errors.class.name", "ebconnect"),
+            ("__connect.errors.exception.class.name", failure.error_kind.as_str()),
+            ("__connect.errors.exception.message", failure.message.as_str()),
+        ];
+        let context = if dlq.context_headers { &context[..] } else { &[] };
+        // The record's headers, the context headers, and any more (the truncation mark) after them.
+        let headers = |more: &[(&str, &str)]| {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + context.len() + more.len());
+            for (key, value) in &record.headers {
                 headers = headers.insert(Header {
                     key,
-                    value: Some(value),
+                    value: value.as_deref(),
                 });
             }
-        }
+            for (key, value) in context.iter().chain(more) {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(*value),
+                });
+            }
+            headers
+        };
         let value = record.value.as_deref();
-        let mut result = send(producer, &dlq.topic, record, headers.clone(), value).await;
+        let mut result = send(producer, &dlq.topic, record, headers(&[]), value).await;
         let mut truncated = false;
         if let (Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)), Some(value)) =
             (&result, value)
         {
             let limit = self.topic_limit(&dlq.topic).await;
-            let headers_size: usize = record
-                .headers
+            let full_size = value.len().to_string();
+            let mark = [(TRUNCATED_HEADER, full_size.as_str())];
+            let headers = headers(&mark);
+            let headers_size: usize = headers
                 .iter()
-                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len))
                 .sum();
             let room = limit
                 .saturating_sub(FRAMING + headers_size + record.key.as_ref().map_or(0, Vec::len))
                 .min(value.len());
-            let full_size = value.len().to_string();
-            let headers = headers.insert(Header {
-                key: TRUNCATED_HEADER,
-                value: Some(full_size.as_str()),
-            });
             result = send(producer, &dlq.topic, record, headers, Some(&value[..room])).await;
             truncated = true;
         }

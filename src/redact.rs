@@ -33,15 +33,20 @@ pub fn record(value: &str) {
     let escaped = serde_json::to_string(value).unwrap_or_default();
     // A JSON log line or answer holds the value escaped.
     let escaped = escaped.trim_matches('"');
+    let mut added = false;
     for form in [value, escaped] {
         if !values.iter().any(|known| known == form) {
             if values.len() >= CAPACITY {
                 values.pop();
             }
             values.push(form.to_owned());
+            added = true;
         }
     }
-    values.sort_by_key(|known| std::cmp::Reverse(known.len()));
+    // Hot reloads record the same values again and again; only a new one changes the order.
+    if added {
+        values.sort_by_key(|known| std::cmp::Reverse(known.len()));
+    }
 }
 
 /// The environment variables the AWS SDK reads credentials from. Their values are recorded at start, so that an

@@ -83,7 +83,6 @@ pub const FILE_LIMIT: u64 = 1 << 20;
 
 /// A regular file of at most [`FILE_LIMIT`] bytes, without the newline an editor or `echo` ends it with.
 fn read_file(path: &str) -> Result<String, InterpolationError> {
-    use std::io::Read;
     let unreadable = |reason: String| InterpolationError::UnreadableFile {
         path: path.to_owned(),
         reason,
@@ -93,10 +92,7 @@ fn read_file(path: &str) -> Result<String, InterpolationError> {
     if !metadata.is_file() {
         return Err(unreadable("not a regular file".into()));
     }
-    let mut content = String::new();
-    file.take(FILE_LIMIT + 1)
-        .read_to_string(&mut content)
-        .map_err(|error| unreadable(error.to_string()))?;
+    let content = read_at_most(file, FILE_LIMIT).map_err(|error| unreadable(error.to_string()))?;
     if content.len() as u64 > FILE_LIMIT {
         return Err(InterpolationError::FileTooLarge {
             path: path.to_owned(),
@@ -104,6 +100,15 @@ fn read_file(path: &str) -> Result<String, InterpolationError> {
         });
     }
     Ok(content.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A file's text, reading at most `limit` bytes and one more: a caller sees that a file is too large without
+/// reading all of it.
+pub(super) fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn has_placeholder(raw: &str) -> bool {
@@ -138,6 +143,15 @@ impl Interpolated {
     /// The text as written in the file.
     pub fn as_written(&self) -> &str {
         &self.raw
+    }
+
+    /// What may be shown of this text when it holds a secret: a placeholder as written, a literal as `[hidden]`.
+    pub fn shown_as_secret(&self) -> &str {
+        if has_placeholder(&self.raw) {
+            &self.raw
+        } else {
+            HIDDEN
+        }
     }
 }
 
@@ -182,11 +196,7 @@ impl Secret {
 
     /// What may be shown of this secret.
     pub fn redacted(&self) -> &str {
-        if has_placeholder(self.0.as_written()) {
-            self.0.as_written()
-        } else {
-            HIDDEN
-        }
+        self.0.shown_as_secret()
     }
 }
 
@@ -216,14 +226,14 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// librdkafka settings (`consumer_override`, `kafka.consumer`, ...), with `#[serde(with = ...)]`: shown as written,
-/// except that a key naming a password, secret or private key shows its value as a [`Secret`] does, and its value
+/// except that a key naming a password, secret or private key shows its value as a [`super::Secret`] does, and its value
 /// is recorded for scrubbing even when written literally.
 pub mod client_settings {
     use std::collections::BTreeMap;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{Interpolated, Secret};
+    use super::Interpolated;
 
     /// librdkafka keys whose value is a credential: `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
     /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `ssl_key`, `sasl.oauthbearer.config`, and the like.
@@ -243,9 +253,9 @@ pub mod client_settings {
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_map(settings.iter().map(|(key, value)| {
             let shown = if is_secret(key) {
-                Secret::from(value.clone()).redacted().to_owned()
+                value.shown_as_secret()
             } else {
-                value.as_written().to_owned()
+                value.as_written()
             };
             (key, shown)
         }))

@@ -90,14 +90,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 pub const MAX_FLOW_NESTING: usize = 64;
 
 fn read(file: &Path) -> Result<String, ConfigError> {
-    use std::io::Read;
-    let opened = std::fs::File::open(file).map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))?;
-    let mut text = String::new();
-    opened
-        .take(MAX_DOCUMENT_BYTES as u64 + 1)
-        .read_to_string(&mut text)
-        .map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))?;
-    Ok(text)
+    std::fs::File::open(file)
+        .and_then(|opened| interpolate::read_at_most(opened, MAX_DOCUMENT_BYTES as u64))
+        .map_err(|error| ConfigError::new(file, format!("cannot read: {error}")))
 }
 
 /// Refuses a document over [`MAX_DOCUMENT_BYTES`] or nested deeper than [`MAX_FLOW_NESTING`], in one linear pass,

@@ -52,7 +52,7 @@ pub struct Delivery<T> {
 /// The longest wait before sending again entries that EventBridge answered as throttled or failed in passing. It
 /// answered, so it is up: a longer wait would only delay the unlucky entries (each batch backs off alone, so it
 /// does not slow the sender as a whole; that is the rate limit's work).
-pub const ENTRY_RETRY_CEILING: Duration = Duration::from_secs(1);
+const ENTRY_RETRY_CEILING: Duration = Duration::from_secs(1);
 
 pub struct Deliverer {
     pub connector: String,
@@ -194,13 +194,12 @@ impl Deliverer {
                 reason: &last_error,
                 transient,
             });
+            let wait_then_acquire = async {
+                tokio::time::sleep(delay).await;
+                self.slots.clone().acquire_owned().await.ok()
+            };
             let waited = tokio::select! {
-                () = tokio::time::sleep(delay) => {
-                    tokio::select! {
-                        acquired = self.slots.clone().acquire_owned() => acquired.ok(),
-                        () = self.stopping.cancelled() => None,
-                    }
-                }
+                acquired = wait_then_acquire => acquired,
                 () = self.stopping.cancelled() => None,
             };
             match waited {
