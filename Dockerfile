@@ -6,7 +6,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+# The REST API's key definitions are read from the README's configuration reference.
+COPY Cargo.toml Cargo.lock rustfmt.toml README.md ./
 COPY src src
 # Cargo reads the bench targets' files when it loads the manifest.
 COPY benches benches

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::{ErrorTolerance, ErrorsConfig};
 use crate::record::Record;
-use crate::telemetry::{emit, RecordDeadLettered, RecordFailed};
+use crate::telemetry::{emit, DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed};
 
 /// Where in the pipeline a record failed; the names are Kafka Connect's `__connect.errors.stage` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,8 @@ pub struct ErrorPolicy {
     admin_config: ClientConfig,
     /// The dead-letter topic's `max.message.bytes`, once looked up.
     topic_limit: Arc<OnceCell<usize>>,
+    /// Set once the dead-letter topic was created (or found), when `replication_factor` asks for it.
+    topic_created: Arc<OnceCell<()>>,
 }
 
 /// The header on a dead letter whose value was cut to fit the topic: the value's full size in bytes.
@@ -146,6 +148,7 @@ impl ErrorPolicy {
             producer,
             admin_config: producer_config,
             topic_limit: Arc::new(OnceCell::new()),
+            topic_created: Arc::new(OnceCell::new()),
         })
     }
 
@@ -169,6 +172,36 @@ impl ErrorPolicy {
                     .unwrap_or(DEFAULT_TOPIC_LIMIT)
             })
             .await
+    }
+
+    /// Creates the dead-letter topic (one partition, `replication_factor` replicas) unless it exists, once. A
+    /// failure is reported and the write goes ahead: the topic may exist after all, or the broker create it.
+    async fn create_topic(&self, topic: &str, replication_factor: i16) {
+        self.topic_created
+            .get_or_init(|| async {
+                let created = match self.admin_config.create::<AdminClient<DefaultClientContext>>() {
+                    Ok(admin) => {
+                        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+                        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(i32::from(replication_factor)));
+                        match admin.create_topics([&new], &options).await {
+                            Ok(results) => match results.into_iter().next() {
+                                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | Some(Ok(_)) | None => Ok(()),
+                                Some(Err((_, code))) => Err(code.to_string()),
+                            },
+                            Err(error) => Err(error.to_string()),
+                        }
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = created {
+                    emit(DeadLetterTopicNotCreated {
+                        connector: &self.connector,
+                        dlq_topic: topic,
+                        error: &error,
+                    });
+                }
+            })
+            .await;
     }
 
     /// Settings the dead-letter producer needs to write each record exactly where it was acknowledged.
@@ -225,6 +258,9 @@ impl ErrorPolicy {
             }
             headers
         };
+        if let Some(replication_factor) = dlq.replication_factor {
+            self.create_topic(&dlq.topic, replication_factor).await;
+        }
         let value = record.value.as_deref();
         let mut result = send(producer, &dlq.topic, record, headers(&[]), value).await;
         let mut truncated = false;

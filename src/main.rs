@@ -3,11 +3,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ebconnect::config::{self, LogFormat};
 use ebconnect::pattern::Pattern;
 use ebconnect::runtime::{shutdown_on_signal, Worker};
+use ebconnect::telemetry::log_levels::{ApplyFilter, LogLevels};
 
 /// mimalloc instead of the system allocator: the record path allocates many small, short-lived values (decoded
 /// JSON, entries, request bodies) across threads, where glibc's malloc spent a quarter of the worker's CPU in the
@@ -48,6 +50,15 @@ enum Command {
         /// Connector files, or directories of `*.yaml` files.
         #[arg(default_value = "connectors")]
         paths: Vec<PathBuf>,
+    },
+    /// Print the connector file (YAML) for a Kafka Connect connector's JSON (`{name, config}`, as `POST /connectors`
+    /// takes it), the AWS EventBridge sink connector's included; a key with no equivalent is an error naming it.
+    ImportConnect {
+        /// The worker configuration file; with it, settings that must agree with the worker are checked.
+        #[arg(long)]
+        worker: Option<PathBuf>,
+        /// The JSON file (`-` reads standard input).
+        file: PathBuf,
     },
     /// Test an event pattern: prints `true` (exit 0) or `false` (exit 1); an invalid pattern exits 2.
     TestPattern {
@@ -126,16 +137,80 @@ fn test_pattern(pattern: &str, event: Option<String>, events: Option<PathBuf>) -
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,aws_config=warn"));
+/// The filter when `RUST_LOG` sets none (or one that does not parse).
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka=warn,aws_config=warn";
+
+/// Installs the log subscriber; the returned levels change its filter at run time (`/admin/loggers`).
+fn init_logging(format: LogFormat) -> LogLevels {
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|directives| tracing_subscriber::EnvFilter::try_new(directives).is_ok())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&directives))
         .with_writer(|| ebconnect::redact::ScrubbedStderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    fn reloading<H: Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static>(
+        reload: H,
+    ) -> ApplyFilter {
+        Arc::new(move |directives: &str| {
+            let filter = tracing_subscriber::EnvFilter::try_new(directives)
+                .map_err(|error| format!("`{directives}` is not a log filter: {error}"))?;
+            reload(filter)
+        })
+    }
+    let apply = match format {
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            reloading(move |filter| handle.reload(filter).map_err(|error| error.to_string()))
+        }
+        LogFormat::Json => {
+            let builder = builder.json().flatten_event(true).with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            reloading(move |filter| handle.reload(filter).map_err(|error| error.to_string()))
+        }
+    };
+    LogLevels::new(&directives, apply)
+}
+
+fn import_connect(worker: Option<PathBuf>, file: &std::path::Path) -> ExitCode {
+    let worker = match worker.map(|worker| config::load_worker(&worker)) {
+        None => None,
+        Some(Ok(worker)) => Some(worker),
+        Some(Err(error)) => {
+            eprintln!("{}", ebconnect::redact::scrub(&error.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    use std::io::Read;
+    // One byte past the limit, so that a larger document is refused by the parser's check, not read whole.
+    let limit = config::MAX_DOCUMENT_BYTES as u64 + 1;
+    let mut text = String::new();
+    let read = if file == std::path::Path::new("-") {
+        std::io::stdin().take(limit).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|opened| opened.take(limit).read_to_string(&mut text))
+    };
+    let text = read.map(|_| text);
+    let text = match text {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{}: cannot read: {error}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match config::import_connect(&text, worker.as_ref()) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{}: {}", file.display(), ebconnect::redact::scrub(&message));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -186,7 +261,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
             return ExitCode::FAILURE;
         }
     };
-    init_logging(log_format.unwrap_or(worker.log_format));
+    let log_levels = init_logging(log_format.unwrap_or(worker.log_format));
     let (connectors, errors) = config::load_connectors(&connector_paths, Some(&worker));
     if !errors.is_empty() {
         for error in &errors {
@@ -209,6 +284,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
     };
     match Worker::new(worker, connectors)
         .watching(connector_paths)
+        .with_log_levels(log_levels)
         .run(shutdown)
         .await
     {
@@ -227,6 +303,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { worker, paths } => validate(worker, paths),
+        Command::ImportConnect { worker, file } => import_connect(worker, &file),
         Command::TestPattern { pattern, event, events } => test_pattern(&pattern, event, events),
         Command::Run {
             worker,

@@ -256,6 +256,74 @@ fn interpolation_resolves_env_and_file_values() {
     assert!(!format!("{sasl:?}").contains("bus-from-file"));
 }
 
+/// `${env:}` and `${file:}` resolve in every setting, in both forms and in the worker file, whatever the setting's
+/// type; a setting's own placeholders (`${topic}`) stay; an unset variable is an error naming it and the key.
+#[test]
+fn placeholders_resolve_in_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus_file = dir.path().join("bus");
+    std::fs::write(&bus_file, "bus-from-file\n").unwrap();
+    std::env::set_var("EBCONNECT_TEST_EVERY_TOPIC", "audit");
+    std::env::set_var("EBCONNECT_TEST_EVERY_BATCH", "4");
+    std::env::set_var("EBCONNECT_TEST_EVERY_PREFIX", "aws");
+    std::env::set_var("EBCONNECT_TEST_EVERY_WORKER", "worker-7");
+    let nested = dir.path().join("nested.yaml");
+    std::fs::write(
+        &nested,
+        format!(
+            "name: every\ntype: eventbridge-sink\nconfig:\n  topics: [\"${{env:EBCONNECT_TEST_EVERY_TOPIC}}\"]\n  \
+             event_bus: ${{file:{}}}\n  detail_type: ${{env:EBCONNECT_TEST_EVERY_PREFIX}}-${{topic}}\n  \
+             batch: {{max_entries: \"${{env:EBCONNECT_TEST_EVERY_BATCH}}\"}}\n  \
+             consumer_override: {{client.id: \"${{env:EBCONNECT_TEST_EVERY_PREFIX}}\"}}\n",
+            bus_file.display()
+        ),
+    )
+    .unwrap();
+    let flat = dir.path().join("flat.yaml");
+    std::fs::write(
+        &flat,
+        format!(
+            "name: every\nconfig:\n  connector.class: eventbridge-sink\n  topics: ${{env:EBCONNECT_TEST_EVERY_TOPIC}}\n  \
+             event_bus: ${{file:{}}}\n  detail_type: ${{env:EBCONNECT_TEST_EVERY_PREFIX}}-${{topic}}\n  \
+             batch.max_entries: ${{env:EBCONNECT_TEST_EVERY_BATCH}}\n  \
+             consumer.override.client.id: ${{env:EBCONNECT_TEST_EVERY_PREFIX}}\n",
+            bus_file.display()
+        ),
+    )
+    .unwrap();
+    for file in [&nested, &flat] {
+        let loaded = ebconnect::config::load_connector(file, None).unwrap();
+        let settings = serde_json::to_value(&loaded.settings).unwrap();
+        assert_eq!(settings["topics"], serde_json::json!(["audit"]), "{}", file.display());
+        assert_eq!(settings["event_bus"], "bus-from-file");
+        assert_eq!(settings["detail_type"]["default"], "aws-${topic}");
+        assert_eq!(settings["batch"]["max_entries"], 4);
+        // A setting that resolves its own keeps the placeholder to show.
+        assert_eq!(
+            settings["consumer_override"]["client.id"],
+            "${env:EBCONNECT_TEST_EVERY_PREFIX}"
+        );
+        assert_eq!(
+            loaded.shown_config()["event_bus"],
+            format!("${{file:{}}}", bus_file.display())
+        );
+    }
+    let unset = dir.path().join("unset.yaml");
+    std::fs::write(&unset, "name: u\nconfig:\n  connector.class: eventbridge-sink\n  topics: t\n  event_bus: ${env:EBCONNECT_TEST_SURELY_UNSET}\n").unwrap();
+    let message = ebconnect::config::load_connector(&unset, None).unwrap_err().message;
+    assert!(
+        message.contains("event_bus: environment variable `EBCONNECT_TEST_SURELY_UNSET` is not set"),
+        "{message}"
+    );
+    let worker = dir.path().join("worker.yaml");
+    std::fs::write(
+        &worker,
+        "worker_id: ${env:EBCONNECT_TEST_EVERY_WORKER}\nkafka:\n  bootstrap_servers: b:9092\n",
+    )
+    .unwrap();
+    assert_eq!(ebconnect::config::load_worker(&worker).unwrap().worker_id(), "worker-7");
+}
+
 /// A secret given through `${env:...}` shows up in no validate output and no log line, even at debug level and
 /// even when the credentials are refused.
 #[test]

@@ -142,12 +142,12 @@ async fn pause_resume_stop_restart_offsets_and_metrics() {
     let (code, _) = api
         .call(reqwest::Method::PUT, &format!("/connectors/{name}/stop"), None)
         .await;
-    assert_eq!(code, 202);
+    assert_eq!(code, 204);
     api.wait_for_state(&name, "STOPPED").await;
     let (code, _) = api
         .call(reqwest::Method::POST, &format!("/connectors/{name}/restart"), None)
         .await;
-    assert_eq!(code, 202);
+    assert_eq!(code, 204);
     api.wait_for_state(&name, "RUNNING").await;
     let (code, _) = api.call(reqwest::Method::PUT, "/connectors/nope/pause", None).await;
     assert_eq!(code, 404);
@@ -159,7 +159,7 @@ async fn pause_resume_stop_restart_offsets_and_metrics() {
     assert!(plugins
         .as_array()
         .unwrap()
-        .contains(&json!({"class": "eventbridge-sink", "type": "sink", "version": env!("CARGO_PKG_VERSION")})));
+        .contains(&json!({"class": "dev.ebconnect.EventBridgeSinkConnector", "type": "sink", "version": env!("CARGO_PKG_VERSION")})));
     worker.stop().await;
 }
 
@@ -216,7 +216,7 @@ async fn connectors_written_through_the_api_are_files_that_survive_a_restart() {
     assert_eq!(code, 200, "{text}");
     let (_, text) = api.get(&format!("/connectors/{name}/config")).await;
     let config: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(config["config"]["event_bus"], "c");
+    assert_eq!(config["event_bus"], "c");
     assert!(std::fs::read_to_string(&file).unwrap().contains("event_bus: c"));
 
     // The file is what a restarted worker reads.
@@ -255,7 +255,7 @@ async fn file_changes_start_restart_and_stop_exactly_their_connector() {
     support::wait_for("the edit to apply", Duration::from_secs(30), || async {
         let (_, text) = api.get(&format!("/connectors/{added}/config")).await;
         let config: Value = serde_json::from_str(&text).ok()?;
-        (config["config"]["event_bus"] == "second").then_some(())
+        (config["event_bus"] == "second").then_some(())
     })
     .await;
 
@@ -270,10 +270,7 @@ async fn file_changes_start_restart_and_stop_exactly_their_connector() {
     })
     .await;
     let (_, text) = api.get(&format!("/connectors/{added}/config")).await;
-    assert_eq!(
-        serde_json::from_str::<Value>(&text).unwrap()["config"]["event_bus"],
-        "second"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["event_bus"], "second");
     assert_eq!(api.state(&added).await.as_deref(), Some("RUNNING"));
 
     std::fs::remove_file(directory.join("added.yaml")).unwrap();
@@ -385,7 +382,10 @@ async fn secrets_never_show_in_rest_answers() {
         "the trace names the key and hides the value: {status}"
     );
     let (_, info) = &answers[1];
-    assert!(info.contains(r#""ssl.key.password":"[hidden]""#), "{info}");
+    assert!(
+        info.contains(r#""consumer.override.ssl.key.password":"[hidden]""#),
+        "{info}"
+    );
     answers.push((
         "/connectors?expand=info&expand=status".into(),
         api.get("/connectors?expand=info&expand=status").await.1,
@@ -454,12 +454,13 @@ async fn deeply_nested_bodies_are_refused_at_once() {
     )
     .await
     .unwrap();
-    let report: Value = validated.json().await.unwrap();
-    assert_eq!(report["error_count"], 1, "{report}");
-    assert!(
-        report.to_string().contains("nested more than 64 levels deep"),
-        "{report}"
+    assert_eq!(
+        validated.status().as_u16(),
+        400,
+        "a body that does not parse is refused, as Kafka Connect does"
     );
+    let text = validated.text().await.unwrap();
+    assert!(text.contains("nested more than 64 levels deep"), "{text}");
     // A generous bound for a debug build on a busy machine; the parser alone took minutes on this body.
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -159,3 +159,23 @@ fn every_connector_key_is_in_the_reference() {
     let gaps: Vec<_> = cases.iter().filter(|(_, missing)| !missing.is_empty()).collect();
     assert!(gaps.is_empty(), "keys missing from the README: {gaps:?}");
 }
+
+/// The example of a connector file in Kafka Connect's form loads, as the same sink as its nested equivalent.
+#[test]
+fn the_kafka_connect_form_example_loads() {
+    let section = section("### Kafka Connect's form");
+    let example = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section has a YAML example");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flat.yaml");
+    std::fs::write(&file, example).unwrap();
+    let loaded = ebconnect::config::load_connector(&file, None).unwrap_or_else(|error| panic!("{error}"));
+    let settings = serde_json::to_value(&loaded.settings).unwrap();
+    assert_eq!(settings["topics"], serde_json::json!(["cloudtrail", "audit"]));
+    assert_eq!(settings["detail_type"]["json_path"], "$.eventName");
+    assert_eq!(settings["consumer_override"]["session.timeout.ms"], "45000");
+    assert_eq!(loaded.written["tasks.max"], "1");
+}

@@ -56,7 +56,7 @@ async fn status_shows_each_connector_and_why_one_failed() {
         "{trace}"
     );
     assert_eq!(status["tasks"][0]["state"], "FAILED");
-    assert_eq!(status["type"], "eventbridge-sink");
+    assert_eq!(status["type"], "sink");
 
     let (code, text) = get(format!("/connectors/{healthy}/status")).await;
     assert_eq!(code, 200);
@@ -81,7 +81,7 @@ async fn status_shows_each_connector_and_why_one_failed() {
     assert_eq!(code, 200);
     let info: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
-        info["config"]["consumer_override"]["client.id"],
+        info["config"]["consumer.override.client.id"],
         json!("${env:EBCONNECT_TEST_REST_SECRET}")
     );
     assert!(!text.contains("s3cr3t-never-shown"), "{text}");
@@ -91,9 +91,14 @@ async fn status_shows_each_connector_and_why_one_failed() {
     assert!(text.contains("Connector nope not found"), "{text}");
     let (code, text) = get("/".into()).await;
     assert_eq!(code, 200);
+    let root: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
-        serde_json::from_str::<Value>(&text).unwrap()["version"],
-        env!("CARGO_PKG_VERSION")
+        root["version"],
+        format!("4.1.1-ebconnect.{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        root["kafka_cluster_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{root}"
     );
     let (code, _) = get("/health".into()).await;
     assert_eq!(code, 200);

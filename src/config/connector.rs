@@ -105,6 +105,11 @@ pub struct DeadLetterQueueConfig {
     /// Add the `__connect.errors.*` headers (`errors.deadletterqueue.context.headers.enable`). Default: true.
     #[serde(default = "default_true")]
     pub context_headers: bool,
+    /// Create the topic, if it does not exist, with this many replicas before the first dead letter, as Kafka
+    /// Connect does (`errors.deadletterqueue.topic.replication.factor`; `-1` is the broker's default). Default: the
+    /// topic is not created here (the broker may create it on first write, if it auto-creates topics).
+    #[serde(default)]
+    pub replication_factor: Option<i16>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -126,6 +131,14 @@ fn default_true() -> bool {
 impl ErrorsConfig {
     /// Rules serde cannot express; each message names the key.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(factor) = self.deadletterqueue.as_ref().and_then(|dlq| dlq.replication_factor) {
+            if factor == 0 || factor < -1 {
+                return Err(format!(
+                    "errors.deadletterqueue.replication_factor: {factor} is not a replica count (at least 1, or -1 for \
+                     the broker's default)"
+                ));
+            }
+        }
         if self.tolerance == ErrorTolerance::All && self.deadletterqueue.is_none() {
             return Err(
                 "errors.tolerance is `all` but errors.deadletterqueue.topic is not set: \

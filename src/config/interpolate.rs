@@ -36,6 +36,28 @@ pub enum InterpolationError {
 
 /// Resolves every placeholder in `raw`. `$${` stands for a literal `${`.
 pub fn interpolate(raw: &str) -> Result<String, InterpolationError> {
+    substitute(raw, resolve)
+}
+
+/// Resolves the `${env:}` and `${file:}` placeholders of a setting that has placeholders of its own, such as the
+/// `${topic}` of a `detail_type` template: those are left as written.
+pub fn interpolate_providers(raw: &str) -> Result<String, InterpolationError> {
+    substitute(raw, |reference| match reference.split_once(':') {
+        Some(("env" | "file", _)) => resolve(reference),
+        _ => Ok(format!("${{{reference}}}")),
+    })
+}
+
+/// Whether a text holds an `${env:}` or `${file:}` placeholder.
+pub fn has_provider_placeholder(raw: &str) -> bool {
+    let unescaped = raw.replace("$${", "");
+    unescaped.contains("${env:") || unescaped.contains("${file:")
+}
+
+fn substitute(
+    raw: &str,
+    resolve: impl Fn(&str) -> Result<String, InterpolationError>,
+) -> Result<String, InterpolationError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     let mut consumed = 0;
@@ -123,6 +145,9 @@ pub struct Interpolated {
 }
 
 impl Interpolated {
+    /// The name a deserializer sees for it.
+    pub const NAME: &'static str = "Interpolated";
+
     pub fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
         let raw = raw.into();
         if raw == HIDDEN {
@@ -173,10 +198,30 @@ impl Serialize for Interpolated {
     }
 }
 
+/// Read as a newtype named [`Interpolated::NAME`], so that a deserializer can tell the settings that resolve their
+/// own placeholders from those whose placeholders are resolved for them (see `config::resolve_placeholders`).
 impl<'de> Deserialize<'de> for Interpolated {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Interpolated::new(raw).map_err(de::Error::custom)
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Interpolated;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Interpolated, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                Interpolated::new(raw).map_err(de::Error::custom)
+            }
+
+            fn visit_str<E: de::Error>(self, raw: &str) -> Result<Interpolated, E> {
+                Interpolated::new(raw).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_newtype_struct(Interpolated::NAME, Visitor)
     }
 }
 

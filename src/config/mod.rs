@@ -4,7 +4,9 @@
 //! YAML is read with `serde_norway`, the maintained fork of `serde_yaml`: it keeps serde_yaml's precise
 //! `path: message at line L column C` errors, which `validate` prints as they are.
 
+pub mod aws_connector;
 mod connector;
+pub mod flat;
 mod interpolate;
 mod worker;
 
@@ -12,11 +14,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 pub use connector::{
     ConnectorDocument, ConnectorName, DeadLetterQueueConfig, ErrorLogConfig, ErrorTolerance, ErrorsConfig,
 };
-pub use interpolate::{client_settings, interpolate, Interpolated, InterpolationError, Secret, HIDDEN};
+pub use interpolate::{
+    client_settings, has_provider_placeholder, interpolate, interpolate_providers, Interpolated, InterpolationError,
+    Secret, HIDDEN,
+};
 pub use worker::{
     AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, RestConfig, RestartPolicy, SaslConfig,
     SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
@@ -185,7 +191,19 @@ fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError>
 }
 
 pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
-    let worker: WorkerConfig = parse(file, &read(file)?)?;
+    let text = read(file)?;
+    // As a connector file is read (see `read_nested`): placeholders resolved where a setting takes its text as
+    // written, and read from the text, for errors with their line, when there are none.
+    let written: serde_json::Value = parse(file, &text)?;
+    let shapes = flat::Shapes::default();
+    let _ = WorkerConfig::deserialize(flat::Coercing::new(written.clone(), Some(&shapes)));
+    let resolved = flat::resolve_placeholders(&written, &shapes)
+        .map_err(|(path, message)| ConfigError::new(file, format!("{}: {message}", path.join("."))))?;
+    let worker: WorkerConfig = match resolved {
+        Some(resolved) => WorkerConfig::deserialize(flat::Coercing::new(resolved, None))
+            .map_err(|error| ConfigError::new(file, error.to_string()))?,
+        None => parse(file, &text)?,
+    };
     let kafka = &worker.kafka;
     if kafka.security_protocol.uses_sasl() && kafka.sasl.is_none() {
         return Err(ConfigError::new(
@@ -224,15 +242,22 @@ pub struct ConnectorConfig {
     pub errors: ErrorsConfig,
     /// The checked transform chain.
     pub transforms: Chain,
-    /// The transforms as written, for the REST API.
-    pub transforms_written: crate::transform::Transforms,
     pub settings: ConnectorSettings,
+    /// The configuration in Kafka Connect's form, as written (no defaults filled in), secrets included: show it
+    /// only through [`ConnectorConfig::shown_config`].
+    pub written: flat::FlatConfig,
     pub file: PathBuf,
 }
 
-/// Reads a connector file in two passes: the first finds `type`, the second reads the whole file as that type's
-/// document, so that every error keeps serde's key path and position (a flattened or internally tagged enum
-/// would lose both).
+impl ConnectorConfig {
+    /// The configuration in Kafka Connect's form, as written, with its secrets hidden.
+    pub fn shown_config(&self) -> flat::FlatConfig {
+        let typed = serde_json::json!({"config": self.settings, "errors": self.errors});
+        flat::shown(&self.written, &typed)
+    }
+}
+
+/// Reads a connector file, nested (`type:` and `config:` sections) or in Kafka Connect's flat form.
 pub fn load_connector(file: &Path, worker: Option<&WorkerConfig>) -> Result<ConnectorConfig, ConfigError> {
     let text = read(file)?;
     load_connector_text(file, &text, worker)
@@ -246,50 +271,165 @@ pub fn check_document(text: &str, worker: Option<&WorkerConfig>) -> Result<Conne
 }
 
 fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -> Result<ConnectorConfig, ConfigError> {
+    let written: serde_json::Value = parse(file, text)?;
+    let flat_form = is_flat(&written);
+    let (document, written) = if flat_form {
+        read_flat(&written, worker).map_err(|message| ConfigError::new(file, message))?
+    } else {
+        read_nested(file, text, &written)?
+    };
+    let fail = |message: String| {
+        let message = if flat_form {
+            flat::in_flat_terms(&message)
+        } else {
+            message
+        };
+        ConfigError::new(file, message)
+    };
+    document.errors.check().map_err(fail)?;
+    let kind = document.kind;
+    if !kind.has_record_pipeline() {
+        let errors = &document.errors;
+        if !document.transforms.0.is_empty() {
+            return Err(fail(format!(
+                "transforms: a {} writes records as sent and runs no transforms",
+                kind.as_str()
+            )));
+        }
+        if errors.tolerance != ErrorTolerance::None || errors.deadletterqueue.is_some() || errors.log.enable {
+            return Err(fail(format!(
+                "errors: a {} answers every failed record to its sender; `errors` does not apply",
+                kind.as_str()
+            )));
+        }
+    }
+    crate::connectors::check(&document.config, worker).map_err(fail)?;
+    let transforms = Chain::new(&document.transforms.0).map_err(fail)?;
+    Ok(ConnectorConfig {
+        name: document.name,
+        kind,
+        errors: document.errors,
+        transforms,
+        settings: document.config,
+        written,
+        file: file.to_owned(),
+    })
+}
+
+/// A file in Kafka Connect's form: `{name, config: {connector.class: ..., ...}}`, without `type`.
+fn is_flat(written: &serde_json::Value) -> bool {
+    written.get("type").is_none()
+        && written
+            .get("config")
+            .and_then(|config| config.get("connector.class"))
+            .is_some()
+}
+
+type Read = (ConnectorDocument<ConnectorSettings>, flat::FlatConfig);
+
+fn read_flat(written: &serde_json::Value, worker: Option<&WorkerConfig>) -> Result<Read, String> {
+    let name = written
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("name: required, the connector's name")?;
+    if let Some(extra) = written
+        .as_object()
+        .and_then(|top| top.keys().find(|key| !matches!(key.as_str(), "name" | "config")))
+    {
+        return Err(format!(
+            "{extra}: unknown key; a file in Kafka Connect's form has only `name` and `config`"
+        ));
+    }
+    let mut config = flat::FlatConfig::new();
+    for (key, value) in written["config"].as_object().into_iter().flatten() {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
+            _ => {
+                return Err(format!(
+                    "{key}: must be a string, a number or a boolean (write lists and maps as JSON text)"
+                ))
+            }
+        };
+        config.insert(key.clone(), text);
+    }
+    let (kind, nested, translated) = nested_of_flat(name, &config, worker)?;
+    let shapes = flat::Shapes::default();
+    // This reading only learns which settings resolve their own placeholders; the one below reports errors.
+    let _ = crate::connectors::parse_document(kind, flat::Coercing::new(nested.clone(), Some(&shapes)));
+    let nested = flat::resolve_placeholders(&nested, &shapes)
+        .map_err(|(path, message)| format!("{}: {message}", flat::key_of(&path, &translated)))?
+        .unwrap_or(nested);
+    let document = crate::connectors::parse_document(kind, flat::Coercing::new(nested, None))
+        .map_err(|error| flat::describe(&error, &translated))?;
+    config.insert("name".into(), name.to_owned());
+    Ok((document, config))
+}
+
+/// The nested document of a flat configuration (every value still text), and the flat configuration it was made
+/// from: the AWS connector's configuration runs as the sink it maps to.
+fn nested_of_flat(
+    name: &str,
+    config: &flat::FlatConfig,
+    worker: Option<&WorkerConfig>,
+) -> Result<(ConnectorType, serde_json::Value, flat::FlatConfig), String> {
+    let translated = match config.get("connector.class").map(|class| class.trim()) {
+        Some(aws_connector::SINK_CLASS) => aws_connector::translate(config, worker).map_err(|error| error.0)?,
+        _ => config.clone(),
+    };
+    let (kind, nested) = flat::to_document(name, &translated).map_err(|error| error.0)?;
+    Ok((kind, nested, translated))
+}
+
+/// `ebconnect import-connect`: the connector file, nested YAML, for a configuration in Kafka Connect's form (the
+/// body of `POST /connectors`, `{name, config}`, or the AWS connector's), checked as the worker would load it.
+pub fn import_connect(text: &str, worker: Option<&WorkerConfig>) -> Result<String, String> {
+    let value = parse_untrusted(text)?;
+    let config = value
+        .get("config")
+        .filter(|config| config.is_object())
+        .ok_or("config: required, the connector's settings as in Kafka Connect ({\"name\": ..., \"config\": {...}})")?;
+    let name = value
+        .get("name")
+        .or_else(|| config.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .ok_or("name: required")?;
+    let (_, written) = read_flat(&serde_json::json!({"name": name, "config": config}), worker)?;
+    let (kind, nested, _) = nested_of_flat(name, &written, worker)?;
+    let shapes = flat::Shapes::default();
+    crate::connectors::parse_document(kind, flat::Coercing::new(nested.clone(), Some(&shapes)))
+        .map_err(|error| flat::describe(&error, &written))?;
+    let yaml = serde_norway::to_string(&flat::typed(&nested, &shapes))
+        .map_err(|error| format!("cannot write the document as YAML: {error}"))?;
+    load_connector_text(Path::new("the imported file"), &yaml, worker).map_err(|error| error.message)?;
+    Ok(yaml)
+}
+
+/// Reads a nested document in two passes: the first finds `type`, the second reads the whole file as that type's
+/// document, so that every error keeps serde's key path and position (a flattened or internally tagged enum
+/// would lose both).
+fn read_nested(file: &Path, text: &str, written: &serde_json::Value) -> Result<Read, ConfigError> {
     #[derive(serde::Deserialize)]
     struct TypeOnly {
         #[serde(rename = "type")]
         kind: ConnectorType,
     }
     let TypeOnly { kind } = parse(file, text)?;
-    let document =
-        crate::connectors::parse_document(kind, text).map_err(|error| ConfigError::new(file, error.to_string()))?;
-    document
-        .errors
-        .check()
-        .map_err(|message| ConfigError::new(file, message))?;
-    if !kind.has_record_pipeline() {
-        let errors = &document.errors;
-        if !document.transforms.0.is_empty() {
-            return Err(ConfigError::new(
-                file,
-                format!(
-                    "transforms: a {} writes records as sent and runs no transforms",
-                    kind.as_str()
-                ),
-            ));
-        }
-        if errors.tolerance != ErrorTolerance::None || errors.deadletterqueue.is_some() || errors.log.enable {
-            return Err(ConfigError::new(
-                file,
-                format!(
-                    "errors: a {} answers every failed record to its sender; `errors` does not apply",
-                    kind.as_str()
-                ),
-            ));
-        }
-    }
-    crate::connectors::check(&document.config, worker).map_err(|message| ConfigError::new(file, message))?;
-    let transforms = Chain::new(&document.transforms.0).map_err(|message| ConfigError::new(file, message))?;
-    Ok(ConnectorConfig {
-        name: document.name,
-        kind,
-        errors: document.errors,
-        transforms,
-        transforms_written: document.transforms,
-        settings: document.config,
-        file: file.to_owned(),
-    })
+    // Read from the parsed value to learn which settings have a shape of their own and which resolve their own
+    // placeholders; its errors are reported by the reading that follows.
+    let shapes = flat::Shapes::default();
+    let _ = crate::connectors::parse_document(kind, flat::Coercing::new(written.clone(), Some(&shapes)));
+    let resolved = flat::resolve_placeholders(written, &shapes)
+        .map_err(|(path, message)| ConfigError::new(file, format!("{}: {message}", path.join("."))))?;
+    let document = match resolved {
+        // Placeholders resolved for the settings that take theirs as written.
+        Some(resolved) => crate::connectors::parse_document(kind, flat::Coercing::new(resolved, None))
+            .map_err(|error| ConfigError::new(file, error.to_string()))?,
+        // From the text, so that an error names its line and column.
+        None => crate::connectors::parse_document(kind, serde_norway::Deserializer::from_str(text))
+            .map_err(|error| ConfigError::new(file, error.to_string()))?,
+    };
+    Ok((document, flat::from_document(written, &shapes)))
 }
 
 /// The connector files named by `paths`: each a file, or a directory whose `*.yaml` and `*.yml` files are read.

@@ -13,6 +13,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::kafka::ActiveTopics;
+
 use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
 use crate::rate_limit::RateLimits;
 use crate::transform::Chain;
@@ -26,6 +28,8 @@ pub struct ConnectorContext {
     pub shutdown: CancellationToken,
     /// Marked once the connector has moved records: a run that did is counted as healthy, however short.
     pub progress: Progress,
+    /// The topics the connector reads or writes records of, kept across its restarts.
+    pub topics: ActiveTopics,
 }
 
 /// Whether a connector's run has moved records; shared between the run and its supervisor.
@@ -86,6 +90,16 @@ impl ConnectorType {
         }
     }
 
+    /// The class name Kafka Connect's tools show and accept in `connector.class`.
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink => "dev.ebconnect.EventBridgeSinkConnector",
+            Self::EventbridgeSource => "dev.ebconnect.EventBridgeSourceConnector",
+            Self::RestProduceReceiver => "dev.ebconnect.RestProduceReceiverConnector",
+            Self::ThresholdAlert => "dev.ebconnect.ThresholdAlertConnector",
+        }
+    }
+
     /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
     /// failure to the client that sent the record, and writes what the client sent.
     pub fn has_record_pipeline(self) -> bool {
@@ -104,15 +118,15 @@ pub enum ConnectorSettings {
 }
 
 /// The second pass of `config::load_connector`: the whole document, read as the given type's document.
-pub fn parse_document(
+pub fn parse_document<'de, D: serde::Deserializer<'de>>(
     kind: ConnectorType,
-    text: &str,
-) -> Result<ConnectorDocument<ConnectorSettings>, serde_norway::Error> {
-    fn read<S: serde::de::DeserializeOwned>(
-        text: &str,
+    document: D,
+) -> Result<ConnectorDocument<ConnectorSettings>, D::Error> {
+    fn read<'de, S: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+        document: D,
         settings: impl FnOnce(S) -> ConnectorSettings,
-    ) -> Result<ConnectorDocument<ConnectorSettings>, serde_norway::Error> {
-        let document: ConnectorDocument<S> = serde_norway::from_str(text)?;
+    ) -> Result<ConnectorDocument<ConnectorSettings>, D::Error> {
+        let document = ConnectorDocument::<S>::deserialize(document)?;
         Ok(ConnectorDocument {
             name: document.name,
             kind: document.kind,
@@ -122,12 +136,14 @@ pub fn parse_document(
         })
     }
     match kind {
-        ConnectorType::EventbridgeSink => read(text, |config| ConnectorSettings::EventbridgeSink(Box::new(config))),
-        ConnectorType::EventbridgeSource => read(text, |config| ConnectorSettings::EventbridgeSource(Box::new(config))),
-        ConnectorType::RestProduceReceiver => {
-            read(text, |config| ConnectorSettings::RestProduceReceiver(Box::new(config)))
-        }
-        ConnectorType::ThresholdAlert => read(text, |config| ConnectorSettings::ThresholdAlert(Box::new(config))),
+        ConnectorType::EventbridgeSink => read(document, |config| ConnectorSettings::EventbridgeSink(Box::new(config))),
+        ConnectorType::EventbridgeSource => read(document, |config| {
+            ConnectorSettings::EventbridgeSource(Box::new(config))
+        }),
+        ConnectorType::RestProduceReceiver => read(document, |config| {
+            ConnectorSettings::RestProduceReceiver(Box::new(config))
+        }),
+        ConnectorType::ThresholdAlert => read(document, |config| ConnectorSettings::ThresholdAlert(Box::new(config))),
     }
 }
 

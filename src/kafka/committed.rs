@@ -1,38 +1,77 @@
-//! `GET /connectors/{name}/offsets`: a sink's committed offsets, read from its consumer group, in Kafka Connect's
-//! shape (`{"partition": {"kafka_topic", "kafka_partition"}, "offset": {"kafka_offset"}}`). The source connectors
-//! keep no offsets (SQS deletes what was written; the receiver answers each request), so theirs is empty.
+//! A consumer-group connector's committed offsets, in Kafka Connect's shape
+//! (`{"partition": {"kafka_topic", "kafka_partition"}, "offset": {"kafka_offset"}}`): read for
+//! `GET /connectors/{name}/offsets`, altered and reset for `PATCH` and `DELETE` (KIP-875). The sink and
+//! threshold-alert keep their offsets in their consumer group. The source connectors keep none (SQS deletes what was
+//! written; the receiver answers each request), so theirs is empty and cannot be changed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use super::{client_config, ClientRole};
-use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::config::{ConnectorConfig, Interpolated, WorkerConfig};
 use crate::connectors::ConnectorSettings;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Blocking: asks the cluster.
-pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
-    let ConnectorSettings::EventbridgeSink(sink) = &connector.settings else {
-        return Ok(Vec::new());
-    };
-    let group = sink.group_id(&connector.name);
-    let consumer: BaseConsumer = client_config(
+/// A partition's new committed offset; `None` removes it, so the group starts there from `auto_offset_reset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetChange {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+/// The consumer group a connector reads with, and what it reads.
+struct Group<'a> {
+    id: String,
+    topics: &'a [String],
+    topics_regex: Option<&'a str>,
+    overrides: &'a BTreeMap<String, Interpolated>,
+}
+
+fn group_of(connector: &ConnectorConfig) -> Option<Group<'_>> {
+    match &connector.settings {
+        ConnectorSettings::EventbridgeSink(sink) => Some(Group {
+            id: sink.group_id(&connector.name),
+            topics: &sink.topics,
+            topics_regex: sink.topics_regex.as_deref(),
+            overrides: &sink.consumer_override,
+        }),
+        ConnectorSettings::ThresholdAlert(threshold) => Some(Group {
+            id: threshold.group_id(&connector.name),
+            topics: &threshold.topics,
+            topics_regex: None,
+            overrides: &threshold.consumer_override,
+        }),
+        ConnectorSettings::EventbridgeSource(_) | ConnectorSettings::RestProduceReceiver(_) => None,
+    }
+}
+
+fn consumer(group: &Group<'_>, worker: &WorkerConfig) -> Result<BaseConsumer, String> {
+    client_config(
         &worker.kafka,
         ClientRole::Consumer,
-        &sink.consumer_override,
+        group.overrides,
         &[],
-        &[("group.id", group.as_str()), ("enable.auto.commit", "false")],
+        &[("group.id", group.id.as_str()), ("enable.auto.commit", "false")],
     )
     .create()
-    .map_err(|error| format!("cannot create a Kafka client: {error}"))?;
+    .map_err(|error| format!("cannot create a Kafka client: {error}"))
+}
+
+/// Every partition of the topics the group reads.
+fn partitions(group: &Group<'_>, consumer: &BaseConsumer) -> Result<TopicPartitionList, String> {
     let metadata = consumer
         .fetch_metadata(None, TIMEOUT)
         .map_err(|error| format!("Kafka does not answer: {error}"))?;
-    let pattern = match &sink.topics_regex {
+    let pattern = match group.topics_regex {
         Some(pattern) => Some(regex::Regex::new(pattern).map_err(|error| error.to_string())?),
         None => None,
     };
@@ -40,7 +79,7 @@ pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> 
     for topic in metadata.topics() {
         let wanted = match &pattern {
             Some(pattern) => pattern.is_match(topic.name()),
-            None => sink.topics.iter().any(|name| name == topic.name()),
+            None => group.topics.iter().any(|name| name == topic.name()),
         };
         if wanted {
             for partition in topic.partitions() {
@@ -48,18 +87,111 @@ pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> 
             }
         }
     }
+    Ok(partitions)
+}
+
+/// The group's committed offsets, as (topic, partition, offset).
+fn committed(group: &Group<'_>, consumer: &BaseConsumer) -> Result<Vec<(String, i32, i64)>, String> {
     let committed = consumer
-        .committed_offsets(partitions, TIMEOUT)
-        .map_err(|error| format!("cannot read the committed offsets of group {group}: {error}"))?;
+        .committed_offsets(partitions(group, consumer)?, TIMEOUT)
+        .map_err(|error| format!("cannot read the committed offsets of group {}: {error}", group.id))?;
     Ok(committed
         .elements()
         .iter()
         .filter_map(|element| match element.offset() {
-            Offset::Offset(offset) => Some(json!({
-                "partition": {"kafka_topic": element.topic(), "kafka_partition": element.partition()},
-                "offset": {"kafka_offset": offset},
-            })),
+            Offset::Offset(offset) => Some((element.topic().to_owned(), element.partition(), offset)),
             _ => None,
         })
         .collect())
+}
+
+/// Blocking: asks the cluster.
+pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
+    let Some(group) = group_of(connector) else {
+        return Ok(Vec::new());
+    };
+    let consumer = consumer(&group, worker)?;
+    Ok(committed(&group, &consumer)?
+        .into_iter()
+        .map(|(topic, partition, offset)| {
+            json!({
+                "partition": {"kafka_topic": topic, "kafka_partition": partition},
+                "offset": {"kafka_offset": offset},
+            })
+        })
+        .collect())
+}
+
+/// Sets or removes committed offsets; `changes` empty removes them all. The group must have no members (the
+/// connector stopped on every worker), or Kafka refuses. Blocking: asks the cluster.
+pub fn change_offsets(
+    connector: &ConnectorConfig,
+    worker: &WorkerConfig,
+    changes: &[OffsetChange],
+) -> Result<(), String> {
+    let group = group_of(connector).ok_or_else(|| {
+        format!(
+            "a {} keeps no offsets: it has nothing to alter or reset",
+            connector.kind.as_str()
+        )
+    })?;
+    let consumer = consumer(&group, worker)?;
+    let removed = changes.is_empty() || changes.iter().any(|change| change.offset.is_none());
+    // Kafka removes a group's offsets only all at once: those that stay are committed again afterwards.
+    let mut kept: Vec<(String, i32, i64)> = Vec::new();
+    if removed {
+        if !changes.is_empty() {
+            kept = committed(&group, &consumer)?;
+            kept.retain(|(topic, partition, _)| {
+                !changes
+                    .iter()
+                    .any(|change| change.topic == *topic && change.partition == *partition)
+            });
+        }
+        delete_group(&group.id, worker)?;
+    }
+    kept.extend(changes.iter().filter_map(|change| {
+        change
+            .offset
+            .map(|offset| (change.topic.clone(), change.partition, offset))
+    }));
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let mut commits = TopicPartitionList::new();
+    for (topic, partition, offset) in &kept {
+        commits
+            .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|error| format!("{topic}/{partition}: {error}"))?;
+    }
+    consumer
+        .commit(&commits, CommitMode::Sync)
+        .map_err(|error| format!("cannot commit offsets for group {}: {error}", group.id))
+}
+
+fn delete_group(group: &str, worker: &WorkerConfig) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&worker.kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[])
+            .create()
+            .map_err(|error| format!("cannot create a Kafka admin client: {error}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start a runtime for the admin call: {error}"))?;
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
+    let results = runtime
+        .block_on(admin.delete_groups(&[group], &options))
+        .map_err(|error| format!("cannot remove the offsets of group {group}: {error}"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((_, RDKafkaErrorCode::NonEmptyGroup)) => {
+                return Err(format!(
+                    "group {group} has active members: stop the connector on every worker first"
+                ))
+            }
+            Err((_, code)) => return Err(format!("cannot remove the offsets of group {group}: {code}")),
+        }
+    }
+    Ok(())
 }

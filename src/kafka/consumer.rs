@@ -9,6 +9,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::{OffsetTracker, TopicPartition};
+use super::ActiveTopics;
 use crate::telemetry::{emit, ConsumerLagReported, KafkaClientError, OffsetCommitFailed, OffsetsCommitted};
 
 /// Shared by the connector loop and the rebalance callback.
@@ -26,6 +27,7 @@ impl SharedTracker {
 pub struct TrackingContext {
     pub connector: String,
     pub tracker: SharedTracker,
+    pub topics: ActiveTopics,
 }
 
 impl ClientContext for TrackingContext {
@@ -71,6 +73,14 @@ impl ConsumerContext for TrackingContext {
         let offsets = self.tracker.lock().revoke(&partitions);
         // In-flight records of these partitions are abandoned: the next owner reads them again from here.
         commit(&self.connector, consumer, &offsets, CommitMode::Sync, "revoke");
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            for element in assigned.elements() {
+                self.topics.record(element.topic());
+            }
+        }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {

@@ -1,6 +1,7 @@
 //! Kafka clients built from the worker configuration, in one place, so that security settings and
 //! `consumer`/`producer` overrides apply the same way to every connector.
 
+mod active_topics;
 pub mod committed;
 pub mod consumer;
 pub mod offsets;
@@ -8,6 +9,8 @@ pub mod offsets;
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
+
+pub use active_topics::ActiveTopics;
 
 use crate::config::{Interpolated, KafkaConfig};
 
@@ -54,4 +57,16 @@ pub fn client_config(
         config.set(*key, *value);
     }
     config
+}
+
+/// The cluster's id, as Kafka Connect's `GET /` shows it. Blocking: asks the cluster.
+pub fn cluster_id(kafka: &KafkaConfig) -> Result<String, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config(kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[])
+        .create()
+        .map_err(|error| format!("cannot create a Kafka client: {error}"))?;
+    consumer
+        .client()
+        .fetch_cluster_id(std::time::Duration::from_secs(10))
+        .ok_or_else(|| "Kafka did not give its cluster id".to_owned())
 }

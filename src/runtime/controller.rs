@@ -19,6 +19,7 @@ use super::status::{ConnectorState, StatusRegistry};
 use super::supervisor::Supervisor;
 use crate::config::{self, ConfigError, ConnectorConfig, ConnectorName, WorkerConfig};
 use crate::connectors;
+use crate::kafka::committed::OffsetChange;
 use crate::rate_limit::RateLimits;
 use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved};
 
@@ -35,11 +36,15 @@ pub enum ControlError {
     Conflict(String),
     #[error("the worker is shutting down")]
     ShuttingDown,
+    /// A service the operation needs (Kafka) did not do it.
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// What the operator wants a connector to be doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+/// What the operator wants a connector to be doing; a new connector's `initial_state` (KIP-980).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Target {
     Running,
     Paused,
     Stopped,
@@ -59,13 +64,21 @@ pub enum Command {
         action: Action,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    /// Writes a connector file from a document (YAML or JSON text), then runs it. `name` is set for
-    /// `PUT /connectors/{name}/config`; `create` for `POST /connectors`, which refuses an existing name.
+    /// Writes a connector file from a document (nested, or Kafka Connect's `{name, config}`), then runs it. `name`
+    /// is set for `PUT /connectors/{name}/config`; `create` for `POST /connectors`, which refuses an existing name.
+    /// A new connector starts in `initial` (default: running); an existing one keeps its state.
     Write {
         name: Option<String>,
-        document: String,
+        document: serde_json::Value,
         create: bool,
+        initial: Option<Target>,
         reply: oneshot::Sender<Result<(Arc<ConnectorConfig>, bool), ControlError>>,
+    },
+    /// Alters a stopped connector's committed offsets; no changes resets them all (KIP-875).
+    ChangeOffsets {
+        name: String,
+        changes: Vec<OffsetChange>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
     },
 }
 
@@ -89,13 +102,24 @@ impl ControlHandle {
     pub async fn write(
         &self,
         name: Option<&str>,
-        document: String,
+        document: serde_json::Value,
         create: bool,
+        initial: Option<Target>,
     ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
         self.ask(|reply| Command::Write {
             name: name.map(str::to_owned),
             document,
             create,
+            initial,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn change_offsets(&self, name: &str, changes: Vec<OffsetChange>) -> Result<(), ControlError> {
+        self.ask(|reply| Command::ChangeOffsets {
+            name: name.to_owned(),
+            changes,
             reply,
         })
         .await
@@ -278,10 +302,14 @@ impl Controller {
                 name,
                 document,
                 create,
+                initial,
                 reply,
             } => {
-                let result = self.write(name, document, create).await;
+                let result = self.write(name, document, create, initial).await;
                 let _ = reply.send(result);
+            }
+            Command::ChangeOffsets { name, changes, reply } => {
+                let _ = reply.send(self.change_offsets(&name, changes).await);
             }
         }
     }
@@ -331,6 +359,29 @@ impl Controller {
         self.publish();
     }
 
+    /// Offsets change only while the connector is stopped, as Kafka Connect requires; commands run one at a time,
+    /// so it cannot be resumed meanwhile.
+    async fn change_offsets(&self, name: &str, changes: Vec<OffsetChange>) -> Result<(), ControlError> {
+        let managed = self
+            .managed
+            .iter()
+            .find(|(key, _)| key.as_str() == name)
+            .map(|(_, managed)| managed)
+            .ok_or_else(|| ControlError::NotFound(name.to_owned()))?;
+        if managed.target != Target::Stopped {
+            return Err(ControlError::Invalid(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done \
+                 for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        let connector = managed.config.clone();
+        let worker = self.worker.clone();
+        tokio::task::spawn_blocking(move || crate::kafka::committed::change_offsets(&connector, &worker, &changes))
+            .await
+            .map_err(|panic| ControlError::Failed(panic.to_string()))?
+            .map_err(ControlError::Failed)
+    }
+
     /// The directory new connector files go to: the first directory among the `--connectors` paths.
     fn directory(&self) -> Option<&Path> {
         self.paths
@@ -343,11 +394,10 @@ impl Controller {
     async fn write(
         &mut self,
         name: Option<String>,
-        document: String,
+        mut value: serde_json::Value,
         create: bool,
+        initial: Option<Target>,
     ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
-        let mut value = crate::config::parse_untrusted(&document)
-            .map_err(|error| ControlError::Invalid(format!("the body is not a connector document: {error}")))?;
         let object = value
             .as_object_mut()
             .ok_or_else(|| ControlError::Invalid("the body must be an object".into()))?;
@@ -410,7 +460,9 @@ impl Controller {
             .map_err(|error| ControlError::Conflict(format!("cannot write {}: {error}", file.display())))?;
         let loaded = ConnectorConfig { file, ..loaded };
         self.rejected.remove(&loaded.file);
-        let target = existing.as_ref().map_or(Target::Running, |(_, target)| *target);
+        let target = existing
+            .as_ref()
+            .map_or(initial.unwrap_or(Target::Running), |(_, target)| *target);
         if let Some(mut managed) = self.managed.remove(&loaded.name) {
             self.halt(&mut managed).await;
         }

@@ -1,6 +1,7 @@
 //! The worker runtime: supervision of connectors, their status, and shutdown.
 
 pub mod controller;
+mod definitions;
 pub mod readiness;
 pub mod rest;
 pub mod status;

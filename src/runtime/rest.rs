@@ -1,10 +1,8 @@
-//! The REST API, in Kafka Connect's shape so that its tools and habits work.
-//!
-//! Reading: `GET /`, `/connectors[?expand=status|info]`, `/connectors/{name}`, `.../config`, `.../status`,
-//! `.../offsets`, `/connector-plugins`. Acting: `PUT .../pause`, `.../resume`, `.../stop`, `POST .../restart`,
-//! `DELETE /connectors/{name}`, `PUT /connector-plugins/{type}/config/validate`. Changing: `POST /connectors` and
-//! `PUT /connectors/{name}/config`, which write the connector's YAML file. Operating: `GET /health` (always, without
-//! auth), `/ready`, `/metrics`. Configuration is shown as written, and secrets as placeholders or `[hidden]`.
+//! Kafka Connect 4.1's REST API, so that its tools and client libraries work unchanged (README "REST API" lists
+//! each path): configurations in Kafka Connect's flat form (`config::flat`), answers in its entities' shapes
+//! (`ServerInfo`, `ConnectorInfo`, `ConnectorStateInfo`, `TaskInfo`, `ConfigInfos`, ...), every error as its
+//! `{"error_code", "message"}`, a trailing slash ignored. Plus ebconnect's `/ready` and `/metrics`. Secrets show as
+//! placeholders or `[hidden]`.
 
 use std::sync::Arc;
 
@@ -20,12 +18,20 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use super::controller::{Action, ConnectorView, ControlError, ControlHandle};
+use super::controller::{Action, ConnectorView, ControlError, ControlHandle, Target};
+use super::definitions::{definitions, ConfigKey};
 use super::readiness::Readiness;
-use super::status::{ConnectorStatus, StatusRegistry};
-use crate::config::{ConnectorConfig, ConnectorName, WorkerConfig};
+use super::status::{ConnectorState, ConnectorStatus, StatusRegistry};
+use crate::config::flat::FlatConfig;
+use crate::config::{ConnectorConfig, ConnectorName, InterpolationError, WorkerConfig, HIDDEN};
 use crate::connectors::ConnectorType;
+use crate::kafka::committed::OffsetChange;
+use crate::telemetry::log_levels::{LogLevels, LoggerLevel};
 use crate::telemetry::metrics::metrics;
+
+/// The Kafka Connect REST API this worker speaks, for tools that check the worker's version before using an
+/// endpoint (kcctl needs 3.5 for stop and offsets). ebconnect's own version follows it.
+pub const CONNECT_API_VERSION: &str = "4.1.1";
 
 /// What the API serves.
 #[derive(Clone)]
@@ -36,12 +42,26 @@ pub struct ApiState {
     pub connectors: ConnectorView,
     pub control: ControlHandle,
     pub readiness: Readiness,
+    /// The Kafka cluster's id, asked once it is first needed.
+    pub cluster_id: Arc<tokio::sync::OnceCell<String>>,
+    /// The process's log filter, when this worker owns it.
+    pub log_levels: Option<LogLevels>,
 }
 
-/// An error answer. Its message may quote a configured value (a parser's or client library's), so it is scrubbed.
+/// An error answer, Kafka Connect's `{"error_code", "message"}`. Its message may quote a configured value (a
+/// parser's or client library's), so it is scrubbed.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let message = crate::redact::scrub(&message.into()).into_owned();
     (status, Json(json!({"error_code": status.as_u16(), "message": message}))).into_response()
+}
+
+/// An error answer not built yet, small enough to return in a `Result`.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 fn not_found(name: &str) -> Response {
@@ -54,35 +74,33 @@ fn control_error(failure: ControlError) -> Response {
         ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
         ControlError::Conflict(_) => StatusCode::CONFLICT,
         ControlError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, failure.to_string())
 }
 
-/// The connector's document as it is written in its file, with secrets redacted.
-fn document(connector: &ConnectorConfig) -> Value {
-    json!({
-        "name": connector.name,
-        "type": connector.kind.as_str(),
-        "config": connector.settings,
-        "transforms": connector.transforms_written,
-        "errors": connector.errors,
-    })
-}
-
 impl ApiState {
+    /// Kafka Connect's `ConnectorInfo`.
     fn info(&self, connector: &ConnectorConfig) -> Value {
         json!({
             "name": connector.name,
-            "type": connector.kind.as_str(),
-            "config": connector.settings,
+            "config": connector.shown_config(),
             "tasks": [{"connector": connector.name, "task": 0}],
+            "type": connector.kind.direction(),
         })
     }
 
-    fn status_of(&self, connector: &ConnectorConfig, status: Option<ConnectorStatus>) -> Value {
+    /// Kafka Connect's `ConnectorStateInfo`; the connector and its one task share a state. `shown` replaces the
+    /// state, for a restart's answer.
+    fn status_of(
+        &self,
+        connector: &ConnectorConfig,
+        status: Option<ConnectorStatus>,
+        shown: Option<ConnectorState>,
+    ) -> Value {
         let (state, trace) = match status {
-            Some(status) => (json!(status.state), status.trace),
-            None => (json!("UNASSIGNED"), None),
+            Some(status) => (shown.unwrap_or(status.state).as_str(), status.trace),
+            None => (shown.map_or("UNASSIGNED", ConnectorState::as_str), None),
         };
         let mut head = json!({"state": state, "worker_id": self.worker_id});
         let mut task = json!({"id": 0, "state": state, "worker_id": self.worker_id});
@@ -90,7 +108,7 @@ impl ApiState {
             head["trace"] = json!(trace);
             task["trace"] = json!(trace);
         }
-        json!({"name": connector.name, "connector": head, "tasks": [task], "type": connector.kind.as_str()})
+        json!({"name": connector.name, "connector": head, "tasks": [task], "type": connector.kind.direction()})
     }
 
     fn lookup(&self, name: &str) -> Option<(ConnectorName, Arc<ConnectorConfig>)> {
@@ -112,10 +130,24 @@ impl ApiState {
     }
 }
 
+/// Kafka Connect's `ServerInfo`.
 async fn root(State(state): State<ApiState>) -> Json<Value> {
-    Json(
-        json!({"version": env!("CARGO_PKG_VERSION"), "commit": "", "kafka_cluster_id": null, "worker_id": state.worker_id}),
-    )
+    let kafka = state.worker.kafka.clone();
+    let cluster_id = state
+        .cluster_id
+        .get_or_try_init(|| async move {
+            tokio::task::spawn_blocking(move || crate::kafka::cluster_id(&kafka))
+                .await
+                .map_err(|panic| panic.to_string())?
+        })
+        .await
+        .ok()
+        .cloned();
+    Json(json!({
+        "version": format!("{CONNECT_API_VERSION}-ebconnect.{}", env!("CARGO_PKG_VERSION")),
+        "commit": option_env!("EBCONNECT_COMMIT").unwrap_or(""),
+        "kafka_cluster_id": cluster_id,
+    }))
 }
 
 async fn list(State(state): State<ApiState>, Query(query): Query<Vec<(String, String)>>) -> Json<Value> {
@@ -132,7 +164,10 @@ async fn list(State(state): State<ApiState>, Query(query): Query<Vec<(String, St
     for (name, connector) in &connectors {
         let mut entry = serde_json::Map::new();
         if expand.contains(&"status") {
-            entry.insert("status".into(), state.status_of(connector, state.status.get(name)));
+            entry.insert(
+                "status".into(),
+                state.status_of(connector, state.status.get(name), None),
+            );
         }
         if expand.contains(&"info") {
             entry.insert("info".into(), state.info(connector));
@@ -149,17 +184,63 @@ async fn info(State(state): State<ApiState>, Path(name): Path<String>) -> Respon
     }
 }
 
+/// Kafka Connect's `Map<String, String>`: the keys as written, secrets hidden.
 async fn config(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     match state.lookup(&name) {
-        Some((_, connector)) => Json(document(&connector)).into_response(),
+        Some((_, connector)) => Json(connector.shown_config()).into_response(),
         None => not_found(&name),
     }
 }
 
 async fn status(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     match state.lookup(&name) {
-        Some((key, connector)) => Json(state.status_of(&connector, state.status.get(&key))).into_response(),
+        Some((key, connector)) => Json(state.status_of(&connector, state.status.get(&key), None)).into_response(),
         None => not_found(&name),
+    }
+}
+
+/// Kafka Connect's `TaskInfo` list: a connector runs one task, task 0, with the connector's configuration.
+async fn tasks(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.lookup(&name) {
+        Some((_, connector)) => Json(json!([{
+            "id": {"connector": connector.name, "task": 0},
+            "config": connector.shown_config(),
+        }]))
+        .into_response(),
+        None => not_found(&name),
+    }
+}
+
+fn task_zero(name: &str, task: &str) -> Result<(), Refusal> {
+    match task.parse::<u32>() {
+        Ok(0) => Ok(()),
+        _ => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("Task {name}-{task} not found (a connector runs task 0)"),
+        )),
+    }
+}
+
+async fn task_status(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
+    if let Err(refused) = task_zero(&name, &task) {
+        return refused.into_response();
+    }
+    match state.lookup(&name) {
+        Some((key, connector)) => {
+            let status = state.status_of(&connector, state.status.get(&key), None);
+            Json(status["tasks"][0].clone()).into_response()
+        }
+        None => not_found(&name),
+    }
+}
+
+async fn task_restart(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
+    if let Err(refused) = task_zero(&name, &task) {
+        return refused.into_response();
+    }
+    match state.control.act(&name, Action::Restart).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(failure) => control_error(failure),
     }
 }
 
@@ -175,47 +256,199 @@ async fn offsets(State(state): State<ApiState>, Path(name): Path<String>) -> Res
     }
 }
 
-async fn act(state: &ApiState, name: &str, action: Action) -> Response {
+/// `PATCH .../offsets` (KIP-875): `{"offsets": [{"partition": {"kafka_topic", "kafka_partition"}, "offset":
+/// {"kafka_offset"} | null}]}`; a `null` offset removes the partition's, so it starts from `auto_offset_reset`.
+async fn alter_offsets(State(state): State<ApiState>, Path(name): Path<String>, text: String) -> Response {
+    let changes = body(&text).and_then(|value| offset_changes(&value));
+    match changes {
+        Ok(changes) => match state.control.change_offsets(&name, changes).await {
+            Ok(()) => Json(json!({"message": "The offsets for this connector have been altered successfully"}))
+                .into_response(),
+            Err(failure) => control_error(failure),
+        },
+        Err(failure) => control_error(failure),
+    }
+}
+
+/// `DELETE .../offsets`: removes every committed offset of a stopped connector.
+async fn reset_offsets(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.control.change_offsets(&name, Vec::new()).await {
+        Ok(()) => {
+            Json(json!({"message": "The offsets for this connector have been reset successfully"})).into_response()
+        }
+        Err(failure) => control_error(failure),
+    }
+}
+
+fn offset_changes(value: &Value) -> Result<Vec<OffsetChange>, ControlError> {
+    let entries = value
+        .get("offsets")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("offsets: required, a list of {partition, offset}"))?;
+    if entries.is_empty() {
+        return Err(invalid(
+            "offsets: the list is empty; DELETE .../offsets resets them all",
+        ));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let at = |key: &str| format!("offsets[{index}].{key}");
+            let partition = entry
+                .get("partition")
+                .ok_or_else(|| invalid(format!("{}: required", at("partition"))))?;
+            let topic = partition
+                .get("kafka_topic")
+                .and_then(Value::as_str)
+                .filter(|topic| !topic.is_empty())
+                .ok_or_else(|| invalid(format!("{}: a topic name is required", at("partition.kafka_topic"))))?;
+            let number = partition
+                .get("kafka_partition")
+                .and_then(Value::as_i64)
+                .and_then(|number| i32::try_from(number).ok())
+                .filter(|number| *number >= 0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{}: a partition number is required",
+                        at("partition.kafka_partition")
+                    ))
+                })?;
+            let offset = match entry.get("offset") {
+                None | Some(Value::Null) => None,
+                Some(offset) => Some(
+                    offset
+                        .get("kafka_offset")
+                        .and_then(Value::as_i64)
+                        .filter(|offset| *offset >= 0)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "{}: a non-negative offset is required",
+                                at("offset.kafka_offset")
+                            ))
+                        })?,
+                ),
+            };
+            Ok(OffsetChange {
+                topic: topic.to_owned(),
+                partition: number,
+                offset,
+            })
+        })
+        .collect()
+}
+
+async fn act(state: &ApiState, name: &str, action: Action, answer: StatusCode) -> Response {
     match state.control.act(name, action).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Ok(()) => answer.into_response(),
         Err(failure) => control_error(failure),
     }
 }
 
 async fn pause(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    act(&state, &name, Action::Pause).await
+    act(&state, &name, Action::Pause, StatusCode::ACCEPTED).await
 }
 
 async fn resume(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    act(&state, &name, Action::Resume).await
+    act(&state, &name, Action::Resume, StatusCode::ACCEPTED).await
 }
 
 async fn stop(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    act(&state, &name, Action::Stop).await
+    act(&state, &name, Action::Stop, StatusCode::NO_CONTENT).await
 }
 
-async fn restart(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    act(&state, &name, Action::Restart).await
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartQuery {
+    #[serde(default)]
+    include_tasks: Option<String>,
+    #[serde(default)]
+    only_failed: Option<String>,
+}
+
+/// A query flag as Kafka Connect reads it (Java's `Boolean.valueOf`): set only by `true`, in any case.
+fn flag(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// Without a query, Kafka Connect's plain restart: 204. With `includeTasks` or `onlyFailed`: 202 and the
+/// `ConnectorStateInfo`, RESTARTING for what restarts; with `onlyFailed`, a connector that has not failed is left
+/// running. The connector and its task restart as one.
+async fn restart(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<RestartQuery>,
+) -> Response {
+    if !flag(&query.include_tasks) && !flag(&query.only_failed) {
+        return act(&state, &name, Action::Restart, StatusCode::NO_CONTENT).await;
+    }
+    let Some((key, connector)) = state.lookup(&name) else {
+        return not_found(&name);
+    };
+    let current = state.status.get(&key);
+    let failed = current
+        .as_ref()
+        .is_some_and(|status| status.state == ConnectorState::Failed);
+    if flag(&query.only_failed) && !failed {
+        return (StatusCode::ACCEPTED, Json(state.status_of(&connector, current, None))).into_response();
+    }
+    if let Err(failure) = state.control.act(&name, Action::Restart).await {
+        return control_error(failure);
+    }
+    let shown = state.status_of(&connector, current, Some(ConnectorState::Restarting));
+    (StatusCode::ACCEPTED, Json(shown)).into_response()
 }
 
 async fn delete(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    match state.control.act(&name, Action::Delete).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(failure) => control_error(failure),
-    }
+    act(&state, &name, Action::Delete, StatusCode::NO_CONTENT).await
 }
 
-/// `POST /connectors` with the connector document (JSON or YAML): writes `<name>.yaml` and starts it.
-async fn create(State(state): State<ApiState>, text: String) -> Response {
-    match state.control.write(None, text, true).await {
-        Ok((connector, _)) => (StatusCode::CREATED, Json(state.info(&connector))).into_response(),
-        Err(failure) => control_error(failure),
-    }
+fn invalid(message: impl Into<String>) -> ControlError {
+    ControlError::Invalid(message.into())
 }
 
-/// `PUT /connectors/{name}/config`: creates or replaces the connector's file, then (re)starts it.
-async fn replace(State(state): State<ApiState>, Path(name): Path<String>, text: String) -> Response {
-    match state.control.write(Some(&name), text, false).await {
+/// A request body as a JSON value, within the document limits; JSON or YAML.
+fn body(text: &str) -> Result<Value, ControlError> {
+    if text.trim().is_empty() {
+        return Err(invalid("the request has no body"));
+    }
+    crate::config::parse_untrusted(text).map_err(|message| invalid(format!("the body is not JSON: {message}")))
+}
+
+/// Kafka Connect's `Map<String, String>`. Numbers and booleans are taken as their text, as Kafka Connect's JSON
+/// reader does; `[hidden]`, what the API shows of a secret, is refused.
+fn string_map(value: &Value, what: &str) -> Result<FlatConfig, ControlError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid(format!("{what}: must be an object of strings")))?;
+    let mut map = FlatConfig::new();
+    for (key, value) in object {
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(_) | Value::Bool(_) => value.to_string(),
+            _ => return Err(invalid(format!("{what}.{key}: must be a string"))),
+        };
+        if text == HIDDEN {
+            return Err(invalid(format!("{key}: {}", InterpolationError::HiddenWrittenBack)));
+        }
+        map.insert(key.clone(), text);
+    }
+    Ok(map)
+}
+
+/// The connector file for a configuration in Kafka Connect's form.
+fn flat_document(name: &str, mut config: FlatConfig) -> Value {
+    config.remove("name");
+    json!({"name": name, "config": config})
+}
+
+/// A nested connector document (it has `type`), as ebconnect's own files are written.
+fn is_nested(value: &Value) -> bool {
+    value.get("type").is_some()
+}
+
+async fn answer_written(state: &ApiState, written: Result<(Arc<ConnectorConfig>, bool), ControlError>) -> Response {
+    match written {
         Ok((connector, created)) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             (status, Json(state.info(&connector))).into_response()
@@ -224,39 +457,306 @@ async fn replace(State(state): State<ApiState>, Path(name): Path<String>, text: 
     }
 }
 
+/// `POST /connectors`: Kafka Connect's `{name, config, initial_state}`, or a nested connector document. Checked like
+/// `validate`, written to `<name>.yaml` in the first connectors directory, started.
+async fn create(State(state): State<ApiState>, text: String) -> Response {
+    let request = (|| {
+        let value = body(&text)?;
+        if is_nested(&value) {
+            return Ok((value, None));
+        }
+        let object = value.as_object().ok_or_else(|| invalid("the body must be an object"))?;
+        if let Some(unknown) = object
+            .keys()
+            .find(|key| !matches!(key.as_str(), "name" | "config" | "initial_state"))
+        {
+            return Err(invalid(format!(
+                "{unknown}: unknown field; the body is {{\"name\", \"config\", \"initial_state\"}}"
+            )));
+        }
+        let config = string_map(object.get("config").unwrap_or(&Value::Null), "config")?;
+        let name = match (object.get("name").and_then(Value::as_str), config.get("name")) {
+            (Some(name), Some(named)) if name.trim() != named => {
+                return Err(invalid(format!(
+                    "Connector name configuration ({named}) doesn't match connector name in the request ({name})"
+                )))
+            }
+            (Some(name), _) => name.trim().to_owned(),
+            (None, Some(named)) => named.clone(),
+            (None, None) => return Err(invalid("name: required")),
+        };
+        let initial = match object.get("initial_state") {
+            None | Some(Value::Null) => None,
+            Some(initial) => Some(serde_json::from_value::<Target>(initial.clone()).map_err(|_| {
+                invalid(format!(
+                    "initial_state: {initial} is not one of RUNNING, PAUSED, STOPPED"
+                ))
+            })?),
+        };
+        Ok((flat_document(&name, config), initial))
+    })();
+    match request {
+        Ok((document, initial)) => {
+            answer_written(&state, state.control.write(None, document, true, initial).await).await
+        }
+        Err(failure) => control_error(failure),
+    }
+}
+
+/// `PUT /connectors/{name}/config`: Kafka Connect's map, or a nested document. Creates or replaces the connector's
+/// file, then (re)starts it; a paused or stopped connector stays so.
+async fn replace(State(state): State<ApiState>, Path(name): Path<String>, text: String) -> Response {
+    let document = body(&text).and_then(|value| {
+        if is_nested(&value) {
+            return Ok(value);
+        }
+        let config = string_map(&value, "config")?;
+        if let Some(named) = config.get("name").filter(|named| **named != name) {
+            return Err(invalid(format!(
+                "Connector name configuration ({named}) doesn't match connector name in the URL ({name})"
+            )));
+        }
+        Ok(flat_document(&name, config))
+    });
+    match document {
+        Ok(document) => answer_written(&state, state.control.write(Some(&name), document, false, None).await).await,
+        Err(failure) => control_error(failure),
+    }
+}
+
+/// `PATCH /connectors/{name}/config` (KIP-477): merges the given keys into the configuration; a key set to
+/// `null` is removed.
+async fn patch(State(state): State<ApiState>, Path(name): Path<String>, text: String) -> Response {
+    let Some((_, connector)) = state.lookup(&name) else {
+        return not_found(&name);
+    };
+    let merged = body(&text).and_then(|value| {
+        let object = value.as_object().ok_or_else(|| invalid("the body must be an object"))?;
+        let mut config = connector.written.clone();
+        let (removed, set): (Vec<_>, Vec<_>) = object.iter().partition(|(_, value)| value.is_null());
+        for (key, _) in removed {
+            config.remove(key);
+        }
+        let set: serde_json::Map<String, Value> = set
+            .into_iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        config.extend(string_map(&Value::Object(set), "config")?);
+        if config.get("name").is_some_and(|named| *named != name) {
+            return Err(invalid(format!("name: a patch cannot rename connector {name}")));
+        }
+        Ok(flat_document(&name, config))
+    });
+    match merged {
+        Ok(document) => match state.control.write(Some(&name), document, false, None).await {
+            Ok((connector, _)) => Json(state.info(&connector)).into_response(),
+            Err(failure) => control_error(failure),
+        },
+        Err(failure) => control_error(failure),
+    }
+}
+
+/// Kafka Connect's `ActiveTopicsInfo`, keyed by the connector's name.
+async fn topics(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.lookup(&name) {
+        Some((key, _)) => Json(json!({ name: {"topics": state.status.topics(&key).list()} })).into_response(),
+        None => not_found(&name),
+    }
+}
+
+async fn reset_topics(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.lookup(&name) {
+        Some((key, _)) => {
+            state.status.topics(&key).reset();
+            StatusCode::ACCEPTED.into_response()
+        }
+        None => not_found(&name),
+    }
+}
+
+fn log_levels(state: &ApiState) -> Result<&LogLevels, Refusal> {
+    state.log_levels.as_ref().ok_or_else(|| {
+        Refusal(
+            StatusCode::NOT_FOUND,
+            "this worker does not own its process's log filter".into(),
+        )
+    })
+}
+
+fn logger_level(level: &LoggerLevel) -> Value {
+    json!({"level": level.level, "last_modified": level.last_modified})
+}
+
+/// Kafka Connect's `GET /admin/loggers`: every logger with a level of its own, and `root`.
+async fn loggers(State(state): State<ApiState>) -> Response {
+    match log_levels(&state) {
+        Ok(levels) => {
+            let all: serde_json::Map<String, Value> = levels
+                .all()
+                .iter()
+                .map(|(name, level)| (name.clone(), logger_level(level)))
+                .collect();
+            Json(Value::Object(all)).into_response()
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn logger(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match log_levels(&state) {
+        Ok(levels) => Json(logger_level(&levels.level(&name))).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `PUT /admin/loggers/{name}` with `{"level": "DEBUG"}`: answers the loggers whose level changed. One worker's
+/// filter changes whatever `scope` asks: each worker owns its own.
+async fn set_logger(State(state): State<ApiState>, Path(name): Path<String>, text: String) -> Response {
+    let levels = match log_levels(&state) {
+        Ok(levels) => levels,
+        Err(refused) => return refused.into_response(),
+    };
+    let level = match body(&text) {
+        Ok(value) => match value.get("level").and_then(Value::as_str) {
+            Some(level) => level.to_owned(),
+            None => return error(StatusCode::BAD_REQUEST, "level: required, e.g. {\"level\": \"DEBUG\"}"),
+        },
+        Err(failure) => return control_error(failure),
+    };
+    match levels.set(&name, &level) {
+        Ok(affected) => Json(affected).into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// Kafka Connect's `PluginInfo` list.
 async fn plugins() -> Json<Value> {
     let plugins: Vec<Value> = ConnectorType::ALL
         .iter()
-        .map(|kind| json!({"class": kind.as_str(), "type": kind.direction(), "version": env!("CARGO_PKG_VERSION")}))
+        .map(|kind| json!({"class": kind.class(), "type": kind.direction(), "version": env!("CARGO_PKG_VERSION")}))
         .collect();
     Json(json!(plugins))
 }
 
-/// Checks a connector document without writing it. The answer has Kafka Connect's `error_count`; each problem is
-/// one entry of `configs` with its message.
-async fn validate(State(state): State<ApiState>, Path(kind): Path<String>, text: String) -> Response {
-    let Some(expected) = ConnectorType::ALL.iter().find(|known| known.as_str() == kind) else {
-        return error(StatusCode::NOT_FOUND, format!("no connector plugin `{kind}`"));
+fn plugin(class: &str) -> Result<ConnectorType, Refusal> {
+    crate::config::flat::connector_type(class).ok_or_else(|| {
+        Refusal(
+            StatusCode::NOT_FOUND,
+            format!("Failed to find any class that implements Connector and which name matches {class}"),
+        )
+    })
+}
+
+/// `GET /connector-plugins/{type}/config`: a `ConfigKeyInfo` for every key of the type.
+async fn plugin_config(Path(class): Path<String>) -> Response {
+    match plugin(&class) {
+        Ok(kind) => Json(definitions(kind).iter().map(ConfigKey::info).collect::<Vec<_>>()).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Kafka Connect's `ConfigInfos` for a configuration (its map, or a nested document), without writing it. Each
+/// problem is attached to the key it names; one that names no key is attached to `connector.class`.
+async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text: String) -> Response {
+    let kind = match plugin(&class) {
+        Ok(kind) => kind,
+        Err(refused) => return refused.into_response(),
+    };
+    let (document, submitted) = match body(&text).and_then(|value| {
+        if is_nested(&value) {
+            return Ok((value, FlatConfig::new()));
+        }
+        let mut config = string_map(&value, "config")?;
+        config
+            .entry("connector.class".into())
+            .or_insert_with(|| kind.as_str().to_owned());
+        let name = config.get("name").cloned().unwrap_or_else(|| "validate".into());
+        Ok((flat_document(&name, config.clone()), config))
+    }) {
+        Ok(parts) => parts,
+        Err(failure) => return control_error(failure),
     };
     // Parsing and checking take CPU in proportion to the body: off the runtime's threads, so that other requests
     // and the connectors' tasks keep their pace.
     let worker = state.worker.clone();
-    let checked = tokio::task::spawn_blocking(move || crate::config::check_document(&text, Some(&worker))).await;
-    let problems = match checked {
-        Ok(Ok(found)) if found != *expected => vec![format!("type: `{}` is not `{kind}`", found.as_str())],
-        Ok(Ok(_)) => Vec::new(),
-        Ok(Err(message)) => vec![crate::redact::scrub(&message).into_owned()],
-        Err(failed) => vec![format!("the check failed: {failed}")],
+    let checked =
+        tokio::task::spawn_blocking(move || crate::config::check_document(&document.to_string(), Some(&worker))).await;
+    let problem = match checked {
+        Ok(Ok(found)) if found != kind => Some(format!(
+            "connector.class: `{}` is not `{}`",
+            found.as_str(),
+            kind.as_str()
+        )),
+        Ok(Ok(_)) => None,
+        Ok(Err(message)) => Some(crate::redact::scrub(&message).into_owned()),
+        Err(failed) => Some(format!("the check failed: {failed}")),
     };
-    let configs: Vec<Value> = problems
+    let mut keys = definitions(kind);
+    for key in submitted.keys() {
+        if !keys.iter().any(|known| known.name == *key) {
+            keys.push(ConfigKey::undocumented(key));
+        }
+    }
+    let blamed = problem.as_ref().map(|problem| {
+        let named = blamed_key(problem);
+        if keys.iter().any(|key| key.name == named) {
+            named
+        } else {
+            "connector.class".to_owned()
+        }
+    });
+    let shown = crate::config::flat::shown(&submitted, &Value::Null);
+    let configs: Vec<Value> = keys
         .iter()
-        .map(|problem| json!({"definition": null, "value": {"name": "document", "errors": [problem]}}))
+        .map(|key| {
+            let errors: Vec<&String> = problem
+                .iter()
+                .filter(|_| blamed.as_deref() == Some(key.name.as_str()))
+                .collect();
+            json!({
+                "definition": key.info(),
+                "value": {
+                    "name": key.name,
+                    "value": shown.get(&key.name).cloned().or_else(|| key.default.clone()),
+                    "recommended_values": [],
+                    "errors": errors,
+                    "visible": true,
+                },
+            })
+        })
         .collect();
-    Json(json!({"name": kind, "error_count": problems.len(), "groups": [], "configs": configs})).into_response()
+    let groups: Vec<&str> = {
+        let mut groups: Vec<&str> = keys.iter().map(|key| key.group).collect();
+        groups.dedup();
+        groups
+    };
+    Json(json!({"name": kind.class(), "error_count": usize::from(problem.is_some()), "groups": groups, "configs": configs}))
+        .into_response()
 }
 
+/// The key a problem is about: the one its message starts with (`batch.max_entries: ...`), or a missing one
+/// (`offload: missing field `s3_bucket`` is `offload.s3_bucket`).
+fn blamed_key(problem: &str) -> String {
+    let (at, message) = problem.split_once(": ").unwrap_or(("", problem));
+    let at = at.trim();
+    let at = at
+        .strip_prefix("config.")
+        .or_else(|| at.strip_prefix("config"))
+        .unwrap_or(at);
+    let missing = message
+        .strip_prefix("missing field `")
+        .or_else(|| problem.strip_prefix("missing field `"))
+        .and_then(|rest| rest.split('`').next());
+    match missing {
+        Some(field) if problem.starts_with("missing field") || at.is_empty() => field.to_owned(),
+        Some(field) => format!("{at}.{field}"),
+        None => at.to_owned(),
+    }
+}
+
+/// Kafka Connect's `/health`: the worker has started once it serves requests.
 async fn health() -> Json<Value> {
-    Json(json!({"status": "UP"}))
+    Json(json!({"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}))
 }
 
 async fn ready(State(state): State<ApiState>) -> Response {
@@ -278,6 +778,41 @@ async fn prometheus() -> Response {
         metrics().render(),
     )
         .into_response()
+}
+
+/// Every error in Kafka Connect's JSON shape, those of the router (404, 405) and of request parsing included.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = if text.trim().is_empty() {
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        )
+    } else {
+        text.trim().to_owned()
+    };
+    let mut answer = error(status, message);
+    for (name, value) in parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name == WWW_AUTHENTICATE || *name == axum::http::header::ALLOW)
+    {
+        answer.headers_mut().insert(name.clone(), value.clone());
+    }
+    answer
 }
 
 /// Basic auth on every route it wraps, when `rest.basic_auth` is set; compared in constant time.
@@ -311,29 +846,46 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(prometheus))
         .route("/connectors", get(list).post(create))
         .route("/connectors/{name}", get(info).delete(delete))
-        .route("/connectors/{name}/config", get(config).put(replace))
+        .route("/connectors/{name}/config", get(config).put(replace).patch(patch))
         .route("/connectors/{name}/status", get(status))
-        .route("/connectors/{name}/offsets", get(offsets))
+        .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route("/connectors/{name}/tasks/{task}/restart", post(task_restart))
+        .route("/connectors/{name}/topics", get(topics))
+        .route("/connectors/{name}/topics/reset", put(reset_topics))
+        .route("/admin/loggers", get(loggers))
+        .route("/admin/loggers/{name}", get(logger).put(set_logger))
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).patch(alter_offsets).delete(reset_offsets),
+        )
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
         .route("/connectors/{name}/restart", post(restart))
         .route("/connector-plugins", get(plugins))
+        .route("/connector-plugins/{kind}/config", get(plugin_config))
         .route("/connector-plugins/{kind}/config/validate", put(validate))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/health", get(health))
         .merge(guarded)
         .with_state(state)
+        .layer(axum::middleware::from_fn(json_errors))
 }
 
-/// Serves the API on a bound listener until `shutdown` is cancelled.
+/// Serves the API on a bound listener until `shutdown` is cancelled. A trailing slash is ignored
+/// (`/connectors/` is `/connectors`), as Kafka Connect ignores it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = tower::Layer::layer(
+        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+        router(state),
+    );
+    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::ConnectorName;
+use crate::kafka::ActiveTopics;
 use crate::redact;
 use crate::telemetry::{emit, ConnectorStateChanged};
 
@@ -59,6 +60,7 @@ pub struct ConnectorStatus {
 #[derive(Debug, Clone, Default)]
 pub struct StatusRegistry {
     inner: Arc<RwLock<BTreeMap<ConnectorName, ConnectorStatus>>>,
+    topics: Arc<RwLock<BTreeMap<ConnectorName, ActiveTopics>>>,
 }
 
 impl StatusRegistry {
@@ -83,6 +85,14 @@ impl StatusRegistry {
     pub fn remove(&self, name: &ConnectorName) {
         let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(name);
+        let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        topics.remove(name);
+    }
+
+    /// The connector's active topics, the same handle for each of its runs.
+    pub fn topics(&self, name: &ConnectorName) -> ActiveTopics {
+        let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        topics.entry(name.clone()).or_default().clone()
     }
 
     pub fn get(&self, name: &ConnectorName) -> Option<ConnectorStatus> {

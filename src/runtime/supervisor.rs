@@ -70,6 +70,7 @@ impl Supervisor {
                         name: self.name.clone(),
                         shutdown: shutdown.clone(),
                         progress: progress.clone(),
+                        topics: self.status.topics(&self.name),
                     };
                     // A panic inside the connector becomes a failure of this attempt, not of the worker.
                     match std::panic::AssertUnwindSafe(connector.run(context))

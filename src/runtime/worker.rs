@@ -12,6 +12,7 @@ use crate::runtime::controller::{self, Controller};
 use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
+use crate::telemetry::log_levels::LogLevels;
 use crate::telemetry::metrics::{metrics, Summary};
 use crate::telemetry::{emit, ConnectorSummary, RestUnauthenticated, ShutdownTimedOut};
 
@@ -31,6 +32,7 @@ pub struct Worker {
     connectors: Vec<ConnectorConfig>,
     status: StatusRegistry,
     paths: Option<Vec<PathBuf>>,
+    log_levels: Option<LogLevels>,
 }
 
 impl Worker {
@@ -40,6 +42,7 @@ impl Worker {
             connectors,
             status: StatusRegistry::default(),
             paths: None,
+            log_levels: None,
         }
     }
 
@@ -47,6 +50,12 @@ impl Worker {
     /// created through the API to the first directory among them.
     pub fn watching(mut self, paths: Vec<PathBuf>) -> Self {
         self.paths = Some(paths);
+        self
+    }
+
+    /// The process's log filter, for `/admin/loggers`; without it those paths answer 404.
+    pub fn with_log_levels(mut self, levels: LogLevels) -> Self {
+        self.log_levels = Some(levels);
         self
     }
 
@@ -78,6 +87,8 @@ impl Worker {
             connectors: controller.view(),
             control,
             readiness: Readiness::new(&self.config),
+            cluster_id: Default::default(),
+            log_levels: self.log_levels.clone(),
         };
         let rest = tokio::spawn(rest::serve(listener, api, shutdown.clone()));
         let reload = Some(self.config.reload_interval).filter(|interval| self.paths.is_some() && !interval.is_zero());

@@ -1,6 +1,7 @@
 //! Every event worth reporting, as a type. Emitting one writes its log line and updates its metric in one step,
 //! so that logs and metrics cannot drift apart.
 
+pub mod log_levels;
 pub mod metrics;
 
 use std::time::Duration;
@@ -268,6 +269,23 @@ impl InternalEvent for RecordDeadLettered<'_> {
             error_kind = %self.failure.error_kind,
             truncated = self.truncated,
             "record written to the dead-letter topic"
+        );
+    }
+}
+
+pub struct DeadLetterTopicNotCreated<'a> {
+    pub connector: &'a str,
+    pub dlq_topic: &'a str,
+    pub error: &'a str,
+}
+
+impl InternalEvent for DeadLetterTopicNotCreated<'_> {
+    fn emit(self) {
+        warn!(
+            connector = self.connector,
+            dlq_topic = self.dlq_topic,
+            error = self.error,
+            "cannot create the dead-letter topic; writing to it anyway"
         );
     }
 }

@@ -42,7 +42,7 @@ use self::wire::{
 };
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole};
 use crate::schema::encode::{AvroRecordEncoder, EncodeError};
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled};
@@ -85,6 +85,7 @@ struct Receiver {
     budget: Arc<Semaphore>,
     /// The API key and secret, when auth is configured.
     credentials: Option<(Vec<u8>, Vec<u8>)>,
+    topics: ActiveTopics,
 }
 
 /// Whether a record that finds every write slot taken is refused (a single record: its client retries on 429) or
@@ -234,6 +235,7 @@ impl Receiver {
             .send(kafka_record, Duration::ZERO)
             .await
             .map_err(|(error, _)| kafka_failure(topic, &error))?;
+        self.topics.record(topic);
         Ok(Delivered {
             error_code: 200,
             cluster_id: self.config.cluster_id.clone(),
@@ -656,6 +658,7 @@ impl Connector for ReceiverConnector {
             producer,
             avro,
             credentials,
+            topics: context.topics.clone(),
         });
         let address = self.config.listen;
         let listener = tokio::net::TcpListener::bind(address)

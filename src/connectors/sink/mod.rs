@@ -412,6 +412,7 @@ impl Connector for SinkConnector {
         .create_with_context(TrackingContext {
             connector: name.to_owned(),
             tracker: tracker.clone(),
+            topics: context.topics.clone(),
         })
         .map_err(SinkError::Consumer)?;
         let mut producer_config = client_config(

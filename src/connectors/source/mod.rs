@@ -29,7 +29,7 @@ pub use self::config::SourceConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
-use crate::kafka::{client_config, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole};
 use crate::record::{Position, Record, TimestampType};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
@@ -85,6 +85,7 @@ struct Poller {
     value_writer: JsonWriter,
     /// Marked on each record written, so that a failure after progress starts the restart count over.
     progress: Progress,
+    topics: ActiveTopics,
 }
 
 fn envelope_text(event: &Value, field: &str) -> Option<String> {
@@ -271,6 +272,7 @@ impl Poller {
         }
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => {
+                self.topics.record(&self.config.topic);
                 emit(SourceRecordWritten { connector: &self.name });
                 self.progress.made();
                 Ok(Fate::Settled)
@@ -407,6 +409,7 @@ impl Connector for SourceConnector {
             transforms: self.parts.transforms.clone(),
             value_writer,
             progress: context.progress.clone(),
+            topics: context.topics.clone(),
         });
         // One poller's failure stops the others; shutdown stops all of them.
         let stop = context.shutdown.child_token();

@@ -29,7 +29,7 @@ use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
 use super::sink::config::TimeConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
-use crate::kafka::{client_config, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
@@ -118,6 +118,7 @@ impl SharedState {
 struct AlertContext {
     connector: String,
     state: SharedState,
+    topics: ActiveTopics,
 }
 
 impl ClientContext for AlertContext {
@@ -151,6 +152,7 @@ impl ConsumerContext for AlertContext {
         let mut state = self.state.lock();
         let now = Instant::now();
         for element in assigned.elements() {
+            self.topics.record(element.topic());
             let closed_through = committed.as_ref().ok().and_then(|list| {
                 list.find_partition(element.topic(), element.partition())
                     .and_then(|found| found.metadata().parse::<i64>().ok())
@@ -233,6 +235,7 @@ struct Loop<'a> {
     producer: FutureProducer,
     writer: JsonWriter,
     group_names: Vec<String>,
+    topics: ActiveTopics,
 }
 
 impl Loop<'_> {
@@ -380,6 +383,7 @@ impl Loop<'_> {
                 .send(record, Duration::from_secs(60))
                 .await
                 .map_err(|(error, _)| failed(error.to_string()))?;
+            self.topics.record(topic);
             emit(SourceRecordWritten { connector: self.name });
         }
         Ok(())
@@ -431,6 +435,7 @@ impl Connector for ThresholdConnector {
         .create_with_context(AlertContext {
             connector: name.to_owned(),
             state: state.clone(),
+            topics: context.topics.clone(),
         })
         .map_err(|source| ThresholdError::Client {
             what: "consumer",
@@ -485,6 +490,7 @@ impl Connector for ThresholdConnector {
             producer,
             writer,
             group_names,
+            topics: context.topics.clone(),
         };
         let result = run_loop(&mut work, &consumer, &context.shutdown).await;
         // Whatever happened, what is settled is committed; a failed record stays uncommitted.
