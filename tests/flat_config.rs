@@ -252,3 +252,42 @@ fn a_flat_mistake_names_the_flat_key() {
         );
     }
 }
+
+/// A nested file may name settings by the reference's dotted keys (`batch.max_entries`) and Kafka Connect's
+/// spellings, beside nested ones.
+#[test]
+fn nested_files_take_the_dotted_keys_of_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let dotted = dir.path().join("dotted.yaml");
+    std::fs::write(
+        &dotted,
+        "name: d\ntype: eventbridge-sink\nconfig:\n  topics.regex: audit.*\n  event_bus: b\n  value.format: string\n  \
+         batch.max_entries: 5\n  batch:\n    linger: 5ms\n  consumer.override.client.id: c\n",
+    )
+    .unwrap();
+    let nested = write(
+        dir.path(),
+        "nested.yaml",
+        &json!({"name": "d", "type": "eventbridge-sink", "config": {
+            "topics_regex": "audit.*", "event_bus": "b", "value": {"format": "string"},
+            "batch": {"max_entries": 5, "linger": "5ms"}, "consumer_override": {"client.id": "c"}}}),
+    );
+    let dotted_loaded = load_connector(&dotted, None).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        behaviour(&dotted_loaded),
+        behaviour(&load_connector(&nested, None).unwrap())
+    );
+    assert_eq!(
+        dotted_loaded.written.get("batch.max_entries").map(String::as_str),
+        Some("5")
+    );
+
+    let conflicting = write(
+        dir.path(),
+        "conflict.yaml",
+        &json!({"name": "d", "type": "eventbridge-sink", "config": {
+            "topics": ["t"], "event_bus": "b", "batch": {"max_entries": 5}, "batch.max_entries": 6}}),
+    );
+    let message = load_connector(&conflicting, None).unwrap_err().message;
+    assert!(message.contains("config.batch.max_entries: conflicts"), "{message}");
+}

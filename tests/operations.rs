@@ -370,6 +370,8 @@ async fn secrets_never_show_in_rest_answers() {
             format!("/connectors/{name}/status"),
             format!("/connectors/{name}"),
             format!("/connectors/{name}/config"),
+            format!("/connectors/{name}/tasks"),
+            format!("/connectors/{name}/tasks/0/status"),
         ] {
             let (code, text) = api.get(&path).await;
             assert_eq!(code, 200, "{path}: {text}");
@@ -399,6 +401,33 @@ async fn secrets_never_show_in_rest_answers() {
             reqwest::Method::PUT,
             "/connector-plugins/eventbridge-sink/config/validate",
             Some(probe),
+        )
+        .await
+        .1,
+    ));
+    // Kafka Connect's form: a literal secret and a placeholder, in validate and in a failed create.
+    let flat = json!({
+        "connector.class": "eventbridge-sink", "topics": topic, "event_bus": "b",
+        "consumer.override.ssl.key.password": literal,
+        "consumer.override.sasl.password": "${env:EBCONNECT_TEST_PROBE_SECRET}",
+        "batch.max_entries": "99",
+    });
+    answers.push((
+        "flat validate".into(),
+        api.call(
+            reqwest::Method::PUT,
+            "/connector-plugins/eventbridge-sink/config/validate",
+            Some(flat.clone()),
+        )
+        .await
+        .1,
+    ));
+    answers.push((
+        "flat create, refused".into(),
+        api.call(
+            reqwest::Method::POST,
+            "/connectors",
+            Some(json!({"name": "refused", "config": flat})),
         )
         .await
         .1,

@@ -161,6 +161,77 @@ pub fn errors_flat_key(path: &[&str]) -> Option<String> {
         .map(|(flat_key, _)| (*flat_key).to_owned())
 }
 
+/// A nested document whose `config:` names some settings by their flat keys (`batch.max_entries: 5`,
+/// `consumer.override.client.id: x`, `topics.regex: ...`), with those nested as the flat form nests them; `None`
+/// when it names none so.
+pub fn expand_dotted_keys(document: &Value) -> Result<Option<Value>, FlatError> {
+    let Some(config) = document.get("config").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    if !config.keys().any(|key| key.contains('.')) {
+        return Ok(None);
+    }
+    let conflict = |key: &str| {
+        FlatError(format!(
+            "config.{key}: conflicts with another key that sets the same setting"
+        ))
+    };
+    // The nested keys first, then each dotted one into them: `batch.max_entries` beside `batch: {linger}` is one
+    // `batch`.
+    let mut expanded: Map<String, Value> = config
+        .iter()
+        .filter(|(key, _)| !key.contains('.'))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    for (key, value) in config.iter().filter(|(key, _)| key.contains('.')) {
+        let (path, client_key): (Vec<&str>, Option<&str>) =
+            match CLIENT_MAPS.iter().find(|(prefix, _)| key.starts_with(prefix)) {
+                Some((prefix, setting)) => (vec![*setting], Some(&key[prefix.len()..])),
+                None => {
+                    let nested = RENAMED
+                        .iter()
+                        .find(|(flat_key, _)| flat_key == key)
+                        .map_or(key.as_str(), |(_, nested)| nested);
+                    (nested.split('.').collect(), None)
+                }
+            };
+        if path.iter().any(|segment| segment.is_empty()) || client_key == Some("") {
+            return Err(FlatError(format!(
+                "config.{key}: a key has no empty parts between its dots"
+            )));
+        }
+        let mut at = &mut expanded;
+        for segment in &path[..path.len() - 1] {
+            match at
+                .entry((*segment).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                Value::Object(map) => at = map,
+                _ => return Err(conflict(key)),
+            }
+        }
+        let last = path[path.len() - 1];
+        match client_key {
+            Some(client_key) => match at.entry(last.to_owned()).or_insert_with(|| Value::Object(Map::new())) {
+                Value::Object(map) => {
+                    if map.insert(client_key.to_owned(), value.clone()).is_some() {
+                        return Err(conflict(key));
+                    }
+                }
+                _ => return Err(conflict(key)),
+            },
+            None => {
+                if at.insert(last.to_owned(), value.clone()).is_some() {
+                    return Err(conflict(key));
+                }
+            }
+        }
+    }
+    let mut document = document.clone();
+    document["config"] = Value::Object(expanded);
+    Ok(Some(document))
+}
+
 fn unknown_errors_key(key: &str) -> FlatError {
     FlatError(format!(
         "{key}: not a setting; the errors settings are {}",
@@ -639,8 +710,9 @@ impl<'s> Coercing<'s> {
         Ok(self)
     }
 
+    /// Notes how a text was read; called only for a text.
     fn leaf(&self, leaf: Leaf) {
-        if let (Some(shapes), Value::String(_)) = (self.shapes, &self.value) {
+        if let Some(shapes) = self.shapes {
             shapes.mark_leaf(&self.path, leaf);
         }
     }
@@ -738,31 +810,15 @@ macro_rules! parse_number {
 impl<'de> de::Deserializer<'de> for Coercing<'_> {
     type Error = CoercingError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CoercingError> {
-        match self.value {
+    fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, CoercingError> {
+        match std::mem::take(&mut self.value) {
             Value::String(ref text) => match infer(text) {
                 Some(Value::String(text)) => visitor.visit_string(text),
                 Some(other) => de::Deserializer::deserialize_any(other, visitor).map_err(from_json),
                 None => Self::text_as_json(text, visitor),
             },
-            Value::Array(items) => {
-                let shapes = self.shapes;
-                Coercing {
-                    value: Value::Null,
-                    path: self.path,
-                    shapes,
-                }
-                .seq(items, visitor)
-            }
-            Value::Object(entries) => {
-                let shapes = self.shapes;
-                Coercing {
-                    value: Value::Null,
-                    path: self.path,
-                    shapes,
-                }
-                .map(entries, visitor)
-            }
+            Value::Array(items) => self.seq(items, visitor),
+            Value::Object(entries) => self.map(entries, visitor),
             other => de::Deserializer::deserialize_any(other, visitor).map_err(from_json),
         }
     }
@@ -793,7 +849,9 @@ impl<'de> de::Deserializer<'de> for Coercing<'_> {
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CoercingError> {
         self.shaped();
-        self.leaf(Leaf::Text);
+        if self.value.is_string() {
+            self.leaf(Leaf::Text);
+        }
         match self.value {
             Value::String(text) => visitor.visit_string(text),
             // As YAML reads `source: 123` into a string setting.
@@ -850,18 +908,10 @@ impl<'de> de::Deserializer<'de> for Coercing<'_> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CoercingError> {
-        let this = self.resolved()?;
+        let mut this = self.resolved()?;
         this.shaped();
-        match this.value {
-            Value::Array(items) => {
-                let shapes = this.shapes;
-                Coercing {
-                    value: Value::Null,
-                    path: this.path,
-                    shapes,
-                }
-                .seq(items, visitor)
-            }
+        match std::mem::take(&mut this.value) {
+            Value::Array(items) => this.seq(items, visitor),
             Value::String(ref text) if text.trim_start().starts_with('[') => Self::text_as_json(text, visitor),
             Value::String(ref text) => {
                 this.leaf(Leaf::List);
@@ -871,13 +921,7 @@ impl<'de> de::Deserializer<'de> for Coercing<'_> {
                     .filter(|item| !item.is_empty())
                     .map(|item| Value::String(item.to_owned()))
                     .collect();
-                let shapes = this.shapes;
-                Coercing {
-                    value: Value::Null,
-                    path: this.path,
-                    shapes,
-                }
-                .seq(items, visitor)
+                this.seq(items, visitor)
             }
             other => de::Deserializer::deserialize_seq(other, visitor).map_err(from_json),
         }
@@ -897,18 +941,10 @@ impl<'de> de::Deserializer<'de> for Coercing<'_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CoercingError> {
-        let this = self.resolved()?;
+        let mut this = self.resolved()?;
         this.shaped();
-        match this.value {
-            Value::Object(entries) => {
-                let shapes = this.shapes;
-                Coercing {
-                    value: Value::Null,
-                    path: this.path,
-                    shapes,
-                }
-                .map(entries, visitor)
-            }
+        match std::mem::take(&mut this.value) {
+            Value::Object(entries) => this.map(entries, visitor),
             Value::String(ref text) if text.trim_start().starts_with('{') => Self::text_as_json(text, visitor),
             Value::String(text) => Err(de::Error::custom(format!(
                 "`{}` is not a map: write it as JSON, e.g. {{\"key\": \"value\"}}",

@@ -415,21 +415,24 @@ fn read_nested(file: &Path, text: &str, written: &serde_json::Value) -> Result<R
         kind: ConnectorType,
     }
     let TypeOnly { kind } = parse(file, text)?;
+    // Settings named by their flat keys (`batch.max_entries: 5`), as the reference names them, nested first.
+    let expanded = flat::expand_dotted_keys(written).map_err(|error| ConfigError::new(file, error.0))?;
+    let nested = expanded.as_ref().unwrap_or(written);
     // Read from the parsed value to learn which settings have a shape of their own and which resolve their own
     // placeholders; its errors are reported by the reading that follows.
     let shapes = flat::Shapes::default();
-    let _ = crate::connectors::parse_document(kind, flat::Coercing::new(written.clone(), Some(&shapes)));
-    let resolved = flat::resolve_placeholders(written, &shapes)
+    let _ = crate::connectors::parse_document(kind, flat::Coercing::new(nested.clone(), Some(&shapes)));
+    let resolved = flat::resolve_placeholders(nested, &shapes)
         .map_err(|(path, message)| ConfigError::new(file, format!("{}: {message}", path.join("."))))?;
-    let document = match resolved {
-        // Placeholders resolved for the settings that take theirs as written.
-        Some(resolved) => crate::connectors::parse_document(kind, flat::Coercing::new(resolved, None))
+    let document = match resolved.or(expanded.clone()) {
+        // Placeholders resolved for the settings that take theirs as written, or keys nested.
+        Some(changed) => crate::connectors::parse_document(kind, flat::Coercing::new(changed, None))
             .map_err(|error| ConfigError::new(file, error.to_string()))?,
         // From the text, so that an error names its line and column.
         None => crate::connectors::parse_document(kind, serde_norway::Deserializer::from_str(text))
             .map_err(|error| ConfigError::new(file, error.to_string()))?,
     };
-    Ok((document, flat::from_document(written, &shapes)))
+    Ok((document, flat::from_document(nested, &shapes)))
 }
 
 /// The connector files named by `paths`: each a file, or a directory whose `*.yaml` and `*.yml` files are read.

@@ -156,13 +156,14 @@ fn table_after(heading: &str) -> Vec<(String, String, String)> {
             }
             continue;
         }
-        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let cells = cells(line);
         if cells.len() < 3 || cells[0].starts_with("key") || cells[0].starts_with("---") {
             in_table = true;
             continue;
         }
         let names: Vec<&str> = cells[0].split(", ").map(|name| name.trim_matches('`')).collect();
         let defaults: Vec<&str> = cells[1].split(", ").collect();
+        let whole_default = cells[1].as_str();
         let mut previous = "";
         for (index, name) in names.iter().enumerate() {
             // `rest.basic_auth.username`, `.password`: a name starting with a dot replaces the previous one's last part.
@@ -176,13 +177,34 @@ fn table_after(heading: &str) -> Vec<(String, String, String)> {
             let default = if defaults.len() == names.len() {
                 defaults[index]
             } else {
-                cells[1]
+                whole_default
             };
-            rows.push((name.clone(), default.to_owned(), cells[2].to_owned()));
+            rows.push((name.clone(), default.to_owned(), cells[2].clone()));
             previous = names[index];
         }
     }
     rows
+}
+
+/// A table row's cells, split at each `|` that is not escaped as `\|`.
+fn cells(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = line.trim().trim_start_matches('|').chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                cell.push('|');
+                chars.next();
+            }
+            '|' => cells.push(std::mem::take(&mut cell).trim().to_owned()),
+            _ => cell.push(c),
+        }
+    }
+    if !cell.trim().is_empty() {
+        cells.push(cell.trim().to_owned());
+    }
+    cells
 }
 
 #[cfg(test)]
