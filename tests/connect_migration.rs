@@ -156,6 +156,27 @@ async fn keys_without_an_equivalent_are_refused_by_name() {
         let message = answer["message"].as_str().unwrap();
         assert!(message.contains(expected), "{message}\n  expected: {expected}");
     }
+    // Validate takes the AWS connector's class, and attaches a problem to the AWS key it names.
+    let validate = |config: Value| {
+        let url = format!(
+            "{base}/connector-plugins/software.amazon.event.kafkaconnector.EventBridgeSinkConnector/config/validate"
+        );
+        async move {
+            let response = reqwest::Client::new().put(url).json(&config).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(validate(good["config"].clone()).await["error_count"], 0);
+    let report = validate(with("aws.eventbridge.region", "eu-west-1")["config"].clone()).await;
+    assert_eq!(report["error_count"], 1, "{report}");
+    let blamed: Vec<&Value> = report["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|config| !config["value"]["errors"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(blamed[0]["value"]["name"], "aws.eventbridge.region", "{report}");
     worker.stop().await;
 }
 

@@ -8,7 +8,8 @@
 //!   `config: {batch: {max_entries: 10}}`. Connect's own spellings are kept where ebconnect has the same setting:
 //!   `topics.regex`, `consumer.override.<librdkafka key>`, `producer.override.<librdkafka key>`.
 //! - `errors.*` as Kafka Connect spells it: `errors.tolerance`, `errors.deadletterqueue.topic.name`,
-//!   `errors.deadletterqueue.context.headers.enable`, `errors.log.enable`, `errors.log.include.messages`.
+//!   `errors.deadletterqueue.context.headers.enable`, `errors.deadletterqueue.topic.replication.factor`,
+//!   `errors.log.enable`, `errors.log.include.messages`.
 //! - `transforms=a,b` names the chain; `transforms.a.type=mask` and `transforms.a.<setting>=...` give each step.
 //! - A value is text: numbers and booleans as written, a list of plain strings comma-separated (`topics=a,b`),
 //!   and anything else (patterns, maps with dotted keys, lists of maps) as JSON text.

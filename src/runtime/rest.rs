@@ -638,13 +638,18 @@ async fn plugins() -> Json<Value> {
     Json(json!(plugins))
 }
 
+/// The type a plugin path names; the AWS sink connector's class is the sink it runs as, so that its configuration can
+/// be validated before it is migrated.
 fn plugin(class: &str) -> Result<ConnectorType, Refusal> {
-    crate::config::flat::connector_type(class).ok_or_else(|| {
-        Refusal(
-            StatusCode::NOT_FOUND,
-            format!("Failed to find any class that implements Connector and which name matches {class}"),
-        )
-    })
+    let migrated = (class == crate::config::aws_connector::SINK_CLASS).then_some(ConnectorType::EventbridgeSink);
+    migrated
+        .or_else(|| crate::config::flat::connector_type(class))
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::NOT_FOUND,
+                format!("Failed to find any class that implements Connector and which name matches {class}"),
+            )
+        })
 }
 
 /// `GET /connector-plugins/{type}/config`: a `ConfigKeyInfo` for every key of the type.
