@@ -214,6 +214,18 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
             ),
         ));
     }
+    if let Some(tls) = &kafka.tls {
+        if !kafka.security_protocol.uses_tls() {
+            return Err(ConfigError::new(
+                file,
+                format!(
+                    "kafka.tls is set but kafka.security_protocol is `{}`: use `ssl` or `sasl_ssl`",
+                    kafka.security_protocol.as_librdkafka()
+                ),
+            ));
+        }
+        tls.check().map_err(|message| ConfigError::new(file, message))?;
+    }
     if !kafka.security_protocol.uses_sasl() && kafka.sasl.is_some() {
         return Err(ConfigError::new(
             file,

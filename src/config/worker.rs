@@ -116,6 +116,10 @@ impl SecurityProtocol {
     pub fn uses_sasl(self) -> bool {
         matches!(self, Self::SaslPlaintext | Self::SaslSsl)
     }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -152,9 +156,56 @@ impl SaslMechanism {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// A PEM file of CA certificates to trust instead of the system's.
+    /// A PEM file of CA certificates to trust instead of the system's. Default: the system's.
     #[serde(default)]
     pub ca_location: Option<Interpolated>,
+    /// This client's certificate (PEM), for a cluster that authenticates clients by certificate (mTLS; MSK's TLS
+    /// client authentication). Default: none.
+    #[serde(default)]
+    pub certificate_location: Option<Interpolated>,
+    /// The certificate's private key (PEM); required with `certificate_location`.
+    #[serde(default)]
+    pub key_location: Option<Interpolated>,
+    /// The private key's password, when it is encrypted.
+    #[serde(default)]
+    pub key_password: Option<Secret>,
+    /// Check that the broker's certificate names the host connected to. Default: true; `false` is logged as a
+    /// warning at start.
+    #[serde(default = "default_true")]
+    pub verify_hostname: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl TlsConfig {
+    /// Rules serde cannot express; each message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.certificate_location, &self.key_location) {
+            (Some(_), None) => {
+                return Err("kafka.tls.key_location: required with kafka.tls.certificate_location".into())
+            }
+            (None, Some(_)) => {
+                return Err("kafka.tls.certificate_location: required with kafka.tls.key_location".into())
+            }
+            _ => {}
+        }
+        if self.key_password.is_some() && self.key_location.is_none() {
+            return Err("kafka.tls.key_password: set without kafka.tls.key_location".into());
+        }
+        for (key, file) in [
+            ("ca_location", &self.ca_location),
+            ("certificate_location", &self.certificate_location),
+            ("key_location", &self.key_location),
+        ] {
+            if let Some(file) = file {
+                std::fs::File::open(file.value())
+                    .map_err(|error| format!("kafka.tls.{key}: cannot read `{}`: {error}", file.as_written()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

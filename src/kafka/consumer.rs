@@ -9,8 +9,8 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::{OffsetTracker, TopicPartition};
-use super::ActiveTopics;
-use crate::telemetry::{emit, ConsumerLagReported, KafkaClientError, OffsetCommitFailed, OffsetsCommitted};
+use super::{ActiveTopics, FatalClientError};
+use crate::telemetry::{emit, ConsumerLagReported, OffsetCommitFailed, OffsetsCommitted};
 
 /// Shared by the connector loop and the rebalance callback.
 #[derive(Debug, Clone, Default)]
@@ -28,16 +28,13 @@ pub struct TrackingContext {
     pub connector: String,
     pub tracker: SharedTracker,
     pub topics: ActiveTopics,
+    pub fatal: FatalClientError,
 }
 
 impl ClientContext for TrackingContext {
     /// librdkafka's client-level errors (broker down, authentication refused), which it retries by itself.
     fn error(&self, error: KafkaError, reason: &str) {
-        emit(KafkaClientError {
-            connector: &self.connector,
-            error: &error.to_string(),
-            reason,
-        });
+        self.fatal.report(&self.connector, &error, reason);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {

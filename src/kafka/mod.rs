@@ -2,6 +2,7 @@
 //! `consumer`/`producer` overrides apply the same way to every connector.
 
 mod active_topics;
+mod client_errors;
 pub mod committed;
 pub mod consumer;
 pub mod offsets;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 
 pub use active_topics::ActiveTopics;
+pub use client_errors::{FatalClientError, ProducerErrors};
 
 use crate::config::{Interpolated, KafkaConfig};
 
@@ -43,8 +45,21 @@ pub fn client_config(
         config.set("sasl.username", sasl.username.value());
         config.set("sasl.password", sasl.password.expose());
     }
-    if let Some(ca) = kafka.tls.as_ref().and_then(|tls| tls.ca_location.as_ref()) {
-        config.set("ssl.ca.location", ca.value());
+    if let Some(tls) = &kafka.tls {
+        if let Some(ca) = &tls.ca_location {
+            config.set("ssl.ca.location", ca.value());
+        }
+        if let Some(certificate) = &tls.certificate_location {
+            config.set("ssl.certificate.location", certificate.value());
+        }
+        if let Some(key) = &tls.key_location {
+            config.set("ssl.key.location", key.value());
+        }
+        if let Some(password) = &tls.key_password {
+            config.set("ssl.key.password", password.expose());
+        }
+        let identification = if tls.verify_hostname { "https" } else { "none" };
+        config.set("ssl.endpoint.identification.algorithm", identification);
     }
     let worker_overrides = match role {
         ClientRole::Consumer => &kafka.consumer,

@@ -14,7 +14,7 @@ use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::log_levels::LogLevels;
 use crate::telemetry::metrics::{metrics, Summary};
-use crate::telemetry::{emit, ConnectorSummary, RestUnauthenticated, ShutdownTimedOut};
+use crate::telemetry::{emit, ConnectorSummary, RestUnauthenticated, ShutdownTimedOut, TlsHostnameUnverified};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -69,6 +69,9 @@ impl Worker {
         let address = self.config.rest.listen;
         if self.config.rest.basic_auth.is_none() && !address.ip().is_loopback() {
             emit(RestUnauthenticated { address });
+        }
+        if self.config.kafka.tls.as_ref().is_some_and(|tls| !tls.verify_hostname) {
+            emit(TlsHostnameUnverified);
         }
         let listener = tokio::net::TcpListener::bind(address)
             .await

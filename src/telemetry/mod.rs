@@ -183,6 +183,17 @@ impl InternalEvent for RestUnauthenticated {
     }
 }
 
+pub struct TlsHostnameUnverified;
+
+impl InternalEvent for TlsHostnameUnverified {
+    fn emit(self) {
+        warn!(
+            "kafka.tls.verify_hostname is false: the broker's certificate is not checked against its host name, so \
+             anyone with a certificate from a trusted CA can pose as the broker"
+        );
+    }
+}
+
 pub struct ShutdownRequested<'a> {
     pub signal: &'a str,
     pub timeout: Duration,

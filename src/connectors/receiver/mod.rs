@@ -42,7 +42,7 @@ use self::wire::{
 };
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, ActiveTopics, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::schema::encode::{AvroRecordEncoder, EncodeError};
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled};
@@ -61,6 +61,8 @@ pub enum ReceiverError {
     Producer(#[source] KafkaError),
     #[error(transparent)]
     Registry(RegistrySetupError),
+    #[error("Kafka refuses this client: {0}")]
+    Refused(String),
 }
 
 pub struct ReceiverConnector {
@@ -78,7 +80,7 @@ impl ReceiverConnector {
 struct Receiver {
     name: String,
     config: ReceiverConfig,
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerErrors>,
     avro: Option<Arc<AvroRecordEncoder>>,
     in_flight: Arc<Semaphore>,
     /// Bytes of request bodies being read and held, over all requests (`max_buffered_bytes`).
@@ -637,7 +639,13 @@ impl Connector for ReceiverConnector {
         );
         producer_config.set("client.id", name);
         producer_config.set("message.timeout.ms", &timeout_ms);
-        let producer: FutureProducer = producer_config.create().map_err(ReceiverError::Producer)?;
+        let fatal = FatalClientError::default();
+        let producer: FutureProducer<ProducerErrors> = producer_config
+            .create_with_context(ProducerErrors {
+                connector: name.to_owned(),
+                fatal: fatal.clone(),
+            })
+            .map_err(ReceiverError::Producer)?;
         let avro = match &self.parts.worker.schema_registry {
             Some(registry) => Some(AvroRecordEncoder::new(
                 crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,
@@ -679,6 +687,8 @@ impl Connector for ReceiverConnector {
         tokio::select! {
             () = serve => {}
             () = async { context.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {}
+            // Every request would fail: the connector fails instead, and its status says why.
+            refused = fatal.raised() => return Err(ReceiverError::Refused(refused).into()),
         }
         Ok(())
     }

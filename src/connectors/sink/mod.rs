@@ -45,7 +45,7 @@ use crate::eventbridge::service::ServiceSetupError;
 use crate::eventbridge::{Batcher, Entry, PutEventsService};
 use crate::kafka::consumer::{commit, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
-use crate::kafka::{client_config, ClientRole};
+use crate::kafka::{client_config, ClientRole, FatalClientError};
 use crate::record::Record;
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
@@ -55,6 +55,8 @@ use crate::telemetry::{emit, KafkaConsumerError, RecordsSkipped, SinkRecordsRead
 pub enum SinkError {
     #[error("cannot create the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
+    #[error("Kafka refuses this client: {0}")]
+    Refused(String),
     #[error("cannot subscribe to {what}: {source}")]
     Subscribe { what: String, source: KafkaError },
     #[error("cannot create the dead-letter producer: {0}")]
@@ -385,6 +387,7 @@ impl Connector for SinkConnector {
         let config = &self.config;
         let tracker = SharedTracker::default();
         let group_id = config.group_id(&self.parts.name);
+        let fatal = FatalClientError::default();
         let consumer: StreamConsumer<TrackingContext> = client_config(
             &self.parts.worker.kafka,
             ClientRole::Consumer,
@@ -413,6 +416,7 @@ impl Connector for SinkConnector {
             connector: name.to_owned(),
             tracker: tracker.clone(),
             topics: context.topics.clone(),
+            fatal: fatal.clone(),
         })
         .map_err(SinkError::Consumer)?;
         let mut producer_config = client_config(
@@ -520,6 +524,7 @@ impl Connector for SinkConnector {
                 Some(completion) = state.in_flight.next(), if !state.in_flight.is_empty() => {
                     state.on_completion(completion);
                 }
+                refused = fatal.raised(), if state.failure.is_none() => state.fail(SinkError::Refused(refused)),
                 Ok(slot) = state.deliverer.slots.clone().acquire_owned(), if state.wants_slot() => state.send(slot),
                 _ = commit_timer.tick() => state.commit(CommitMode::Async, "interval"),
                 () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {

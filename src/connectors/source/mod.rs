@@ -29,7 +29,7 @@ pub use self::config::SourceConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::client::sdk_config;
-use crate::kafka::{client_config, ActiveTopics, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Position, Record, TimestampType};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
@@ -52,6 +52,8 @@ pub enum SourceError {
     NoQueue,
     #[error("a poller ended without a result: {0}")]
     PollerPanicked(String),
+    #[error("Kafka refuses this client: {0}")]
+    Refused(String),
 }
 
 pub struct SourceConnector {
@@ -79,7 +81,7 @@ struct Poller {
     config: SourceConfig,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerErrors>,
     policy: ErrorPolicy,
     transforms: Chain,
     value_writer: JsonWriter,
@@ -396,7 +398,13 @@ impl Connector for SourceConnector {
             ErrorPolicy::PRODUCER_SETTINGS,
         );
         producer_config.set("client.id", name);
-        let producer: FutureProducer = producer_config.create().map_err(SourceError::Producer)?;
+        let fatal = FatalClientError::default();
+        let producer: FutureProducer<ProducerErrors> = producer_config
+            .create_with_context(ProducerErrors {
+                connector: name.to_owned(),
+                fatal: fatal.clone(),
+            })
+            .map_err(SourceError::Producer)?;
         let policy =
             ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(SourceError::Producer)?;
         let poller = Arc::new(Poller {
@@ -418,7 +426,18 @@ impl Connector for SourceConnector {
             pollers.spawn(poller.clone().run(stop.clone()));
         }
         let mut first_error: Option<SourceError> = None;
-        while let Some(joined) = pollers.join_next().await {
+        loop {
+            let joined = tokio::select! {
+                joined = pollers.join_next() => joined,
+                refused = fatal.raised(), if first_error.is_none() => {
+                    stop.cancel();
+                    first_error = Some(SourceError::Refused(refused));
+                    continue;
+                }
+            };
+            let Some(joined) = joined else {
+                break;
+            };
             let error = match joined {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => error,

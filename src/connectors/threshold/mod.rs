@@ -29,14 +29,14 @@ use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
 use super::sink::config::TimeConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
-use crate::kafka::{client_config, ActiveTopics, ClientRole};
+use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{Decoder, OutputFormat};
 use crate::telemetry::{
-    emit, KafkaClientError, KafkaConsumerError, LateRecordDropped, OffsetCommitFailed, RecordsSkipped, SinkRecordsRead,
+    emit, KafkaConsumerError, LateRecordDropped, OffsetCommitFailed, RecordsSkipped, SinkRecordsRead,
     SourceRecordWritten,
 };
 use crate::transform::{Chain, Context as TransformContext, Decoded};
@@ -59,6 +59,8 @@ pub enum ThresholdError {
     Output { topic: String, reason: String },
     #[error("config: {0}")]
     Config(String),
+    #[error("Kafka refuses this client: {0}")]
+    Refused(String),
 }
 
 pub struct ThresholdConnector {
@@ -119,15 +121,12 @@ struct AlertContext {
     connector: String,
     state: SharedState,
     topics: ActiveTopics,
+    fatal: FatalClientError,
 }
 
 impl ClientContext for AlertContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        emit(KafkaClientError {
-            connector: &self.connector,
-            error: &error.to_string(),
-            reason,
-        });
+        self.fatal.report(&self.connector, &error, reason);
     }
 }
 
@@ -232,7 +231,7 @@ struct Loop<'a> {
     transforms: &'a Chain,
     filter: Option<Pattern>,
     policy: ErrorPolicy,
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerErrors>,
     writer: JsonWriter,
     group_names: Vec<String>,
     topics: ActiveTopics,
@@ -418,6 +417,7 @@ impl Connector for ThresholdConnector {
             index: HashMap::new(),
         })));
         let group_id = config.group_id(&self.parts.name);
+        let fatal = FatalClientError::default();
         let consumer: StreamConsumer<AlertContext> = client_config(
             &worker.kafka,
             ClientRole::Consumer,
@@ -436,6 +436,7 @@ impl Connector for ThresholdConnector {
             connector: name.to_owned(),
             state: state.clone(),
             topics: context.topics.clone(),
+            fatal: fatal.clone(),
         })
         .map_err(|source| ThresholdError::Client {
             what: "consumer",
@@ -456,10 +457,15 @@ impl Connector for ThresholdConnector {
             ErrorPolicy::PRODUCER_SETTINGS,
         );
         producer_config.set("client.id", name);
-        let producer: FutureProducer = producer_config.create().map_err(|source| ThresholdError::Client {
-            what: "producer",
-            source,
-        })?;
+        let producer: FutureProducer<ProducerErrors> = producer_config
+            .create_with_context(ProducerErrors {
+                connector: name.to_owned(),
+                fatal: fatal.clone(),
+            })
+            .map_err(|source| ThresholdError::Client {
+                what: "producer",
+                source,
+            })?;
         let policy = ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(|source| {
             ThresholdError::Client {
                 what: "dead-letter producer",
@@ -492,7 +498,7 @@ impl Connector for ThresholdConnector {
             group_names,
             topics: context.topics.clone(),
         };
-        let result = run_loop(&mut work, &consumer, &context.shutdown).await;
+        let result = run_loop(&mut work, &consumer, &fatal, &context.shutdown).await;
         // Whatever happened, what is settled is committed; a failed record stays uncommitted.
         let list = state.lock().commit_list();
         commit(name, &consumer, &list, CommitMode::Sync);
@@ -503,6 +509,7 @@ impl Connector for ThresholdConnector {
 async fn run_loop(
     work: &mut Loop<'_>,
     consumer: &StreamConsumer<AlertContext>,
+    fatal: &FatalClientError,
     shutdown: &CancellationToken,
 ) -> Result<(), ThresholdError> {
     let mut commits = tokio::time::interval(work.config.commit_interval);
@@ -511,6 +518,7 @@ async fn run_loop(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
+            refused = fatal.raised() => return Err(ThresholdError::Refused(refused)),
             message = consumer.recv() => match message {
                 Ok(message) => work.on_record(Record::from_message(&message)).await?,
                 Err(error) if crate::kafka::consumer::is_fatal(&error) => return Err(ThresholdError::Kafka(error)),
