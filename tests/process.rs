@@ -21,7 +21,8 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
     let topic = unique("process-kill");
     support::create_topic(&topic, 2).await;
     let capture = BusCapture::new("process-kill", &json!({"source": ["ebconnect.test.kill"]})).await;
-    support::produce_numbered(&topic, RECORDS).await;
+    // Both partitions hold records, so that the commit checks cover each.
+    support::produce_numbered_across(&topic, RECORDS, 2).await;
     let name = unique("kill");
     // A slow rate keeps the stream going long enough to be cut in the middle.
     let connector = sink_yaml(

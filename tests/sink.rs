@@ -264,7 +264,8 @@ async fn retries_only_failed_entries_through_injected_faults() {
     let topic = unique("sink-faults");
     support::create_topic(&topic, 2).await;
     const RECORDS: usize = 300;
-    support::produce_numbered(&topic, RECORDS as u64).await;
+    // Both partitions hold records, so that the final check covers a commit on each.
+    support::produce_numbered_across(&topic, RECORDS as u64, 2).await;
     let name = unique("faults");
     let connector = sink_yaml(
         &name,
@@ -323,7 +324,7 @@ async fn throttling_slows_the_sink_but_never_fails_it() {
     let dlq = unique("sink-throttled-dlq");
     support::create_topic(&topic, 2).await;
     support::create_topic(&dlq, 1).await;
-    support::produce_numbered(&topic, RECORDS as u64).await;
+    support::produce_numbered_across(&topic, RECORDS as u64, 2).await;
     let name = unique("throttled");
     let connector = sink_yaml(
         &name,

@@ -65,6 +65,22 @@ const RENAMED: [(&str, &str); 1] = [("topics.regex", "topics_regex")];
 #[error("{0}")]
 pub struct FlatError(pub String);
 
+/// Kafka Connect's `Map<String, String>` from JSON: numbers and booleans are taken as their text, as Kafka
+/// Connect's JSON reader takes them.
+pub fn string_map(value: &Value) -> Result<FlatConfig, String> {
+    let object = value.as_object().ok_or("config: must be a map of strings")?;
+    object
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => Ok((key.clone(), text.clone())),
+            Value::Number(_) | Value::Bool(_) => Ok((key.clone(), value.to_string())),
+            _ => Err(format!(
+                "{key}: must be a string, a number or a boolean (write lists and maps as JSON text)"
+            )),
+        })
+        .collect()
+}
+
 /// The connector type a `connector.class` names: the type's name, ebconnect's class name, or its simple form.
 /// A name with dots must be the whole class name, so that another vendor's class of the same simple name (the AWS
 /// connector's `software.amazon.event.kafkaconnector.EventBridgeSinkConnector`) is not taken for ebconnect's.

@@ -352,19 +352,7 @@ fn read_flat(written: &serde_json::Value, worker: Option<&WorkerConfig>) -> Resu
             "{extra}: unknown key; a file in Kafka Connect's form has only `name` and `config`"
         ));
     }
-    let mut config = flat::FlatConfig::new();
-    for (key, value) in written["config"].as_object().into_iter().flatten() {
-        let text = match value {
-            serde_json::Value::String(text) => text.clone(),
-            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
-            _ => {
-                return Err(format!(
-                    "{key}: must be a string, a number or a boolean (write lists and maps as JSON text)"
-                ))
-            }
-        };
-        config.insert(key.clone(), text);
-    }
+    let mut config = flat::string_map(&written["config"])?;
     let (kind, nested, translated) = nested_of_flat(name, &config, worker)?;
     let shapes = flat::Shapes::default();
     // This reading only learns which settings resolve their own placeholders; the one below reports errors.

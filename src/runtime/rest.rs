@@ -417,23 +417,12 @@ fn body(text: &str) -> Result<Value, ControlError> {
 
 /// Kafka Connect's `Map<String, String>`. Numbers and booleans are taken as their text, as Kafka Connect's JSON
 /// reader does; `[hidden]`, what the API shows of a secret, is refused.
-fn string_map(value: &Value, what: &str) -> Result<FlatConfig, ControlError> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| invalid(format!("{what}: must be an object of strings")))?;
-    let mut map = FlatConfig::new();
-    for (key, value) in object {
-        let text = match value {
-            Value::String(text) => text.clone(),
-            Value::Number(_) | Value::Bool(_) => value.to_string(),
-            _ => return Err(invalid(format!("{what}.{key}: must be a string"))),
-        };
-        if text == HIDDEN {
-            return Err(invalid(format!("{key}: {}", InterpolationError::HiddenWrittenBack)));
-        }
-        map.insert(key.clone(), text);
+fn string_map(value: &Value) -> Result<FlatConfig, ControlError> {
+    let map = crate::config::flat::string_map(value).map_err(ControlError::Invalid)?;
+    match map.iter().find(|(_, text)| *text == HIDDEN) {
+        Some((key, _)) => Err(invalid(format!("{key}: {}", InterpolationError::HiddenWrittenBack))),
+        None => Ok(map),
     }
-    Ok(map)
 }
 
 /// The connector file for a configuration in Kafka Connect's form.
@@ -474,7 +463,7 @@ async fn create(State(state): State<ApiState>, text: String) -> Response {
                 "{unknown}: unknown field; the body is {{\"name\", \"config\", \"initial_state\"}}"
             )));
         }
-        let config = string_map(object.get("config").unwrap_or(&Value::Null), "config")?;
+        let config = string_map(object.get("config").unwrap_or(&Value::Null))?;
         let name = match (object.get("name").and_then(Value::as_str), config.get("name")) {
             (Some(name), Some(named)) if name.trim() != named => {
                 return Err(invalid(format!(
@@ -510,7 +499,7 @@ async fn replace(State(state): State<ApiState>, Path(name): Path<String>, text: 
         if is_nested(&value) {
             return Ok(value);
         }
-        let config = string_map(&value, "config")?;
+        let config = string_map(&value)?;
         if let Some(named) = config.get("name").filter(|named| **named != name) {
             return Err(invalid(format!(
                 "Connector name configuration ({named}) doesn't match connector name in the URL ({name})"
@@ -531,17 +520,19 @@ async fn patch(State(state): State<ApiState>, Path(name): Path<String>, text: St
         return not_found(&name);
     };
     let merged = body(&text).and_then(|value| {
-        let object = value.as_object().ok_or_else(|| invalid("the body must be an object"))?;
+        let mut changes = value
+            .as_object()
+            .cloned()
+            .ok_or_else(|| invalid("the body must be an object"))?;
         let mut config = connector.written.clone();
-        let (removed, set): (Vec<_>, Vec<_>) = object.iter().partition(|(_, value)| value.is_null());
-        for (key, _) in removed {
-            config.remove(key);
-        }
-        let set: serde_json::Map<String, Value> = set
-            .into_iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        config.extend(string_map(&Value::Object(set), "config")?);
+        changes.retain(|key, value| {
+            let removed = value.is_null();
+            if removed {
+                config.remove(key);
+            }
+            !removed
+        });
+        config.extend(string_map(&Value::Object(changes))?);
         if config.get("name").is_some_and(|named| *named != name) {
             return Err(invalid(format!("name: a patch cannot rename connector {name}")));
         }
@@ -671,7 +662,7 @@ async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text
         if is_nested(&value) {
             return Ok((value, FlatConfig::new()));
         }
-        let mut config = string_map(&value, "config")?;
+        let mut config = string_map(&value)?;
         config
             .entry("connector.class".into())
             .or_insert_with(|| kind.as_str().to_owned());

@@ -384,13 +384,26 @@ pub fn rest_address() -> std::net::SocketAddr {
 }
 
 /// Produces `count` records whose values are `{"n": <n>}`, with n counting from 0: queued at once (the idempotent
-/// producer keeps their order), then each acknowledgement awaited.
+/// producer keeps their order), then each acknowledgement awaited. Where they go is the producer's choice, which may
+/// leave partitions empty; [`produce_numbered_across`] fills each.
 pub async fn produce_numbered(topic: &str, count: u64) {
+    produce_numbered_to(topic, count, None).await;
+}
+
+/// `produce_numbered`, record n to partition n % `partitions`, so that every partition holds records.
+pub async fn produce_numbered_across(topic: &str, count: u64, partitions: i32) {
+    produce_numbered_to(topic, count, Some(partitions)).await;
+}
+
+async fn produce_numbered_to(topic: &str, count: u64, partitions: Option<i32>) {
     let producer = producer();
     let mut acknowledgements = Vec::new();
     for n in 0..count {
         let value = serde_json::json!({ "n": n }).to_string();
-        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value.as_bytes());
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value.as_bytes());
+        if let Some(partitions) = partitions {
+            record = record.partition((n % partitions as u64) as i32);
+        }
         acknowledgements.push(producer.send_result(record).map_err(|(error, _)| error).unwrap());
     }
     for acknowledgement in acknowledgements {
