@@ -507,6 +507,9 @@ impl Connector for SinkConnector {
         let max_preparing = std::thread::available_parallelism().map_or(2, usize::from) * 2;
         let mut commit_timer = tokio::time::interval(config.commit_interval);
         commit_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Made once, not on each turn of the loop: the loop turns for every chunk of records.
+        let refused = fatal.raised();
+        tokio::pin!(refused);
 
         while !state.is_done() {
             state.dispatch();
@@ -524,7 +527,7 @@ impl Connector for SinkConnector {
                 Some(completion) = state.in_flight.next(), if !state.in_flight.is_empty() => {
                     state.on_completion(completion);
                 }
-                refused = fatal.raised(), if state.failure.is_none() => state.fail(SinkError::Refused(refused)),
+                reason = &mut refused, if state.failure.is_none() => state.fail(SinkError::Refused(reason)),
                 Ok(slot) = state.deliverer.slots.clone().acquire_owned(), if state.wants_slot() => state.send(slot),
                 _ = commit_timer.tick() => state.commit(CommitMode::Async, "interval"),
                 () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {

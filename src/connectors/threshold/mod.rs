@@ -514,11 +514,14 @@ async fn run_loop(
 ) -> Result<(), ThresholdError> {
     let mut commits = tokio::time::interval(work.config.commit_interval);
     let mut clock = tokio::time::interval(Duration::from_secs(1));
+    // Made once, not for every record the loop turns for.
+    let refused = fatal.raised();
+    tokio::pin!(refused);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
-            refused = fatal.raised() => return Err(ThresholdError::Refused(refused)),
+            reason = &mut refused => return Err(ThresholdError::Refused(reason)),
             message = consumer.recv() => match message {
                 Ok(message) => work.on_record(Record::from_message(&message)).await?,
                 Err(error) if crate::kafka::consumer::is_fatal(&error) => return Err(ThresholdError::Kafka(error)),
