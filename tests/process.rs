@@ -108,14 +108,7 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
 async fn source_sigkill_loses_no_message() {
     const MESSAGES: usize = 100;
     let sqs = aws_sdk_sqs::Client::new(&support::aws_config().await);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("process-source"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = support::create_queue(&sqs, &unique("process-source")).await;
     for batch in 0..MESSAGES / 10 {
         let mut request = sqs.send_message_batch().queue_url(&queue_url);
         for n in batch * 10..batch * 10 + 10 {

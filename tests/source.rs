@@ -138,14 +138,7 @@ async fn matching_events_reach_kafka_with_key_value_and_headers() {
 async fn a_message_that_is_not_an_event_is_dead_lettered_and_deleted() {
     let config = support::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("source-raw"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = support::create_queue(&sqs, &unique("source-raw")).await;
     let topic = unique("source-raw");
     let dlq = unique("source-raw-dlq");
     support::create_topic(&topic, 1).await;
@@ -305,14 +298,7 @@ async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrive
     support::create_topic_with(kafka.client_config(), &topic, 1).await;
     let config = support::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("source-outage"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = support::create_queue(&sqs, &unique("source-outage")).await;
     let send = |n: usize| {
         let body = json!({"id": format!("e-{n}"), "source": "custom", "detail-type": "t", "detail": {"n": n}});
         sqs.send_message()

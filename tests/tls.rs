@@ -60,14 +60,7 @@ async fn sink_and_source_move_records(worker_file: &str, prefix: &str) {
         "",
     );
     let sqs = aws_sdk_sqs::Client::new(&support::aws_config().await);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique(prefix))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = support::create_queue(&sqs, &unique(prefix)).await;
     for n in 0..3 {
         let event = json!({"id": format!("e-{n}"), "source": "custom", "detail": {"n": n}});
         sqs.send_message()

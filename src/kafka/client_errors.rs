@@ -6,8 +6,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::Notify;
 
 use crate::telemetry::{emit, KafkaClientError};
@@ -73,8 +74,22 @@ pub fn is_fatal_client_error(error: &KafkaError, reason: &str) -> bool {
 
 /// The context of a connector's producer: its client errors reported, and raised when fatal.
 pub struct ProducerErrors {
-    pub connector: String,
-    pub fatal: FatalClientError,
+    connector: String,
+    fatal: FatalClientError,
+}
+
+impl ProducerErrors {
+    /// A connector's producer whose fatal client errors are raised on `fatal`.
+    pub fn producer(
+        config: &ClientConfig,
+        connector: &str,
+        fatal: &FatalClientError,
+    ) -> KafkaResult<FutureProducer<ProducerErrors>> {
+        config.create_with_context(ProducerErrors {
+            connector: connector.to_owned(),
+            fatal: fatal.clone(),
+        })
+    }
 }
 
 impl ClientContext for ProducerErrors {

@@ -2,6 +2,8 @@
 //! and `validate`. The keys, defaults and meanings are read from the README's configuration reference, the one
 //! place they are written down (a test checks it against the code), so the API and the documentation agree.
 
+use std::sync::LazyLock;
+
 use serde_json::{json, Value};
 
 use crate::config::flat;
@@ -56,8 +58,17 @@ impl ConfigKey {
 }
 
 /// Every key of `kind`: the common keys (`connector.class`, `name`, `tasks.max`, `errors.*`, `transforms`), then
-/// the type's own.
+/// the type's own. Read from the reference once per type, on first use.
 pub fn definitions(kind: ConnectorType) -> Vec<ConfigKey> {
+    static ALL: LazyLock<Vec<(ConnectorType, Vec<ConfigKey>)>> =
+        LazyLock::new(|| ConnectorType::ALL.into_iter().map(|kind| (kind, read(kind))).collect());
+    ALL.iter()
+        .find(|(known, _)| *known == kind)
+        .map(|(_, keys)| keys.clone())
+        .unwrap_or_default()
+}
+
+fn read(kind: ConnectorType) -> Vec<ConfigKey> {
     let mut keys = vec![
         fixed(
             "connector.class",

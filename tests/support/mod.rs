@@ -182,6 +182,17 @@ pub fn consume_with(mut config: ClientConfig, topic: &str, count: usize, timeout
     records
 }
 
+/// Creates an SQS queue named `name`; returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
 /// The group's committed offset for each partition of `topic` (partitions without a commit are left out).
 pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = kafka_config().set("group.id", group).create().unwrap();
@@ -240,14 +251,7 @@ impl BusCapture {
         let sqs = aws_sdk_sqs::Client::new(&config);
         let bus = unique(prefix);
         events.create_event_bus().name(&bus).send().await.unwrap();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique(prefix))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let queue_url = create_queue(&sqs, &unique(prefix)).await;
         let queue_arn = sqs
             .get_queue_attributes()
             .queue_url(&queue_url)

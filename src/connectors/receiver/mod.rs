@@ -640,12 +640,7 @@ impl Connector for ReceiverConnector {
         producer_config.set("client.id", name);
         producer_config.set("message.timeout.ms", &timeout_ms);
         let fatal = FatalClientError::default();
-        let producer: FutureProducer<ProducerErrors> = producer_config
-            .create_with_context(ProducerErrors {
-                connector: name.to_owned(),
-                fatal: fatal.clone(),
-            })
-            .map_err(ReceiverError::Producer)?;
+        let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(ReceiverError::Producer)?;
         let avro = match &self.parts.worker.schema_registry {
             Some(registry) => Some(AvroRecordEncoder::new(
                 crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,

@@ -399,12 +399,7 @@ impl Connector for SourceConnector {
         );
         producer_config.set("client.id", name);
         let fatal = FatalClientError::default();
-        let producer: FutureProducer<ProducerErrors> = producer_config
-            .create_with_context(ProducerErrors {
-                connector: name.to_owned(),
-                fatal: fatal.clone(),
-            })
-            .map_err(SourceError::Producer)?;
+        let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(SourceError::Producer)?;
         let policy =
             ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(SourceError::Producer)?;
         let poller = Arc::new(Poller {

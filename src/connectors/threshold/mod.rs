@@ -457,12 +457,8 @@ impl Connector for ThresholdConnector {
             ErrorPolicy::PRODUCER_SETTINGS,
         );
         producer_config.set("client.id", name);
-        let producer: FutureProducer<ProducerErrors> = producer_config
-            .create_with_context(ProducerErrors {
-                connector: name.to_owned(),
-                fatal: fatal.clone(),
-            })
-            .map_err(|source| ThresholdError::Client {
+        let producer =
+            ProducerErrors::producer(&producer_config, name, &fatal).map_err(|source| ThresholdError::Client {
                 what: "producer",
                 source,
             })?;
