@@ -1,5 +1,6 @@
 //! ebconnect: a Kafka Connect-style worker that moves events between Apache Kafka and Amazon EventBridge.
 
+pub mod aws;
 pub mod config;
 pub mod connectors;
 pub mod dead_letter;

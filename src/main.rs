@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ebconnect::config::{self, LogFormat};
+use ebconnect::aws::secrets::AwsSecrets;
+use ebconnect::config::{self, LogFormat, WorkerConfig};
 use ebconnect::pattern::Pattern;
 use ebconnect::runtime::{shutdown_on_signal, Worker};
 use ebconnect::telemetry::log_levels::{ApplyFilter, LogLevels};
@@ -176,8 +177,23 @@ fn init_logging(format: LogFormat) -> LogLevels {
     LogLevels::new(&directives, apply)
 }
 
+/// Reads the worker file, its `aws` section first: with it, `${aws-secretsmanager:}` and `${aws-ssm:}` placeholders
+/// in the rest of the file and in the connector files read after it are resolved.
+fn load_worker(file: &std::path::Path) -> Result<(WorkerConfig, Option<Arc<AwsSecrets>>), config::ConfigError> {
+    let secrets = match config::load_worker_aws(file) {
+        Some(aws) => {
+            let store = AwsSecrets::start(&aws)
+                .map_err(|error| config::ConfigError::new(file, format!("cannot start the AWS secrets reader: {error}")))?;
+            config::install_provider(store.clone());
+            Some(store)
+        }
+        None => None,
+    };
+    config::load_worker(file).map(|worker| (worker, secrets))
+}
+
 fn import_connect(worker: Option<PathBuf>, file: &std::path::Path) -> ExitCode {
-    let worker = match worker.map(|worker| config::load_worker(&worker)) {
+    let worker = match worker.map(|worker| load_worker(&worker).map(|(worker, _)| worker)) {
         None => None,
         Some(Ok(worker)) => Some(worker),
         Some(Err(error)) => {
@@ -216,7 +232,7 @@ fn import_connect(worker: Option<PathBuf>, file: &std::path::Path) -> ExitCode {
 
 fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
     let mut failed = false;
-    let worker = match worker.map(|file| (config::load_worker(&file), file)) {
+    let worker = match worker.map(|file| (load_worker(&file).map(|(worker, _)| worker), file)) {
         None => None,
         Some((Ok(worker), file)) => {
             println!("ok     {} (worker)", file.display());
@@ -253,8 +269,8 @@ fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
 
 async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Option<LogFormat>) -> ExitCode {
     ebconnect::redact::record_environment_credentials();
-    let worker = match config::load_worker(&worker_file) {
-        Ok(worker) => worker,
+    let (worker, secrets) = match load_worker(&worker_file) {
+        Ok(loaded) => loaded,
         Err(error) => {
             init_logging(log_format.unwrap_or_default());
             tracing::error!(%error, "invalid worker configuration");
@@ -282,9 +298,13 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
             return ExitCode::FAILURE;
         }
     };
-    match Worker::new(worker, connectors)
+    let mut worker = Worker::new(worker, connectors)
         .watching(connector_paths)
-        .with_log_levels(log_levels)
+        .with_log_levels(log_levels);
+    if let Some(secrets) = secrets {
+        worker = worker.with_secrets(secrets, worker_file);
+    }
+    match worker
         .run(shutdown)
         .await
     {

@@ -34,13 +34,8 @@ async fn kafka_connect_clients_work_unchanged() {
     let topic = unique("clients");
     support::create_topic(&topic, 1).await;
     support::produce_numbered(&topic, 3).await;
-    let worker = worker_yaml("");
-    let address = worker
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("listen: "))
-        .unwrap()
-        .to_owned();
-    let config = ConfigDir::new(&worker, &[]);
+    let config = ConfigDir::new(&worker_yaml(""), &[]);
+    let address = config.rest_address();
     let mut child = support::spawn_worker(&config, "worker.log");
     let base = format!("http://{address}");
     let client = reqwest::Client::new();

@@ -1,11 +1,14 @@
 //! `${env:NAME}` and `${file:/path}` placeholders in configuration strings, in the spirit of Kafka Connect's
-//! config providers, and the two string types that carry them: [`Interpolated`] and [`Secret`].
+//! config providers, and the two string types that carry them: [`Interpolated`] and [`Secret`]. Providers that need
+//! more than the process has at hand (AWS Secrets Manager and SSM Parameter Store need the worker's AWS credentials)
+//! are installed from above with [`install_provider`].
 //!
 //! Both keep the text as written next to the resolved value. Everything that shows a configuration to a person
 //! (`Debug`, `Serialize`, `validate`, the REST API) shows the text as written, so a value that came from the
 //! environment or a file never appears in output. A [`Secret`] written literally is shown as `[hidden]`.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
@@ -26,8 +29,14 @@ pub enum InterpolationError {
     FileTooLarge { path: String, limit: u64 },
     #[error("`[hidden]` is how the API shows a secret, not a value: write the secret itself or a ${{env:}}/${{file:}} placeholder")]
     HiddenWrittenBack,
-    #[error("unknown config provider `{0}` in `${{{0}:...}}`; expected `env` or `file`")]
+    #[error(
+        "unknown config provider `{0}` in `${{{0}:...}}`; expected `env`, `file`, `aws-secretsmanager` or `aws-ssm`"
+    )]
     UnknownProvider(String),
+    #[error("`${{{0}:...}}` needs the worker file's AWS settings to be read; give the worker file (`--worker`)")]
+    ProviderUnavailable(String),
+    #[error("{reason} (referenced as ${{{reference}}})")]
+    External { reference: String, reason: String },
     #[error(
         "unterminated placeholder starting at byte {0}: a `${{` without its `}}` (write `$${{` for a literal `${{`)"
     )]
@@ -39,19 +48,38 @@ pub fn interpolate(raw: &str) -> Result<String, InterpolationError> {
     substitute(raw, resolve)
 }
 
-/// Resolves the `${env:}` and `${file:}` placeholders of a setting that has placeholders of its own, such as the
+/// The config providers a placeholder may name.
+const PROVIDERS: [&str; 4] = ["env", "file", "aws-secretsmanager", "aws-ssm"];
+
+/// A config provider that the worker installs once it can reach it: `serves` tells which provider names it answers.
+pub trait ExternalProvider: Send + Sync {
+    fn serves(&self, provider: &str) -> bool;
+    /// The value of `${provider:argument}`, or why there is none (naming what is missing, never showing a value).
+    fn resolve(&self, provider: &str, argument: &str) -> Result<String, String>;
+}
+
+static EXTERNAL: RwLock<Option<Arc<dyn ExternalProvider>>> = RwLock::new(None);
+
+/// Makes `provider` answer its placeholders in every configuration read from now on, in this process.
+pub fn install_provider(provider: Arc<dyn ExternalProvider>) {
+    *EXTERNAL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(provider);
+}
+
+/// Resolves the config providers' placeholders of a setting that has placeholders of its own, such as the
 /// `${topic}` of a `detail_type` template: those are left as written.
 pub fn interpolate_providers(raw: &str) -> Result<String, InterpolationError> {
     substitute(raw, |reference| match reference.split_once(':') {
-        Some(("env" | "file", _)) => resolve(reference),
+        Some((provider, _)) if PROVIDERS.contains(&provider) => resolve(reference),
         _ => Ok(format!("${{{reference}}}")),
     })
 }
 
-/// Whether a text holds an `${env:}` or `${file:}` placeholder.
+/// Whether a text holds a config provider's placeholder (`${env:}`, `${file:}`, `${aws-ssm:}`, ...).
 pub fn has_provider_placeholder(raw: &str) -> bool {
     let unescaped = raw.replace("$${", "");
-    unescaped.contains("${env:") || unescaped.contains("${file:")
+    PROVIDERS
+        .iter()
+        .any(|provider| unescaped.contains(&format!("${{{provider}:")))
 }
 
 fn substitute(
@@ -96,6 +124,20 @@ fn resolve(reference: &str) -> Result<String, InterpolationError> {
             Err(std::env::VarError::NotUnicode(_)) => Err(InterpolationError::NonUnicodeVariable(argument.to_owned())),
         },
         "file" => read_file(argument),
+        other if PROVIDERS.contains(&other) => {
+            let external = EXTERNAL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            match external {
+                Some(external) if external.serves(other) => {
+                    external
+                        .resolve(other, argument)
+                        .map_err(|reason| InterpolationError::External {
+                            reference: reference.to_owned(),
+                            reason,
+                        })
+                }
+                _ => Err(InterpolationError::ProviderUnavailable(other.to_owned())),
+            }
+        }
         other => Err(InterpolationError::UnknownProvider(other.to_owned())),
     }
 }

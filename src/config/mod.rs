@@ -20,8 +20,8 @@ pub use connector::{
     ConnectorDocument, ConnectorName, DeadLetterQueueConfig, ErrorLogConfig, ErrorTolerance, ErrorsConfig,
 };
 pub use interpolate::{
-    client_settings, has_provider_placeholder, interpolate, interpolate_providers, Interpolated, InterpolationError,
-    Secret, HIDDEN,
+    client_settings, has_provider_placeholder, install_provider, interpolate, interpolate_providers, ExternalProvider,
+    Interpolated, InterpolationError, Secret, HIDDEN,
 };
 pub use worker::{
     AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, RestConfig, RestartPolicy, SaslConfig,
@@ -188,6 +188,18 @@ pub fn parse_untrusted(text: &str) -> Result<serde_json::Value, String> {
 fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
     check_limits(text).map_err(|message| ConfigError::new(file, message))?;
     serde_norway::from_str(text).map_err(|error| ConfigError::new(file, error.to_string()))
+}
+
+/// The worker file's `aws` section alone, for reading the rest of the file, whose settings may take secrets from AWS
+/// with these credentials. `None` when the file or the section does not read: [`load_worker`] then says why, with
+/// the line.
+pub fn load_worker_aws(file: &Path) -> Option<AwsConfig> {
+    let text = read(file).ok()?;
+    let written: serde_json::Value = parse(file, &text).ok()?;
+    match written.get("aws") {
+        Some(aws) => AwsConfig::deserialize(aws).ok(),
+        None => Some(AwsConfig::default()),
+    }
 }
 
 pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {

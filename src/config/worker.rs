@@ -225,7 +225,7 @@ pub struct BasicAuth {
     pub password: Secret,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Region. Default: from the environment (`AWS_REGION`) or the profile.
@@ -241,6 +241,26 @@ pub struct AwsConfig {
     /// A role to assume with the credentials found.
     #[serde(default)]
     pub assume_role: Option<AssumeRoleConfig>,
+    /// How often the secrets that `${aws-secretsmanager:}` and `${aws-ssm:}` placeholders name are read again; what
+    /// uses a changed one restarts with its new value. `0s` reads them only at load. Default: 5m.
+    #[serde(default = "default_secrets_refresh_interval", with = "humantime_serde")]
+    pub secrets_refresh_interval: Duration,
+}
+
+fn default_secrets_refresh_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            assume_role: None,
+            secrets_refresh_interval: default_secrets_refresh_interval(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

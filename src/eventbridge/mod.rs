@@ -2,7 +2,6 @@
 //! the PutEvents call with its per-entry outcomes, and the retry policy.
 
 pub mod batch;
-pub mod client;
 pub mod delivery;
 pub mod endpoint;
 pub mod entry;

@@ -6,7 +6,7 @@
 //! keep in step. A paused connector is stopped in an orderly way (in-flight work settled, offsets committed) and
 //! shown as PAUSED; for a sink, its partitions go to the other workers of the group meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::{ConnectorState, StatusRegistry};
 use super::supervisor::Supervisor;
+use crate::aws::secrets::AwsSecrets;
 use crate::config::{self, ConfigError, ConnectorConfig, ConnectorName, WorkerConfig};
 use crate::connectors;
 use crate::kafka::committed::OffsetChange;
 use crate::rate_limit::RateLimits;
-use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved};
+use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved, SecretChanged};
 
 /// What the API reads: the configuration of every known connector.
 pub type ConnectorView = Arc<RwLock<BTreeMap<ConnectorName, Arc<ConnectorConfig>>>>;
@@ -148,8 +149,19 @@ struct Managed {
     task: Option<JoinHandle<()>>,
 }
 
+/// The secrets read from AWS for the worker file (at `worker_file`) and the connector files, read again every
+/// `interval`.
+pub struct SecretRefresh {
+    pub store: Arc<AwsSecrets>,
+    pub worker_file: PathBuf,
+    pub interval: Duration,
+}
+
 pub struct Controller {
     worker: Arc<WorkerConfig>,
+    secrets: Option<SecretRefresh>,
+    /// Connector files to load again on the next reload although their text is unchanged: a secret they use changed.
+    stale: BTreeSet<PathBuf>,
     rate_limits: RateLimits,
     status: StatusRegistry,
     shutdown: CancellationToken,
@@ -167,10 +179,13 @@ impl Controller {
         status: StatusRegistry,
         shutdown: CancellationToken,
         paths: Option<Vec<PathBuf>>,
+        secrets: Option<SecretRefresh>,
     ) -> Self {
         Self {
             rate_limits: RateLimits::new(&worker.rate_limits),
             worker,
+            secrets: secrets.filter(|secrets| !secrets.interval.is_zero()),
+            stale: BTreeSet::new(),
             status,
             shutdown,
             paths,
@@ -196,11 +211,13 @@ impl Controller {
             let text = std::fs::read_to_string(&connector.file).unwrap_or_default();
             self.start(connector, text, Target::Running);
         }
-        let mut reload = reload_interval.map(|interval| {
-            let mut ticker = tokio::time::interval(interval);
+        let ticker = |interval: Duration| {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker
-        });
+        };
+        let mut reload = reload_interval.map(ticker);
+        let mut refresh = self.secrets.as_ref().map(|secrets| ticker(secrets.interval));
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -210,6 +227,9 @@ impl Controller {
                 },
                 _ = async { match reload.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
                     self.reload().await;
+                }
+                _ = async { match refresh.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
+                    self.refresh_secrets().await;
                 }
             }
         }
@@ -470,6 +490,46 @@ impl Controller {
         Ok((self.start(loaded, text, target), created))
     }
 
+    /// Reads the AWS secrets again. A changed one used by the worker file reloads it and restarts every connector; one
+    /// used by connector files reloads those files. A worker file that no longer loads is reported and the running
+    /// configuration kept.
+    async fn refresh_secrets(&mut self) {
+        let Some(secrets) = &self.secrets else {
+            return;
+        };
+        let store = secrets.store.clone();
+        let worker_file = secrets.worker_file.clone();
+        let Ok(changed) = tokio::task::spawn_blocking(move || store.refresh()).await else {
+            return;
+        };
+        if changed.is_empty() {
+            return;
+        }
+        for reference in &changed {
+            emit(SecretChanged { reference });
+        }
+        let uses_changed = |text: &str| changed.iter().any(|reference| text.contains(reference.as_str()));
+        let worker_uses_changed = std::fs::read_to_string(&worker_file).is_ok_and(|text| uses_changed(&text));
+        let mut restart_all = false;
+        if worker_uses_changed {
+            match config::load_worker(&worker_file) {
+                Ok(worker) => {
+                    self.worker = Arc::new(worker);
+                    restart_all = true;
+                }
+                Err(error) => self.report(&error),
+            }
+        }
+        let stale: Vec<PathBuf> = self
+            .managed
+            .values()
+            .filter(|managed| restart_all || uses_changed(&managed.text))
+            .map(|managed| managed.config.file.clone())
+            .collect();
+        self.stale.extend(stale);
+        self.reload().await;
+    }
+
     /// Re-reads the connector paths: a new file starts its connector, an edited one restarts it, a removed one
     /// stops it. A file that does not load is reported, and the running version, if any, is kept.
     async fn reload(&mut self) {
@@ -486,7 +546,7 @@ impl Controller {
                 continue;
             };
             let current = self.managed.values().find(|managed| &managed.config.file == file);
-            if current.is_some_and(|managed| managed.text == text) {
+            if current.is_some_and(|managed| managed.text == text) && !self.stale.contains(file) {
                 seen.push(file.clone());
                 continue;
             }
@@ -551,6 +611,7 @@ impl Controller {
             });
         }
         self.rejected.retain(|file, _| files.contains(file));
+        self.stale.clear();
         self.publish();
     }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::secrets::AwsSecrets;
 use crate::config::{ConnectorConfig, WorkerConfig};
-use crate::runtime::controller::{self, Controller};
+use crate::runtime::controller::{self, Controller, SecretRefresh};
 use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
@@ -33,6 +34,7 @@ pub struct Worker {
     status: StatusRegistry,
     paths: Option<Vec<PathBuf>>,
     log_levels: Option<LogLevels>,
+    secrets: Option<SecretRefresh>,
 }
 
 impl Worker {
@@ -43,6 +45,7 @@ impl Worker {
             status: StatusRegistry::default(),
             paths: None,
             log_levels: None,
+            secrets: None,
         }
     }
 
@@ -56,6 +59,18 @@ impl Worker {
     /// The process's log filter, for `/admin/loggers`; without it those paths answer 404.
     pub fn with_log_levels(mut self, levels: LogLevels) -> Self {
         self.log_levels = Some(levels);
+        self
+    }
+
+    /// The store that resolved the `${aws-secretsmanager:}`/`${aws-ssm:}` placeholders of `worker_file` and the
+    /// connector files: read its secrets again every `aws.secrets_refresh_interval` and restart what uses a changed
+    /// one.
+    pub fn with_secrets(mut self, store: Arc<AwsSecrets>, worker_file: PathBuf) -> Self {
+        self.secrets = Some(SecretRefresh {
+            store,
+            worker_file,
+            interval: self.config.aws.secrets_refresh_interval,
+        });
         self
     }
 
@@ -81,6 +96,7 @@ impl Worker {
             self.status.clone(),
             shutdown.clone(),
             self.paths.clone(),
+            self.secrets,
         );
         let (control, commands) = controller::channel();
         let api = ApiState {

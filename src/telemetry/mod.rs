@@ -194,6 +194,34 @@ impl InternalEvent for TlsHostnameUnverified {
     }
 }
 
+pub struct SecretChanged<'a> {
+    pub reference: &'a str,
+}
+
+impl InternalEvent for SecretChanged<'_> {
+    fn emit(self) {
+        info!(
+            reference = self.reference,
+            "a secret changed in AWS; restarting what uses it"
+        );
+    }
+}
+
+pub struct SecretRefreshFailed<'a> {
+    pub reference: &'a str,
+    pub error: &'a str,
+}
+
+impl InternalEvent for SecretRefreshFailed<'_> {
+    fn emit(self) {
+        warn!(
+            reference = self.reference,
+            error = self.error,
+            "cannot re-read a secret from AWS; its last value stays in use"
+        );
+    }
+}
+
 pub struct ShutdownRequested<'a> {
     pub signal: &'a str,
     pub timeout: Duration,

@@ -443,6 +443,16 @@ impl ConfigDir {
     pub fn connectors(&self) -> std::path::PathBuf {
         self.dir.path().join("connectors")
     }
+
+    /// The worker file's `rest.listen`.
+    pub fn rest_address(&self) -> String {
+        std::fs::read_to_string(self.worker())
+            .unwrap()
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("listen: "))
+            .unwrap()
+            .to_owned()
+    }
 }
 
 /// The `ebconnect` binary built for these tests.

@@ -38,7 +38,7 @@ use self::prepare::{Prepared, PreparedChunk, RecordPreparer};
 use self::request_builder::EntryBuilder;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
-use crate::eventbridge::client::sdk_config;
+use crate::aws::sdk_config;
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;

@@ -1,4 +1,7 @@
-//! AWS SDK configuration from the worker's `aws` section: region, endpoint, profile, assumed role.
+//! AWS as the worker reaches it: the SDK configuration from the worker's `aws` section (region, endpoint, profile,
+//! assumed role), shared by PutEvents, SQS, S3, the MSK IAM token and the secrets read from Secrets Manager and SSM.
+
+pub mod secrets;
 
 use aws_config::{sts::AssumeRoleProvider, BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
