@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -20,6 +19,7 @@ use rdkafka::ClientConfig;
 use tokio::sync::OnceCell;
 
 use crate::config::{ErrorTolerance, ErrorsConfig};
+use crate::kafka::SigningContext;
 use crate::record::Record;
 use crate::telemetry::{emit, DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed};
 
@@ -105,7 +105,7 @@ pub enum PolicyError {
 pub struct ErrorPolicy {
     connector: String,
     config: ErrorsConfig,
-    producer: Option<FutureProducer>,
+    producer: Option<FutureProducer<SigningContext>>,
     /// For a client that reads the dead-letter topic's settings, the first time a record is too large for it.
     admin_config: ClientConfig,
     /// The dead-letter topic's `max.message.bytes`, once looked up.
@@ -139,7 +139,7 @@ impl ErrorPolicy {
             producer_config.set("message.max.bytes", PRODUCER_MESSAGE_LIMIT);
         }
         let producer = match config.deadletterqueue {
-            Some(_) => Some(producer_config.create()?),
+            Some(_) => Some(producer_config.create_with_context(SigningContext)?),
             None => None,
         };
         Ok(Self {
@@ -157,7 +157,7 @@ impl ErrorPolicy {
         *self
             .topic_limit
             .get_or_init(|| async {
-                let Ok(admin) = self.admin_config.create::<AdminClient<DefaultClientContext>>() else {
+                let Ok(admin) = crate::kafka::admin_client(&self.admin_config) else {
                     return DEFAULT_TOPIC_LIMIT;
                 };
                 let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
@@ -179,7 +179,7 @@ impl ErrorPolicy {
     async fn create_topic(&self, topic: &str, replication_factor: i16) {
         self.topic_created
             .get_or_init(|| async {
-                let created = match self.admin_config.create::<AdminClient<DefaultClientContext>>() {
+                let created = match crate::kafka::admin_client(&self.admin_config) {
                     Ok(admin) => {
                         let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
                         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(i32::from(replication_factor)));
@@ -191,7 +191,7 @@ impl ErrorPolicy {
                             Err(error) => Err(error.to_string()),
                         }
                     }
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => Err(error),
                 };
                 if let Err(error) = created {
                     emit(DeadLetterTopicNotCreated {
@@ -304,7 +304,7 @@ impl ErrorPolicy {
 
 /// Writes one dead letter: the record's key and timestamp, `headers`, and `value`.
 async fn send(
-    producer: &FutureProducer,
+    producer: &FutureProducer<SigningContext>,
     topic: &str,
     record: &Record,
     headers: OwnedHeaders,

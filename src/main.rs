@@ -182,8 +182,9 @@ fn init_logging(format: LogFormat) -> LogLevels {
 fn load_worker(file: &std::path::Path) -> Result<(WorkerConfig, Option<Arc<AwsSecrets>>), config::ConfigError> {
     let secrets = match config::load_worker_aws(file) {
         Some(aws) => {
-            let store = AwsSecrets::start(&aws)
-                .map_err(|error| config::ConfigError::new(file, format!("cannot start the AWS secrets reader: {error}")))?;
+            let store = AwsSecrets::start(&aws).map_err(|error| {
+                config::ConfigError::new(file, format!("cannot start the AWS secrets reader: {error}"))
+            })?;
             config::install_provider(store.clone());
             Some(store)
         }
@@ -304,10 +305,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
     if let Some(secrets) = secrets {
         worker = worker.with_secrets(secrets, worker_file);
     }
-    match worker
-        .run(shutdown)
-        .await
-    {
+    match worker.run(shutdown).await {
         Ok(()) => {
             tracing::info!("ebconnect worker stopped");
             ExitCode::SUCCESS

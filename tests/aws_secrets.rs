@@ -155,7 +155,11 @@ async fn secrets_from_aws_work_never_show_and_rotate_without_a_restart() {
     let log = std::fs::read_to_string(config.dir.path().join("worker.log")).unwrap();
     assert!(log.contains("a secret changed in AWS"), "{log}");
     for value in [&first_secret, &second_secret, &stack("KAFKA_SASL_PASSWORD")] {
-        for (what, text) in [("the log", &log), ("validate", &validate_output), ("the REST API", &shown)] {
+        for (what, text) in [
+            ("the log", &log),
+            ("validate", &validate_output),
+            ("the REST API", &shown),
+        ] {
             assert!(!text.contains(value.as_str()), "{what} shows a secret: {text}");
         }
     }
@@ -176,25 +180,33 @@ async fn a_missing_secret_or_key_is_an_error_naming_it() {
             .arg(config.connectors())
             .output()
             .unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).to_string())
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
     };
 
     let config = configuration(&parameter, &missing, "t", support::rest_address());
     let (ok, output) = validate(&config);
     assert!(!ok, "{output}");
     assert!(
-        output.contains(&format!("AWS Secrets Manager has no secret `{missing}`")) && output.contains("config.auth.api_"),
+        output.contains(&format!("AWS Secrets Manager has no secret `{missing}`"))
+            && output.contains("config.auth.api_"),
         "{output}"
     );
 
     let config = configuration(&parameter, &secret, "t", support::rest_address());
     let connector = config.connectors().join("receiver.yaml");
-    let text = std::fs::read_to_string(&connector).unwrap().replace("#api_secret}", "#password}");
+    let text = std::fs::read_to_string(&connector)
+        .unwrap()
+        .replace("#api_secret}", "#password}");
     std::fs::write(&connector, text).unwrap();
     let (ok, output) = validate(&config);
     assert!(!ok, "{output}");
     assert!(
-        output.contains(&format!("`{secret}` has no key `password` (its keys: api_key, api_secret)")),
+        output.contains(&format!(
+            "`{secret}` has no key `password` (its keys: api_key, api_secret)"
+        )),
         "{output}"
     );
 

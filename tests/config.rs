@@ -252,7 +252,7 @@ fn interpolation_resolves_env_and_file_values() {
     let loaded = ebconnect::config::load_worker(&worker).unwrap();
     assert_eq!(loaded.kafka.bootstrap_servers.value(), "broker-a:9092,broker-b:9092");
     let sasl = loaded.kafka.sasl.unwrap();
-    assert_eq!(sasl.password.expose(), "bus-from-file");
+    assert_eq!(sasl.password.as_ref().unwrap().expose(), "bus-from-file");
     assert!(!format!("{sasl:?}").contains("bus-from-file"));
 }
 

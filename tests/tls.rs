@@ -1,8 +1,10 @@
 //! Kafka over TLS, against the local broker's own listeners (`scripts/stack`): an `SSL` listener that requires a
-//! client certificate, and a `SASL_SSL` listener with SCRAM-SHA-512. The sink and the source move records over each;
-//! a client without a certificate, with one from another CA, or that reaches the broker by a name its certificate
-//! does not hold is refused, and the connector goes FAILED with the broker's or the TLS library's reason instead of
-//! retrying unseen.
+//! client certificate, and a `SASL_SSL` listener with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (the broker
+//! validates the JWTs against the stack's identity provider's JWKS, with Kafka's OAuthBearerValidatorCallbackHandler;
+//! librdkafka fetches them from its token endpoint with client credentials). The sink and the source move records
+//! over each; a client without a certificate, with one from another CA, that reaches the broker by a name its
+//! certificate does not hold, or whose password or OAuth client secret is wrong is refused, and the connector goes
+//! FAILED with the broker's or the TLS library's reason instead of retrying unseen.
 
 mod support;
 
@@ -35,10 +37,19 @@ fn mutual_tls(certificate: &str, key: &str, password: Option<&str>) -> String {
     )
 }
 
-fn scram_over_tls() -> String {
+fn sasl_over_tls(mechanism: &str, password: &str) -> String {
     format!(
-        "  security_protocol: sasl_ssl\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: {}\n    password: ${{env:KAFKA_SASL_PASSWORD}}\n  tls:\n    ca_location: {}\n",
+        "  security_protocol: sasl_ssl\n  sasl:\n    mechanism: {mechanism}\n    username: {}\n    password: {password}\n  tls:\n    ca_location: {}\n",
         stack("KAFKA_SASL_USERNAME"),
+        tls_file("ca.pem"),
+    )
+}
+
+fn oauth_over_tls(client_secret: &str) -> String {
+    format!(
+        "  security_protocol: sasl_ssl\n  sasl:\n    mechanism: OAUTHBEARER\n    oauth:\n      token_endpoint_url: {}\n      client_id: {}\n      client_secret: {client_secret}\n      scope: kafka\n      extensions:\n        logicalCluster: lkc-stack\n        identityPoolId: pool-stack\n  tls:\n    ca_location: {}\n",
+        stack("OAUTH_TOKEN_ENDPOINT_URL"),
+        stack("OAUTH_CLIENT_ID"),
         tls_file("ca.pem"),
     )
 }
@@ -98,11 +109,62 @@ async fn records_move_over_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_move_over_scram_on_tls() {
+    for (mechanism, prefix) in [("SCRAM-SHA-512", "scram512-tls"), ("SCRAM-SHA-256", "scram256-tls")] {
+        let security = sasl_over_tls(mechanism, "${env:KAFKA_SASL_PASSWORD}");
+        sink_and_source_move_records(&worker(&stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"), &security), prefix).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_move_over_plain_on_tls() {
+    let security = sasl_over_tls("PLAIN", "${env:KAFKA_SASL_PASSWORD}");
     sink_and_source_move_records(
-        &worker(&stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"), &scram_over_tls()),
-        "scram-tls",
+        &worker(&stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"), &security),
+        "plain-tls",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_move_over_oauthbearer_with_oidc_client_credentials() {
+    let security = oauth_over_tls("${env:OAUTH_CLIENT_SECRET}");
+    sink_and_source_move_records(&worker(&stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"), &security), "oauth").await;
+}
+
+/// Refused credentials fail the connector too, with the broker's or the identity provider's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_fail_with_the_reason() {
+    let topic = unique("sasl-refused");
+    support::create_topic(&topic, 1).await;
+    let sasl_ssl = stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS");
+    let cases = [
+        (
+            "a wrong SCRAM password",
+            sasl_over_tls("SCRAM-SHA-256", "not-the-password"),
+            "Authentication failed",
+        ),
+        (
+            "a wrong OAuth client secret",
+            oauth_over_tls("not-the-secret"),
+            "Failed to acquire SASL OAUTHBEARER token",
+        ),
+    ];
+    for (case, security, expected) in cases {
+        let name = unique("refused");
+        let sink = support::sink_yaml(&name, &topic, "b", "", "");
+        let worker = RunningWorker::start(&worker(&sasl_ssl, &security), &[("sink.yaml", &sink)]);
+        let status = support::wait_for(case, Duration::from_secs(90), || async {
+            worker.state(&name).filter(|status| status.state.as_str() == "FAILED")
+        })
+        .await;
+        let trace = status.trace.unwrap_or_default();
+        assert!(
+            trace.contains("Kafka refuses this client") && trace.contains(expected),
+            "{case}: {trace}"
+        );
+        assert!(!trace.contains("not-the-"), "{case} shows the secret: {trace}");
+        worker.stop().await;
+    }
 }
 
 /// Each refusal fails the connector, and its status says why.
@@ -165,6 +227,31 @@ fn tls_settings_are_checked_when_the_file_is_read() {
             "  tls:\n    verify_hostname: false\n",
             "plaintext",
             "kafka.tls is set but kafka.security_protocol is `plaintext`",
+        ),
+        (
+            "  sasl:\n    mechanism: OAUTHBEARER\n",
+            "sasl_ssl",
+            "kafka.sasl.oauth: required with mechanism OAUTHBEARER",
+        ),
+        (
+            "  sasl:\n    mechanism: SCRAM-SHA-256\n    username: u\n",
+            "sasl_ssl",
+            "kafka.sasl.password: required with mechanism SCRAM-SHA-256",
+        ),
+        (
+            "  sasl:\n    mechanism: AWS_MSK_IAM\n",
+            "sasl_plaintext",
+            "kafka.security_protocol: AWS_MSK_IAM needs `sasl_ssl`",
+        ),
+        (
+            "  sasl:\n    mechanism: AWS_MSK_IAM\n    username: u\n",
+            "sasl_ssl",
+            "kafka.sasl: mechanism AWS_MSK_IAM takes no username",
+        ),
+        (
+            "  sasl:\n    mechanism: OAUTHBEARER\n    oauth:\n      token_endpoint_url: https://idp/token\n      client_id: c\n      client_secret: s\n      extensions: {logical_cluster: lkc-1}\n",
+            "sasl_ssl",
+            "kafka.sasl.oauth.extensions.logical_cluster: an extension's name is letters only",
         ),
     ];
     for (tls, protocol, expected) in cases {

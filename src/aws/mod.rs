@@ -1,6 +1,7 @@
 //! AWS as the worker reaches it: the SDK configuration from the worker's `aws` section (region, endpoint, profile,
 //! assumed role), shared by PutEvents, SQS, S3, the MSK IAM token and the secrets read from Secrets Manager and SSM.
 
+pub mod blocking;
 pub mod secrets;
 
 use aws_config::{sts::AssumeRoleProvider, BehaviorVersion, Region};

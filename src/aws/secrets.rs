@@ -1,19 +1,17 @@
 //! `${aws-secretsmanager:NAME}`, `${aws-secretsmanager:NAME#json_key}` and `${aws-ssm:/param/path}`: secrets read
 //! from AWS with the worker's credentials, for any configuration string.
 //!
-//! Configuration is read synchronously (in serde, deep inside a file's deserialization), and sometimes on a runtime
-//! thread (the REST API, hot reload); the SDK is async. So the store owns one thread with its own runtime, and a
-//! read waits on it. Each reference is read once and kept; [`AwsSecrets::refresh`] reads them all again and tells
+//! Configuration is read synchronously, in serde, so reads run on a [`BlockingAws`] thread. Each reference is read once and kept; [`AwsSecrets::refresh`] reads them all again and tells
 //! which changed, so that the controller restarts what uses them (a rotated secret takes effect without a restart of
 //! the process).
 
 use std::collections::BTreeMap;
-use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
-use tokio::sync::mpsc;
 
+use super::blocking::BlockingAws;
 use crate::config::{AwsConfig, ExternalProvider};
 use crate::telemetry::{emit, SecretRefreshFailed};
 
@@ -63,63 +61,46 @@ impl Reference {
     }
 }
 
-struct Read {
-    provider: &'static str,
-    name: String,
-    reply: sync_mpsc::Sender<Result<String, String>>,
-}
-
-/// The secrets read so far, by reference, and the thread that reads them.
+/// The secrets read so far, by reference, and the clients that read them.
 pub struct AwsSecrets {
-    reads: mpsc::UnboundedSender<Read>,
+    aws: BlockingAws,
+    secrets_manager: aws_sdk_secretsmanager::Client,
+    parameter_store: aws_sdk_ssm::Client,
     values: Mutex<BTreeMap<Reference, String>>,
 }
 
 impl AwsSecrets {
-    /// Starts the reading thread; the SDK configuration is loaded on it, from `aws`.
+    /// Starts the thread that reads them; the SDK configuration is loaded on it, from `aws`.
     pub fn start(aws: &AwsConfig) -> std::io::Result<Arc<Self>> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (reads, mut requests) = mpsc::unbounded_channel::<Read>();
-        let aws = aws.clone();
-        std::thread::Builder::new()
-            .name("aws-secrets".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let sdk = super::sdk_config(&aws).await;
-                    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
-                    let parameter_store = aws_sdk_ssm::Client::new(&sdk);
-                    while let Some(read) = requests.recv().await {
-                        let value = tokio::time::timeout(READ_TIMEOUT, async {
-                            match read.provider {
-                                SECRETS_MANAGER => read_secret(&secrets_manager, &read.name).await,
-                                _ => read_parameter(&parameter_store, &read.name).await,
-                            }
-                        })
-                        .await
-                        .unwrap_or_else(|_| Err(format!("AWS did not answer within {READ_TIMEOUT:?}")));
-                        let _ = read.reply.send(value);
-                    }
-                });
-            })?;
+        let thread = BlockingAws::start("aws-secrets")?;
+        let config = aws.clone();
+        let sdk = thread
+            .run(async move { super::sdk_config(&config).await })
+            .map_err(std::io::Error::other)?;
         Ok(Arc::new(Self {
-            reads,
+            aws: thread,
+            secrets_manager: aws_sdk_secretsmanager::Client::new(&sdk),
+            parameter_store: aws_sdk_ssm::Client::new(&sdk),
             values: Mutex::new(BTreeMap::new()),
         }))
     }
 
-    /// What the name holds in AWS now (the whole secret, before any JSON key is taken).
+    /// What the name holds in AWS now, with the JSON key, if any, taken.
     fn read(&self, reference: &Reference) -> Result<String, String> {
-        let (reply, answer) = sync_mpsc::channel();
-        self.reads
-            .send(Read {
-                provider: reference.provider,
-                name: reference.name.clone(),
-                reply,
-            })
-            .map_err(|_| "the AWS secrets reader has stopped".to_owned())?;
-        let whole = answer
-            .recv()
-            .map_err(|_| "the AWS secrets reader has stopped".to_owned())??;
+        let name = reference.name.clone();
+        let read = match reference.provider {
+            SECRETS_MANAGER => {
+                let client = self.secrets_manager.clone();
+                self.aws
+                    .run(with_timeout(async move { read_secret(&client, &name).await }))
+            }
+            _ => {
+                let client = self.parameter_store.clone();
+                self.aws
+                    .run(with_timeout(async move { read_parameter(&client, &name).await }))
+            }
+        };
+        let whole = read.map_err(|error| error.to_string())??;
         select_json_key(reference, whole)
     }
 
@@ -173,7 +154,12 @@ fn select_json_key(reference: &Reference, whole: String) -> Result<String, Strin
     let Some(key) = &reference.json_key else {
         return Ok(whole);
     };
-    let not_an_object = || format!("`{}` does not hold a JSON object, so it has no key `{key}`", reference.name);
+    let not_an_object = || {
+        format!(
+            "`{}` does not hold a JSON object, so it has no key `{key}`",
+            reference.name
+        )
+    };
     let object = match serde_json::from_str::<serde_json::Value>(&whole) {
         Ok(serde_json::Value::Object(object)) => object,
         _ => return Err(not_an_object()),
@@ -192,6 +178,12 @@ fn select_json_key(reference: &Reference, whole: String) -> Result<String, Strin
     }
 }
 
+async fn with_timeout(read: impl std::future::Future<Output = Result<String, String>>) -> Result<String, String> {
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("AWS did not answer within {READ_TIMEOUT:?}")))
+}
+
 async fn read_secret(client: &aws_sdk_secretsmanager::Client, name: &str) -> Result<String, String> {
     match client.get_secret_value().secret_id(name).send().await {
         Ok(output) => match (output.secret_string, output.secret_binary) {
@@ -200,7 +192,11 @@ async fn read_secret(client: &aws_sdk_secretsmanager::Client, name: &str) -> Res
                 .map_err(|_| format!("AWS Secrets Manager's secret `{name}` is binary, not text")),
             (None, None) => Err(format!("AWS Secrets Manager's secret `{name}` has no value")),
         },
-        Err(error) if error.as_service_error().is_some_and(|error| error.is_resource_not_found_exception()) => {
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
             Err(format!("AWS Secrets Manager has no secret `{name}`"))
         }
         Err(error) => Err(format!(
@@ -216,7 +212,11 @@ async fn read_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Stri
             .parameter
             .and_then(|parameter| parameter.value)
             .ok_or_else(|| format!("SSM Parameter Store's parameter `{name}` has no value")),
-        Err(error) if error.as_service_error().is_some_and(|error| error.is_parameter_not_found()) => {
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_parameter_not_found()) =>
+        {
             Err(format!("SSM Parameter Store has no parameter `{name}`"))
         }
         Err(error) => Err(format!(
@@ -237,8 +237,14 @@ mod tests {
     #[test]
     fn a_json_key_selects_one_value_of_the_object() {
         let whole = r#"{"username": "svc", "password": "p@ss", "port": 9096}"#.to_owned();
-        assert_eq!(select_json_key(&reference("kafka#password"), whole.clone()), Ok("p@ss".into()));
-        assert_eq!(select_json_key(&reference("kafka#port"), whole.clone()), Ok("9096".into()));
+        assert_eq!(
+            select_json_key(&reference("kafka#password"), whole.clone()),
+            Ok("p@ss".into())
+        );
+        assert_eq!(
+            select_json_key(&reference("kafka#port"), whole.clone()),
+            Ok("9096".into())
+        );
         assert_eq!(select_json_key(&reference("kafka"), whole.clone()), Ok(whole.clone()));
         assert_eq!(
             select_json_key(&reference("kafka#token"), whole),
@@ -252,9 +258,14 @@ mod tests {
 
     #[test]
     fn a_reference_is_shown_as_written() {
-        assert_eq!(reference("kafka#password").text(), "${aws-secretsmanager:kafka#password}");
         assert_eq!(
-            Reference::parse(PARAMETER_STORE, "/ebconnect/kafka/password").unwrap().text(),
+            reference("kafka#password").text(),
+            "${aws-secretsmanager:kafka#password}"
+        );
+        assert_eq!(
+            Reference::parse(PARAMETER_STORE, "/ebconnect/kafka/password")
+                .unwrap()
+                .text(),
             "${aws-ssm:/ebconnect/kafka/password}"
         );
         assert!(Reference::parse(SECRETS_MANAGER, "#key").is_err());

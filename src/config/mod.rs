@@ -24,7 +24,7 @@ pub use interpolate::{
     Interpolated, InterpolationError, Secret, HIDDEN,
 };
 pub use worker::{
-    AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, RestConfig, RestartPolicy, SaslConfig,
+    AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, OAuthConfig, RestConfig, RestartPolicy, SaslConfig,
     SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
 };
 
@@ -217,14 +217,20 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
         None => parse(file, &text)?,
     };
     let kafka = &worker.kafka;
-    if kafka.security_protocol.uses_sasl() && kafka.sasl.is_none() {
-        return Err(ConfigError::new(
-            file,
-            format!(
-                "kafka.security_protocol is `{}` but kafka.sasl (mechanism, username, password) is missing",
-                kafka.security_protocol.as_librdkafka()
-            ),
-        ));
+    match &kafka.sasl {
+        None if kafka.security_protocol.uses_sasl() => {
+            return Err(ConfigError::new(
+                file,
+                format!(
+                    "kafka.security_protocol is `{}` but kafka.sasl (mechanism, and its credentials) is missing",
+                    kafka.security_protocol.as_librdkafka()
+                ),
+            ));
+        }
+        Some(sasl) if kafka.security_protocol.uses_sasl() => sasl
+            .check(kafka.security_protocol)
+            .map_err(|message| ConfigError::new(file, message))?,
+        _ => {}
     }
     if let Some(tls) = &kafka.tls {
         if !kafka.security_protocol.uses_tls() {

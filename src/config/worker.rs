@@ -125,11 +125,109 @@ impl SecurityProtocol {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaslConfig {
-    /// `PLAIN` (default), `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    /// `PLAIN` (default), `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` (OIDC client credentials) or `AWS_MSK_IAM`.
     #[serde(default)]
     pub mechanism: SaslMechanism,
-    pub username: Interpolated,
-    pub password: Secret,
+    /// For `PLAIN` and the SCRAM mechanisms (Confluent Cloud: the API key).
+    #[serde(default)]
+    pub username: Option<Interpolated>,
+    /// For `PLAIN` and the SCRAM mechanisms (Confluent Cloud: the API secret).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// For `OAUTHBEARER`: the identity provider and the client's credentials.
+    #[serde(default)]
+    pub oauth: Option<OAuthConfig>,
+}
+
+impl SaslConfig {
+    /// Which keys each mechanism needs and refuses; messages name the key.
+    pub fn check(&self, protocol: SecurityProtocol) -> Result<(), String> {
+        let mechanism = self.mechanism.as_written();
+        let credentials = self.username.is_some() || self.password.is_some();
+        match self.mechanism {
+            SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                if self.username.is_none() {
+                    return Err(format!("kafka.sasl.username: required with mechanism {mechanism}"));
+                }
+                if self.password.is_none() {
+                    return Err(format!("kafka.sasl.password: required with mechanism {mechanism}"));
+                }
+                if self.oauth.is_some() {
+                    return Err(format!(
+                        "kafka.sasl.oauth: only for mechanism OAUTHBEARER, not {mechanism}"
+                    ));
+                }
+            }
+            SaslMechanism::OAuthBearer => {
+                let Some(oauth) = &self.oauth else {
+                    return Err(
+                        "kafka.sasl.oauth: required with mechanism OAUTHBEARER (token_endpoint_url, client_id, \
+                         client_secret)"
+                            .into(),
+                    );
+                };
+                if credentials {
+                    return Err(
+                        "kafka.sasl.username, kafka.sasl.password: not used with mechanism OAUTHBEARER; the \
+                                client's credentials go in kafka.sasl.oauth"
+                            .into(),
+                    );
+                }
+                oauth.check()?;
+            }
+            SaslMechanism::AwsMskIam => {
+                if credentials || self.oauth.is_some() {
+                    return Err(
+                        "kafka.sasl: mechanism AWS_MSK_IAM takes no username, password or oauth: it signs \
+                                with the worker's AWS credentials (the aws section)"
+                            .into(),
+                    );
+                }
+                if protocol != SecurityProtocol::SaslSsl {
+                    return Err(format!(
+                        "kafka.security_protocol: AWS_MSK_IAM needs `sasl_ssl` (MSK's IAM listeners are TLS), not `{}`",
+                        protocol.as_librdkafka()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Client credentials (RFC 6749 section 4.4) against an OIDC identity provider, as librdkafka's
+/// `sasl.oauthbearer.method=oidc` does them: Confluent Cloud's OAuth, or a self-managed broker validating JWTs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The identity provider's token endpoint, e.g. `https://login.example.com/oauth2/token`.
+    pub token_endpoint_url: Interpolated,
+    pub client_id: Interpolated,
+    pub client_secret: Secret,
+    /// The scope to ask for. Default: none.
+    #[serde(default)]
+    pub scope: Option<Interpolated>,
+    /// SASL extensions sent to the broker with the token; Confluent Cloud wants `logicalCluster` (the cluster id)
+    /// and `identityPoolId`. Default: none.
+    #[serde(default)]
+    pub extensions: BTreeMap<String, Interpolated>,
+}
+
+impl OAuthConfig {
+    fn check(&self) -> Result<(), String> {
+        for (name, value) in &self.extensions {
+            // RFC 7628: a key is letters only; librdkafka joins the pairs with `,`.
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(format!(
+                    "kafka.sasl.oauth.extensions.{name}: an extension's name is letters only"
+                ));
+            }
+            if value.value().contains(',') {
+                return Err(format!("kafka.sasl.oauth.extensions.{name}: a value cannot hold `,`"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -141,14 +239,27 @@ pub enum SaslMechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
+    #[serde(rename = "AWS_MSK_IAM")]
+    AwsMskIam,
 }
 
 impl SaslMechanism {
+    /// librdkafka's `sasl.mechanism`: MSK IAM is OAUTHBEARER with a token that the client's context signs.
     pub fn as_librdkafka(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer | Self::AwsMskIam => "OAUTHBEARER",
+        }
+    }
+
+    pub fn as_written(self) -> &'static str {
+        match self {
+            Self::AwsMskIam => "AWS_MSK_IAM",
+            other => other.as_librdkafka(),
         }
     }
 }

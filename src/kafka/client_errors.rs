@@ -28,6 +28,13 @@ impl FatalClientError {
         }
     }
 
+    /// The first error raised, if any: a consumer's own error (librdkafka's bare `Authentication failure`) comes
+    /// after the callback raised the broker's reason for it.
+    pub fn first(&self) -> Option<String> {
+        let (slot, _) = &*self.0;
+        slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// Waits for the first error raised.
     pub async fn raised(&self) -> String {
         let (slot, notify) = &*self.0;
@@ -93,6 +100,15 @@ impl ProducerErrors {
 }
 
 impl ClientContext for ProducerErrors {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka::msk_iam::token()
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal.report(&self.connector, &error, reason);
     }

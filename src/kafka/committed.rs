@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
-use super::{client_config, ClientRole};
+use super::{admin_client, client_config, lookup_consumer, ClientRole, SigningContext};
 use crate::config::{ConnectorConfig, Interpolated, WorkerConfig};
 use crate::connectors::ConnectorSettings;
 
@@ -54,20 +53,18 @@ fn group_of(connector: &ConnectorConfig) -> Option<Group<'_>> {
     }
 }
 
-fn consumer(group: &Group<'_>, worker: &WorkerConfig) -> Result<BaseConsumer, String> {
-    client_config(
+fn consumer(group: &Group<'_>, worker: &WorkerConfig) -> Result<BaseConsumer<SigningContext>, String> {
+    lookup_consumer(&client_config(
         &worker.kafka,
         ClientRole::Consumer,
         group.overrides,
         &[],
         &[("group.id", group.id.as_str()), ("enable.auto.commit", "false")],
-    )
-    .create()
-    .map_err(|error| format!("cannot create a Kafka client: {error}"))
+    ))
 }
 
 /// Every partition of the topics the group reads.
-fn partitions(group: &Group<'_>, consumer: &BaseConsumer) -> Result<TopicPartitionList, String> {
+fn partitions(group: &Group<'_>, consumer: &BaseConsumer<SigningContext>) -> Result<TopicPartitionList, String> {
     let metadata = consumer
         .fetch_metadata(None, TIMEOUT)
         .map_err(|error| format!("Kafka does not answer: {error}"))?;
@@ -91,7 +88,7 @@ fn partitions(group: &Group<'_>, consumer: &BaseConsumer) -> Result<TopicPartiti
 }
 
 /// The group's committed offsets, as (topic, partition, offset).
-fn committed(group: &Group<'_>, consumer: &BaseConsumer) -> Result<Vec<(String, i32, i64)>, String> {
+fn committed(group: &Group<'_>, consumer: &BaseConsumer<SigningContext>) -> Result<Vec<(String, i32, i64)>, String> {
     let committed = consumer
         .committed_offsets(partitions(group, consumer)?, TIMEOUT)
         .map_err(|error| format!("cannot read the committed offsets of group {}: {error}", group.id))?;
@@ -170,10 +167,13 @@ pub fn change_offsets(
 }
 
 fn delete_group(group: &str, worker: &WorkerConfig) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&worker.kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[])
-            .create()
-            .map_err(|error| format!("cannot create a Kafka admin client: {error}"))?;
+    let admin = admin_client(&client_config(
+        &worker.kafka,
+        ClientRole::Consumer,
+        &BTreeMap::new(),
+        &[],
+        &[],
+    ))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

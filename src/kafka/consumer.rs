@@ -32,6 +32,15 @@ pub struct TrackingContext {
 }
 
 impl ClientContext for TrackingContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka::msk_iam::token()
+    }
+
     /// librdkafka's client-level errors (broker down, authentication refused), which it retries by itself.
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal.report(&self.connector, &error, reason);

@@ -5,14 +5,18 @@ mod active_topics;
 mod client_errors;
 pub mod committed;
 pub mod consumer;
+pub mod msk_iam;
 pub mod offsets;
 
 use std::collections::BTreeMap;
 
+use rdkafka::admin::AdminClient;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 pub use active_topics::ActiveTopics;
 pub use client_errors::{FatalClientError, ProducerErrors};
+pub use msk_iam::SigningContext;
 
 use crate::config::{Interpolated, KafkaConfig};
 
@@ -42,8 +46,29 @@ pub fn client_config(
     config.set("security.protocol", kafka.security_protocol.as_librdkafka());
     if let Some(sasl) = &kafka.sasl {
         config.set("sasl.mechanism", sasl.mechanism.as_librdkafka());
-        config.set("sasl.username", sasl.username.value());
-        config.set("sasl.password", sasl.password.expose());
+        if let Some(username) = &sasl.username {
+            config.set("sasl.username", username.value());
+        }
+        if let Some(password) = &sasl.password {
+            config.set("sasl.password", password.expose());
+        }
+        if let Some(oauth) = &sasl.oauth {
+            config.set("sasl.oauthbearer.method", "oidc");
+            config.set("sasl.oauthbearer.token.endpoint.url", oauth.token_endpoint_url.value());
+            config.set("sasl.oauthbearer.client.id", oauth.client_id.value());
+            config.set("sasl.oauthbearer.client.secret", oauth.client_secret.expose());
+            if let Some(scope) = &oauth.scope {
+                config.set("sasl.oauthbearer.scope", scope.value());
+            }
+            if !oauth.extensions.is_empty() {
+                let extensions: Vec<String> = oauth
+                    .extensions
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", value.value()))
+                    .collect();
+                config.set("sasl.oauthbearer.extensions", extensions.join(","));
+            }
+        }
     }
     if let Some(tls) = &kafka.tls {
         if let Some(ca) = &tls.ca_location {
@@ -74,12 +99,27 @@ pub fn client_config(
     config
 }
 
+/// An admin client, its first token set when the cluster takes MSK IAM (nobody polls an admin client's main queue).
+pub fn admin_client(config: &ClientConfig) -> Result<AdminClient<SigningContext>, String> {
+    let admin: AdminClient<SigningContext> = config
+        .create_with_context(SigningContext)
+        .map_err(|error| format!("cannot create a Kafka admin client: {error}"))?;
+    msk_iam::prime(admin.inner())?;
+    Ok(admin)
+}
+
+/// A consumer for lookups (metadata, committed offsets) rather than reading, its first token set likewise.
+pub fn lookup_consumer(config: &ClientConfig) -> Result<BaseConsumer<SigningContext>, String> {
+    let consumer: BaseConsumer<SigningContext> = config
+        .create_with_context(SigningContext)
+        .map_err(|error| format!("cannot create a Kafka client: {error}"))?;
+    msk_iam::prime(consumer.client())?;
+    Ok(consumer)
+}
+
 /// The cluster's id, as Kafka Connect's `GET /` shows it. Blocking: asks the cluster.
 pub fn cluster_id(kafka: &KafkaConfig) -> Result<String, String> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = client_config(kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[])
-        .create()
-        .map_err(|error| format!("cannot create a Kafka client: {error}"))?;
+    let consumer = lookup_consumer(&client_config(kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[]))?;
     consumer
         .client()
         .fetch_cluster_id(std::time::Duration::from_secs(10))

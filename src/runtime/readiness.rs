@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::status::{ConnectorState, StatusRegistry};
 use crate::config::WorkerConfig;
-use crate::kafka::{client_config, ClientRole};
+use crate::kafka::{client_config, ClientRole, SigningContext};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -20,7 +20,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct Readiness {
     kafka_config: ClientConfig,
-    kafka: Arc<OnceLock<Result<Arc<BaseConsumer>, String>>>,
+    kafka: Arc<OnceLock<Result<Arc<BaseConsumer<SigningContext>>, String>>>,
     registry: Option<Result<SrSettings, String>>,
 }
 
@@ -57,16 +57,18 @@ impl Readiness {
             })
             .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
             .collect();
-        let kafka = self.kafka.get_or_init(|| {
-            self.kafka_config
-                .create::<BaseConsumer>()
-                .map(Arc::new)
-                .map_err(|error| format!("cannot create a Kafka client: {error}"))
-        });
+        let kafka = self
+            .kafka
+            .get_or_init(|| crate::kafka::lookup_consumer(&self.kafka_config).map(Arc::new));
         match kafka {
             Ok(client) => {
                 let client = client.clone();
-                let answer = tokio::task::spawn_blocking(move || client.fetch_metadata(None, PROBE_TIMEOUT)).await;
+                let answer = tokio::task::spawn_blocking(move || {
+                    // The probe lives as long as the worker: polling serves the token refreshes MSK IAM asks for.
+                    let _ = client.poll(Duration::ZERO);
+                    client.fetch_metadata(None, PROBE_TIMEOUT)
+                })
+                .await;
                 match answer {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => problems.push(format!("Kafka does not answer: {error}")),

@@ -8,14 +8,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::secrets::AwsSecrets;
-use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::config::{ConnectorConfig, SaslMechanism, WorkerConfig};
+use crate::kafka::msk_iam::{self, MskIamError, MskIamSigner};
 use crate::runtime::controller::{self, Controller, SecretRefresh};
 use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::log_levels::LogLevels;
 use crate::telemetry::metrics::{metrics, Summary};
-use crate::telemetry::{emit, ConnectorSummary, RestUnauthenticated, ShutdownTimedOut, TlsHostnameUnverified};
+use crate::telemetry::{
+    emit, ConnectorSummary, MskIamSigning, RestUnauthenticated, ShutdownTimedOut, TlsHostnameUnverified,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -26,6 +29,8 @@ pub enum WorkerError {
     },
     #[error("shutdown did not finish within {timeout:?}; unfinished connectors: {unfinished:?}")]
     ShutdownTimedOut { timeout: Duration, unfinished: Vec<String> },
+    #[error(transparent)]
+    MskIam(#[from] MskIamError),
 }
 
 pub struct Worker {
@@ -87,6 +92,22 @@ impl Worker {
         }
         if self.config.kafka.tls.as_ref().is_some_and(|tls| !tls.verify_hostname) {
             emit(TlsHostnameUnverified);
+        }
+        let msk_iam = self
+            .config
+            .kafka
+            .sasl
+            .as_ref()
+            .is_some_and(|sasl| sasl.mechanism == SaslMechanism::AwsMskIam);
+        if msk_iam {
+            let config = self.config.clone();
+            let signer = tokio::task::spawn_blocking(move || MskIamSigner::start(&config))
+                .await
+                .map_err(|error| MskIamError::Start(error.to_string()))??;
+            emit(MskIamSigning {
+                region: signer.region(),
+            });
+            msk_iam::install(signer);
         }
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -194,6 +194,19 @@ impl InternalEvent for TlsHostnameUnverified {
     }
 }
 
+pub struct MskIamSigning<'a> {
+    pub region: &'a str,
+}
+
+impl InternalEvent for MskIamSigning<'_> {
+    fn emit(self) {
+        info!(
+            region = self.region,
+            "Kafka clients authenticate with MSK IAM, signing with the worker's AWS credentials"
+        );
+    }
+}
+
 pub struct SecretChanged<'a> {
     pub reference: &'a str,
 }

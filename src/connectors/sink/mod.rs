@@ -37,8 +37,8 @@ use self::offload::{S3Uploader, Upload};
 use self::prepare::{Prepared, PreparedChunk, RecordPreparer};
 use self::request_builder::EntryBuilder;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
-use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::aws::sdk_config;
+use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
@@ -545,7 +545,10 @@ impl Connector for SinkConnector {
                     for message in messages {
                         match message {
                             Ok(message) => records.push(Record::from_message(&message)),
-                            Err(error) if crate::kafka::consumer::is_fatal(&error) => state.fail(SinkError::Kafka(error)),
+                            Err(error) if crate::kafka::consumer::is_fatal(&error) => state.fail(match fatal.first() {
+                                Some(reason) => SinkError::Refused(reason),
+                                None => SinkError::Kafka(error),
+                            }),
                             Err(error) => emit(KafkaConsumerError { connector: name, error: &error.to_string() }),
                         }
                     }

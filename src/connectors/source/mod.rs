@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::SourceConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
-use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::aws::sdk_config;
+use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
 use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Position, Record, TimestampType};
 use crate::schema::encode::JsonWriter;

@@ -125,6 +125,15 @@ struct AlertContext {
 }
 
 impl ClientContext for AlertContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka::msk_iam::token()
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal.report(&self.connector, &error, reason);
     }
@@ -520,7 +529,12 @@ async fn run_loop(
             reason = &mut refused => return Err(ThresholdError::Refused(reason)),
             message = consumer.recv() => match message {
                 Ok(message) => work.on_record(Record::from_message(&message)).await?,
-                Err(error) if crate::kafka::consumer::is_fatal(&error) => return Err(ThresholdError::Kafka(error)),
+                Err(error) if crate::kafka::consumer::is_fatal(&error) => {
+                    return Err(match fatal.first() {
+                        Some(reason) => ThresholdError::Refused(reason),
+                        None => ThresholdError::Kafka(error),
+                    })
+                }
                 Err(error) => emit(KafkaConsumerError { connector: work.name, error: &error.to_string() }),
             },
             _ = clock.tick() => work.advance().await?,
