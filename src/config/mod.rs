@@ -24,8 +24,8 @@ pub use interpolate::{
     Interpolated, InterpolationError, Secret, HIDDEN,
 };
 pub use worker::{
-    AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, OAuthConfig, RestConfig, RestartPolicy, SaslConfig,
-    SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
+    AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, OAuthConfig, RegistryOAuthConfig, RestConfig,
+    RestartPolicy, SaslConfig, SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
 };
 
 use crate::connectors::{ConnectorSettings, ConnectorType};
@@ -249,6 +249,9 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
             file,
             "kafka.sasl is set but kafka.security_protocol is neither `sasl_plaintext` nor `sasl_ssl`",
         ));
+    }
+    if let Some(registry) = &worker.schema_registry {
+        registry.check().map_err(|message| ConfigError::new(file, message))?;
     }
     let rest = &worker.rest;
     if rest.basic_auth.is_none() && !rest.allow_unauthenticated && !rest.listen.ip().is_loopback() {

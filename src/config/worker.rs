@@ -327,6 +327,59 @@ pub struct SchemaRegistryConfig {
     /// HTTP Basic credentials (Confluent Cloud: the Schema Registry API key and secret).
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// A fixed bearer token, for a registry behind OAuth when the token is managed outside ebconnect.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Bearer tokens fetched with OAuth client credentials and renewed before they expire (Confluent Cloud's
+    /// OAuth for Schema Registry).
+    #[serde(default)]
+    pub oauth: Option<RegistryOAuthConfig>,
+    /// A PEM file of CA certificates to trust for an `https` URL, in addition to the system's. Default: the
+    /// system's only.
+    #[serde(default)]
+    pub ca_location: Option<Interpolated>,
+}
+
+impl SchemaRegistryConfig {
+    /// Rules serde cannot express; each message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        let ways = [
+            self.basic_auth.is_some(),
+            self.bearer_token.is_some(),
+            self.oauth.is_some(),
+        ];
+        if ways.iter().filter(|set| **set).count() > 1 {
+            return Err("schema_registry: set one of basic_auth, bearer_token and oauth, not several".into());
+        }
+        if let Some(ca) = &self.ca_location {
+            std::fs::File::open(ca.value()).map_err(|error| {
+                format!(
+                    "schema_registry.ca_location: cannot read `{}`: {error}",
+                    ca.as_written()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// OAuth client credentials for the registry, and Confluent Cloud's routing headers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryOAuthConfig {
+    /// The identity provider's token endpoint.
+    pub token_endpoint_url: Interpolated,
+    pub client_id: Interpolated,
+    pub client_secret: Secret,
+    /// The scope to ask for. Default: none.
+    #[serde(default)]
+    pub scope: Option<Interpolated>,
+    /// Sent as `target-sr-cluster` (Confluent Cloud: the registry's `lsrc-` id). Default: not sent.
+    #[serde(default)]
+    pub logical_cluster: Option<Interpolated>,
+    /// Sent as `Confluent-Identity-Pool-Id`. Default: not sent.
+    #[serde(default)]
+    pub identity_pool_id: Option<Interpolated>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -2,6 +2,7 @@
 
 pub mod avro;
 pub mod encode;
+mod oauth;
 pub mod registry;
 
 use std::sync::Arc;

@@ -23,15 +23,59 @@ pub struct RegistrySetupError {
 
 /// A registry client, shared by the key and value decoders of a connector.
 pub fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySetupError> {
+    let failed = |reason: String| RegistrySetupError {
+        url: config.url.as_written().to_owned(),
+        reason,
+    };
     let mut builder = SrSettings::new_builder(config.url.value().trim_end_matches('/').to_owned());
     builder.set_timeout(Duration::from_secs(30));
     if let Some(auth) = &config.basic_auth {
         builder.set_basic_authorization(auth.username.value(), Some(auth.password.expose()));
     }
-    builder.build().map_err(|error| RegistrySetupError {
-        url: config.url.as_written().to_owned(),
-        reason: error.error,
-    })
+    if let Some(token) = &config.bearer_token {
+        builder.set_token_authorization(token.expose());
+    }
+    let http = http_client(config).map_err(failed)?;
+    if let Some(oauth) = &config.oauth {
+        if let Some(cluster) = &oauth.logical_cluster {
+            builder.add_header("target-sr-cluster", cluster.value());
+        }
+        if let Some(pool) = &oauth.identity_pool_id {
+            builder.add_header("Confluent-Identity-Pool-Id", pool.value());
+        }
+        let token_client = http.build().map_err(|error| failed(error.to_string()))?;
+        builder.with_middleware(super::oauth::BearerTokens::new(oauth, token_client));
+    }
+    builder
+        .build_with(http_client(config).map_err(failed)?)
+        .map_err(|error| failed(error.error))
+}
+
+/// The HTTP client's builder: the system's CAs, and those of `ca_location`.
+fn http_client(config: &SchemaRegistryConfig) -> Result<reqwest::ClientBuilder, String> {
+    let builder = reqwest::Client::builder();
+    let Some(ca) = &config.ca_location else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(ca.value()).map_err(|error| {
+        format!(
+            "schema_registry.ca_location: cannot read `{}`: {error}",
+            ca.as_written()
+        )
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+        format!(
+            "schema_registry.ca_location: `{}` holds no PEM certificates: {error}",
+            ca.as_written()
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "schema_registry.ca_location: `{}` holds no PEM certificates",
+            ca.as_written()
+        ));
+    }
+    Ok(builder.tls_certs_merge(certificates))
 }
 
 /// Decodes Confluent-framed Avro to JSON.
