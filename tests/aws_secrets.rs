@@ -219,3 +219,77 @@ async fn a_missing_secret_or_key_is_an_error_naming_it() {
         "{output}"
     );
 }
+
+/// The README's worked examples for real clusters, each loaded as a worker file: their secrets from the emulator,
+/// their certificate files the stack's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_worked_examples_load() {
+    let secrets = Secrets::new().await;
+    // Fixed names, as the README writes them: made once, whatever ran before.
+    let _ = secrets
+        .secrets_manager
+        .create_secret()
+        .name("confluent/kafka")
+        .secret_string(r#"{"api_secret": "readme-kafka-secret"}"#)
+        .send()
+        .await;
+    let _ = secrets
+        .parameter_store
+        .put_parameter()
+        .name("/ebconnect/kafka/password")
+        .value("readme-scram-password")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await;
+    for variable in [
+        "CONFLUENT_API_KEY",
+        "SCHEMA_REGISTRY_API_KEY",
+        "SCHEMA_REGISTRY_API_SECRET",
+        "OAUTH_CLIENT_ID",
+        "OAUTH_CLIENT_SECRET",
+    ] {
+        std::env::set_var(variable, format!("readme-{variable}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key_password = dir.path().join("client-key-password");
+    std::fs::write(&key_password, stack("KAFKA_CLIENT_KEY_PASSWORD")).unwrap();
+    let aws = format!(
+        "aws:\n  endpoint_url: {}\n  region: {}\n",
+        stack("AWS_ENDPOINT_URL"),
+        stack("AWS_REGION")
+    );
+    let emulator: ebconnect::config::AwsConfig = serde_json::from_value(serde_json::json!({
+        "endpoint_url": stack("AWS_ENDPOINT_URL"),
+        "region": stack("AWS_REGION"),
+    }))
+    .unwrap();
+    let store = ebconnect::aws::secrets::AwsSecrets::start(&emulator).unwrap();
+    ebconnect::config::install_provider(store);
+
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("#### Connecting to the clusters users run").unwrap()..];
+    let section = &section[..section.find("\n### ").unwrap()];
+    let examples: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|block| &block[..block.find("```").unwrap()])
+        .collect();
+    assert_eq!(examples.len(), 5);
+    for example in examples {
+        // The examples' own `aws` sections name real AWS; the emulator's stands in for them.
+        let without_aws = match example.find("aws:\n") {
+            Some(at) => &example[..at],
+            None => example,
+        };
+        let text = without_aws
+            .replace("/etc/ebconnect/", &format!("{}/", stack("KAFKA_TLS_DIR")))
+            .replace("/run/secrets/client-key-password", &key_password.display().to_string());
+        let file = dir.path().join("worker.yaml");
+        std::fs::write(&file, format!("{text}{aws}")).unwrap();
+        let loaded = tokio::task::spawn_blocking(move || ebconnect::config::load_worker(&file))
+            .await
+            .unwrap();
+        assert!(loaded.is_ok(), "{example}\n{:?}", loaded.err());
+    }
+}
