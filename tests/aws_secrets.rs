@@ -1,6 +1,7 @@
 //! `${aws-secretsmanager:}` and `${aws-ssm:}` against the emulator's Secrets Manager and SSM Parameter Store, through
 //! the `ebconnect` binary as an operator runs it: the worker's Kafka SASL password from SSM, a receiver's API key and
-//! secret from one Secrets Manager secret's JSON keys. The values work, never show (REST API, `validate`, logs), a
+//! secret from one Secrets Manager secret's JSON keys. The values work, never show (REST API, `validate`, the log at
+//! trace level), a
 //! rotated secret takes effect without a restart of the process, and a missing one is an error naming it.
 
 mod support;
@@ -115,7 +116,18 @@ async fn secrets_from_aws_work_never_show_and_rotate_without_a_restart() {
     let validate_output = String::from_utf8_lossy(&validated.stdout).to_string();
     assert!(validated.status.success(), "{validate_output}");
 
-    let mut child = support::spawn_worker(&config, "worker.log");
+    // At trace level, where the AWS SDK logs what it receives: the secrets' values pass through it.
+    let log = std::fs::File::create(config.dir.path().join("worker.log")).unwrap();
+    let mut child = support::ebconnect()
+        .args(["run", "--worker"])
+        .arg(config.worker())
+        .arg("--connectors")
+        .arg(config.connectors())
+        .env("RUST_LOG", "trace")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     let rest = config.rest_address();
     support::wait_for("the receiver to take a record", Duration::from_secs(60), || async {
         (post(receiver, &topic, "receiver-key", &first_secret, 0).await == 200).then_some(())

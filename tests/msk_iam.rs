@@ -3,7 +3,9 @@
 //! verify_msk_iam_token.py): host, action, expiry, the session token of temporary credentials, and the signature
 //! recomputed from the credentials. The credentials come from a `credential_process` profile that issues new
 //! temporary credentials valid 20 seconds, so the test also sees the token renewed, signed with new credentials,
-//! when librdkafka asks again at 80% of its lifetime.
+//! when librdkafka asks again at 80% of its lifetime. Last, a sink with AWS_MSK_IAM against the local broker's
+//! OAUTHBEARER listener shows the token leaving through the connector's own client: the broker, which validates JWTs,
+//! refuses it, and the connector fails with the broker's answer.
 
 mod support;
 
@@ -50,8 +52,8 @@ fn verify(token: &str, credentials: &Value) -> Value {
     answer
 }
 
-#[test]
-fn tokens_verify_with_botocore_and_are_renewed_before_their_credentials_expire() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_verify_with_botocore_and_are_renewed_before_their_credentials_expire() {
     let dir = tempfile::tempdir().unwrap();
     let issued = dir.path().join("issued.jsonl");
     let process = dir.path().join("credentials.sh");
@@ -117,7 +119,7 @@ fn tokens_verify_with_botocore_and_are_renewed_before_their_credentials_expire()
 
     // librdkafka asks again at 80% of the lifetime.
     let refresh_at = asked + (first.lifetime_ms - asked) * 8 / 10;
-    std::thread::sleep(Duration::from_millis((refresh_at - now_ms()).max(0) as u64));
+    tokio::time::sleep(Duration::from_millis((refresh_at - now_ms()).max(0) as u64)).await;
     let second = signer.token().unwrap();
     let second_credentials = last_issued(&issued);
     assert_ne!(
@@ -126,4 +128,34 @@ fn tokens_verify_with_botocore_and_are_renewed_before_their_credentials_expire()
     );
     assert!(second.lifetime_ms > first.lifetime_ms && second.lifetime_ms > now_ms());
     verify(&second.token, &second_credentials);
+
+    let topic = support::unique("msk-iam");
+    support::create_topic(&topic, 1).await;
+    let name = support::unique("msk-iam");
+    let worker_file = support::worker_yaml_for_kafka(&stack("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"), "")
+        .replacen(
+            "kafka:\n",
+            &format!(
+                "kafka:\n  security_protocol: sasl_ssl\n  sasl:\n    mechanism: AWS_MSK_IAM\n  tls:\n    ca_location: {}/ca.pem\n",
+                stack("KAFKA_TLS_DIR")
+            ),
+            1,
+        )
+        .replacen("aws:\n", "aws:\n  profile: msk-short\n", 1);
+    let worker = support::RunningWorker::start(
+        &worker_file,
+        &[("sink.yaml", &support::sink_yaml(&name, &topic, "b", "", ""))],
+    );
+    let status = support::wait_for(
+        "the broker to refuse the MSK IAM token",
+        Duration::from_secs(90),
+        || async { worker.state(&name).filter(|status| status.state.as_str() == "FAILED") },
+    )
+    .await;
+    let trace = status.trace.unwrap_or_default();
+    assert!(
+        trace.contains("Kafka refuses this client") && trace.contains("invalid_token"),
+        "{trace}"
+    );
+    worker.stop().await;
 }

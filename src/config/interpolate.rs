@@ -33,7 +33,10 @@ pub enum InterpolationError {
         "unknown config provider `{0}` in `${{{0}:...}}`; expected `env`, `file`, `aws-secretsmanager` or `aws-ssm`"
     )]
     UnknownProvider(String),
-    #[error("`${{{0}:...}}` needs the worker file's AWS settings to be read; give the worker file (`--worker`)")]
+    #[error(
+        "`${{{0}:...}}` is read with the worker's AWS settings, which were not read: give the worker file \
+         (`--worker`), whose `aws` section must load without such placeholders"
+    )]
     ProviderUnavailable(String),
     #[error("{reason} (referenced as ${{{reference}}})")]
     External { reference: String, reason: String },
