@@ -117,17 +117,7 @@ async fn secrets_from_aws_work_never_show_and_rotate_without_a_restart() {
     assert!(validated.status.success(), "{validate_output}");
 
     // At trace level, where the AWS SDK logs what it receives: the secrets' values pass through it.
-    let log = std::fs::File::create(config.dir.path().join("worker.log")).unwrap();
-    let mut child = support::ebconnect()
-        .args(["run", "--worker"])
-        .arg(config.worker())
-        .arg("--connectors")
-        .arg(config.connectors())
-        .env("RUST_LOG", "trace")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn_worker_with_env(&config, "worker.log", &[("RUST_LOG", "trace")]);
     let rest = config.rest_address();
     support::wait_for("the receiver to take a record", Duration::from_secs(60), || async {
         (post(receiver, &topic, "receiver-key", &first_secret, 0).await == 200).then_some(())

@@ -209,20 +209,16 @@ async fn the_trace_log_shows_no_secret() {
         &[("delivering.yaml", &delivering), ("echoing.yaml", &echoing)],
     );
     let log_path = config.dir.path().join("trace.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = support::ebconnect()
-        .args(["run", "--worker"])
-        .arg(config.worker())
-        .arg("--connectors")
-        .arg(config.connectors())
-        .env("RUST_LOG", "trace")
-        .env("AWS_ACCESS_KEY_ID", access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
-        .env("EBCONNECT_TEST_LOG_PROBE", from_env)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn_worker_with_env(
+        &config,
+        "trace.log",
+        &[
+            ("RUST_LOG", "trace"),
+            ("AWS_ACCESS_KEY_ID", access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", secret_access_key),
+            ("EBCONNECT_TEST_LOG_PROBE", from_env),
+        ],
+    );
     let events = capture.receive(5, Duration::from_secs(60)).await;
     assert_eq!(events.len(), 5);
     support::wait_for("the invalid override to be logged", Duration::from_secs(60), || async {

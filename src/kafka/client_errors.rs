@@ -100,14 +100,7 @@ impl ProducerErrors {
 }
 
 impl ClientContext for ProducerErrors {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        crate::kafka::msk_iam::token()
-    }
+    crate::msk_iam_tokens!();
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal.report(&self.connector, &error, reason);

@@ -32,14 +32,7 @@ pub struct TrackingContext {
 }
 
 impl ClientContext for TrackingContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        crate::kafka::msk_iam::token()
-    }
+    crate::msk_iam_tokens!();
 
     /// librdkafka's client-level errors (broker down, authentication refused), which it retries by itself.
     fn error(&self, error: KafkaError, reason: &str) {

@@ -177,16 +177,28 @@ pub fn prime<C: ClientContext>(client: &Client<C>) -> Result<(), String> {
     ))
 }
 
+/// The two items of a `ClientContext` impl that send librdkafka's token requests to [`token`]; every client
+/// context of the crate holds them.
+#[macro_export]
+macro_rules! msk_iam_tokens {
+    () => {
+        const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+        fn generate_oauth_token(
+            &self,
+            _config: Option<&str>,
+        ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+            $crate::kafka::msk_iam::token()
+        }
+    };
+}
+
 /// The context of a client that needs nothing but authentication: admin clients and one-off lookups.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SigningContext;
 
 impl ClientContext for SigningContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        token()
-    }
+    crate::msk_iam_tokens!();
 }
 
 impl rdkafka::consumer::ConsumerContext for SigningContext {}

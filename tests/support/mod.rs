@@ -475,12 +475,18 @@ pub fn signal(child: &std::process::Child, signal: &str) {
 
 /// Starts `ebconnect run` on a configuration directory, logging to a file in it.
 pub fn spawn_worker(config: &ConfigDir, log_name: &str) -> std::process::Child {
+    spawn_worker_with_env(config, log_name, &[])
+}
+
+/// `spawn_worker` with more environment variables (e.g. `RUST_LOG=trace`).
+pub fn spawn_worker_with_env(config: &ConfigDir, log_name: &str, variables: &[(&str, &str)]) -> std::process::Child {
     let log = std::fs::File::create(config.dir.path().join(log_name)).unwrap();
     ebconnect()
         .args(["run", "--worker"])
         .arg(config.worker())
         .arg("--connectors")
         .arg(config.connectors())
+        .envs(variables.iter().copied())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

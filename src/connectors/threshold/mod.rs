@@ -125,14 +125,7 @@ struct AlertContext {
 }
 
 impl ClientContext for AlertContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        crate::kafka::msk_iam::token()
-    }
+    crate::msk_iam_tokens!();
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal.report(&self.connector, &error, reason);
