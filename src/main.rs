@@ -180,16 +180,10 @@ fn init_logging(format: LogFormat) -> LogLevels {
 /// Reads the worker file, its `aws` section first: with it, `${aws-secretsmanager:}` and `${aws-ssm:}` placeholders
 /// in the rest of the file and in the connector files read after it are resolved.
 fn load_worker(file: &std::path::Path) -> Result<(WorkerConfig, Option<Arc<AwsSecrets>>), config::ConfigError> {
-    let secrets = match config::load_worker_aws(file) {
-        Some(aws) => {
-            let store = AwsSecrets::start(&aws).map_err(|error| {
-                config::ConfigError::new(file, format!("cannot start the AWS secrets reader: {error}"))
-            })?;
-            config::install_provider(store.clone());
-            Some(store)
-        }
-        None => None,
-    };
+    let secrets = config::load_worker_aws(file).map(|aws| AwsSecrets::new(&aws));
+    if let Some(store) = &secrets {
+        config::install_provider(store.clone());
+    }
     config::load_worker(file).map(|worker| (worker, secrets))
 }
 

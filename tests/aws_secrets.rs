@@ -266,7 +266,7 @@ async fn the_readme_worked_examples_load() {
         "region": stack("AWS_REGION"),
     }))
     .unwrap();
-    let store = ebconnect::aws::secrets::AwsSecrets::start(&emulator).unwrap();
+    let store = ebconnect::aws::secrets::AwsSecrets::new(&emulator);
     ebconnect::config::install_provider(store);
 
     let readme = include_str!("../README.md");

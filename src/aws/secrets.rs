@@ -6,7 +6,7 @@
 //! the process).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -61,42 +61,62 @@ impl Reference {
     }
 }
 
-/// The secrets read so far, by reference, and the clients that read them.
+/// The secrets read so far, by reference, and, from the first read on, the clients that read them.
 pub struct AwsSecrets {
-    aws: BlockingAws,
-    secrets_manager: aws_sdk_secretsmanager::Client,
-    parameter_store: aws_sdk_ssm::Client,
+    config: AwsConfig,
+    readers: OnceLock<Result<Readers, String>>,
     values: Mutex<BTreeMap<Reference, String>>,
 }
 
+struct Readers {
+    aws: BlockingAws,
+    secrets_manager: aws_sdk_secretsmanager::Client,
+    parameter_store: aws_sdk_ssm::Client,
+}
+
 impl AwsSecrets {
-    /// Starts the thread that reads them; the SDK configuration is loaded on it, from `aws`.
-    pub fn start(aws: &AwsConfig) -> std::io::Result<Arc<Self>> {
-        let thread = BlockingAws::start("aws-secrets")?;
-        let config = aws.clone();
-        let sdk = thread
-            .run(async move { super::sdk_config(&config).await })
-            .map_err(std::io::Error::other)?;
-        Ok(Arc::new(Self {
-            aws: thread,
-            secrets_manager: aws_sdk_secretsmanager::Client::new(&sdk),
-            parameter_store: aws_sdk_ssm::Client::new(&sdk),
+    /// Reads with the credentials and endpoint of `config`. Nothing starts until a placeholder asks.
+    pub fn new(config: &AwsConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config: config.clone(),
+            readers: OnceLock::new(),
             values: Mutex::new(BTreeMap::new()),
-        }))
+        })
+    }
+
+    /// The thread that reads, started with the SDK configuration loaded on it.
+    fn readers(&self) -> Result<&Readers, String> {
+        let started = self.readers.get_or_init(|| {
+            let aws = BlockingAws::start("aws-secrets")
+                .map_err(|error| format!("cannot start the AWS secrets reader: {error}"))?;
+            let config = self.config.clone();
+            let sdk = aws
+                .run(async move { super::sdk_config(&config).await })
+                .map_err(|error| error.to_string())?;
+            Ok(Readers {
+                aws,
+                secrets_manager: aws_sdk_secretsmanager::Client::new(&sdk),
+                parameter_store: aws_sdk_ssm::Client::new(&sdk),
+            })
+        });
+        started.as_ref().map_err(Clone::clone)
     }
 
     /// What the name holds in AWS now, with the JSON key, if any, taken.
     fn read(&self, reference: &Reference) -> Result<String, String> {
+        let readers = self.readers()?;
         let name = reference.name.clone();
         let read = match reference.provider {
             SECRETS_MANAGER => {
-                let client = self.secrets_manager.clone();
-                self.aws
+                let client = readers.secrets_manager.clone();
+                readers
+                    .aws
                     .run(with_timeout(async move { read_secret(&client, &name).await }))
             }
             _ => {
-                let client = self.parameter_store.clone();
-                self.aws
+                let client = readers.parameter_store.clone();
+                readers
+                    .aws
                     .run(with_timeout(async move { read_parameter(&client, &name).await }))
             }
         };
