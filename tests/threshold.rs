@@ -146,6 +146,34 @@ async fn flagged_output_equals_an_exact_offline_count_of_the_real_records() {
         support::committed_offsets(&group, &input, 2),
         support::end_offsets(&input, 2)
     );
+    // And the REST API shows them, as Kafka Connect's `GET .../offsets` does for a sink connector.
+    let worker = RunningWorker::start(
+        &worker_yaml(""),
+        &[("alert.yaml", &connector(&name, &input, &output, "60m"))],
+    );
+    let shown: Value = reqwest::get(format!(
+        "http://{}/connectors/{name}/offsets",
+        worker.config.rest_address()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let shown: std::collections::BTreeMap<i32, i64> = shown["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["partition"]["kafka_topic"] == input.as_str())
+        .map(|entry| {
+            (
+                entry["partition"]["kafka_partition"].as_i64().unwrap() as i32,
+                entry["offset"]["kafka_offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, support::end_offsets(&input, 2));
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

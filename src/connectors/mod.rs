@@ -117,6 +117,27 @@ pub enum ConnectorSettings {
     ThresholdAlert(Box<threshold::ThresholdConfig>),
 }
 
+impl ConnectorSettings {
+    /// The consumer group a connector that reads Kafka reads with; `None` for those that only write to it.
+    pub fn consumer_group(&self, name: &ConnectorName) -> Option<crate::kafka::committed::Group<'_>> {
+        match self {
+            Self::EventbridgeSink(sink) => Some(crate::kafka::committed::Group {
+                id: sink.group_id(name),
+                topics: &sink.topics,
+                topics_regex: sink.topics_regex.as_deref(),
+                overrides: &sink.consumer_override,
+            }),
+            Self::ThresholdAlert(threshold) => Some(crate::kafka::committed::Group {
+                id: threshold.group_id(name),
+                topics: &threshold.topics,
+                topics_regex: None,
+                overrides: &threshold.consumer_override,
+            }),
+            Self::EventbridgeSource(_) | Self::RestProduceReceiver(_) => None,
+        }
+    }
+}
+
 /// The second pass of `config::load_connector`: the whole document, read as the given type's document.
 pub fn parse_document<'de, D: serde::Deserializer<'de>>(
     kind: ConnectorType,

@@ -14,8 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use super::{admin_client, client_config, lookup_consumer, ClientRole, SigningContext};
-use crate::config::{ConnectorConfig, Interpolated, WorkerConfig};
-use crate::connectors::ConnectorSettings;
+use crate::config::{Interpolated, WorkerConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,30 +26,14 @@ pub struct OffsetChange {
     pub offset: Option<i64>,
 }
 
-/// The consumer group a connector reads with, and what it reads.
-struct Group<'a> {
-    id: String,
-    topics: &'a [String],
-    topics_regex: Option<&'a str>,
-    overrides: &'a BTreeMap<String, Interpolated>,
-}
-
-fn group_of(connector: &ConnectorConfig) -> Option<Group<'_>> {
-    match &connector.settings {
-        ConnectorSettings::EventbridgeSink(sink) => Some(Group {
-            id: sink.group_id(&connector.name),
-            topics: &sink.topics,
-            topics_regex: sink.topics_regex.as_deref(),
-            overrides: &sink.consumer_override,
-        }),
-        ConnectorSettings::ThresholdAlert(threshold) => Some(Group {
-            id: threshold.group_id(&connector.name),
-            topics: &threshold.topics,
-            topics_regex: None,
-            overrides: &threshold.consumer_override,
-        }),
-        ConnectorSettings::EventbridgeSource(_) | ConnectorSettings::RestProduceReceiver(_) => None,
-    }
+/// The consumer group a connector reads with, and what it reads; each connector type that reads Kafka says
+/// (`connectors::ConnectorSettings::consumer_group`).
+#[derive(Debug, Clone)]
+pub struct Group<'a> {
+    pub id: String,
+    pub topics: &'a [String],
+    pub topics_regex: Option<&'a str>,
+    pub overrides: &'a BTreeMap<String, Interpolated>,
 }
 
 fn consumer(group: &Group<'_>, worker: &WorkerConfig) -> Result<BaseConsumer<SigningContext>, String> {
@@ -102,13 +85,10 @@ fn committed(group: &Group<'_>, consumer: &BaseConsumer<SigningContext>) -> Resu
         .collect())
 }
 
-/// Blocking: asks the cluster.
-pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
-    let Some(group) = group_of(connector) else {
-        return Ok(Vec::new());
-    };
-    let consumer = consumer(&group, worker)?;
-    Ok(committed(&group, &consumer)?
+/// The group's committed offsets in Kafka Connect's shape. Blocking: asks the cluster.
+pub fn group_offsets(group: &Group<'_>, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
+    let consumer = consumer(group, worker)?;
+    Ok(committed(group, &consumer)?
         .into_iter()
         .map(|(topic, partition, offset)| {
             json!({
@@ -121,24 +101,14 @@ pub fn connector_offsets(connector: &ConnectorConfig, worker: &WorkerConfig) -> 
 
 /// Sets or removes committed offsets; `changes` empty removes them all. The group must have no members (the
 /// connector stopped on every worker), or Kafka refuses. Blocking: asks the cluster.
-pub fn change_offsets(
-    connector: &ConnectorConfig,
-    worker: &WorkerConfig,
-    changes: &[OffsetChange],
-) -> Result<(), String> {
-    let group = group_of(connector).ok_or_else(|| {
-        format!(
-            "a {} keeps no offsets: it has nothing to alter or reset",
-            connector.kind.as_str()
-        )
-    })?;
-    let consumer = consumer(&group, worker)?;
+pub fn change_offsets(group: &Group<'_>, worker: &WorkerConfig, changes: &[OffsetChange]) -> Result<(), String> {
+    let consumer = consumer(group, worker)?;
     let removed = changes.is_empty() || changes.iter().any(|change| change.offset.is_none());
     // Kafka removes a group's offsets only all at once: those that stay are committed again afterwards.
     let mut kept: Vec<(String, i32, i64)> = Vec::new();
     if removed {
         if !changes.is_empty() {
-            kept = committed(&group, &consumer)?;
+            kept = committed(group, &consumer)?;
             kept.retain(|(topic, partition, _)| {
                 !changes
                     .iter()

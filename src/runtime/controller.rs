@@ -396,7 +396,14 @@ impl Controller {
         }
         let connector = managed.config.clone();
         let worker = self.worker.clone();
-        tokio::task::spawn_blocking(move || crate::kafka::committed::change_offsets(&connector, &worker, &changes))
+        let change = move || match connector.settings.consumer_group(&connector.name) {
+            Some(group) => crate::kafka::committed::change_offsets(&group, &worker, &changes),
+            None => Err(format!(
+                "a {} keeps no offsets: it has nothing to alter or reset",
+                connector.kind.as_str()
+            )),
+        };
+        tokio::task::spawn_blocking(change)
             .await
             .map_err(|panic| ControlError::Failed(panic.to_string()))?
             .map_err(ControlError::Failed)

@@ -249,7 +249,11 @@ async fn offsets(State(state): State<ApiState>, Path(name): Path<String>) -> Res
         return not_found(&name);
     };
     let worker = state.worker.clone();
-    match tokio::task::spawn_blocking(move || crate::kafka::committed::connector_offsets(&connector, &worker)).await {
+    let offsets = move || match connector.settings.consumer_group(&connector.name) {
+        Some(group) => crate::kafka::committed::group_offsets(&group, &worker),
+        None => Ok(Vec::new()),
+    };
+    match tokio::task::spawn_blocking(offsets).await {
         Ok(Ok(offsets)) => Json(json!({ "offsets": offsets })).into_response(),
         Ok(Err(reason)) => error(StatusCode::SERVICE_UNAVAILABLE, reason),
         Err(panic) => error(StatusCode::INTERNAL_SERVER_ERROR, panic.to_string()),
