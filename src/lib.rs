@@ -1,7 +1,15 @@
 //! ebconnect: a Kafka Connect-style worker that moves events between Apache Kafka and Amazon EventBridge.
+//!
+//! # Layout
+//!
+//! Each layer uses only those below it (`tests/layers.rs` checks): `runtime` (the worker, the controller, the REST
+//! API) -> `connectors` (each type, and reading connector files) -> `eventbridge`, `kafka`, `schema`, `dead_letter`
+//! -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves (`record`, `json_path`, `json_text`, `rate_limit`,
+//! `pattern`, `redact`, `connector_state`). The README's architecture section says what each holds.
 
 pub mod aws;
 pub mod config;
+pub mod connector_state;
 pub mod connectors;
 pub mod dead_letter;
 pub mod eventbridge;

@@ -213,7 +213,7 @@ fn import_connect(worker: Option<PathBuf>, file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match config::import_connect(&text, worker.as_ref()) {
+    match ebconnect::connectors::import_connect(&text, worker.as_ref()) {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS
@@ -239,7 +239,7 @@ fn validate(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
             None
         }
     };
-    let (connectors, errors) = config::load_connectors(&paths, worker.as_ref());
+    let (connectors, errors) = ebconnect::connectors::load_connectors(&paths, worker.as_ref());
     for connector in &connectors {
         println!(
             "ok     {} (connector `{}`, type {})",
@@ -273,7 +273,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
         }
     };
     let log_levels = init_logging(log_format.unwrap_or(worker.log_format));
-    let (connectors, errors) = config::load_connectors(&connector_paths, Some(&worker));
+    let (connectors, errors) = ebconnect::connectors::load_connectors(&connector_paths, Some(&worker));
     if !errors.is_empty() {
         for error in &errors {
             tracing::error!(%error, "invalid connector configuration");

@@ -78,3 +78,60 @@ impl Record {
             .and_then(|(_, value)| value.as_deref())
     }
 }
+
+/// Where in the pipeline a record failed; the names are Kafka Connect's `__connect.errors.stage` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    KeyConverter,
+    ValueConverter,
+    HeaderConverter,
+    Transformation,
+    /// Handing the record to the external system (PutEvents, for the sink).
+    TaskPut,
+    /// Writing the record to Kafka (the source connectors).
+    KafkaProduce,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Self::KeyConverter,
+        Self::ValueConverter,
+        Self::HeaderConverter,
+        Self::Transformation,
+        Self::TaskPut,
+        Self::KafkaProduce,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyConverter => "KEY_CONVERTER",
+            Self::ValueConverter => "VALUE_CONVERTER",
+            Self::HeaderConverter => "HEADER_CONVERTER",
+            Self::Transformation => "TRANSFORMATION",
+            Self::TaskPut => "TASK_PUT",
+            Self::KafkaProduce => "KAFKA_PRODUCE",
+        }
+    }
+}
+
+/// Why one record could not be processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    pub stage: Stage,
+    /// A stable name for the kind of error, e.g. `DecodeError` or the PutEvents error code `MalformedDetail`;
+    /// written to `__connect.errors.exception.class.name`.
+    pub error_kind: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at stage {}: {}",
+            self.error_kind,
+            self.stage.as_str(),
+            self.message
+        )
+    }
+}

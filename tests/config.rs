@@ -292,7 +292,7 @@ fn placeholders_resolve_in_every_setting() {
     )
     .unwrap();
     for file in [&nested, &flat] {
-        let loaded = ebconnect::config::load_connector(file, None).unwrap();
+        let loaded = ebconnect::connectors::load_connector(file, None).unwrap();
         let settings = serde_json::to_value(&loaded.settings).unwrap();
         assert_eq!(settings["topics"], serde_json::json!(["audit"]), "{}", file.display());
         assert_eq!(settings["event_bus"], "bus-from-file");
@@ -310,7 +310,7 @@ fn placeholders_resolve_in_every_setting() {
     }
     let unset = dir.path().join("unset.yaml");
     std::fs::write(&unset, "name: u\nconfig:\n  connector.class: eventbridge-sink\n  topics: t\n  event_bus: ${env:EBCONNECT_TEST_SURELY_UNSET}\n").unwrap();
-    let message = ebconnect::config::load_connector(&unset, None).unwrap_err().message;
+    let message = ebconnect::connectors::load_connector(&unset, None).unwrap_err().message;
     assert!(
         message.contains("event_bus: environment variable `EBCONNECT_TEST_SURELY_UNSET` is not set"),
         "{message}"

@@ -195,10 +195,10 @@ fn import_connect_prints_the_equivalent_file() {
     assert!(yaml.contains("type: eventbridge-sink"), "{yaml}");
     let file = dir.path().join("imported.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    let imported = ebconnect::config::load_connector(&file, None).unwrap();
+    let imported = ebconnect::connectors::load_connector(&file, None).unwrap();
     let flat = dir.path().join("flat.yaml");
     std::fs::write(&flat, serde_norway::to_string(&request).unwrap()).unwrap();
-    let direct = ebconnect::config::load_connector(&flat, None).unwrap();
+    let direct = ebconnect::connectors::load_connector(&flat, None).unwrap();
     assert_eq!(
         serde_json::to_value(&imported.settings).unwrap(),
         serde_json::to_value(&direct.settings).unwrap(),

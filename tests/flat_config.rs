@@ -6,7 +6,7 @@ mod random;
 
 use std::path::Path;
 
-use ebconnect::config::{load_connector, ConnectorConfig};
+use ebconnect::connectors::{load_connector, ConnectorConfig};
 use random::Random;
 use serde_json::{json, Value};
 

@@ -169,7 +169,7 @@ fn the_connector_loader_answers_every_input() {
     .map(|text| text.as_bytes().to_vec())
     .collect();
     run("connector document", &seeds, |input| {
-        ebconnect::config::check_document(&String::from_utf8_lossy(input), None).is_ok()
+        ebconnect::connectors::check_document(&String::from_utf8_lossy(input), None).is_ok()
     });
 }
 

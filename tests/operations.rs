@@ -220,7 +220,7 @@ async fn connectors_written_through_the_api_are_files_that_survive_a_restart() {
     assert!(std::fs::read_to_string(&file).unwrap().contains("event_bus: c"));
 
     // The file is what a restarted worker reads.
-    let loaded = ebconnect::config::load_connector(&file, None).unwrap();
+    let loaded = ebconnect::connectors::load_connector(&file, None).unwrap();
     assert_eq!(loaded.name.as_str(), name);
 
     let (code, _) = api

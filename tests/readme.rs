@@ -172,7 +172,7 @@ fn the_kafka_connect_form_example_loads() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flat.yaml");
     std::fs::write(&file, example).unwrap();
-    let loaded = ebconnect::config::load_connector(&file, None).unwrap_or_else(|error| panic!("{error}"));
+    let loaded = ebconnect::connectors::load_connector(&file, None).unwrap_or_else(|error| panic!("{error}"));
     let settings = serde_json::to_value(&loaded.settings).unwrap();
     assert_eq!(settings["topics"], serde_json::json!(["cloudtrail", "audit"]));
     assert_eq!(settings["detail_type"]["json_path"], "$.eventName");

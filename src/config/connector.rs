@@ -1,7 +1,63 @@
 //! The parts of a connector file every connector type shares: its name, its type, and its errors policy.
-//! The type's own settings live under `config:` and are defined by the type (see `crate::connectors`).
+//! The type's own settings live under `config:` and are defined by the type (see `crate::connectors`); the
+//! type names are here, as what a file may say.
 
 use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorType {
+    /// Kafka topics to an EventBridge bus.
+    EventbridgeSink,
+    /// An EventBridge bus, through a rule's SQS target, to a Kafka topic.
+    EventbridgeSource,
+    /// An HTTP endpoint speaking the Confluent REST Produce API v3 (for API destinations) to Kafka topics.
+    RestProduceReceiver,
+    /// Kafka to Kafka: a record for each (window, group) whose count is over a threshold.
+    ThresholdAlert,
+}
+
+impl ConnectorType {
+    pub const ALL: [ConnectorType; 4] = [
+        Self::EventbridgeSink,
+        Self::EventbridgeSource,
+        Self::RestProduceReceiver,
+        Self::ThresholdAlert,
+    ];
+
+    /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink | Self::ThresholdAlert => "sink",
+            Self::EventbridgeSource | Self::RestProduceReceiver => "source",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink => "eventbridge-sink",
+            Self::EventbridgeSource => "eventbridge-source",
+            Self::RestProduceReceiver => "rest-produce-receiver",
+            Self::ThresholdAlert => "threshold-alert",
+        }
+    }
+
+    /// The class name Kafka Connect's tools show and accept in `connector.class`.
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::EventbridgeSink => "dev.ebconnect.EventBridgeSinkConnector",
+            Self::EventbridgeSource => "dev.ebconnect.EventBridgeSourceConnector",
+            Self::RestProduceReceiver => "dev.ebconnect.RestProduceReceiverConnector",
+            Self::ThresholdAlert => "dev.ebconnect.ThresholdAlertConnector",
+        }
+    }
+
+    /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
+    /// failure to the client that sent the record, and writes what the client sent.
+    pub fn has_record_pipeline(self) -> bool {
+        !matches!(self, Self::RestProduceReceiver)
+    }
+}
 
 /// One file in `connectors/`, with the type's own settings as `S`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -11,7 +67,7 @@ pub struct ConnectorDocument<S> {
     pub name: ConnectorName,
     /// The connector type, e.g. `eventbridge-sink`.
     #[serde(rename = "type")]
-    pub kind: crate::connectors::ConnectorType,
+    pub kind: ConnectorType,
     /// The type's own settings.
     pub config: S,
     /// Record transforms, applied in order between decoding and the connector's own work. Default: none.

@@ -24,7 +24,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::connectors::ConnectorType;
+use super::ConnectorType;
 
 /// Connect's `Map<String, String>` of a connector's configuration.
 pub type FlatConfig = BTreeMap<String, String>;

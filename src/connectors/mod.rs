@@ -1,6 +1,7 @@
 //! The connector types, and the one registry that maps a `type:` to its settings and its running task.
 //! Adding a connector type touches this file and the type's own module, nothing else.
 
+mod file;
 pub mod receiver;
 pub mod sink;
 pub mod source;
@@ -13,9 +14,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::ConnectorType;
 pub use crate::kafka::ActiveTopics;
+pub use file::{
+    check_document, connector_files, import_connect, is_yaml, load_connector, load_connectors, ConnectorConfig,
+};
 
-use crate::config::{ConnectorConfig, ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::config::{ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
 use crate::rate_limit::RateLimits;
 use crate::transform::Chain;
 
@@ -52,61 +57,6 @@ pub trait Connector: Send {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConnectorType {
-    /// Kafka topics to an EventBridge bus.
-    EventbridgeSink,
-    /// An EventBridge bus, through a rule's SQS target, to a Kafka topic.
-    EventbridgeSource,
-    /// An HTTP endpoint speaking the Confluent REST Produce API v3 (for API destinations) to Kafka topics.
-    RestProduceReceiver,
-    /// Kafka to Kafka: a record for each (window, group) whose count is over a threshold.
-    ThresholdAlert,
-}
-
-impl ConnectorType {
-    pub const ALL: [ConnectorType; 4] = [
-        Self::EventbridgeSink,
-        Self::EventbridgeSource,
-        Self::RestProduceReceiver,
-        Self::ThresholdAlert,
-    ];
-
-    /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
-    pub fn direction(self) -> &'static str {
-        match self {
-            Self::EventbridgeSink | Self::ThresholdAlert => "sink",
-            Self::EventbridgeSource | Self::RestProduceReceiver => "source",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EventbridgeSink => "eventbridge-sink",
-            Self::EventbridgeSource => "eventbridge-source",
-            Self::RestProduceReceiver => "rest-produce-receiver",
-            Self::ThresholdAlert => "threshold-alert",
-        }
-    }
-
-    /// The class name Kafka Connect's tools show and accept in `connector.class`.
-    pub fn class(self) -> &'static str {
-        match self {
-            Self::EventbridgeSink => "dev.ebconnect.EventBridgeSinkConnector",
-            Self::EventbridgeSource => "dev.ebconnect.EventBridgeSourceConnector",
-            Self::RestProduceReceiver => "dev.ebconnect.RestProduceReceiverConnector",
-            Self::ThresholdAlert => "dev.ebconnect.ThresholdAlertConnector",
-        }
-    }
-
-    /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
-    /// failure to the client that sent the record, and writes what the client sent.
-    pub fn has_record_pipeline(self) -> bool {
-        !matches!(self, Self::RestProduceReceiver)
-    }
-}
-
 /// The type-specific settings of a connector file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -138,7 +88,7 @@ impl ConnectorSettings {
     }
 }
 
-/// The second pass of `config::load_connector`: the whole document, read as the given type's document.
+/// The second pass of `connectors::load_connector`: the whole document, read as the given type's document.
 pub fn parse_document<'de, D: serde::Deserializer<'de>>(
     kind: ConnectorType,
     document: D,

@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::status::{ConnectorState, StatusRegistry};
 use super::supervisor::Supervisor;
 use crate::aws::secrets::AwsSecrets;
-use crate::config::{self, ConfigError, ConnectorConfig, ConnectorName, WorkerConfig};
+use crate::config::{self, ConfigError, ConnectorName, WorkerConfig};
 use crate::connectors;
+use crate::connectors::ConnectorConfig;
 use crate::kafka::committed::OffsetChange;
 use crate::rate_limit::RateLimits;
 use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved, SecretChanged};
@@ -476,7 +477,7 @@ impl Controller {
         let staged = file.with_extension("yaml.new");
         std::fs::write(&staged, &text)
             .map_err(|error| ControlError::Conflict(format!("cannot write {}: {error}", staged.display())))?;
-        let loaded = match config::load_connector(&staged, Some(&self.worker)) {
+        let loaded = match connectors::load_connector(&staged, Some(&self.worker)) {
             Ok(loaded) => loaded,
             Err(error) => {
                 let _ = std::fs::remove_file(&staged);
@@ -543,7 +544,7 @@ impl Controller {
         let Some(paths) = self.paths.clone() else {
             return;
         };
-        let files = match config::connector_files(&paths) {
+        let files = match connectors::connector_files(&paths) {
             Ok(files) => files,
             Err(error) => return self.report(&error),
         };
@@ -561,7 +562,7 @@ impl Controller {
                 seen.push(file.clone());
                 continue;
             }
-            match config::load_connector(file, Some(&self.worker)) {
+            match connectors::load_connector(file, Some(&self.worker)) {
                 Err(error) => {
                     self.report(&error);
                     self.rejected.insert(file.clone(), text);

@@ -23,7 +23,8 @@ use super::definitions::{definitions, ConfigKey};
 use super::readiness::Readiness;
 use super::status::{ConnectorState, ConnectorStatus, StatusRegistry};
 use crate::config::flat::FlatConfig;
-use crate::config::{ConnectorConfig, ConnectorName, InterpolationError, WorkerConfig, HIDDEN};
+use crate::config::{ConnectorName, InterpolationError, WorkerConfig, HIDDEN};
+use crate::connectors::ConnectorConfig;
 use crate::connectors::ConnectorType;
 use crate::kafka::committed::OffsetChange;
 use crate::telemetry::log_levels::{LogLevels, LoggerLevel};
@@ -680,7 +681,8 @@ async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text
     // and the connectors' tasks keep their pace.
     let worker = state.worker.clone();
     let checked =
-        tokio::task::spawn_blocking(move || crate::config::check_document(&document.to_string(), Some(&worker))).await;
+        tokio::task::spawn_blocking(move || crate::connectors::check_document(&document.to_string(), Some(&worker)))
+            .await;
     let problem = match checked {
         Ok(Ok(found)) if found != kind => Some(format!(
             "connector.class: `{}` is not `{}`",

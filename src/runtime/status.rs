@@ -7,43 +7,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::ConnectorName;
+pub use crate::connector_state::ConnectorState;
 use crate::kafka::ActiveTopics;
 use crate::redact;
 use crate::telemetry::{emit, ConnectorStateChanged};
-
-/// Kafka Connect's connector states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ConnectorState {
-    Unassigned,
-    Running,
-    Paused,
-    Restarting,
-    Failed,
-    Stopped,
-}
-
-impl ConnectorState {
-    pub const ALL: [ConnectorState; 6] = [
-        Self::Unassigned,
-        Self::Running,
-        Self::Paused,
-        Self::Restarting,
-        Self::Failed,
-        Self::Stopped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unassigned => "UNASSIGNED",
-            Self::Running => "RUNNING",
-            Self::Paused => "PAUSED",
-            Self::Restarting => "RESTARTING",
-            Self::Failed => "FAILED",
-            Self::Stopped => "STOPPED",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectorStatus {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::secrets::AwsSecrets;
-use crate::config::{ConnectorConfig, SaslMechanism, WorkerConfig};
+use crate::config::{SaslMechanism, WorkerConfig};
+use crate::connectors::ConnectorConfig;
 use crate::kafka::msk_iam::{self, MskIamError, MskIamSigner};
 use crate::runtime::controller::{self, Controller, SecretRefresh};
 use crate::runtime::readiness::Readiness;

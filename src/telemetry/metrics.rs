@@ -205,7 +205,7 @@ impl Metrics {
             + self.source_records_polled.get_or_create(&labels).get();
         let written = self.sink_records_sent.get_or_create(&labels).get()
             + self.source_records_written.get_or_create(&labels).get();
-        let errors = crate::dead_letter::Stage::ALL
+        let errors = crate::record::Stage::ALL
             .iter()
             .map(|stage| {
                 self.record_errors

@@ -267,7 +267,7 @@ pub struct RecordFailed<'a> {
     pub log: bool,
     /// Only with `errors.log.include_messages`.
     pub position: Option<&'a crate::record::Position>,
-    pub failure: &'a crate::dead_letter::RecordFailure,
+    pub failure: &'a crate::record::RecordFailure,
 }
 
 impl InternalEvent for RecordFailed<'_> {
@@ -307,7 +307,7 @@ impl InternalEvent for RecordFailed<'_> {
 pub struct RecordDeadLettered<'a> {
     pub connector: &'a str,
     pub dlq_topic: &'a str,
-    pub failure: &'a crate::dead_letter::RecordFailure,
+    pub failure: &'a crate::record::RecordFailure,
     /// The value was cut to fit the topic's size limit.
     pub truncated: bool,
 }
@@ -649,12 +649,12 @@ impl InternalEvent for ReceiverRecordWritten<'_> {
 /// A connector entered a state.
 pub struct ConnectorStateChanged<'a> {
     pub connector: &'a str,
-    pub state: crate::runtime::ConnectorState,
+    pub state: crate::connector_state::ConnectorState,
 }
 
 impl InternalEvent for ConnectorStateChanged<'_> {
     fn emit(self) {
-        for state in crate::runtime::ConnectorState::ALL {
+        for state in crate::connector_state::ConnectorState::ALL {
             metrics()
                 .connector_state
                 .get_or_create(&metrics::StateLabels {
@@ -717,7 +717,7 @@ pub struct ConnectorRemoved<'a> {
 
 impl InternalEvent for ConnectorRemoved<'_> {
     fn emit(self) {
-        for state in crate::runtime::ConnectorState::ALL {
+        for state in crate::connector_state::ConnectorState::ALL {
             metrics().connector_state.remove(&metrics::StateLabels {
                 connector: self.connector.to_owned(),
                 state: state.as_str().to_owned(),

@@ -507,7 +507,7 @@ impl RunningWorker {
     pub fn start(worker: &str, connectors: &[(&str, &str)]) -> Self {
         let config = ConfigDir::new(worker, connectors);
         let worker = ebconnect::config::load_worker(&config.worker()).unwrap();
-        let (connectors, errors) = ebconnect::config::load_connectors(&[config.connectors()], Some(&worker));
+        let (connectors, errors) = ebconnect::connectors::load_connectors(&[config.connectors()], Some(&worker));
         assert!(errors.is_empty(), "{errors:?}");
         let rest = worker.rest.listen;
         let worker = ebconnect::runtime::Worker::new(worker, connectors).watching(vec![config.connectors()]);

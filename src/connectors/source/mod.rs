@@ -28,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::SourceConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::sdk_config;
-use crate::dead_letter::{ErrorPolicy, PolicyError, RecordFailure, Stage};
+use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Position, Record, TimestampType};
+use crate::record::{RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{
