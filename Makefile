@@ -4,12 +4,18 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: test demo lint build stack-up stack-down bench
+.PHONY: test unit demo lint build stack-up stack-down bench
 
 ## Start the local stack (Kafka, Schema Registry, AWS emulator) and run every test against it. Benchmarks run with
 ## `make bench` (`make lint` compiles them).
 test: stack-up
 	source <(scripts/stack env) && $(CARGO) test
+
+## The tests that need no running service (the unit tests, the module layers, the README against the code, Kafka
+## Connect's form, hostile inputs, event-ruler's recorded cases): no stack, under a minute once built.
+unit:
+	$(CARGO) test --lib --bins --test layers --test readme --test flat_config --test hostile_input \
+		--test pattern_conformance
 
 ## Start the local stack and run the worker on the example configuration, showing events flowing.
 demo: stack-up build

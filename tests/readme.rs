@@ -1,6 +1,6 @@
-//! The README's configuration reference against the code: every key of the worker file and of each connector type,
-//! as the configuration serializes with every default filled in, is named in that type's section of the README.
-//! These tests need no running service.
+//! The README's configuration reference against the code, both ways: every key of the worker file and of each
+//! connector type, as the configuration serializes with every default filled in, is named in that type's section of
+//! the README, and every key the section's tables name is one of them. These tests need no running service.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +46,7 @@ fn key_paths(value: &Value, prefix: &str, paths: &mut Vec<String>) {
                 "detail_type",
                 "time",
                 "event_time",
+                "extensions",
             ]
             .contains(&key.as_str());
         if !by_name {
@@ -73,6 +74,38 @@ fn missing(config: &impl Serialize, section: &str) -> Vec<String> {
         .collect()
 }
 
+/// The keys the tables of `section` name (the first cell of each row: `` `a.b` ``, or the shorthand `` `.c` `` after
+/// a full one) that `config` does not have. A key below one that holds the user's own names (`rate_limits.<group>`,
+/// `detail_type.by_topic`) counts as the parent's.
+fn unknown(config: &impl Serialize, section: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    key_paths(&serde_json::to_value(config).unwrap(), "", &mut paths);
+    let mut named = Vec::new();
+    for row in section.lines().filter(|line| line.starts_with("| `")) {
+        let first_cell = row.trim_start_matches('|').split(" |").next().unwrap_or_default();
+        let mut parent = String::new();
+        for key in first_cell.split('`').skip(1).step_by(2) {
+            let key = match key.strip_prefix('.') {
+                Some(last) => format!("{parent}.{last}"),
+                None => key.to_owned(),
+            };
+            parent = key
+                .rsplit_once('.')
+                .map_or(String::new(), |(parent, _)| parent.to_owned());
+            named.push(key);
+        }
+    }
+    named
+        .into_iter()
+        .filter(|key| {
+            // A path the key paths do not go below: a value, or a map of the user's own names.
+            let leaf = |path: &String| !paths.iter().any(|other| other.starts_with(&format!("{path}.")));
+            let known = |path: &String| key == path || (key.starts_with(&format!("{path}.")) && leaf(path));
+            !paths.iter().any(known)
+        })
+        .collect()
+}
+
 /// A shipped connector file's `config`, as its type reads it.
 fn shipped<T: serde::de::DeserializeOwned>(file: &str) -> T {
     let text = std::fs::read_to_string(format!("{}/connectors/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -87,11 +120,24 @@ fn every_worker_key_is_in_the_reference() {
         "kafka:
   bootstrap_servers: k:9092
   security_protocol: sasl_ssl
-  sasl: {mechanism: PLAIN, username: u, password: p}
+  sasl:
+    mechanism: OAUTHBEARER
+    username: u
+    password: p
+    oauth: {token_endpoint_url: 'https://i/t', client_id: c, client_secret: s, scope: k, extensions: {a: b}}
   tls: {ca_location: /ca.pem}
 schema_registry:
   url: http://r
   basic_auth: {username: u, password: p}
+  bearer_token: t
+  oauth:
+    token_endpoint_url: 'https://i/t'
+    client_id: c
+    client_secret: s
+    scope: k
+    logical_cluster: lsrc-1
+    identity_pool_id: pool-1
+  ca_location: /ca.pem
 aws:
   region: us-east-1
   endpoint_url: http://a
@@ -110,6 +156,11 @@ rate_limits:
         missing.is_empty(),
         "keys missing from the README's worker table: {missing:?}"
     );
+    let unknown = unknown(&worker, section("### Worker file"));
+    assert!(
+        unknown.is_empty(),
+        "keys in the README's worker table that the worker file does not have: {unknown:?}"
+    );
 }
 
 /// What the API shows of a connector's time setting is what a user writes, so it can be sent back.
@@ -126,38 +177,39 @@ fn the_time_setting_round_trips() {
 #[test]
 fn every_connector_key_is_in_the_reference() {
     use ebconnect::connectors::{receiver, sink, source, threshold};
-    let cases = [
+    let cases: [(&str, Value); 4] = [
         (
             "### `type: eventbridge-sink`",
-            missing(
-                &shipped::<sink::SinkConfig>("flagged-to-bus.yaml"),
-                section("### `type: eventbridge-sink`"),
-            ),
+            serde_json::to_value(shipped::<sink::SinkConfig>("flagged-to-bus.yaml")).unwrap(),
         ),
         (
             "### `type: eventbridge-source`",
-            missing(
-                &shipped::<source::SourceConfig>("cloudtrail-from-bus.yaml"),
-                section("### `type: eventbridge-source`"),
-            ),
+            serde_json::to_value(shipped::<source::SourceConfig>("cloudtrail-from-bus.yaml")).unwrap(),
         ),
         (
             "### `type: rest-produce-receiver`",
-            missing(
-                &shipped::<receiver::ReceiverConfig>("api-destination-receiver.yaml"),
-                section("### `type: rest-produce-receiver`"),
-            ),
+            serde_json::to_value(shipped::<receiver::ReceiverConfig>("api-destination-receiver.yaml")).unwrap(),
         ),
         (
             "### `type: threshold-alert`",
-            missing(
-                &shipped::<threshold::ThresholdConfig>("s3-principals-over-threshold.yaml"),
-                section("### `type: threshold-alert`"),
-            ),
+            serde_json::to_value(shipped::<threshold::ThresholdConfig>(
+                "s3-principals-over-threshold.yaml",
+            ))
+            .unwrap(),
         ),
     ];
-    let gaps: Vec<_> = cases.iter().filter(|(_, missing)| !missing.is_empty()).collect();
-    assert!(gaps.is_empty(), "keys missing from the README: {gaps:?}");
+    let mut gaps = Vec::new();
+    for (heading, config) in &cases {
+        let missing = missing(config, section(heading));
+        if !missing.is_empty() {
+            gaps.push(format!("{heading}: missing from the README: {missing:?}"));
+        }
+        let unknown = unknown(config, section(heading));
+        if !unknown.is_empty() {
+            gaps.push(format!("{heading}: in the README but not in the type: {unknown:?}"));
+        }
+    }
+    assert!(gaps.is_empty(), "{gaps:#?}");
 }
 
 /// The example of a connector file in Kafka Connect's form loads, as the same sink as its nested equivalent.
