@@ -24,6 +24,15 @@ pub struct StageLabels {
     pub stage: String,
 }
 
+/// An error event's labels: the connector (empty for the worker's own), the part of the pipeline, and what went
+/// wrong there.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub connector: String,
+    pub stage: String,
+    pub kind: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub connector: String,
@@ -53,6 +62,7 @@ pub struct Metrics {
     pub source_records_written: Family<ConnectorLabels, Counter>,
     pub records_skipped: Family<ConnectorLabels, Counter>,
     pub record_errors: Family<StageLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
     pub dead_lettered: Family<ConnectorLabels, Counter>,
     pub retried_entries: Family<ConnectorLabels, Counter>,
     pub registry_waits: Family<ConnectorLabels, Counter>,
@@ -86,6 +96,7 @@ impl Metrics {
             source_records_written: Family::default(),
             records_skipped: Family::default(),
             record_errors: Family::default(),
+            errors: Family::default(),
             dead_lettered: Family::default(),
             retried_entries: Family::default(),
             registry_waits: Family::default(),
@@ -124,6 +135,12 @@ impl Metrics {
             "records_skipped",
             "Records a filter dropped; they count as settled",
             metrics.records_skipped.clone(),
+        );
+        registry.register(
+            "errors",
+            "Every warning and error the worker logs, by connector (empty for the worker's own), stage and kind: \
+             the one counter to alert on",
+            metrics.errors.clone(),
         );
         registry.register(
             "record_errors",

@@ -45,6 +45,19 @@ impl InternalEvent for ConnectorStopped<'_> {
     }
 }
 
+/// Counts a warning or error in `ebconnect_errors_total`; every event that logs at those levels calls it
+/// (`every_warning_is_counted` checks).
+fn count_error(connector: &str, stage: &str, kind: &str) {
+    metrics()
+        .errors
+        .get_or_create(&metrics::ErrorLabels {
+            connector: connector.to_owned(),
+            stage: stage.to_owned(),
+            kind: kind.to_owned(),
+        })
+        .inc();
+}
+
 pub struct ConnectorFailed<'a> {
     pub connector: &'a str,
     pub error: &'a str,
@@ -53,6 +66,7 @@ pub struct ConnectorFailed<'a> {
 
 impl InternalEvent for ConnectorFailed<'_> {
     fn emit(self) {
+        count_error(self.connector, "connector", "failed");
         error!(
             connector = self.connector,
             error = self.error,
@@ -69,6 +83,7 @@ pub struct ConnectorRestartScheduled<'a> {
 
 impl InternalEvent for ConnectorRestartScheduled<'_> {
     fn emit(self) {
+        count_error(self.connector, "connector", "restart_scheduled");
         warn!(connector = self.connector, delay = ?self.delay, "connector will be restarted");
     }
 }
@@ -80,6 +95,7 @@ pub struct ConnectorGaveUp<'a> {
 
 impl InternalEvent for ConnectorGaveUp<'_> {
     fn emit(self) {
+        count_error(self.connector, "connector", "gave_up");
         error!(
             connector = self.connector,
             max_restarts = self.max_restarts,
@@ -118,6 +134,7 @@ impl InternalEvent for ReceiverRecordRejected<'_> {
             })
             .inc();
         if self.status >= 500 {
+            count_error(self.connector, "receiver", &format!("http_{}", self.status));
             warn!(
                 connector = self.connector,
                 status = self.status,
@@ -146,6 +163,7 @@ pub struct SchemaRegistryWaiting<'a> {
 
 impl InternalEvent for SchemaRegistryWaiting<'_> {
     fn emit(self) {
+        count_error(self.connector, "schema_registry", "unreachable");
         metrics().registry_waits.get_or_create(&labels(self.connector)).inc();
         warn!(
             connector = self.connector,
@@ -164,6 +182,7 @@ pub struct ReceiverAcceptFailed<'a> {
 
 impl InternalEvent for ReceiverAcceptFailed<'_> {
     fn emit(self) {
+        count_error(self.connector, "receiver", "accept");
         warn!(connector = self.connector, error = %self.error, "cannot accept a connection");
     }
 }
@@ -175,6 +194,7 @@ pub struct RestUnauthenticated {
 
 impl InternalEvent for RestUnauthenticated {
     fn emit(self) {
+        count_error("", "rest", "unauthenticated");
         warn!(
             address = %self.address,
             "the REST API has no basic_auth on a non-loopback address (rest.allow_unauthenticated): anyone who \
@@ -187,6 +207,7 @@ pub struct TlsHostnameUnverified;
 
 impl InternalEvent for TlsHostnameUnverified {
     fn emit(self) {
+        count_error("", "kafka", "hostname_unverified");
         warn!(
             "kafka.tls.verify_hostname is false: the broker's certificate is not checked against its host name, so \
              anyone with a certificate from a trusted CA can pose as the broker"
@@ -227,6 +248,7 @@ pub struct SecretRefreshFailed<'a> {
 
 impl InternalEvent for SecretRefreshFailed<'_> {
     fn emit(self) {
+        count_error("", "secrets", "refresh_failed");
         warn!(
             reference = self.reference,
             error = self.error,
@@ -253,6 +275,7 @@ pub struct ShutdownTimedOut {
 
 impl InternalEvent for ShutdownTimedOut {
     fn emit(self) {
+        count_error("", "shutdown", "timed_out");
         error!(
             timeout = ?self.timeout,
             unfinished = ?self.unfinished,
@@ -272,6 +295,7 @@ pub struct RecordFailed<'a> {
 
 impl InternalEvent for RecordFailed<'_> {
     fn emit(self) {
+        count_error(self.connector, self.failure.stage.as_str(), &self.failure.error_kind);
         metrics()
             .record_errors
             .get_or_create(&StageLabels {
@@ -314,6 +338,7 @@ pub struct RecordDeadLettered<'a> {
 
 impl InternalEvent for RecordDeadLettered<'_> {
     fn emit(self) {
+        count_error(self.connector, "dead_letter", "written");
         metrics().dead_lettered.get_or_create(&labels(self.connector)).inc();
         warn!(
             connector = self.connector,
@@ -333,6 +358,7 @@ pub struct DeadLetterTopicNotCreated<'a> {
 
 impl InternalEvent for DeadLetterTopicNotCreated<'_> {
     fn emit(self) {
+        count_error(self.connector, "dead_letter", "topic_not_created");
         warn!(
             connector = self.connector,
             dlq_topic = self.dlq_topic,
@@ -370,6 +396,7 @@ impl InternalEvent for PutEventsRetrying<'_> {
                 "PutEvents entries throttled or failed in passing, will be sent again"
             );
         } else {
+            count_error(self.connector, "putevents", "unclear_answer");
             warn!(
                 connector = self.connector,
                 entries = self.entries,
@@ -389,6 +416,7 @@ pub struct KafkaConsumerError<'a> {
 
 impl InternalEvent for KafkaConsumerError<'_> {
     fn emit(self) {
+        count_error(self.connector, "kafka", "consumer");
         warn!(connector = self.connector, error = self.error, "Kafka consumer error");
     }
 }
@@ -401,6 +429,7 @@ pub struct KafkaClientError<'a> {
 
 impl InternalEvent for KafkaClientError<'_> {
     fn emit(self) {
+        count_error(self.connector, "kafka", "client");
         warn!(
             connector = self.connector,
             error = self.error,
@@ -434,6 +463,7 @@ pub struct OffsetCommitFailed<'a> {
 
 impl InternalEvent for OffsetCommitFailed<'_> {
     fn emit(self) {
+        count_error(self.connector, "kafka", "commit");
         warn!(
             connector = self.connector,
             error = self.error,
@@ -450,6 +480,7 @@ pub struct SqsCallFailed<'a> {
 
 impl InternalEvent for SqsCallFailed<'_> {
     fn emit(self) {
+        count_error(self.connector, "sqs", self.call);
         warn!(
             connector = self.connector,
             call = self.call,
@@ -467,6 +498,7 @@ pub struct SqsMessageLeft<'a> {
 
 impl InternalEvent for SqsMessageLeft<'_> {
     fn emit(self) {
+        count_error(self.connector, "sqs", "message_left");
         warn!(
             connector = self.connector,
             message_id = self.message_id,
@@ -701,6 +733,7 @@ pub struct ConnectorFileRejected<'a> {
 
 impl InternalEvent for ConnectorFileRejected<'_> {
     fn emit(self) {
+        count_error("", "config", "file_rejected");
         metrics().config_rejections.inc();
         error!(
             file = self.file,
@@ -737,6 +770,7 @@ pub struct LateRecordDropped<'a> {
 
 impl InternalEvent for LateRecordDropped<'_> {
     fn emit(self) {
+        count_error(self.connector, "threshold", "late_record");
         metrics().records_skipped.get_or_create(&labels(self.connector)).inc();
         warn!(
             connector = self.connector,
@@ -745,6 +779,52 @@ impl InternalEvent for LateRecordDropped<'_> {
             offset = self.position.offset,
             reason = self.reason,
             "late record dropped"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read from this file, so that an event added later without its count fails here.
+    #[test]
+    fn every_warning_is_counted() {
+        let source = include_str!("mod.rs");
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let uncounted: Vec<&str> = source
+            .split("impl InternalEvent for ")
+            .skip(1)
+            .filter(|event| {
+                let body = event.split("\npub struct ").next().unwrap_or_default();
+                (body.contains("warn!(") || body.contains("error!(")) && !body.contains("count_error(")
+            })
+            .map(|event| event.split(' ').next().unwrap_or_default())
+            .collect();
+        assert!(uncounted.is_empty(), "warnings and errors not counted: {uncounted:?}");
+    }
+
+    #[test]
+    fn an_error_event_is_counted_by_connector_stage_and_kind() {
+        for _ in 0..2 {
+            emit(KafkaClientError {
+                connector: "counted",
+                error: "SSL",
+                reason: "certificate verify failed",
+            });
+        }
+        emit(SecretRefreshFailed {
+            reference: "${aws-ssm:/x}",
+            error: "no parameter",
+        });
+        let text = metrics().render();
+        assert!(
+            text.contains(r#"ebconnect_errors_total{connector="counted",stage="kafka",kind="client"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ebconnect_errors_total{connector="",stage="secrets",kind="refresh_failed"} 1"#),
+            "{text}"
         );
     }
 }
