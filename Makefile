@@ -14,8 +14,7 @@ test: stack-up
 ## The tests that need no running service (the unit tests, the module layers, the README against the code, Kafka
 ## Connect's form, hostile inputs, event-ruler's recorded cases): no stack, under a minute once built.
 unit:
-	$(CARGO) test --lib --bins --test layers --test readme --test flat_config --test hostile_input \
-		--test pattern_conformance
+	$(CARGO) test --lib --bins --test unit
 
 ## Start the local stack and run the worker on the example configuration, showing events flowing.
 demo: stack-up build

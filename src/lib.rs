@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Each layer uses only those below it (`tests/layers.rs` checks): `runtime` (the worker, the controller, the REST
+//! Each layer uses only those below it (`tests/unit/layers.rs` checks): `runtime` (the worker, the controller, the REST
 //! API) -> `connectors` (each type, and reading connector files) -> `eventbridge`, `kafka`, `schema`, `dead_letter`
 //! -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves (`record`, `json_path`, `json_text`, `rate_limit`,
 //! `pattern`, `redact`, `connector_state`). The README's architecture section says what each holds.

@@ -1,6 +1,6 @@
 //! EventBridge event patterns: parsed and checked once, then matched against JSON events, with the semantics of
 //! event-ruler, the library EventBridge's matching comes from (its version and the few deliberate differences are
-//! in the README, "Event patterns"; `tests/pattern_differential.rs` checks agreement against the library itself).
+//! in the README, "Event patterns"; `tests/it/pattern_differential.rs` checks agreement against the library itself).
 //!
 //! As in event-ruler, a pattern is compiled into sub-rules, one of which must match. A sub-rule is a set of fields,
 //! each named by its flattened path (the keys from the root joined with dots, so `{"a": {"b": ...}}` and

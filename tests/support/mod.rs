@@ -1,7 +1,7 @@
 //! Shared by the integration tests: the local stack's addresses, Kafka and AWS plumbing, an in-process worker.
 //! Every test needs `scripts/stack up` and the variables of `scripts/stack env` (as `make test` provides); a test
 //! that finds them missing fails rather than skips.
-#![allow(dead_code)] // Each test binary uses its own part of this module.
+#![allow(dead_code)] // tests/msk_iam.rs, a binary of its own, uses a part of this module.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The README from `heading` to the next heading of the same or a higher level.
 fn section(heading: &str) -> &'static str {

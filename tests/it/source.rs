@@ -1,13 +1,13 @@
 //! The eventbridge-source against the real stack: events put on a bus in the emulator reach Kafka through a rule
 //! with an SQS target that the connector provisions itself; SQS keeps nothing that was written.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{unique, worker_yaml, RunningWorker};
 use serde_json::{json, Value};
-use support::{unique, worker_yaml, RunningWorker};
 
 fn cloudtrail_event(n: usize, event_source: &str, principal: &str) -> Value {
     json!({

@@ -1,14 +1,14 @@
 //! The eventbridge-sink against the real stack: Kafka in, the emulator's bus out (read back through a rule with an
 //! SQS target), and a fault-injecting PutEvents endpoint where the emulator cannot produce the fault.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::fault_server::{FaultServer, Faults};
+use crate::support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
 use serde_json::{json, Value};
-use support::fault_server::{FaultServer, Faults};
-use support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
 
 /// The `n` of each delivered event's detail.
 fn numbers(events: &[Value]) -> BTreeSet<u64> {

@@ -6,12 +6,12 @@
 //! certificate does not hold, or whose password or OAuth client secret is wrong is refused, and the connector goes
 //! FAILED with the broker's or the TLS library's reason instead of retrying unseen.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{stack, unique, worker_yaml_for_kafka, BusCapture, RunningWorker};
 use serde_json::json;
-use support::{stack, unique, worker_yaml_for_kafka, BusCapture, RunningWorker};
 
 fn tls_file(name: &str) -> String {
     format!("{}/{name}", stack("KAFKA_TLS_DIR"))

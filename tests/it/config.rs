@@ -1,8 +1,8 @@
 //! `ebconnect validate` and the configuration rules, as a user meets them. These tests need no running service.
 
-mod support;
+use crate::support;
 
-use support::{ebconnect, ConfigDir};
+use crate::support::{ebconnect, ConfigDir};
 
 const GOOD_SINK: &str = "name: good\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\n";
 const WORKER: &str = "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n";

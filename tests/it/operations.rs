@@ -2,12 +2,12 @@
 //! stop, restart; connectors created, replaced and deleted through the API (their YAML files written); files added,
 //! edited, broken and removed while the worker runs; offsets; metrics; readiness; plugins; Basic auth.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{unique, worker_yaml, RunningWorker};
 use serde_json::{json, Value};
-use support::{unique, worker_yaml, RunningWorker};
 
 struct Api {
     client: reqwest::Client,

@@ -1,14 +1,14 @@
 //! Schema Registry Avro through the sink: records written by confluent-kafka's AvroSerializer (an independent
 //! implementation of the Confluent wire format) via the real registry, read back from the emulator's bus.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
 use base64::Engine;
 use serde_json::{json, Value};
-use support::{sink_yaml, unique, worker_yaml, BusCapture, RunningWorker};
 
 /// Runs an Avro sink over `topic` and returns the details that arrived, by record key order of arrival.
 async fn sink_avro(topic: &str, expected: usize, tail: &str) -> Vec<Value> {
@@ -67,7 +67,7 @@ async fn the_avro_interop_datum_decodes_to_its_values() {
     support::create_topic(&topic, 1).await;
     support::produce_avro("interop", &topic, 1).await;
     let events = sink_avro(&topic, 1, "").await;
-    let fixture: Value = serde_json::from_str(include_str!("fixtures/avro/interop_datum_py.json")).unwrap();
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/avro/interop_datum_py.json")).unwrap();
     let mut expected = fixture["datum"].clone();
     for field in ["bytesField", "fixedField"] {
         let ascii = expected[field].as_str().unwrap().as_bytes().to_vec();
@@ -83,7 +83,7 @@ async fn real_cloudtrail_records_arrive_with_exactly_their_fields() {
     support::create_topic(&topic, 2).await;
     support::produce_avro("cloudtrail", &topic, COUNT).await;
     let events = sink_avro(&topic, COUNT, "").await;
-    let originals: BTreeMap<String, Value> = include_str!("fixtures/cloudtrail/invictus_aws_dataset.jsonl")
+    let originals: BTreeMap<String, Value> = include_str!("../fixtures/cloudtrail/invictus_aws_dataset.jsonl")
         .lines()
         .take(COUNT)
         .map(|line| {

@@ -4,13 +4,13 @@
 //! `kafka-connect-<topic>`, the record envelope as `detail`, `time` left to EventBridge), and keys without an
 //! equivalent are refused by name, by the API and by `ebconnect import-connect`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{stack, unique, worker_yaml, BusCapture, RunningWorker};
 use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
-use support::{stack, unique, worker_yaml, BusCapture, RunningWorker};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/aws-eventbridge-connector");
 

@@ -1,13 +1,13 @@
 //! One test per real service of the local stack, from Rust, the way ebconnect talks to each.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{stack, unique};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-use support::{stack, unique};
 
 async fn round_trip(config: ClientConfig) {
     let topic = unique("stack-roundtrip");

@@ -3,12 +3,12 @@
 //! Avro written by confluent-kafka's serializer is decoded by the sink through the front with each way of
 //! authenticating; wrong credentials fail the connector with the registry's answer.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{sink_yaml, stack, unique, worker_yaml, BusCapture, RunningWorker};
 use serde_json::json;
-use support::{sink_yaml, stack, unique, worker_yaml, BusCapture, RunningWorker};
 
 /// The worker file, its `schema_registry` section replaced by the HTTPS front with `auth` lines.
 fn worker_with_registry(auth: &str) -> String {

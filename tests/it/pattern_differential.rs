@@ -12,8 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv6Addr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-#[path = "support/random.rs"]
-mod random;
+use crate::random;
 
 use ebconnect::pattern::Pattern;
 use random::Random;

@@ -1,12 +1,12 @@
 //! The `ebconnect` binary as an operator runs it: killed without warning, restarted, and stopped with SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::{sink_yaml, unique, worker_yaml, BusCapture, ConfigDir};
 use serde_json::json;
-use support::{sink_yaml, unique, worker_yaml, BusCapture, ConfigDir};
 
 fn assert_running(child: &mut std::process::Child, config: &ConfigDir, log: &str) {
     if let Some(status) = child.try_wait().unwrap() {

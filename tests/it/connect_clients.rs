@@ -4,12 +4,12 @@
 //! through create, read, update, pause, resume, stop, restart, tasks, topics, offsets, plugins, validate and
 //! loggers, and prints one line per check; every check must pass.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use support::{stack, unique, worker_yaml, ConfigDir};
+use crate::support::{stack, unique, worker_yaml, ConfigDir};
 
 const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/ConnectRestOracle.java");
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/connect_clients.py");

@@ -2,18 +2,18 @@
 //! counted per minute, S3 calls only, per (eventName, eventSource, principal); the flagged output must equal an
 //! offline count of the same data. And the same after the worker is killed mid-stream and started again.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::{unique, worker_yaml, RunningWorker};
 use serde_json::{json, Value};
-use support::{unique, worker_yaml, RunningWorker};
 
 const THRESHOLD: u64 = 3;
 
 fn fixture() -> Vec<Value> {
-    include_str!("fixtures/cloudtrail/invictus_aws_dataset.jsonl")
+    include_str!("../fixtures/cloudtrail/invictus_aws_dataset.jsonl")
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
@@ -151,15 +151,13 @@ async fn flagged_output_equals_an_exact_offline_count_of_the_real_records() {
         &worker_yaml(""),
         &[("alert.yaml", &connector(&name, &input, &output, "60m"))],
     );
-    let shown: Value = reqwest::get(format!(
-        "http://{}/connectors/{name}/offsets",
-        worker.config.rest_address()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let url = format!("http://{}/connectors/{name}/offsets", worker.config.rest_address());
+    // The API listens before the worker has registered its connectors: until then the connector is not found.
+    let shown: Value = support::wait_for("the connector's offsets", Duration::from_secs(30), || async {
+        let answer: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+        answer.get("offsets").is_some().then_some(answer)
+    })
+    .await;
     let shown: std::collections::BTreeMap<i32, i64> = shown["offsets"]
         .as_array()
         .unwrap()

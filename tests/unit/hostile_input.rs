@@ -8,8 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-#[path = "support/random.rs"]
-mod random;
+use crate::random;
 
 use ebconnect::connectors::receiver::body::RecordReader;
 use ebconnect::connectors::receiver::wire::{self, ApiError};

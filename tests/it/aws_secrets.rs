@@ -4,11 +4,11 @@
 //! trace level), a
 //! rotated secret takes effect without a restart of the process, and a missing one is an error naming it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use support::{stack, unique, ConfigDir};
+use crate::support::{stack, unique, ConfigDir};
 
 struct Secrets {
     secrets_manager: aws_sdk_secretsmanager::Client,
@@ -251,7 +251,10 @@ async fn the_readme_worked_examples_load() {
         "OAUTH_CLIENT_ID",
         "OAUTH_CLIENT_SECRET",
     ] {
-        std::env::set_var(variable, format!("readme-{variable}"));
+        // The stack's own (OAUTH_CLIENT_ID, ...) stay as they are: other tests of this binary use them.
+        if std::env::var(variable).is_err() {
+            std::env::set_var(variable, format!("readme-{variable}"));
+        }
     }
     let dir = tempfile::tempdir().unwrap();
     let key_password = dir.path().join("client-key-password");
@@ -269,7 +272,7 @@ async fn the_readme_worked_examples_load() {
     let store = ebconnect::aws::secrets::AwsSecrets::new(&emulator);
     ebconnect::config::install_provider(store);
 
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let section = &readme[readme.find("#### Connecting to the clusters users run").unwrap()..];
     let section = &section[..section.find("\n### ").unwrap()];
     let examples: Vec<&str> = section

@@ -1,14 +1,14 @@
 //! The rest-produce-receiver against the real stack: requests shaped as EventBridge API destinations and Confluent
 //! REST v3 clients send them, records read back from Kafka (and through the Schema Registry for Avro).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{unique, worker_yaml, RunningWorker};
 use axum::body::Bytes;
 use futures::SinkExt;
 use serde_json::{json, Value};
-use support::{unique, worker_yaml, RunningWorker};
 
 const KEY: &str = "api-key";
 const SECRET: &str = "api-secret";
@@ -71,7 +71,7 @@ impl Endpoint {
 }
 
 fn event() -> Value {
-    let text = include_str!("fixtures/eventbridge/01_awsdocs_s3_CreateBucket.json");
+    let text = include_str!("../fixtures/eventbridge/01_awsdocs_s3_CreateBucket.json");
     serde_json::from_str(text).unwrap()
 }
 

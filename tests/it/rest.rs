@@ -1,12 +1,12 @@
 //! The REST API, as Kafka Connect's tools call it: connector list, info and status (with the last error), version,
 //! health. Configuration is shown as written: a secret from the environment never appears.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{unique, worker_yaml, RunningWorker};
 use serde_json::{json, Value};
-use support::{unique, worker_yaml, RunningWorker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_each_connector_and_why_one_failed() {

@@ -1,8 +1,7 @@
 //! Kafka Connect's flat form of a connector configuration: every example connector, and generated documents, go
 //! nested → flat → nested to the same settings, and the flat form reads back to itself.
 
-#[path = "support/random.rs"]
-mod random;
+use crate::random;
 
 use std::path::Path;
 

@@ -1,0 +1,11 @@
+//! The tests that need no running service (`make unit`): the module layers, the README against the code, Kafka
+//! Connect's form, hostile inputs and event-ruler's recorded cases.
+
+#[path = "../support/random.rs"]
+mod random;
+
+mod flat_config;
+mod hostile_input;
+mod layers;
+mod pattern_conformance;
+mod readme;
