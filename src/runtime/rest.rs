@@ -13,9 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use super::controller::{Action, ConnectorView, ControlError, ControlHandle, Target};
@@ -822,16 +820,12 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
     let Some(auth) = &state.worker.rest.basic_auth else {
         return next.run(request).await;
     };
-    let expected = format!("{}:{}", auth.username.value(), auth.password.expose());
-    let given = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .and_then(|(_, encoded)| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
-        .unwrap_or_default();
-    if bool::from(given.ct_eq(expected.as_bytes())) {
+    let admitted = crate::basic_auth::admits(
+        request.headers().get(AUTHORIZATION),
+        auth.username.value().as_bytes(),
+        auth.password.expose().as_bytes(),
+    );
+    if admitted {
         return next.run(request).await;
     }
     let mut response = error(StatusCode::UNAUTHORIZED, "authentication required");

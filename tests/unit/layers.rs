@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "pattern",
         "redact",
         "connector_state",
+        "basic_auth",
     ],
 ];
 

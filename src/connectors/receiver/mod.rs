@@ -25,14 +25,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::body::RecordReader;
@@ -139,20 +137,7 @@ impl Receiver {
         let Some((key, secret)) = &self.credentials else {
             return Ok(());
         };
-        let given = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-            .and_then(|(_, encoded)| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok());
-        let Some(given) = given else {
-            return Err(ApiError::unauthorized());
-        };
-        let Some(colon) = given.iter().position(|byte| *byte == b':') else {
-            return Err(ApiError::unauthorized());
-        };
-        let matches = given[..colon].ct_eq(key) & given[colon + 1..].ct_eq(secret);
-        if bool::from(matches) {
+        if crate::basic_auth::admits(headers.get(AUTHORIZATION), key, secret) {
             Ok(())
         } else {
             Err(ApiError::unauthorized())
