@@ -117,6 +117,12 @@ async fn tokens_verify_with_botocore_and_are_renewed_before_their_credentials_ex
         first.lifetime_ms - asked
     );
 
+    // Every client asks as it starts: while the token has half its lifetime left, it is handed out again, without
+    // fetching credentials or signing anew.
+    let again = signer.token().unwrap();
+    assert_eq!(again.token, first.token);
+    assert_eq!(std::fs::read_to_string(&issued).unwrap().lines().count(), 1);
+
     // librdkafka asks again at 80% of the lifetime.
     let refresh_at = asked + (first.lifetime_ms - asked) * 8 / 10;
     tokio::time::sleep(Duration::from_millis((refresh_at - now_ms()).max(0) as u64)).await;

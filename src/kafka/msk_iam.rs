@@ -6,8 +6,8 @@
 //! One signer serves the process: every Kafka client's context asks [`token`], whatever its type, so none of the
 //! client constructors needs to carry it.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::Region;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -39,6 +39,9 @@ pub struct MskIamSigner {
     aws: BlockingAws,
     region: Region,
     credentials: SharedCredentialsProvider,
+    /// The last token, with when it was signed: every client of the process asks for one (several per connector),
+    /// and each signing fetches credentials (an STS call for an assumed role).
+    last: Mutex<Option<(i64, OAuthToken)>>,
 }
 
 impl MskIamSigner {
@@ -59,6 +62,7 @@ impl MskIamSigner {
             aws,
             region,
             credentials,
+            last: Mutex::new(None),
         })
     }
 
@@ -66,9 +70,23 @@ impl MskIamSigner {
         self.region.as_ref()
     }
 
-    /// A fresh token. It expires with the presigned URL (15 minutes after signing) or with the credentials that
-    /// signed it, whichever is first, so that temporary credentials are renewed before the token outlives them.
+    /// A token with at least half its lifetime left: the last one, or a new one. A token expires with the presigned
+    /// URL (15 minutes after signing) or with the credentials that signed it, whichever is first, so that temporary
+    /// credentials are renewed before a token outlives them.
     pub fn token(&self) -> Result<OAuthToken, MskIamError> {
+        let now = now_ms();
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((signed_at, token)) = last.as_ref() {
+            if now < signed_at + (token.lifetime_ms - signed_at) / 2 {
+                return Ok(copy(token));
+            }
+        }
+        let token = self.sign()?;
+        *last = Some((now, copy(&token)));
+        Ok(token)
+    }
+
+    fn sign(&self) -> Result<OAuthToken, MskIamError> {
         let region = self.region.clone();
         let provider = self.credentials.clone();
         let signed = self
@@ -103,6 +121,21 @@ impl MskIamSigner {
             principal_name: String::new(),
             lifetime_ms: url_expiry_ms.min(credentials_expiry_ms),
         })
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+/// `OAuthToken` is not `Clone`.
+fn copy(token: &OAuthToken) -> OAuthToken {
+    OAuthToken {
+        token: token.token.clone(),
+        principal_name: token.principal_name.clone(),
+        lifetime_ms: token.lifetime_ms,
     }
 }
 
