@@ -5,9 +5,11 @@
 //! Each layer uses only those below it (`tests/unit/layers.rs` checks): `runtime` (the worker, the controller, the REST
 //! API) -> `connectors` (each type, and reading connector files) -> `eventbridge`, `kafka`, `schema`, `dead_letter`
 //! -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves (`record`, `json_path`, `json_text`, `rate_limit`,
-//! `pattern`, `redact`, `connector_state`, `basic_auth`). The README's architecture section says what each holds.
+//! `pattern`, `redact`, `connector_state`, `basic_auth`,
+//! `backoff`). The README's architecture section says what each holds.
 
 pub mod aws;
+pub mod backoff;
 pub mod basic_auth;
 pub mod config;
 pub mod connector_state;

@@ -9,8 +9,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::entry::Entry;
-use super::retry::{backoff, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::service::{EntryOutcome, PutEventsService, RequestError};
+use crate::backoff::full_jitter;
 use crate::rate_limit::RateLimit;
 use crate::telemetry::{emit, PutEventsCompleted, PutEventsRetrying, RateLimitWaited};
 
@@ -163,10 +164,10 @@ impl Deliverer {
             }
             rounds_without_progress += 1;
             let delay = if request_failures > 0 {
-                backoff(self.retry.initial_backoff, self.retry.max_backoff, request_failures)
+                full_jitter(self.retry.initial_backoff, self.retry.max_backoff, request_failures)
             } else {
                 let ceiling = self.retry.max_backoff.min(ENTRY_RETRY_CEILING);
-                backoff(self.retry.initial_backoff, ceiling, rounds_without_progress)
+                full_jitter(self.retry.initial_backoff, ceiling, rounds_without_progress)
             };
             if !transient {
                 uncertain_attempts += 1;

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Retries of throttled and failed entries, with full jitter. Throttling, internal failures, 5xx, timeouts and lost
@@ -81,16 +80,6 @@ pub fn is_retryable_request_error(code: &str) -> bool {
     )
 }
 
-/// Exponential backoff with full jitter: a random delay up to `initial * 2^(attempt-1)`, capped at `max`.
-/// Full jitter spreads the retries of many throttled entries instead of sending them back in one burst.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let ceiling = initial
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(31))
-        .min(max);
-    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::rng().random_range(0..=millis))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,17 +90,5 @@ mod tests {
         assert!(is_retryable_entry_error("InternalFailure"));
         assert!(!is_retryable_entry_error("InvalidArgument"));
         assert!(!is_retryable_entry_error("MalformedDetail"));
-    }
-
-    #[test]
-    fn backoff_stays_under_the_growing_ceiling() {
-        let initial = Duration::from_millis(100);
-        let max = Duration::from_secs(2);
-        for attempt in 1..40 {
-            let ceiling = (initial * 2u32.pow(attempt.min(20) - 1)).min(max);
-            for _ in 0..20 {
-                assert!(backoff(initial, max, attempt) <= ceiling);
-            }
-        }
     }
 }

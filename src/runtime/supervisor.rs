@@ -39,11 +39,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// The delay before restart number `failures` (1-based): doubles from `initial_backoff`, capped at `max_backoff`.
 pub fn backoff(policy: &RestartPolicy, failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(31);
-    policy
-        .initial_backoff
-        .saturating_mul(1u32 << exponent)
-        .min(policy.max_backoff)
+    crate::backoff::ceiling(policy.initial_backoff, policy.max_backoff, failures)
 }
 
 impl Supervisor {

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "redact",
         "connector_state",
         "basic_auth",
+        "backoff",
     ],
 ];
 

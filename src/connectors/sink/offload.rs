@@ -9,8 +9,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 
 use super::config::OffloadConfig;
+use crate::backoff::full_jitter;
 use crate::eventbridge::delivery::DeliveryError;
-use crate::eventbridge::retry::{backoff, RetryPolicy};
+use crate::eventbridge::retry::RetryPolicy;
 use crate::json_path::JsonPath;
 
 /// An object to write before the entry that refers to it is sent.
@@ -120,7 +121,7 @@ impl S3Uploader {
             if !retryable {
                 return Err(DeliveryError::Fatal(reason));
             }
-            let delay = backoff(self.retry.initial_backoff, self.retry.max_backoff, attempts);
+            let delay = full_jitter(self.retry.initial_backoff, self.retry.max_backoff, attempts);
             if attempts >= self.retry.max_attempts || started.elapsed() + delay > self.retry.max_duration {
                 return Err(DeliveryError::RetriesExhausted {
                     entries: 1,
