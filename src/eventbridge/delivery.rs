@@ -55,9 +55,27 @@ pub struct Delivery<T> {
 /// does not slow the sender as a whole; that is the rate limit's work).
 const ENTRY_RETRY_CEILING: Duration = Duration::from_secs(1);
 
-pub struct Deliverer {
+/// Where a batch goes: PutEvents ([`PutEventsService`]), or in the unit tests below a script of the answers
+/// EventBridge gives under faults it will not produce on demand (throttle storms, unclear answers).
+pub trait SendEntries: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        entries: &'a [&'a Entry],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<EntryOutcome>, RequestError>>;
+}
+
+impl SendEntries for PutEventsService {
+    fn send<'a>(
+        &'a self,
+        entries: &'a [&'a Entry],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<EntryOutcome>, RequestError>> {
+        Box::pin(PutEventsService::send(self, entries))
+    }
+}
+
+pub struct Deliverer<S = PutEventsService> {
     pub connector: String,
-    pub service: PutEventsService,
+    pub service: S,
     pub retry: RetryPolicy,
     pub rate_limit: Option<Arc<RateLimit>>,
     /// Requests out at once (`request.max_in_flight`). A batch holds a slot only while its request is out, never
@@ -68,7 +86,7 @@ pub struct Deliverer {
     pub stopping: CancellationToken,
 }
 
-impl Deliverer {
+impl<S: SendEntries> Deliverer<S> {
     /// Delivers `items`, the first request sent in `slot`. Throttling, internal failures, 5xx and lost connections
     /// are retried for as long as the connector runs: they pass, and a record is never given up for them. Only
     /// answers that leave an entry's fate unclear count toward `retry.max_attempts` and `retry.max_duration`.
@@ -215,5 +233,203 @@ impl Deliverer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::eventbridge::Detail;
+
+    /// Answers each send with the next scripted answer (the same one over and over once one is left), and
+    /// records how many entries each send carried.
+    struct Script {
+        answers: Mutex<VecDeque<Answer>>,
+        sent: Mutex<Vec<usize>>,
+    }
+
+    #[derive(Clone)]
+    enum Answer {
+        /// Per entry, in order: `d` delivered, `t` throttled, `u` unclear, `r` rejected.
+        Entries(&'static str),
+        Request(RequestError),
+    }
+
+    impl Script {
+        fn new(answers: Vec<Answer>) -> Self {
+            Self {
+                answers: Mutex::new(answers.into()),
+                sent: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn sent(&self) -> Vec<usize> {
+            self.sent.lock().unwrap().clone()
+        }
+    }
+
+    impl SendEntries for Script {
+        fn send<'a>(
+            &'a self,
+            entries: &'a [&'a Entry],
+        ) -> futures::future::BoxFuture<'a, Result<Vec<EntryOutcome>, RequestError>> {
+            self.sent.lock().unwrap().push(entries.len());
+            let mut answers = self.answers.lock().unwrap();
+            let answer = if answers.len() > 1 {
+                answers.pop_front().unwrap()
+            } else {
+                answers[0].clone()
+            };
+            let outcome = match answer {
+                Answer::Request(error) => Err(error),
+                Answer::Entries(fates) => Ok(entries
+                    .iter()
+                    .zip(fates.chars().cycle())
+                    .map(|(entry, fate)| match fate {
+                        'd' => EntryOutcome::Delivered {
+                            event_id: entry.source.clone(),
+                        },
+                        't' => EntryOutcome::Retryable {
+                            code: "ThrottlingException".into(),
+                            message: "Rate exceeded".into(),
+                            transient: true,
+                        },
+                        'u' => EntryOutcome::Retryable {
+                            code: "Unknown".into(),
+                            message: "no result".into(),
+                            transient: false,
+                        },
+                        _ => EntryOutcome::Rejected {
+                            code: "MalformedDetail".into(),
+                            message: "Detail is malformed.".into(),
+                        },
+                    })
+                    .collect()),
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    /// Shared: the deliverer takes anything that is `AsRef<Entry>`, as the sink's records are.
+    fn entries(count: usize) -> Vec<Arc<Entry>> {
+        (0..count)
+            .map(|n| {
+                Arc::new(Entry {
+                    source: format!("entry-{n}"),
+                    detail_type: "test".into(),
+                    detail: Detail::from_value(&serde_json::json!({"n": n})),
+                    time: None,
+                    resources: Vec::new(),
+                    trace_header: None,
+                })
+            })
+            .collect()
+    }
+
+    fn deliverer(script: Script) -> Deliverer<Script> {
+        Deliverer {
+            connector: "unit".into(),
+            service: script,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                ..RetryPolicy::default()
+            },
+            rate_limit: None,
+            slots: Arc::new(Semaphore::new(1)),
+            stopping: CancellationToken::new(),
+        }
+    }
+
+    async fn deliver(deliverer: &Deliverer<Script>, items: Vec<Arc<Entry>>) -> Delivery<Arc<Entry>> {
+        let slot = deliverer.slots.clone().acquire_owned().await.unwrap();
+        deliverer.deliver(items, slot).await
+    }
+
+    fn delivered(delivery: &Delivery<Arc<Entry>>) -> Vec<String> {
+        let mut ids: Vec<String> = delivery
+            .settled
+            .iter()
+            .filter_map(|(_, fate)| match fate {
+                Settled::Delivered { event_id } => Some(event_id.clone()),
+                Settled::Rejected { .. } => None,
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_entries_that_failed_are_sent_again() {
+        let deliverer = deliverer(Script::new(vec![Answer::Entries("dtdr"), Answer::Entries("d")]));
+        let delivery = deliver(&deliverer, entries(4)).await;
+        assert_eq!(deliverer.service.sent(), [4, 1]);
+        assert_eq!(delivered(&delivery), ["entry-0", "entry-1", "entry-2"]);
+        assert_eq!(delivery.settled.len(), 4);
+        assert!(delivery.unsettled.is_empty() && delivery.error.is_none());
+        assert_eq!(delivery.attempts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_storm_is_waited_out_however_long_it_lasts() {
+        let mut answers = vec![Answer::Entries("t"); 50];
+        answers.extend([
+            Answer::Request(RequestError::Transient("503 Service Unavailable".into())),
+            Answer::Entries("d"),
+        ]);
+        let deliverer = deliverer(Script::new(answers));
+        let delivery = deliver(&deliverer, entries(3)).await;
+        assert_eq!(delivered(&delivery), ["entry-0", "entry-1", "entry-2"]);
+        assert!(delivery.error.is_none());
+        assert_eq!(
+            delivery.attempts, 52,
+            "past max_attempts, which counts only unclear answers"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unclear_answers_give_up_at_max_attempts() {
+        let deliverer = deliverer(Script::new(vec![Answer::Entries("du"), Answer::Entries("u")]));
+        let delivery = deliver(&deliverer, entries(2)).await;
+        assert_eq!(delivered(&delivery), ["entry-0"]);
+        assert_eq!(delivery.unsettled.len(), 1);
+        assert!(
+            matches!(
+                &delivery.error,
+                Some(DeliveryError::RetriesExhausted {
+                    entries: 1,
+                    attempts: 3,
+                    ..
+                })
+            ),
+            "{:?}",
+            delivery.error
+        );
+        assert_eq!(deliverer.service.sent(), [2, 1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_error_stops_at_once_and_leaves_the_batch_unsettled() {
+        let deliverer = deliverer(Script::new(vec![Answer::Request(RequestError::Fatal(
+            "ResourceNotFoundException: Event bus missing does not exist.".into(),
+        ))]));
+        let delivery = deliver(&deliverer, entries(3)).await;
+        assert_eq!(delivery.unsettled.len(), 3);
+        assert!(delivery.settled.is_empty());
+        assert!(matches!(&delivery.error, Some(DeliveryError::Fatal(reason)) if reason.contains("does not exist")));
+        assert_eq!(deliverer.service.sent(), [3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_hands_back_what_is_not_settled() {
+        let deliverer = deliverer(Script::new(vec![Answer::Entries("dt")]));
+        deliverer.stopping.cancel();
+        let delivery = deliver(&deliverer, entries(2)).await;
+        assert_eq!(delivered(&delivery), ["entry-0"]);
+        assert_eq!(delivery.unsettled.len(), 1);
+        assert!(delivery.error.is_none());
+        assert_eq!(deliverer.service.sent(), [2]);
     }
 }

@@ -39,7 +39,7 @@ pub enum EntryOutcome {
 }
 
 /// A failure of the whole request.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// Throttled, 5xx, timed out, the connection failed or no credentials yet: the service is busy or away, and the
     /// same entries go through once it is back.
