@@ -160,27 +160,23 @@ pub fn install(signer: MskIamSigner) {
 
 /// What every client context answers librdkafka's token requests with.
 pub fn token() -> Result<OAuthToken, Box<dyn std::error::Error>> {
-    let signer = SIGNER
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
-        .ok_or(MskIamError::NotInstalled)?;
+    let signer = installed().ok_or(MskIamError::NotInstalled)?;
     Ok(signer.token()?)
 }
 
-/// Whether the process has a signer, so that clients that are not polled ([`prime`]) need a token set by hand.
-fn installed() -> bool {
-    SIGNER.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+/// The process's signer, if any: with one, clients that are not polled ([`prime`]) need a token set by hand.
+fn installed() -> Option<Arc<MskIamSigner>> {
+    SIGNER.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
 /// Sets a first token on a client that nobody polls (an admin client, a consumer used for one lookup): librdkafka
 /// asks for tokens through the client's main queue, which only polling serves. Such clients live for one call,
 /// well within a token's lifetime. Does nothing without a signer.
 pub fn prime<C: ClientContext>(client: &Client<C>) -> Result<(), String> {
-    if !installed() {
+    let Some(signer) = installed() else {
         return Ok(());
-    }
-    let token = token().map_err(|error| error.to_string())?;
+    };
+    let token = signer.token().map_err(|error| error.to_string())?;
     let value = std::ffi::CString::new(token.token).map_err(|_| "the token holds a NUL byte".to_owned())?;
     let principal =
         std::ffi::CString::new(token.principal_name).map_err(|_| "the principal holds a NUL byte".to_owned())?;

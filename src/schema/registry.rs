@@ -35,7 +35,6 @@ pub fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySet
     if let Some(token) = &config.bearer_token {
         builder.set_token_authorization(token.expose());
     }
-    let http = http_client(config).map_err(failed)?;
     if let Some(oauth) = &config.oauth {
         if let Some(cluster) = &oauth.logical_cluster {
             builder.add_header("target-sr-cluster", cluster.value());
@@ -43,7 +42,10 @@ pub fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySet
         if let Some(pool) = &oauth.identity_pool_id {
             builder.add_header("Confluent-Identity-Pool-Id", pool.value());
         }
-        let token_client = http.build().map_err(|error| failed(error.to_string()))?;
+        let token_client = http_client(config)
+            .map_err(failed)?
+            .build()
+            .map_err(|error| failed(error.to_string()))?;
         builder.with_middleware(super::oauth::BearerTokens::new(oauth, token_client));
     }
     builder
