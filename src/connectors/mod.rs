@@ -1,8 +1,10 @@
 //! The connector types, and the one registry that maps a `type:` to its settings and its running task.
 //! Adding a connector type touches this file and the type's own module, nothing else.
 
+mod common;
 mod file;
 pub mod receiver;
+pub mod settings;
 pub mod sink;
 pub mod source;
 pub mod threshold;

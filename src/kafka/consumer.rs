@@ -102,9 +102,6 @@ pub fn commit<C: Consumer<TrackingContext>>(
     mode: CommitMode,
     reason: &str,
 ) -> bool {
-    if offsets.is_empty() {
-        return true;
-    }
     let mut list = TopicPartitionList::with_capacity(offsets.len());
     for ((topic, partition), offset) in offsets {
         if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
@@ -115,12 +112,29 @@ pub fn commit<C: Consumer<TrackingContext>>(
             return false;
         }
     }
-    match consumer.commit(&list, mode) {
+    let committed = commit_list(connector, consumer, &list, mode, reason);
+    if committed {
+        consumer.context().tracker.lock().committed(offsets);
+    }
+    committed
+}
+
+/// Commits `list` as it is (offsets and metadata), and reports how that went.
+pub fn commit_list<X: ConsumerContext, C: Consumer<X>>(
+    connector: &str,
+    consumer: &C,
+    list: &TopicPartitionList,
+    mode: CommitMode,
+    reason: &str,
+) -> bool {
+    if list.count() == 0 {
+        return true;
+    }
+    match consumer.commit(list, mode) {
         Ok(()) => {
-            consumer.context().tracker.lock().committed(offsets);
             emit(OffsetsCommitted {
                 connector,
-                partitions: offsets.len(),
+                partitions: list.count(),
                 reason,
             });
             true

@@ -128,3 +128,67 @@ fn siblings_form_no_cycle() {
     }
     assert!(cycles.is_empty(), "import cycles: {cycles:?}");
 }
+
+/// The longest a connector function may be: past it, wiring and the loop's phases mix and cannot be read (or
+/// tested) apart.
+const MAX_CONNECTOR_FUNCTION_LINES: usize = 80;
+
+/// Every function and method under `src/connectors`, with its file, name and length in lines.
+fn connector_functions() -> Vec<(String, String, usize)> {
+    struct Lengths<'a> {
+        file: &'a str,
+        found: Vec<(String, String, usize)>,
+    }
+    impl Lengths<'_> {
+        fn note(&mut self, name: &syn::Ident, span: proc_macro2::Span) {
+            let lines = span.end().line - span.start().line + 1;
+            self.found.push((self.file.to_owned(), name.to_string(), lines));
+        }
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Lengths<'_> {
+        fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+            self.note(&item.sig.ident, syn::spanned::Spanned::span(item));
+            syn::visit::visit_item_fn(self, item);
+        }
+        fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+            self.note(&item.sig.ident, syn::spanned::Spanned::span(item));
+            syn::visit::visit_impl_item_fn(self, item);
+        }
+    }
+    let connectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/connectors");
+    let mut files = vec![connectors.clone()];
+    let mut found = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = syn::parse_file(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let name = path.strip_prefix(&connectors).unwrap().to_string_lossy().to_string();
+        let mut lengths = Lengths {
+            file: &name,
+            found: Vec::new(),
+        };
+        syn::visit::Visit::visit_file(&mut lengths, &file);
+        found.extend(lengths.found);
+    }
+    found
+}
+
+#[test]
+fn connector_functions_stay_short() {
+    let functions = connector_functions();
+    // The measure itself works: the connectors have functions, and it counts their lines.
+    assert!(functions.len() > 100, "{functions:?}");
+    assert!(functions.iter().any(|(_, _, lines)| *lines > 40), "{functions:?}");
+    let long: Vec<String> = functions
+        .iter()
+        .filter(|(_, _, lines)| *lines > MAX_CONNECTOR_FUNCTION_LINES)
+        .map(|(file, name, lines)| format!("{file}: {name} has {lines} lines"))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "connector functions over {MAX_CONNECTOR_FUNCTION_LINES} lines: {long:?}"
+    );
+}

@@ -167,9 +167,9 @@ rate_limits:
 #[test]
 fn the_time_setting_round_trips() {
     for written in ["record_timestamp", "none", "{json_path: $.eventTime}"] {
-        let time: ebconnect::connectors::sink::config::TimeConfig = serde_norway::from_str(written).unwrap();
+        let time: ebconnect::connectors::settings::TimeConfig = serde_norway::from_str(written).unwrap();
         let shown = serde_json::to_value(&time).unwrap();
-        let again: ebconnect::connectors::sink::config::TimeConfig = serde_json::from_value(shown.clone()).unwrap();
+        let again: ebconnect::connectors::settings::TimeConfig = serde_json::from_value(shown.clone()).unwrap();
         assert_eq!(serde_json::to_value(&again).unwrap(), shown, "{written}");
     }
 }

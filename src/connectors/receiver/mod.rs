@@ -38,9 +38,9 @@ pub use self::config::ReceiverConfig;
 use self::wire::{
     parse_record, ApiError, BatchFailure, BatchResponse, BatchSuccess, DataSummary, Delivered, Payload, ProduceRecord,
 };
+use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
-use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
 use crate::schema::encode::{AvroRecordEncoder, EncodeError};
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled};
@@ -59,8 +59,8 @@ pub enum ReceiverError {
     Producer(#[source] KafkaError),
     #[error(transparent)]
     Registry(RegistrySetupError),
-    #[error("Kafka refuses this client: {0}")]
-    Refused(String),
+    #[error(transparent)]
+    Client(#[from] ClientFailure),
 }
 
 pub struct ReceiverConnector {
@@ -182,18 +182,7 @@ impl Receiver {
             .map(wire::RecordHeader::decoded)
             .collect::<Result<Vec<_>, _>>()?;
         let timestamp = match &record.timestamp {
-            Some(text) => {
-                let millis = chrono::DateTime::parse_from_rfc3339(text)
-                    .map_err(|error| ApiError::invalid(format!("timestamp: `{text}` is not RFC 3339: {error}")))?
-                    .timestamp_millis();
-                // Kafka reads a negative timestamp as none.
-                if millis < 0 {
-                    return Err(ApiError::invalid(format!(
-                        "timestamp: `{text}` is before 1970, which a Kafka record cannot carry"
-                    )));
-                }
-                millis
-            }
+            Some(text) => record_timestamp(text)?,
             None => chrono::Utc::now().timestamp_millis(),
         };
         if record.partition_id.is_some_and(|partition| partition < 0) {
@@ -600,6 +589,20 @@ impl Receiver {
     }
 }
 
+/// A produce request's `timestamp` in epoch milliseconds.
+fn record_timestamp(text: &str) -> Result<i64, ApiError> {
+    let millis = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|error| ApiError::invalid(format!("timestamp: `{text}` is not RFC 3339: {error}")))?
+        .timestamp_millis();
+    // Kafka reads a negative timestamp as none.
+    if millis < 0 {
+        return Err(ApiError::invalid(format!(
+            "timestamp: `{text}` is before 1970, which a Kafka record cannot carry"
+        )));
+    }
+    Ok(millis)
+}
+
 fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()
         .route("/kafka/v3/clusters/{cluster_id}/topics/{topic}/records", post(produce))
@@ -615,14 +618,9 @@ impl Connector for ReceiverConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
         let name = self.parts.name.as_str();
         let timeout_ms = self.config.produce_timeout.as_millis().to_string();
-        let mut producer_config = client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Producer,
-            &self.config.producer_override,
-            &[("linger.ms", "5")],
-            ErrorPolicy::PRODUCER_SETTINGS,
-        );
-        producer_config.set("client.id", name);
+        let mut producer_config =
+            self.parts
+                .producer_config(&self.config.producer_override, &[("linger.ms", "5")], name);
         producer_config.set("message.timeout.ms", &timeout_ms);
         let fatal = FatalClientError::default();
         let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(ReceiverError::Producer)?;
@@ -668,7 +666,7 @@ impl Connector for ReceiverConnector {
             () = serve => {}
             () = async { context.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {}
             // Every request would fail: the connector fails instead, and its status says why.
-            refused = fatal.raised() => return Err(ReceiverError::Refused(refused).into()),
+            refused = fatal.raised() => return Err(ReceiverError::Client(ClientFailure::Refused(refused)).into()),
         }
         Ok(())
     }

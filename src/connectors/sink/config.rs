@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConnectorName, Interpolated, StringOrMap, WorkerConfig};
+use crate::connectors::settings::{OffsetReset, TimeConfig};
 use crate::eventbridge::retry::RetryPolicy;
 use crate::json_path::JsonPath;
 use crate::schema::{Format, FormatConfig};
@@ -107,23 +108,6 @@ fn default_commit_interval() -> Duration {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OffsetReset {
-    #[default]
-    Earliest,
-    Latest,
-}
-
-impl OffsetReset {
-    pub fn as_librdkafka(self) -> &'static str {
-        match self {
-            Self::Earliest => "earliest",
-            Self::Latest => "latest",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum DetailShape {
     #[default]
     Envelope,
@@ -196,51 +180,6 @@ impl<'de> Deserialize<'de> for ResourceConfig {
             StringOrMap::String(text) => Self::Literal(text),
             StringOrMap::Map(Path { json_path }) => Self::Path { json_path },
         })
-    }
-}
-
-/// Where the event's `time` comes from.
-#[derive(Debug, Clone, Default)]
-pub enum TimeConfig {
-    #[default]
-    RecordTimestamp,
-    None,
-    JsonPath(JsonPath),
-}
-
-/// As it is written (`record_timestamp`, `none`, `{json_path: ...}`), so that what the API shows can be sent back.
-impl Serialize for TimeConfig {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self {
-            Self::RecordTimestamp => serializer.serialize_str("record_timestamp"),
-            Self::None => serializer.serialize_str("none"),
-            Self::JsonPath(path) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("json_path", path)?;
-                map.end()
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Path {
-            json_path: JsonPath,
-        }
-        match StringOrMap::<Path>::deserialize(deserializer)? {
-            StringOrMap::String(word) => match word.as_str() {
-                "record_timestamp" => Ok(Self::RecordTimestamp),
-                "none" => Ok(Self::None),
-                other => Err(serde::de::Error::custom(format!(
-                    "unknown time source `{other}`, expected `record_timestamp`, `none` or `{{json_path: ...}}`"
-                ))),
-            },
-            StringOrMap::Map(Path { json_path }) => Ok(Self::JsonPath(json_path)),
-        }
     }
 }
 

@@ -27,15 +27,18 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 pub use self::config::SinkConfig;
 use self::offload::{S3Uploader, Upload};
 use self::prepare::{Prepared, PreparedChunk, RecordPreparer};
 use self::request_builder::EntryBuilder;
+use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::sdk_config;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
@@ -50,20 +53,18 @@ use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
-use crate::telemetry::{emit, KafkaConsumerError, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
+use crate::telemetry::{emit, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("cannot create the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
-    #[error("Kafka refuses this client: {0}")]
-    Refused(String),
-    #[error("cannot subscribe to {what}: {source}")]
-    Subscribe { what: String, source: KafkaError },
+    #[error(transparent)]
+    Client(#[from] ClientFailure),
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
     #[error("cannot create the dead-letter producer: {0}")]
     DeadLetterProducer(#[source] KafkaError),
-    #[error("Kafka consumer failed: {0}")]
-    Kafka(#[source] KafkaError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error("PutEvents to `{bus}`: {source}")]
@@ -138,23 +139,35 @@ struct Loop<'a> {
     batcher: Batcher<InFlight>,
     ready: VecDeque<Vec<InFlight>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Completion>>,
-    accepting: bool,
-    /// Shutdown was asked for: no new request is sent; requests already out are waited for.
-    stopping: bool,
-    /// Set when sending itself failed (PutEvents or the dead-letter topic): nothing more is sent.
-    halt_sending: bool,
+    phase: Phase,
     paused: bool,
     failure: Option<SinkError>,
     progress: &'a Progress,
 }
 
+/// Where the loop is on its way from reading to returning; it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Reading, preparing and sending.
+    Consuming,
+    /// A record the errors policy did not tolerate: nothing more is read, and what was read before it is still
+    /// delivered, so that the commit reaches it.
+    Finishing,
+    /// Shutdown, or a failure to send (PutEvents, S3, the dead-letter topic): nothing more is read or sent, and
+    /// requests already out are waited for. What was read but not sent stays uncommitted and is read again.
+    Draining,
+}
+
 impl Loop<'_> {
-    /// Stops reading. A record that the errors policy did not tolerate still lets what was read before it be
-    /// delivered, so the commit reaches it; a failure to send stops sending too.
+    fn enter(&mut self, phase: Phase) {
+        self.phase = self.phase.max(phase);
+    }
+
     fn fail(&mut self, error: SinkError) {
-        self.accepting = false;
-        if !matches!(error, SinkError::Policy(PolicyError::NotTolerated { .. })) {
-            self.halt_sending = true;
+        if matches!(error, SinkError::Policy(PolicyError::NotTolerated { .. })) {
+            self.enter(Phase::Finishing);
+        } else {
+            self.enter(Phase::Draining);
             // Batches waiting to retry come back now instead of retrying until the throttling ends.
             self.deliverer.stopping.cancel();
         }
@@ -192,9 +205,9 @@ impl Loop<'_> {
     fn on_prepared(&mut self, chunk: Result<PreparedChunk, SinkError>) {
         let chunk = match chunk {
             Ok(chunk) => chunk,
-            // After shutdown, a chunk cut short (its wait for the registry ended) is simply not delivered: its
+            // While draining, a chunk cut short (its wait for the registry ended) is simply not delivered: its
             // records stay unsettled and are read again on the next start.
-            Err(_) if self.stopping => return,
+            Err(_) if self.phase == Phase::Draining => return,
             Err(error) => return self.fail(error),
         };
         let mut filtered = 0;
@@ -224,8 +237,8 @@ impl Loop<'_> {
                 count: filtered,
             });
         }
-        // After shutdown nothing more is read, so what was last prepared goes out without waiting for the linger.
-        if !self.accepting && self.preparing.is_empty() {
+        // Once nothing more is read, what was last prepared goes out without waiting for the linger.
+        if self.phase != Phase::Consuming && self.preparing.is_empty() {
             self.flush();
         }
     }
@@ -291,7 +304,7 @@ impl Loop<'_> {
 
     /// Whether a batch waits for a request slot.
     fn wants_slot(&self) -> bool {
-        !self.halt_sending && !self.stopping && !self.ready.is_empty()
+        self.phase != Phase::Draining && !self.ready.is_empty()
     }
 
     /// Sends ready batches while request slots are free.
@@ -365,31 +378,147 @@ impl Loop<'_> {
         }
     }
 
-    /// After shutdown, once what is in flight is back; after a record the errors policy did not tolerate, once what
-    /// was read before it is delivered; after a failure to send, once what is in flight is back.
     fn is_done(&self) -> bool {
-        !self.accepting
-            && self.in_flight.is_empty()
-            && (self.halt_sending
-                || self.stopping
-                || (self.preparing.is_empty() && self.ready.is_empty() && self.batcher.is_empty()))
+        match self.phase {
+            Phase::Consuming => false,
+            Phase::Finishing => {
+                self.in_flight.is_empty()
+                    && self.preparing.is_empty()
+                    && self.ready.is_empty()
+                    && self.batcher.is_empty()
+            }
+            Phase::Draining => self.in_flight.is_empty(),
+        }
     }
 
     fn commit(&self, mode: CommitMode, reason: &str) {
         let offsets = self.tracker.lock().to_commit();
         commit(self.name, self.consumer, &offsets, mode, reason);
     }
+
+    /// Reads, prepares, sends and settles until `is_done`, then commits what settled.
+    async fn run(mut self, shutdown: &CancellationToken, fatal: &FatalClientError) -> Result<(), SinkError> {
+        let consumer = self.consumer;
+        // Whatever the consumer has at hand, up to a chunk: one record at a time when they trickle in, chunks
+        // that keep every core busy when they stream.
+        let mut messages = consumer.stream().ready_chunks(PREPARE_CHUNK);
+        let max_preparing = std::thread::available_parallelism().map_or(2, usize::from) * 2;
+        let mut commit_timer = tokio::time::interval(self.config.commit_interval);
+        commit_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Made once, not on each turn of the loop: the loop turns for every chunk of records.
+        let refused = fatal.raised();
+        tokio::pin!(refused);
+        while !self.is_done() {
+            self.dispatch();
+            let linger_until = self
+                .batcher
+                .opened_at()
+                .map(|opened| Instant::from_std(opened) + self.config.batch.linger);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled(), if self.phase != Phase::Draining => self.enter(Phase::Draining),
+                Some(completion) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.on_completion(completion);
+                }
+                reason = &mut refused, if self.failure.is_none() => self.fail(ClientFailure::Refused(reason).into()),
+                Ok(slot) = self.deliverer.slots.clone().acquire_owned(), if self.wants_slot() => self.send(slot),
+                _ = commit_timer.tick() => self.commit(CommitMode::Async, "interval"),
+                () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
+                    self.flush();
+                }
+                Some(prepared) = self.preparing.next(), if !self.preparing.is_empty() => {
+                    self.on_prepared(prepared.unwrap_or_else(|error| Err(SinkError::PreparePanicked(error.to_string()))));
+                }
+                messages = messages.next(), if self.phase == Phase::Consuming && self.preparing.len() < max_preparing => {
+                    match messages {
+                        Some(messages) => self.on_messages(messages, fatal),
+                        None => self.fail(ClientFailure::Consumer(KafkaError::NoMessageReceived).into()),
+                    }
+                }
+            }
+            self.apply_backpressure();
+        }
+        self.commit(CommitMode::Sync, "stop");
+        self.failure.map_or(Ok(()), Err)
+    }
+
+    /// A chunk of what the consumer had at hand: its records go to be prepared, a fatal error fails the loop.
+    fn on_messages(&mut self, messages: Vec<KafkaResult<BorrowedMessage<'_>>>, fatal: &FatalClientError) {
+        let mut records = Vec::with_capacity(messages.len());
+        for message in messages {
+            match message {
+                Ok(message) => records.push(Record::from_message(&message)),
+                Err(error) => {
+                    if let Some(failure) = consumer_error(self.name, error, fatal) {
+                        self.fail(failure.into());
+                    }
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.on_records(records);
+        }
+    }
 }
 
-#[async_trait]
-impl Connector for SinkConnector {
-    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+/// The running parts of a sink, built from its settings.
+struct SinkParts {
+    consumer: StreamConsumer<TrackingContext>,
+    tracker: SharedTracker,
+    fatal: FatalClientError,
+    policy: ErrorPolicy,
+    deliverer: Arc<Deliverer>,
+    uploader: Option<Arc<S3Uploader>>,
+    preparer: Arc<RecordPreparer>,
+}
+
+impl SinkConnector {
+    async fn build(&self, context: &ConnectorContext) -> Result<SinkParts, SinkError> {
         let name = self.parts.name.as_str();
         let config = &self.config;
         let tracker = SharedTracker::default();
-        let group_id = config.group_id(&self.parts.name);
         let fatal = FatalClientError::default();
-        let consumer: StreamConsumer<TrackingContext> = client_config(
+        let consumer = self.consumer(context, &tracker, &fatal)?;
+        let producer_config = self
+            .parts
+            .producer_config(&config.producer_override, &[], &format!("{name}-dlq"));
+        let policy = self
+            .parts
+            .error_policy(producer_config)
+            .map_err(SinkError::DeadLetterProducer)?;
+        let sdk = sdk_config(&self.parts.worker.aws).await;
+        let deliverer = Arc::new(self.deliverer(&sdk, context).await?);
+        let registry = self.parts.worker.schema_registry.as_ref();
+        let preparer = Arc::new(RecordPreparer {
+            connector: name.to_owned(),
+            key_decoder: Decoder::new(&config.key, registry)?,
+            value_decoder: Decoder::new(&config.value, registry)?,
+            transforms: self.parts.transforms.clone(),
+            builder: EntryBuilder::new(&self.parts.name, config),
+            max_bytes: config.batch.max_bytes,
+            stopping: deliverer.stopping.clone(),
+        });
+        subscribe(&consumer, &config.topics, config.topics_regex.as_deref())?;
+        Ok(SinkParts {
+            consumer,
+            tracker,
+            fatal,
+            policy,
+            deliverer,
+            uploader: config.offload.is_some().then(|| Arc::new(self.uploader(&sdk))),
+            preparer,
+        })
+    }
+
+    fn consumer(
+        &self,
+        context: &ConnectorContext,
+        tracker: &SharedTracker,
+        fatal: &FatalClientError,
+    ) -> Result<StreamConsumer<TrackingContext>, SinkError> {
+        let config = &self.config;
+        let group_id = config.group_id(&self.parts.name);
+        client_config(
             &self.parts.worker.kafka,
             ClientRole::Consumer,
             &config.consumer_override,
@@ -414,25 +543,17 @@ impl Connector for SinkConnector {
             ],
         )
         .create_with_context(TrackingContext {
-            connector: name.to_owned(),
+            connector: self.parts.name.as_str().to_owned(),
             tracker: tracker.clone(),
             topics: context.topics.clone(),
             fatal: fatal.clone(),
         })
-        .map_err(SinkError::Consumer)?;
-        let mut producer_config = client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Producer,
-            &config.producer_override,
-            &[],
-            ErrorPolicy::PRODUCER_SETTINGS,
-        );
-        producer_config.set("client.id", format!("{name}-dlq"));
-        let policy = ErrorPolicy::new(name, self.parts.errors.clone(), producer_config)
-            .map_err(SinkError::DeadLetterProducer)?;
+        .map_err(SinkError::Consumer)
+    }
 
-        let sdk = sdk_config(&self.parts.worker.aws).await;
-        let endpoint = endpoint::resolve(&sdk, config.endpoint_id.as_deref()).await?;
+    async fn deliverer(&self, sdk: &aws_config::SdkConfig, context: &ConnectorContext) -> Result<Deliverer, SinkError> {
+        let config = &self.config;
+        let endpoint = endpoint::resolve(sdk, config.endpoint_id.as_deref()).await?;
         let service = PutEventsService::new(
             endpoint,
             sdk.credentials_provider(),
@@ -440,8 +561,8 @@ impl Connector for SinkConnector {
             config.endpoint_id.clone(),
             config.request.timeout,
         )?;
-        let deliverer = Arc::new(Deliverer {
-            connector: name.to_owned(),
+        Ok(Deliverer {
+            connector: self.parts.name.as_str().to_owned(),
             service,
             retry: config.retry.clone(),
             rate_limit: config
@@ -450,120 +571,43 @@ impl Connector for SinkConnector {
                 .and_then(|group| self.parts.rate_limits.get(group)),
             slots: Arc::new(Semaphore::new(config.request.max_in_flight)),
             stopping: context.shutdown.child_token(),
-        });
+        })
+    }
 
-        let uploader = config.offload.as_ref().map(|_| {
-            let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-                // Emulators and VPC endpoints do not serve bucket names as host names.
-                .force_path_style(self.parts.worker.aws.endpoint_url.is_some())
-                .build();
-            Arc::new(S3Uploader {
-                client: aws_sdk_s3::Client::from_conf(s3),
-                retry: config.retry.clone(),
-            })
-        });
+    fn uploader(&self, sdk: &aws_config::SdkConfig) -> S3Uploader {
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            // Emulators and VPC endpoints do not serve bucket names as host names.
+            .force_path_style(self.parts.worker.aws.endpoint_url.is_some())
+            .build();
+        S3Uploader {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            retry: self.config.retry.clone(),
+        }
+    }
+}
 
-        let subscription = match &config.topics_regex {
-            // librdkafka treats a topic starting with `^` as a regular expression.
-            Some(pattern) => vec![format!("^{}", pattern.trim_start_matches('^'))],
-            None => config.topics.clone(),
-        };
-        let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|source| SinkError::Subscribe {
-            what: subscription.join(", "),
-            source,
-        })?;
-
-        let mut state = Loop {
-            name,
-            config,
-            consumer: &consumer,
-            tracker,
-            preparer: Arc::new(RecordPreparer {
-                connector: name.to_owned(),
-                key_decoder: Decoder::new(&config.key, self.parts.worker.schema_registry.as_ref())?,
-                value_decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
-                transforms: self.parts.transforms.clone(),
-                builder: EntryBuilder::new(&self.parts.name, config),
-                max_bytes: config.batch.max_bytes,
-                stopping: deliverer.stopping.clone(),
-            }),
+#[async_trait]
+impl Connector for SinkConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let parts = self.build(&context).await?;
+        let state = Loop {
+            name: self.parts.name.as_str(),
+            config: &self.config,
+            consumer: &parts.consumer,
+            tracker: parts.tracker,
+            preparer: parts.preparer,
             preparing: FuturesOrdered::new(),
-            policy,
-            deliverer,
-            uploader,
-            batcher: Batcher::new(config.batch.max_entries, config.batch.max_bytes),
+            policy: parts.policy,
+            batcher: Batcher::new(self.config.batch.max_entries, self.config.batch.max_bytes),
+            deliverer: parts.deliverer,
+            uploader: parts.uploader,
             ready: VecDeque::new(),
             in_flight: FuturesUnordered::new(),
-            accepting: true,
-            stopping: false,
-            halt_sending: false,
+            phase: Phase::Consuming,
             paused: false,
             failure: None,
             progress: &context.progress,
         };
-        // Whatever the consumer has at hand, up to a chunk: one record at a time when they trickle in, chunks
-        // that keep every core busy when they stream.
-        let mut messages = consumer.stream().ready_chunks(PREPARE_CHUNK);
-        let max_preparing = std::thread::available_parallelism().map_or(2, usize::from) * 2;
-        let mut commit_timer = tokio::time::interval(config.commit_interval);
-        commit_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Made once, not on each turn of the loop: the loop turns for every chunk of records.
-        let refused = fatal.raised();
-        tokio::pin!(refused);
-
-        while !state.is_done() {
-            state.dispatch();
-            let linger_until = state
-                .batcher
-                .opened_at()
-                .map(|opened| Instant::from_std(opened) + config.batch.linger);
-            tokio::select! {
-                biased;
-                () = context.shutdown.cancelled(), if !state.stopping => {
-                    // What is read but not sent stays uncommitted and is read again on the next start.
-                    state.accepting = false;
-                    state.stopping = true;
-                }
-                Some(completion) = state.in_flight.next(), if !state.in_flight.is_empty() => {
-                    state.on_completion(completion);
-                }
-                reason = &mut refused, if state.failure.is_none() => state.fail(SinkError::Refused(reason)),
-                Ok(slot) = state.deliverer.slots.clone().acquire_owned(), if state.wants_slot() => state.send(slot),
-                _ = commit_timer.tick() => state.commit(CommitMode::Async, "interval"),
-                () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
-                    state.flush();
-                }
-                Some(prepared) = state.preparing.next(), if !state.preparing.is_empty() => {
-                    state.on_prepared(prepared.unwrap_or_else(|error| Err(SinkError::PreparePanicked(error.to_string()))));
-                }
-                messages = messages.next(), if state.accepting && state.preparing.len() < max_preparing => {
-                    let Some(messages) = messages else {
-                        state.fail(SinkError::Kafka(KafkaError::NoMessageReceived));
-                        continue;
-                    };
-                    let mut records = Vec::with_capacity(messages.len());
-                    for message in messages {
-                        match message {
-                            Ok(message) => records.push(Record::from_message(&message)),
-                            Err(error) if crate::kafka::consumer::is_fatal(&error) => state.fail(match fatal.first() {
-                                Some(reason) => SinkError::Refused(reason),
-                                None => SinkError::Kafka(error),
-                            }),
-                            Err(error) => emit(KafkaConsumerError { connector: name, error: &error.to_string() }),
-                        }
-                    }
-                    if !records.is_empty() {
-                        state.on_records(records);
-                    }
-                }
-            }
-            state.apply_backpressure();
-        }
-        state.commit(CommitMode::Sync, "stop");
-        match state.failure {
-            Some(error) => Err(error.into()),
-            None => Ok(()),
-        }
+        Ok(state.run(&context.shutdown, &parts.fatal).await?)
     }
 }

@@ -4,9 +4,10 @@ use base64::Engine;
 use chrono::DateTime;
 use serde_json::{json, Map, Value};
 
-use super::config::{DetailShape, DetailTypeConfig, ResourceConfig, SinkConfig, TimeConfig};
+use super::config::{DetailShape, DetailTypeConfig, ResourceConfig, SinkConfig};
 use super::offload::{Offloader, Upload};
 use crate::config::ConnectorName;
+use crate::connectors::settings::TimeConfig;
 use crate::eventbridge::{Detail, Entry};
 use crate::record::Record;
 

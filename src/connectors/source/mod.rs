@@ -26,10 +26,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::SourceConfig;
+use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::sdk_config;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
-use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
 use crate::record::{Position, Record, TimestampType};
 use crate::record::{RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
@@ -53,8 +54,8 @@ pub enum SourceError {
     NoQueue,
     #[error("a poller ended without a result: {0}")]
     PollerPanicked(String),
-    #[error("Kafka refuses this client: {0}")]
-    Refused(String),
+    #[error(transparent)]
+    Client(#[from] ClientFailure),
 }
 
 pub struct SourceConnector {
@@ -193,29 +194,9 @@ impl Poller {
     }
 
     async fn handle(&self, message: &Message) -> Result<Fate, SourceError> {
-        let body = message.body().unwrap_or_default();
-        let event = match serde_json::from_str::<Value>(body) {
-            Ok(event @ Value::Object(_)) => event,
-            Ok(_) => {
-                return self
-                    .fail(
-                        message,
-                        Stage::ValueConverter,
-                        "DecodeError",
-                        "the message is not a JSON object",
-                    )
-                    .await
-            }
-            Err(error) => {
-                return self
-                    .fail(
-                        message,
-                        Stage::ValueConverter,
-                        "DecodeError",
-                        &format!("the message is not JSON: {error}"),
-                    )
-                    .await
-            }
+        let event = match parse_event(message.body().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(reason) => return self.fail(message, Stage::ValueConverter, "DecodeError", &reason).await,
         };
         let headers: Vec<(&str, String)> = self
             .config
@@ -246,6 +227,16 @@ impl Poller {
                     .await
             }
         };
+        self.produce(message, &decoded, &headers).await
+    }
+
+    /// Writes the event's record and waits for Kafka's acknowledgement.
+    async fn produce(
+        &self,
+        message: &Message,
+        decoded: &Decoded,
+        headers: &[(&str, String)],
+    ) -> Result<Fate, SourceError> {
         let key = match &decoded.key {
             Value::Null => None,
             Value::String(text) => Some(text.clone().into_bytes()),
@@ -261,7 +252,7 @@ impl Poller {
             }
         };
         let mut record_headers = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, text) in &headers {
+        for (name, text) in headers {
             record_headers = record_headers.insert(Header {
                 key: name,
                 value: Some(text.as_bytes()),
@@ -374,6 +365,15 @@ impl Poller {
     }
 }
 
+/// An SQS message's body as the event it carries: a JSON object.
+fn parse_event(body: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(event @ Value::Object(_)) => Ok(event),
+        Ok(_) => Err("the message is not a JSON object".to_owned()),
+        Err(error) => Err(format!("the message is not JSON: {error}")),
+    }
+}
+
 #[async_trait]
 impl Connector for SourceConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
@@ -391,18 +391,17 @@ impl Connector for SourceConnector {
             .value
             .writer(self.parts.worker.schema_registry.as_ref())
             .map_err(SourceError::Registry)?;
-        let mut producer_config = client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Producer,
+        let producer_config = self.parts.producer_config(
             &self.config.producer_override,
             &[("linger.ms", "5"), ("message.timeout.ms", "120000")],
-            ErrorPolicy::PRODUCER_SETTINGS,
+            name,
         );
-        producer_config.set("client.id", name);
         let fatal = FatalClientError::default();
         let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(SourceError::Producer)?;
-        let policy =
-            ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(SourceError::Producer)?;
+        let policy = self
+            .parts
+            .error_policy(producer_config)
+            .map_err(SourceError::Producer)?;
         let poller = Arc::new(Poller {
             name: name.to_owned(),
             config: self.config.clone(),
@@ -427,7 +426,7 @@ impl Connector for SourceConnector {
                 joined = pollers.join_next() => joined,
                 refused = fatal.raised(), if first_error.is_none() => {
                     stop.cancel();
-                    first_error = Some(SourceError::Refused(refused));
+                    first_error = Some(ClientFailure::Refused(refused).into());
                     continue;
                 }
             };

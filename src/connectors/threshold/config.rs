@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{Interpolated, WorkerConfig};
-use crate::connectors::sink::config::{OffsetReset, TimeConfig};
+use crate::connectors::settings::{OffsetReset, TimeConfig};
 use crate::json_path::JsonPath;
 use crate::pattern::Pattern;
 use crate::schema::{Format, FormatConfig, OutputFormat};

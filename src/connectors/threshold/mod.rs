@@ -26,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::ThresholdConfig;
 use self::config::{Comparison, Emit, LateRecords};
 use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
-use super::sink::config::TimeConfig;
+use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
+use super::settings::TimeConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
+use crate::kafka::consumer::commit_list;
 use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
@@ -36,20 +38,17 @@ use crate::record::{RecordFailure, Stage};
 use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{Decoder, OutputFormat};
-use crate::telemetry::{
-    emit, KafkaConsumerError, LateRecordDropped, OffsetCommitFailed, RecordsSkipped, SinkRecordsRead,
-    SourceRecordWritten,
-};
+use crate::telemetry::{emit, LateRecordDropped, RecordsSkipped, SinkRecordsRead, SourceRecordWritten};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThresholdError {
     #[error("cannot create the Kafka {what}: {source}")]
-    Client { what: &'static str, source: KafkaError },
-    #[error("cannot subscribe to {topics:?}: {source}")]
-    Subscribe { topics: Vec<String>, source: KafkaError },
-    #[error("Kafka consumer failed: {0}")]
-    Kafka(#[source] KafkaError),
+    Create { what: &'static str, source: KafkaError },
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    #[error(transparent)]
+    Client(#[from] ClientFailure),
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -60,8 +59,6 @@ pub enum ThresholdError {
     Output { topic: String, reason: String },
     #[error("config: {0}")]
     Config(String),
-    #[error("Kafka refuses this client: {0}")]
-    Refused(String),
 }
 
 pub struct ThresholdConnector {
@@ -140,7 +137,7 @@ impl ConsumerContext for AlertContext {
         }
         let mut state = self.state.lock();
         let list = state.commit_list();
-        commit(&self.connector, consumer, &list, CommitMode::Sync);
+        commit_list(&self.connector, consumer, &list, CommitMode::Sync, "revoke");
         state.windows.reset();
         state.index.clear();
     }
@@ -162,18 +159,6 @@ impl ConsumerContext for AlertContext {
             let index = state.index(element.topic(), element.partition());
             state.windows.assign(index, closed_through, now);
         }
-    }
-}
-
-fn commit(connector: &str, consumer: &impl Consumer<AlertContext>, list: &TopicPartitionList, mode: CommitMode) {
-    if list.count() == 0 {
-        return;
-    }
-    if let Err(error) = consumer.commit(list, mode) {
-        emit(OffsetCommitFailed {
-            connector,
-            error: &error.to_string(),
-        });
     }
 }
 
@@ -246,49 +231,14 @@ impl Loop<'_> {
             connector: self.name,
             count: 1,
         });
-        let position = record.position.clone();
+        let position = &record.position;
         let index = self.state.lock().index(&position.topic, position.partition);
         let now = Instant::now();
         let skip =
             |state: &SharedState, time: Option<i64>| state.lock().windows.skip(index, position.offset, time, now);
-        let value = match self.decoder.decode(record.value.as_deref()).await {
-            Ok(value) => value,
-            Err(error) if error.is_record_error() => {
-                self.fail(&record, Stage::ValueConverter, "DecodeError", error.to_string())
-                    .await?;
-                skip(&self.state, None);
-                return Ok(());
-            }
-            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
-        };
-        let key = record
-            .key
-            .as_deref()
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .map_or(Value::Null, |key| Value::String(key.to_owned()));
-        let context = TransformContext {
-            connector: self.name,
-            topic: &position.topic,
-            partition: position.partition,
-            offset: position.offset,
-            timestamp: record.timestamp,
-        };
-        let value = match self.transforms.apply(Decoded { key, value }, &context) {
-            Ok(Some(decoded)) => decoded.value,
-            Ok(None) => {
-                emit(RecordsSkipped {
-                    connector: self.name,
-                    count: 1,
-                });
-                skip(&self.state, None);
-                return Ok(());
-            }
-            Err(error) => {
-                self.fail(&record, Stage::Transformation, "TransformError", error.to_string())
-                    .await?;
-                skip(&self.state, None);
-                return Ok(());
-            }
+        let Some(value) = self.transformed(&record).await? else {
+            skip(&self.state, None);
+            return Ok(());
         };
         let time = event_time(&self.config.event_time, &record, &value);
         if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
@@ -299,22 +249,81 @@ impl Loop<'_> {
             skip(&self.state, time.ok());
             return Ok(());
         }
-        let time = match time {
-            Ok(time) => time,
+        match time {
+            Ok(time) => self.count(index, &record, &value, time, now).await?,
             Err(reason) => {
                 self.fail(&record, Stage::Transformation, "EventTimeError", reason)
                     .await?;
                 skip(&self.state, None);
                 return Ok(());
             }
+        }
+        self.advance().await
+    }
+
+    /// The record's value, decoded and through the transforms; `None` when it went to the errors policy or a
+    /// transform dropped it.
+    async fn transformed(&self, record: &Record) -> Result<Option<Value>, ThresholdError> {
+        let value = match self.decoder.decode(record.value.as_deref()).await {
+            Ok(value) => value,
+            Err(error) if error.is_record_error() => {
+                self.fail(record, Stage::ValueConverter, "DecodeError", error.to_string())
+                    .await?;
+                return Ok(None);
+            }
+            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
         };
+        let key = record
+            .key
+            .as_deref()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map_or(Value::Null, |key| Value::String(key.to_owned()));
+        let position = &record.position;
+        let context = TransformContext {
+            connector: self.name,
+            topic: &position.topic,
+            partition: position.partition,
+            offset: position.offset,
+            timestamp: record.timestamp,
+        };
+        match self.transforms.apply(Decoded { key, value }, &context) {
+            Ok(Some(decoded)) => Ok(Some(decoded.value)),
+            Ok(None) => {
+                emit(RecordsSkipped {
+                    connector: self.name,
+                    count: 1,
+                });
+                Ok(None)
+            }
+            Err(error) => {
+                self.fail(record, Stage::Transformation, "TransformError", error.to_string())
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Counts the record in its group's windows; a record later than every window it falls in goes where
+    /// `late_records` says.
+    async fn count(
+        &mut self,
+        index: i32,
+        record: &Record,
+        value: &Value,
+        time: i64,
+        now: Instant,
+    ) -> Result<(), ThresholdError> {
         let group: Vec<Value> = self
             .config
             .group_by
             .values()
-            .map(|path| path.select_one(&value).cloned().unwrap_or(Value::Null))
+            .map(|path| path.select_one(value).cloned().unwrap_or(Value::Null))
             .collect();
-        let outcome = self.state.lock().windows.add(index, position.offset, time, group, now);
+        let outcome = self
+            .state
+            .lock()
+            .windows
+            .add(index, record.position.offset, time, group, now);
         match outcome {
             Outcome::Counted(early) => self.write(early).await?,
             Outcome::AlreadyCounted => {}
@@ -323,14 +332,14 @@ impl Loop<'_> {
                 match self.config.late_records {
                     LateRecords::Drop => emit(LateRecordDropped {
                         connector: self.name,
-                        position: &position,
+                        position: &record.position,
                         reason: &reason,
                     }),
-                    LateRecords::Dlq => self.fail(&record, Stage::Transformation, "LateRecord", reason).await?,
+                    LateRecords::Dlq => self.fail(record, Stage::Transformation, "LateRecord", reason).await?,
                 }
             }
         }
-        self.advance().await
+        Ok(())
     }
 
     async fn fail(&self, record: &Record, stage: Stage, kind: &str, message: String) -> Result<(), ThresholdError> {
@@ -392,16 +401,50 @@ impl Loop<'_> {
     }
 }
 
-#[async_trait]
-impl Connector for ThresholdConnector {
-    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+/// The running parts of a threshold-alert, built from its settings.
+struct ThresholdParts {
+    state: SharedState,
+    consumer: StreamConsumer<AlertContext>,
+    fatal: FatalClientError,
+    producer: FutureProducer<ProducerErrors>,
+    policy: ErrorPolicy,
+    writer: JsonWriter,
+}
+
+impl ThresholdConnector {
+    fn build(&self, context: &ConnectorContext) -> Result<ThresholdParts, ThresholdError> {
         let name = self.parts.name.as_str();
         let config = &self.config;
-        let worker = &self.parts.worker;
-        let filter = config.filter_pattern().map_err(ThresholdError::Config)?;
-        let group_names: Vec<String> = config.group_by.keys().cloned().collect();
+        let state = SharedState(Arc::new(Mutex::new(State {
+            windows: Windows::new(self.window_settings()),
+            index: HashMap::new(),
+        })));
+        let fatal = FatalClientError::default();
+        let consumer = self.consumer(context, &state, &fatal)?;
+        subscribe(&consumer, &config.topics, None)?;
+        let producer_config = self
+            .parts
+            .producer_config(&config.producer_override, &[("linger.ms", "5")], name);
+        let client = |what| move |source| ThresholdError::Create { what, source };
+        let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(client("producer"))?;
+        let policy = self
+            .parts
+            .error_policy(producer_config)
+            .map_err(client("dead-letter producer"))?;
+        Ok(ThresholdParts {
+            state,
+            consumer,
+            fatal,
+            producer,
+            policy,
+            writer: self.writer()?,
+        })
+    }
+
+    fn window_settings(&self) -> Settings {
+        let config = &self.config;
         let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        let settings = Settings {
+        Settings {
             window: WindowSpec {
                 size_ms: millis(config.window),
                 hop_ms: millis(config.hop()),
@@ -414,15 +457,19 @@ impl Connector for ThresholdConnector {
             watermark_delay_ms: millis(config.watermark_delay),
             idle_timeout: config.idle_timeout,
             emit_early: config.emit == Emit::Early,
-        };
-        let state = SharedState(Arc::new(Mutex::new(State {
-            windows: Windows::new(settings),
-            index: HashMap::new(),
-        })));
+        }
+    }
+
+    fn consumer(
+        &self,
+        context: &ConnectorContext,
+        state: &SharedState,
+        fatal: &FatalClientError,
+    ) -> Result<StreamConsumer<AlertContext>, ThresholdError> {
+        let config = &self.config;
         let group_id = config.group_id(&self.parts.name);
-        let fatal = FatalClientError::default();
-        let consumer: StreamConsumer<AlertContext> = client_config(
-            &worker.kafka,
+        client_config(
+            &self.parts.worker.kafka,
             ClientRole::Consumer,
             &config.consumer_override,
             &[("queued.max.messages.kbytes", "16384")],
@@ -436,105 +483,92 @@ impl Connector for ThresholdConnector {
             ],
         )
         .create_with_context(AlertContext {
-            connector: name.to_owned(),
+            connector: self.parts.name.as_str().to_owned(),
             state: state.clone(),
             topics: context.topics.clone(),
             fatal: fatal.clone(),
         })
-        .map_err(|source| ThresholdError::Client {
+        .map_err(|source| ThresholdError::Create {
             what: "consumer",
             source,
-        })?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topics)
-            .map_err(|source| ThresholdError::Subscribe {
-                topics: config.topics.clone(),
-                source,
-            })?;
-        let mut producer_config = client_config(
-            &worker.kafka,
-            ClientRole::Producer,
-            &config.producer_override,
-            &[("linger.ms", "5")],
-            ErrorPolicy::PRODUCER_SETTINGS,
-        );
-        producer_config.set("client.id", name);
-        let producer =
-            ProducerErrors::producer(&producer_config, name, &fatal).map_err(|source| ThresholdError::Client {
-                what: "producer",
-                source,
-            })?;
-        let policy = ErrorPolicy::new(name, self.parts.errors.clone(), producer_config).map_err(|source| {
-            ThresholdError::Client {
-                what: "dead-letter producer",
-                source,
-            }
-        })?;
-        let registry = worker.schema_registry.as_ref();
-        let writer = match (config.output.format, registry) {
+        })
+    }
+
+    fn writer(&self) -> Result<JsonWriter, ThresholdError> {
+        let group_names: Vec<String> = self.config.group_by.keys().cloned().collect();
+        Ok(match (self.config.output.format, &self.parts.worker.schema_registry) {
             (OutputFormat::Json, _) => JsonWriter::Json,
             (OutputFormat::Avro, Some(registry)) => JsonWriter::Avro {
                 encoder: AvroRecordEncoder::new(crate::schema::registry::settings(registry)?),
                 schema: WriterSchema::Supplied(output_schema(&group_names)),
             },
             (OutputFormat::Avro, None) => {
-                return Err(
-                    ThresholdError::Config("output.format `avro` needs the worker's schema_registry".into()).into(),
-                )
+                return Err(ThresholdError::Config(
+                    "output.format `avro` needs the worker's schema_registry".into(),
+                ))
             }
-        };
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for ThresholdConnector {
+    async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+        let name = self.parts.name.as_str();
+        let config = &self.config;
+        let parts = self.build(&context)?;
         let mut work = Loop {
             name,
             config,
-            state: state.clone(),
-            decoder: Decoder::new(&config.value, registry)?,
+            state: parts.state.clone(),
+            decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
             transforms: &self.parts.transforms,
-            filter,
-            policy,
-            producer,
-            writer,
-            group_names,
+            filter: config.filter_pattern().map_err(ThresholdError::Config)?,
+            policy: parts.policy,
+            producer: parts.producer,
+            writer: parts.writer,
+            group_names: config.group_by.keys().cloned().collect(),
             topics: context.topics.clone(),
         };
-        let result = run_loop(&mut work, &consumer, &fatal, &context.shutdown).await;
+        let result = work.run(&parts.consumer, &parts.fatal, &context.shutdown).await;
         // Whatever happened, what is settled is committed; a failed record stays uncommitted.
-        let list = state.lock().commit_list();
-        commit(name, &consumer, &list, CommitMode::Sync);
+        let list = parts.state.lock().commit_list();
+        commit_list(name, &parts.consumer, &list, CommitMode::Sync, "stop");
         result.map_err(Into::into)
     }
 }
 
-async fn run_loop(
-    work: &mut Loop<'_>,
-    consumer: &StreamConsumer<AlertContext>,
-    fatal: &FatalClientError,
-    shutdown: &CancellationToken,
-) -> Result<(), ThresholdError> {
-    let mut commits = tokio::time::interval(work.config.commit_interval);
-    let mut clock = tokio::time::interval(Duration::from_secs(1));
-    // Made once, not for every record the loop turns for.
-    let refused = fatal.raised();
-    tokio::pin!(refused);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return Ok(()),
-            reason = &mut refused => return Err(ThresholdError::Refused(reason)),
-            message = consumer.recv() => match message {
-                Ok(message) => work.on_record(Record::from_message(&message)).await?,
-                Err(error) if crate::kafka::consumer::is_fatal(&error) => {
-                    return Err(match fatal.first() {
-                        Some(reason) => ThresholdError::Refused(reason),
-                        None => ThresholdError::Kafka(error),
-                    })
+impl Loop<'_> {
+    /// Reads and counts until shutdown or a failure; closes windows every second as the clock moves.
+    async fn run(
+        &mut self,
+        consumer: &StreamConsumer<AlertContext>,
+        fatal: &FatalClientError,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ThresholdError> {
+        let mut commits = tokio::time::interval(self.config.commit_interval);
+        let mut clock = tokio::time::interval(Duration::from_secs(1));
+        // Made once, not for every record the loop turns for.
+        let refused = fatal.raised();
+        tokio::pin!(refused);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(()),
+                reason = &mut refused => return Err(ClientFailure::Refused(reason).into()),
+                message = consumer.recv() => match message {
+                    Ok(message) => self.on_record(Record::from_message(&message)).await?,
+                    Err(error) => {
+                        if let Some(failure) = consumer_error(self.name, error, fatal) {
+                            return Err(failure.into());
+                        }
+                    }
+                },
+                _ = clock.tick() => self.advance().await?,
+                _ = commits.tick() => {
+                    let list = self.state.lock().commit_list();
+                    commit_list(self.name, consumer, &list, CommitMode::Async, "interval");
                 }
-                Err(error) => emit(KafkaConsumerError { connector: work.name, error: &error.to_string() }),
-            },
-            _ = clock.tick() => work.advance().await?,
-            _ = commits.tick() => {
-                let list = work.state.lock().commit_list();
-                commit(work.name, consumer, &list, CommitMode::Async);
             }
         }
     }

@@ -1,0 +1,94 @@
+//! What every connector builds the same way from its parts: its producers' settings, its errors policy, its
+//! subscription, and what a consumer error means for its loop. One copy, so that a fix (a setting the dead-letter
+//! writer needs, the broker's reason for a refused login) reaches all four connector types.
+
+use std::collections::BTreeMap;
+
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::ClientConfig;
+
+use super::ConnectorParts;
+use crate::config::Interpolated;
+use crate::dead_letter::ErrorPolicy;
+use crate::kafka::{client_config, ClientRole, FatalClientError};
+use crate::telemetry::{emit, KafkaConsumerError};
+
+impl ConnectorParts {
+    /// The settings of the connector's producers, its output and its dead-letter writer alike: `defaults`, the
+    /// worker's cluster and producer overrides, the connector's `overrides`, then what the dead-letter writer needs.
+    pub(super) fn producer_config(
+        &self,
+        overrides: &BTreeMap<String, Interpolated>,
+        defaults: &[(&str, &str)],
+        client_id: &str,
+    ) -> ClientConfig {
+        let mut config = client_config(
+            &self.worker.kafka,
+            ClientRole::Producer,
+            overrides,
+            defaults,
+            ErrorPolicy::PRODUCER_SETTINGS,
+        );
+        config.set("client.id", client_id);
+        config
+    }
+
+    /// The connector's `errors` policy; its dead-letter writer, when one is configured, uses `producer_config`.
+    pub(super) fn error_policy(&self, producer_config: ClientConfig) -> Result<ErrorPolicy, KafkaError> {
+        ErrorPolicy::new(self.name.as_str(), self.errors.clone(), producer_config)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot subscribe to {what}: {source}")]
+pub struct SubscribeError {
+    what: String,
+    source: KafkaError,
+}
+
+/// Subscribes to `topics`, or to the topics `regex` matches when it is given.
+pub(super) fn subscribe<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topics: &[String],
+    regex: Option<&str>,
+) -> Result<(), SubscribeError> {
+    let subscription = match regex {
+        // librdkafka treats a topic starting with `^` as a regular expression.
+        Some(pattern) => vec![format!("^{}", pattern.trim_start_matches('^'))],
+        None => topics.to_vec(),
+    };
+    let names: Vec<&str> = subscription.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).map_err(|source| SubscribeError {
+        what: subscription.join(", "),
+        source,
+    })
+}
+
+/// Why a connector's Kafka client cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientFailure {
+    /// The broker refuses the client (credentials, certificate); the reason is the broker's, as the client's
+    /// error callback heard it.
+    #[error("Kafka refuses this client: {0}")]
+    Refused(String),
+    #[error("Kafka consumer failed: {0}")]
+    Consumer(#[source] KafkaError),
+}
+
+/// What a consumer error means for the loop: a fatal one ends it, with the broker's reason when the client's
+/// callback raised one (the consumer's own error is then a bare `Authentication failure`); any other is reported,
+/// and librdkafka retries.
+pub(super) fn consumer_error(connector: &str, error: KafkaError, fatal: &FatalClientError) -> Option<ClientFailure> {
+    if !crate::kafka::consumer::is_fatal(&error) {
+        emit(KafkaConsumerError {
+            connector,
+            error: &error.to_string(),
+        });
+        return None;
+    }
+    Some(match fatal.first() {
+        Some(reason) => ClientFailure::Refused(reason),
+        None => ClientFailure::Consumer(error),
+    })
+}
