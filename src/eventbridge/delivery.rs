@@ -13,7 +13,7 @@ use super::retry::RetryPolicy;
 use super::service::{EntryOutcome, PutEventsService, RequestError};
 use crate::backoff::full_jitter;
 use crate::rate_limit::RateLimit;
-use crate::telemetry::{emit, PutEventsCompleted, PutEventsRetrying, RateLimitWaited};
+use crate::telemetry::{emit, ConnectorMetrics, PutEventsCompleted, PutEventsRetrying, RateLimitWaited};
 
 /// The final fate of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl SendEntries for PutEventsService {
 }
 
 pub struct Deliverer<S = PutEventsService> {
-    pub connector: String,
+    pub metrics: ConnectorMetrics,
     pub service: S,
     pub retry: RetryPolicy,
     pub rate_limit: Option<Arc<RateLimit>>,
@@ -110,7 +110,7 @@ impl<S: SendEntries> Deliverer<S> {
                 let waiting = Instant::now();
                 limit.acquire(pending.len()).await;
                 emit(RateLimitWaited {
-                    connector: &self.connector,
+                    metrics: &self.metrics,
                     waited: waiting.elapsed(),
                 });
             }
@@ -119,7 +119,7 @@ impl<S: SendEntries> Deliverer<S> {
             let answer = self.service.send(&entries).await;
             drop(slot);
             emit(PutEventsCompleted {
-                connector: &self.connector,
+                metrics: &self.metrics,
                 entries: entries.len(),
                 duration: sending.elapsed(),
             });
@@ -206,7 +206,7 @@ impl<S: SendEntries> Deliverer<S> {
                 }
             }
             emit(PutEventsRetrying {
-                connector: &self.connector,
+                metrics: &self.metrics,
                 entries: pending.len(),
                 attempt: attempts,
                 delay,
@@ -331,7 +331,7 @@ mod tests {
 
     fn deliverer(script: Script) -> Deliverer<Script> {
         Deliverer {
-            connector: "unit".into(),
+            metrics: ConnectorMetrics::new("unit"),
             service: script,
             retry: RetryPolicy {
                 max_attempts: 3,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -264,6 +264,62 @@ pub struct Summary {
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
+}
+
+/// One connector's series for what it reports on every record or request, resolved once when it starts: bumping
+/// a handle costs an atomic add, where looking the series up costs a label string allocated and hashed each time.
+#[derive(Clone)]
+pub struct ConnectorMetrics {
+    name: Arc<str>,
+    pub(super) records_read: Counter,
+    pub(super) records_sent: Counter,
+    pub(super) records_polled: Counter,
+    pub(super) records_written: Counter,
+    pub(super) records_skipped: Counter,
+    pub(super) retried_entries: Counter,
+    pub(super) putevents_duration: Histogram,
+    pub(super) putevents_batch_entries: Histogram,
+    pub(super) rate_limit_wait: Seconds,
+    pub(super) sqs_messages_in_flight: Gauge,
+    pub(super) receiver_written: Counter,
+}
+
+impl ConnectorMetrics {
+    pub fn new(name: &str) -> Self {
+        let metrics = metrics();
+        let labels = connector(name);
+        Self {
+            name: name.into(),
+            records_read: metrics.sink_records_read.get_or_create(&labels).clone(),
+            records_sent: metrics.sink_records_sent.get_or_create(&labels).clone(),
+            records_polled: metrics.source_records_polled.get_or_create(&labels).clone(),
+            records_written: metrics.source_records_written.get_or_create(&labels).clone(),
+            records_skipped: metrics.records_skipped.get_or_create(&labels).clone(),
+            retried_entries: metrics.retried_entries.get_or_create(&labels).clone(),
+            putevents_duration: metrics.putevents_duration.get_or_create(&labels).clone(),
+            putevents_batch_entries: metrics.putevents_batch_entries.get_or_create(&labels).clone(),
+            rate_limit_wait: metrics.rate_limit_wait.get_or_create(&labels).clone(),
+            sqs_messages_in_flight: metrics.sqs_messages_in_flight.get_or_create(&labels).clone(),
+            receiver_written: metrics
+                .receiver_records
+                .get_or_create(&StatusLabels {
+                    connector: name.to_owned(),
+                    status: 200,
+                })
+                .clone(),
+        }
+    }
+
+    /// The connector's name, for the events' log lines.
+    pub fn connector(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for ConnectorMetrics {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_tuple("ConnectorMetrics").field(&self.name).finish()
+    }
 }
 
 pub fn connector(name: &str) -> ConnectorLabels {

@@ -43,7 +43,9 @@ use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
 use crate::schema::encode::{AvroRecordEncoder, EncodeError};
 use crate::schema::registry::RegistrySetupError;
-use crate::telemetry::{emit, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled};
+use crate::telemetry::{
+    emit, ConnectorMetrics, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled,
+};
 
 /// Records of one streaming request being written at once; reading pauses beyond it.
 const STREAM_WINDOW: usize = 1024;
@@ -77,6 +79,7 @@ impl ReceiverConnector {
 /// What every request handler shares.
 struct Receiver {
     name: String,
+    metrics: ConnectorMetrics,
     config: ReceiverConfig,
     producer: FutureProducer<ProducerErrors>,
     avro: Option<Arc<AvroRecordEncoder>>,
@@ -262,7 +265,7 @@ impl Receiver {
         when_busy: WhenBusy,
     ) -> Result<Delivered, ApiError> {
         emit(SourceRecordsPolled {
-            connector: &self.name,
+            metrics: &self.metrics,
             count: 1,
         });
         let written = match record.and_then(parse_record) {
@@ -273,7 +276,7 @@ impl Receiver {
             Err(error) => Err(error),
         };
         match &written {
-            Ok(_) => emit(ReceiverRecordWritten { connector: &self.name }),
+            Ok(_) => emit(ReceiverRecordWritten { metrics: &self.metrics }),
             Err(error) => self.count_rejection(error),
         }
         written
@@ -638,6 +641,7 @@ impl Connector for ReceiverConnector {
         });
         let receiver = Arc::new(Receiver {
             name: name.to_owned(),
+            metrics: ConnectorMetrics::new(name),
             in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
             budget: Arc::new(Semaphore::new(self.config.max_buffered_bytes)),
             config: self.config.clone(),

@@ -53,7 +53,7 @@ use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
-use crate::telemetry::{emit, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
+use crate::telemetry::{emit, ConnectorMetrics, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -127,6 +127,7 @@ enum Completion {
 
 struct Loop<'a> {
     name: &'a str,
+    metrics: ConnectorMetrics,
     config: &'a SinkConfig,
     consumer: &'a StreamConsumer<TrackingContext>,
     tracker: SharedTracker,
@@ -179,7 +180,7 @@ impl Loop<'_> {
     /// Tracks a chunk of records just read and hands it to a task that prepares their entries.
     fn on_records(&mut self, records: Vec<Record>) {
         emit(SinkRecordsRead {
-            connector: self.name,
+            metrics: &self.metrics,
             count: records.len() as u64,
         });
         let chunk: Vec<(Ticket, Record)> = {
@@ -233,7 +234,7 @@ impl Loop<'_> {
         }
         if filtered > 0 {
             emit(RecordsSkipped {
-                connector: self.name,
+                metrics: &self.metrics,
                 count: filtered,
             });
         }
@@ -289,7 +290,7 @@ impl Loop<'_> {
                     }
                 }
                 emit(SinkRecordsSent {
-                    connector: self.name,
+                    metrics: &self.metrics,
                     count: sent,
                 });
                 if let Some(error) = delivery.error {
@@ -562,7 +563,7 @@ impl SinkConnector {
             config.request.timeout,
         )?;
         Ok(Deliverer {
-            connector: self.parts.name.as_str().to_owned(),
+            metrics: ConnectorMetrics::new(self.parts.name.as_str()),
             service,
             retry: config.retry.clone(),
             rate_limit: config
@@ -592,6 +593,7 @@ impl Connector for SinkConnector {
         let parts = self.build(&context).await?;
         let state = Loop {
             name: self.parts.name.as_str(),
+            metrics: parts.deliverer.metrics.clone(),
             config: &self.config,
             consumer: &parts.consumer,
             tracker: parts.tracker,

@@ -36,7 +36,8 @@ use crate::record::{RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{
-    emit, RecordsSkipped, SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight,
+    emit, ConnectorMetrics, RecordsSkipped, SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft,
+    SqsMessagesInFlight,
 };
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
@@ -80,6 +81,7 @@ enum Fate {
 /// Everything a poller needs, shared by all pollers of the connector.
 struct Poller {
     name: String,
+    metrics: ConnectorMetrics,
     config: SourceConfig,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
@@ -134,11 +136,11 @@ impl Poller {
             };
             if !messages.is_empty() {
                 emit(SourceRecordsPolled {
-                    connector: &self.name,
+                    metrics: &self.metrics,
                     count: messages.len() as u64,
                 });
                 emit(SqsMessagesInFlight {
-                    connector: &self.name,
+                    metrics: &self.metrics,
                     change: messages.len() as i64,
                 });
                 self.process(messages).await?;
@@ -166,7 +168,7 @@ impl Poller {
                 next = work.next() => match next {
                     None => break,
                                         Some((message, fate)) => {
-                        emit(SqsMessagesInFlight { connector: &self.name, change: -1 });
+                        emit(SqsMessagesInFlight { metrics: &self.metrics, change: -1 });
                         if let Some(handle) = &message.receipt_handle {
                             pending.remove(handle);
                         }
@@ -216,7 +218,7 @@ impl Poller {
             Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 emit(RecordsSkipped {
-                    connector: &self.name,
+                    metrics: &self.metrics,
                     count: 1,
                 });
                 return Ok(Fate::Settled);
@@ -267,7 +269,7 @@ impl Poller {
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => {
                 self.topics.record(&self.config.topic);
-                emit(SourceRecordWritten { connector: &self.name });
+                emit(SourceRecordWritten { metrics: &self.metrics });
                 self.progress.made();
                 Ok(Fate::Settled)
             }
@@ -404,6 +406,7 @@ impl Connector for SourceConnector {
             .map_err(SourceError::Producer)?;
         let poller = Arc::new(Poller {
             name: name.to_owned(),
+            metrics: ConnectorMetrics::new(name),
             config: self.config.clone(),
             queue_url,
             sqs: aws_sdk_sqs::Client::new(&sdk),

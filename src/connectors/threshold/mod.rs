@@ -38,7 +38,9 @@ use crate::record::{RecordFailure, Stage};
 use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{Decoder, OutputFormat};
-use crate::telemetry::{emit, LateRecordDropped, RecordsSkipped, SinkRecordsRead, SourceRecordWritten};
+use crate::telemetry::{
+    emit, ConnectorMetrics, LateRecordDropped, RecordsSkipped, SinkRecordsRead, SourceRecordWritten,
+};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +215,7 @@ fn event_time(config: &TimeConfig, record: &Record, value: &Value) -> Result<i64
 
 struct Loop<'a> {
     name: &'a str,
+    metrics: ConnectorMetrics,
     config: &'a ThresholdConfig,
     state: SharedState,
     decoder: Decoder,
@@ -228,7 +231,7 @@ struct Loop<'a> {
 impl Loop<'_> {
     async fn on_record(&mut self, record: Record) -> Result<(), ThresholdError> {
         emit(SinkRecordsRead {
-            connector: self.name,
+            metrics: &self.metrics,
             count: 1,
         });
         let position = &record.position;
@@ -243,7 +246,7 @@ impl Loop<'_> {
         let time = event_time(&self.config.event_time, &record, &value);
         if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
             emit(RecordsSkipped {
-                connector: self.name,
+                metrics: &self.metrics,
                 count: 1,
             });
             skip(&self.state, time.ok());
@@ -290,7 +293,7 @@ impl Loop<'_> {
             Ok(Some(decoded)) => Ok(Some(decoded.value)),
             Ok(None) => {
                 emit(RecordsSkipped {
-                    connector: self.name,
+                    metrics: &self.metrics,
                     count: 1,
                 });
                 Ok(None)
@@ -395,7 +398,7 @@ impl Loop<'_> {
                 .await
                 .map_err(|(error, _)| failed(error.to_string()))?;
             self.topics.record(topic);
-            emit(SourceRecordWritten { connector: self.name });
+            emit(SourceRecordWritten { metrics: &self.metrics });
         }
         Ok(())
     }
@@ -519,6 +522,7 @@ impl Connector for ThresholdConnector {
         let parts = self.build(&context)?;
         let mut work = Loop {
             name,
+            metrics: ConnectorMetrics::new(name),
             config,
             state: parts.state.clone(),
             decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,

@@ -1,0 +1,96 @@
+//! The sink and its PutEvents requests.
+
+use std::time::Duration;
+use tracing::{debug, warn};
+
+use super::metrics::ConnectorMetrics;
+use super::{count_error, InternalEvent};
+
+/// A sink read records from Kafka.
+pub struct SinkRecordsRead<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub count: u64,
+}
+
+impl InternalEvent for SinkRecordsRead<'_> {
+    fn emit(self) {
+        self.metrics.records_read.inc_by(self.count);
+    }
+}
+
+/// A sink's records reached EventBridge.
+pub struct SinkRecordsSent<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub count: u64,
+}
+
+impl InternalEvent for SinkRecordsSent<'_> {
+    fn emit(self) {
+        self.metrics.records_sent.inc_by(self.count);
+    }
+}
+
+pub struct PutEventsRetrying<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub entries: usize,
+    pub attempt: u32,
+    pub delay: Duration,
+    pub reason: &'a str,
+    /// Throttling or an outage, retried without limit.
+    pub transient: bool,
+}
+
+impl InternalEvent for PutEventsRetrying<'_> {
+    fn emit(self) {
+        self.metrics.retried_entries.inc_by(self.entries as u64);
+        let connector = self.metrics.connector();
+        // Throttling is routine at the quota and counted in `ebconnect_retried_entries_total`; a line for each
+        // retry would flood the log.
+        if self.transient {
+            debug!(
+                connector,
+                entries = self.entries,
+                attempt = self.attempt,
+                delay = ?self.delay,
+                reason = self.reason,
+                "PutEvents entries throttled or failed in passing, will be sent again"
+            );
+        } else {
+            count_error(connector, "putevents", "unclear_answer");
+            warn!(
+                connector,
+                entries = self.entries,
+                attempt = self.attempt,
+                delay = ?self.delay,
+                reason = self.reason,
+                "PutEvents answer unclear, entries will be sent again"
+            );
+        }
+    }
+}
+
+/// One PutEvents request was answered (whatever became of its entries).
+pub struct PutEventsCompleted<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub entries: usize,
+    pub duration: Duration,
+}
+
+impl InternalEvent for PutEventsCompleted<'_> {
+    fn emit(self) {
+        self.metrics.putevents_duration.observe(self.duration.as_secs_f64());
+        self.metrics.putevents_batch_entries.observe(self.entries as f64);
+    }
+}
+
+/// A PutEvents request waited for the rate limiter.
+pub struct RateLimitWaited<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub waited: Duration,
+}
+
+impl InternalEvent for RateLimitWaited<'_> {
+    fn emit(self) {
+        self.metrics.rate_limit_wait.inc_by(self.waited.as_secs_f64());
+    }
+}
