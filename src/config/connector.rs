@@ -2,6 +2,7 @@
 //! The type's own settings live under `config:` and are defined by the type (see `crate::connectors`); the
 //! type names are here, as what a file may say.
 
+use super::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -186,21 +187,24 @@ fn default_true() -> bool {
 
 impl ErrorsConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         if let Some(factor) = self.deadletterqueue.as_ref().and_then(|dlq| dlq.replication_factor) {
             if factor == 0 || factor < -1 {
-                return Err(format!(
-                    "errors.deadletterqueue.replication_factor: {factor} is not a replica count (at least 1, or -1 for \
+                return Err(InvalidSetting::new(
+                    "errors.deadletterqueue.replication_factor",
+                    format!(
+                        "{factor} is not a replica count (at least 1, or -1 for \
                      the broker's default)"
+                    ),
                 ));
             }
         }
         if self.tolerance == ErrorTolerance::All && self.deadletterqueue.is_none() {
-            return Err(
-                "errors.tolerance is `all` but errors.deadletterqueue.topic is not set: \
-                        records that fail would be dropped; name a dead-letter topic"
-                    .into(),
-            );
+            return Err(InvalidSetting::new(
+                "errors.deadletterqueue.topic",
+                "required with errors.tolerance `all`, or records that fail would be dropped; name a dead-letter \
+                 topic (errors.deadletterqueue.topic is not set)",
+            ));
         }
         Ok(())
     }

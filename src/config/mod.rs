@@ -62,6 +62,24 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for StringOrMap<T>
     }
 }
 
+/// A setting that a rule beyond its type refuses: the key, as the file spells it (`config.batch.max_entries`,
+/// `kafka.sasl.password`), and what is wrong with it. Shown as `key: problem`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct InvalidSetting {
+    pub key: String,
+    pub problem: String,
+}
+
+impl InvalidSetting {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// A problem with one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -228,7 +246,7 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
         }
         Some(sasl) if kafka.security_protocol.uses_sasl() => sasl
             .check(kafka.security_protocol)
-            .map_err(|message| ConfigError::new(file, message))?,
+            .map_err(|invalid| ConfigError::new(file, invalid.to_string()))?,
         _ => {}
     }
     if let Some(tls) = &kafka.tls {
@@ -241,7 +259,8 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
                 ),
             ));
         }
-        tls.check().map_err(|message| ConfigError::new(file, message))?;
+        tls.check()
+            .map_err(|invalid| ConfigError::new(file, invalid.to_string()))?;
     }
     if !kafka.security_protocol.uses_sasl() && kafka.sasl.is_some() {
         return Err(ConfigError::new(
@@ -250,7 +269,9 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
         ));
     }
     if let Some(registry) = &worker.schema_registry {
-        registry.check().map_err(|message| ConfigError::new(file, message))?;
+        registry
+            .check()
+            .map_err(|invalid| ConfigError::new(file, invalid.to_string()))?;
     }
     let rest = &worker.rest;
     if rest.basic_auth.is_none() && !rest.allow_unauthenticated && !rest.listen.ip().is_loopback() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::interpolate::{Interpolated, Secret};
+use super::InvalidSetting;
 
 /// `config/worker.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -141,52 +142,61 @@ pub struct SaslConfig {
 
 impl SaslConfig {
     /// Which keys each mechanism needs and refuses; messages name the key.
-    pub fn check(&self, protocol: SecurityProtocol) -> Result<(), String> {
+    pub fn check(&self, protocol: SecurityProtocol) -> Result<(), InvalidSetting> {
         let mechanism = self.mechanism.as_written();
         let credentials = self.username.is_some() || self.password.is_some();
         match self.mechanism {
             SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
                 if self.username.is_none() {
-                    return Err(format!("kafka.sasl.username: required with mechanism {mechanism}"));
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl.username",
+                        format!("required with mechanism {mechanism}"),
+                    ));
                 }
                 if self.password.is_none() {
-                    return Err(format!("kafka.sasl.password: required with mechanism {mechanism}"));
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl.password",
+                        format!("required with mechanism {mechanism}"),
+                    ));
                 }
                 if self.oauth.is_some() {
-                    return Err(format!(
-                        "kafka.sasl.oauth: only for mechanism OAUTHBEARER, not {mechanism}"
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl.oauth",
+                        format!("only for mechanism OAUTHBEARER, not {mechanism}"),
                     ));
                 }
             }
             SaslMechanism::OAuthBearer => {
                 let Some(oauth) = &self.oauth else {
-                    return Err(
-                        "kafka.sasl.oauth: required with mechanism OAUTHBEARER (token_endpoint_url, client_id, \
-                         client_secret)"
-                            .into(),
-                    );
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl.oauth",
+                        "required with mechanism OAUTHBEARER (token_endpoint_url, client_id, client_secret)",
+                    ));
                 };
                 if credentials {
-                    return Err(
-                        "kafka.sasl.username, kafka.sasl.password: not used with mechanism OAUTHBEARER; the \
-                                client's credentials go in kafka.sasl.oauth"
-                            .into(),
-                    );
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl",
+                        "username and password are not used with mechanism OAUTHBEARER; the client's credentials \
+                         go in kafka.sasl.oauth",
+                    ));
                 }
                 oauth.check()?;
             }
             SaslMechanism::AwsMskIam => {
                 if credentials || self.oauth.is_some() {
-                    return Err(
-                        "kafka.sasl: mechanism AWS_MSK_IAM takes no username, password or oauth: it signs \
-                                with the worker's AWS credentials (the aws section)"
-                            .into(),
-                    );
+                    return Err(InvalidSetting::new(
+                        "kafka.sasl",
+                        "mechanism AWS_MSK_IAM takes no username, password or oauth: it signs with the worker's AWS \
+                         credentials (the aws section)",
+                    ));
                 }
                 if protocol != SecurityProtocol::SaslSsl {
-                    return Err(format!(
-                        "kafka.security_protocol: AWS_MSK_IAM needs `sasl_ssl` (MSK's IAM listeners are TLS), not `{}`",
-                        protocol.as_librdkafka()
+                    return Err(InvalidSetting::new(
+                        "kafka.security_protocol",
+                        format!(
+                            "AWS_MSK_IAM needs `sasl_ssl` (MSK's IAM listeners are TLS), not `{}`",
+                            protocol.as_librdkafka()
+                        ),
                     ));
                 }
             }
@@ -214,16 +224,20 @@ pub struct OAuthConfig {
 }
 
 impl OAuthConfig {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), InvalidSetting> {
         for (name, value) in &self.extensions {
             // RFC 7628: a key is letters only; librdkafka joins the pairs with `,`.
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(format!(
-                    "kafka.sasl.oauth.extensions.{name}: an extension's name is letters only"
+                return Err(InvalidSetting::new(
+                    format!("kafka.sasl.oauth.extensions.{name}"),
+                    "an extension's name is letters only",
                 ));
             }
             if value.value().contains(',') {
-                return Err(format!("kafka.sasl.oauth.extensions.{name}: a value cannot hold `,`"));
+                return Err(InvalidSetting::new(
+                    format!("kafka.sasl.oauth.extensions.{name}"),
+                    "a value cannot hold `,`",
+                ));
             }
         }
         Ok(())
@@ -292,18 +306,27 @@ fn default_true() -> bool {
 
 impl TlsConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         match (&self.certificate_location, &self.key_location) {
             (Some(_), None) => {
-                return Err("kafka.tls.key_location: required with kafka.tls.certificate_location".into())
+                return Err(InvalidSetting::new(
+                    "kafka.tls.key_location",
+                    "required with kafka.tls.certificate_location",
+                ))
             }
             (None, Some(_)) => {
-                return Err("kafka.tls.certificate_location: required with kafka.tls.key_location".into())
+                return Err(InvalidSetting::new(
+                    "kafka.tls.certificate_location",
+                    "required with kafka.tls.key_location",
+                ))
             }
             _ => {}
         }
         if self.key_password.is_some() && self.key_location.is_none() {
-            return Err("kafka.tls.key_password: set without kafka.tls.key_location".into());
+            return Err(InvalidSetting::new(
+                "kafka.tls.key_password",
+                "set without kafka.tls.key_location",
+            ));
         }
         for (key, file) in [
             ("ca_location", &self.ca_location),
@@ -311,8 +334,12 @@ impl TlsConfig {
             ("key_location", &self.key_location),
         ] {
             if let Some(file) = file {
-                std::fs::File::open(file.value())
-                    .map_err(|error| format!("kafka.tls.{key}: cannot read `{}`: {error}", file.as_written()))?;
+                std::fs::File::open(file.value()).map_err(|error| {
+                    InvalidSetting::new(
+                        format!("kafka.tls.{key}"),
+                        format!("cannot read `{}`: {error}", file.as_written()),
+                    )
+                })?;
             }
         }
         Ok(())
@@ -342,20 +369,23 @@ pub struct SchemaRegistryConfig {
 
 impl SchemaRegistryConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         let ways = [
             self.basic_auth.is_some(),
             self.bearer_token.is_some(),
             self.oauth.is_some(),
         ];
         if ways.iter().filter(|set| **set).count() > 1 {
-            return Err("schema_registry: set one of basic_auth, bearer_token and oauth, not several".into());
+            return Err(InvalidSetting::new(
+                "schema_registry",
+                "set one of basic_auth, bearer_token and oauth, not several",
+            ));
         }
         if let Some(ca) = &self.ca_location {
             std::fs::File::open(ca.value()).map_err(|error| {
-                format!(
-                    "schema_registry.ca_location: cannot read `{}`: {error}",
-                    ca.as_written()
+                InvalidSetting::new(
+                    "schema_registry.ca_location",
+                    format!("cannot read `{}`: {error}", ca.as_written()),
                 )
             })?;
         }

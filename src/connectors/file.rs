@@ -64,7 +64,7 @@ fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -
         };
         ConfigError::new(file, message)
     };
-    document.errors.check().map_err(fail)?;
+    document.errors.check().map_err(|invalid| fail(invalid.to_string()))?;
     let kind = document.kind;
     if !kind.has_record_pipeline() {
         let errors = &document.errors;
@@ -81,7 +81,7 @@ fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -
             )));
         }
     }
-    super::check(&document.config, worker).map_err(fail)?;
+    super::check(&document.config, worker).map_err(|invalid| fail(invalid.to_string()))?;
     let transforms = Chain::new(&document.transforms.0).map_err(fail)?;
     Ok(ConnectorConfig {
         name: document.name,

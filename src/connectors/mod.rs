@@ -22,7 +22,7 @@ pub use file::{
     check_document, connector_files, import_connect, is_yaml, load_connector, load_connectors, ConnectorConfig,
 };
 
-use crate::config::{ConnectorDocument, ConnectorName, ErrorsConfig, WorkerConfig};
+use crate::config::{ConnectorDocument, ConnectorName, ErrorsConfig, InvalidSetting, WorkerConfig};
 use crate::rate_limit::RateLimits;
 use crate::transform::Chain;
 
@@ -122,7 +122,7 @@ pub fn parse_document<'de, D: serde::Deserializer<'de>>(
 
 /// Rules serde cannot express. Those that need the worker configuration (e.g. that a named rate limit group
 /// exists) run only when it is given.
-pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), String> {
+pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
     match settings {
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
         ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),

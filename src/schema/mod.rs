@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use self::avro::AvroJsonOptions;
 use self::registry::{AvroRecordDecoder, RegistrySetupError};
-use crate::config::SchemaRegistryConfig;
+use crate::config::{InvalidSetting, SchemaRegistryConfig};
 
 /// How bytes from Kafka become JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -49,13 +49,17 @@ impl FormatConfig {
     }
 
     /// Rules serde cannot express; `key` is `config.key` or `config.value`, for the message.
-    pub fn check(&self, key: &str, registry: Option<Option<&SchemaRegistryConfig>>) -> Result<(), String> {
+    pub fn check(&self, key: &str, registry: Option<Option<&SchemaRegistryConfig>>) -> Result<(), InvalidSetting> {
         if self.union_type_tags && self.format != Format::Avro {
-            return Err(format!("{key}.union_type_tags applies only to `format: avro`"));
+            return Err(InvalidSetting::new(
+                format!("{key}.union_type_tags applies only to `format"),
+                "avro`",
+            ));
         }
         if self.format == Format::Avro && matches!(registry, Some(None)) {
-            return Err(format!(
-                "{key}.format is `avro` but the worker file has no schema_registry"
+            return Err(InvalidSetting::new(
+                format!("{key}.format"),
+                "`avro` needs the worker file's schema_registry",
             ));
         }
         Ok(())
@@ -99,18 +103,22 @@ impl Default for OutputFormatConfig {
 
 impl OutputFormatConfig {
     /// Rules serde cannot express, including that the schema file parses; `key` names the setting for messages.
-    pub fn check(&self, key: &str) -> Result<(), String> {
+    pub fn check(&self, key: &str) -> Result<(), InvalidSetting> {
         match self.format {
             OutputFormat::Json => {
                 if self.schema_file.is_some() || self.subject.is_some() {
-                    return Err(format!(
-                        "{key}: `schema_file` and `subject` apply only to `format: avro`"
+                    return Err(InvalidSetting::new(
+                        key,
+                        "`schema_file` and `subject` apply only to `format: avro`",
                     ));
                 }
             }
             OutputFormat::Avro => {
                 if self.schema_file.is_some() && self.subject.is_some() {
-                    return Err(format!("{key}: `schema_file` and `subject` exclude each other"));
+                    return Err(InvalidSetting::new(
+                        key,
+                        "`schema_file` and `subject` exclude each other",
+                    ));
                 }
                 self.schema_text(key)?;
             }
@@ -119,14 +127,22 @@ impl OutputFormatConfig {
     }
 
     /// The schema file's text, checked to be an Avro schema; `None` without a file.
-    pub fn schema_text(&self, key: &str) -> Result<Option<String>, String> {
+    pub fn schema_text(&self, key: &str) -> Result<Option<String>, InvalidSetting> {
         let Some(file) = &self.schema_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(file)
-            .map_err(|error| format!("{key}.schema_file: cannot read {}: {error}", file.display()))?;
-        apache_avro::Schema::parse_str(&text)
-            .map_err(|error| format!("{key}.schema_file: {} is not an Avro schema: {error}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            InvalidSetting::new(
+                format!("{key}.schema_file"),
+                format!("cannot read {}: {error}", file.display()),
+            )
+        })?;
+        apache_avro::Schema::parse_str(&text).map_err(|error| {
+            InvalidSetting::new(
+                format!("{key}.schema_file"),
+                format!("{} is not an Avro schema: {error}", file.display()),
+            )
+        })?;
         Ok(Some(text))
     }
 
@@ -146,10 +162,10 @@ impl OutputFormatConfig {
             });
         };
         let schema = match (self.schema_text("value"), &self.subject) {
-            (Err(reason), _) => {
+            (Err(invalid), _) => {
                 return Err(RegistrySetupError {
                     url: registry.url.as_written().to_owned(),
-                    reason,
+                    reason: invalid.to_string(),
                 })
             }
             (Ok(Some(text)), _) => WriterSchema::Supplied(text),

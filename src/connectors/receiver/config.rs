@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Interpolated, Secret};
+use crate::config::{Interpolated, InvalidSetting, Secret};
 
 /// An HTTP endpoint speaking the Confluent REST Produce API v3, for EventBridge API destinations and other HTTP
 /// producers. Each request is answered only after Kafka acknowledged its records.
@@ -110,44 +110,68 @@ fn default_produce_timeout() -> Duration {
 
 impl ReceiverConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         if self.topics.is_empty() {
-            return Err("config.topics: name at least one topic".into());
+            return Err(InvalidSetting::new("config.topics", "name at least one topic"));
         }
         if let Some(empty) = self.topics.iter().position(String::is_empty) {
-            return Err(format!("config.topics[{empty}]: must not be empty"));
+            return Err(InvalidSetting::new(
+                format!("config.topics[{empty}]"),
+                "must not be empty",
+            ));
         }
         if self.cluster_id.is_empty() || self.cluster_id.contains('/') {
-            return Err("config.cluster_id: must be non-empty and hold no `/`".into());
+            return Err(InvalidSetting::new(
+                "config.cluster_id",
+                "must be non-empty and hold no `/`",
+            ));
         }
         if self.auth.is_none() && !self.listen.ip().is_loopback() {
-            return Err(format!(
-                "config.auth: required when listening on {}, or anyone who reaches the port can write to the topics",
-                self.listen
+            return Err(InvalidSetting::new(
+                "config.auth",
+                format!(
+                    "required when listening on {}, or anyone who reaches the port can write to the topics",
+                    self.listen
+                ),
             ));
         }
         if let Some(auth) = &self.auth {
             if auth.api_key.value().is_empty() || auth.api_secret.expose().is_empty() {
-                return Err("config.auth: api_key and api_secret must not be empty".into());
+                return Err(InvalidSetting::new(
+                    "config.auth",
+                    "api_key and api_secret must not be empty",
+                ));
             }
         }
         if self.max_buffered_bytes < self.max_batch_bytes || self.max_buffered_bytes > u32::MAX as usize {
-            return Err("config.max_buffered_bytes: must be at least max_batch_bytes, and at most 4294967295".into());
+            return Err(InvalidSetting::new(
+                "config.max_buffered_bytes",
+                "must be at least max_batch_bytes, and at most 4294967295",
+            ));
         }
         if self.max_connections == 0 || self.max_batch_entries == 0 {
-            return Err("config.max_connections and max_batch_entries: must be at least 1".into());
+            return Err(InvalidSetting::new(
+                "config.max_connections and max_batch_entries",
+                "must be at least 1",
+            ));
         }
         if self.header_timeout.is_zero() || self.body_timeout.is_zero() {
-            return Err("config.header_timeout and body_timeout: must be longer than 0s".into());
+            return Err(InvalidSetting::new(
+                "config.header_timeout and body_timeout",
+                "must be longer than 0s",
+            ));
         }
         if self.max_record_bytes == 0 || self.max_batch_bytes < self.max_record_bytes {
-            return Err("config.max_batch_bytes: must be at least max_record_bytes, which must be positive".into());
+            return Err(InvalidSetting::new(
+                "config.max_batch_bytes",
+                "must be at least max_record_bytes, which must be positive",
+            ));
         }
         if self.max_in_flight == 0 {
-            return Err("config.max_in_flight: must be positive".into());
+            return Err(InvalidSetting::new("config.max_in_flight", "must be positive"));
         }
         if self.produce_timeout < Duration::from_secs(1) {
-            return Err("config.produce_timeout: must be at least 1s".into());
+            return Err(InvalidSetting::new("config.produce_timeout", "must be at least 1s"));
         }
         Ok(())
     }

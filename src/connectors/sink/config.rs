@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConnectorName, Interpolated, StringOrMap, WorkerConfig};
+use crate::config::{ConnectorName, Interpolated, InvalidSetting, StringOrMap, WorkerConfig};
 use crate::connectors::settings::{OffsetReset, TimeConfig};
 use crate::eventbridge::retry::RetryPolicy;
 use crate::json_path::JsonPath;
@@ -268,34 +268,57 @@ impl Default for RequestConfig {
 
 impl SinkConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), String> {
+    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         match (self.topics.is_empty(), &self.topics_regex) {
-            (true, None) => return Err("config: one of `topics` and `topics_regex` is required".into()),
-            (false, Some(_)) => return Err("config: `topics` and `topics_regex` exclude each other; give one".into()),
+            (true, None) => {
+                return Err(InvalidSetting::new(
+                    "config",
+                    "one of `topics` and `topics_regex` is required",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(InvalidSetting::new(
+                    "config",
+                    "`topics` and `topics_regex` exclude each other; give one",
+                ))
+            }
             (true, Some(pattern)) => {
-                regex::Regex::new(pattern).map_err(|error| format!("config.topics_regex: {error}"))?;
+                regex::Regex::new(pattern)
+                    .map_err(|error| InvalidSetting::new("config.topics_regex", error.to_string()))?;
             }
             (false, None) => {}
         }
         if !(1..=MAX_ENTRIES_PER_REQUEST).contains(&self.batch.max_entries) {
-            return Err(format!(
-                "config.batch.max_entries: {} is outside 1..={MAX_ENTRIES_PER_REQUEST}, PutEvents' limit",
-                self.batch.max_entries
+            return Err(InvalidSetting::new(
+                "config.batch.max_entries",
+                format!(
+                    "{} is outside 1..={MAX_ENTRIES_PER_REQUEST}, PutEvents' limit",
+                    self.batch.max_entries
+                ),
             ));
         }
         if !(1024..=1024 * 1024).contains(&self.batch.max_bytes) {
-            return Err(format!(
-                "config.batch.max_bytes: {} is outside 1024..=1048576 (EventBridge's request limit is 1 MiB)",
-                self.batch.max_bytes
+            return Err(InvalidSetting::new(
+                "config.batch.max_bytes",
+                format!(
+                    "{} is outside 1024..=1048576 (EventBridge's request limit is 1 MiB)",
+                    self.batch.max_bytes
+                ),
             ));
         }
         if self.request.max_in_flight == 0 {
-            return Err("config.request.max_in_flight: must be at least 1".into());
+            return Err(InvalidSetting::new(
+                "config.request.max_in_flight",
+                "must be at least 1",
+            ));
         }
         if self.max_buffered_records < self.batch.max_entries {
-            return Err(format!(
-                "config.max_buffered_records: {} is less than one batch ({})",
-                self.max_buffered_records, self.batch.max_entries
+            return Err(InvalidSetting::new(
+                "config.max_buffered_records",
+                format!(
+                    "{} is less than one batch ({})",
+                    self.max_buffered_records, self.batch.max_entries
+                ),
             ));
         }
         let registry = worker.map(|worker| worker.schema_registry.as_ref());
@@ -303,34 +326,43 @@ impl SinkConfig {
         self.value.check("config.value", registry)?;
         if let (Some(group), Some(worker)) = (&self.rate_limit, worker) {
             if !worker.rate_limits.contains_key(group) {
-                return Err(format!(
-                    "config.rate_limit: no group `{group}` in the worker's rate_limits (has: {})",
-                    worker.rate_limits.keys().cloned().collect::<Vec<_>>().join(", ")
+                return Err(InvalidSetting::new(
+                    "config.rate_limit",
+                    format!(
+                        "no group `{group}` in the worker's rate_limits (has: {})",
+                        worker.rate_limits.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                 ));
             }
         }
         self.offload_path()?;
         if self.retry.max_attempts == 0 {
-            return Err("config.retry.max_attempts: must be at least 1 (the first send counts)".into());
+            return Err(InvalidSetting::new(
+                "config.retry.max_attempts",
+                "must be at least 1 (the first send counts)",
+            ));
         }
         if self.event_bus.is_empty() {
-            return Err("config.event_bus: must not be empty".into());
+            return Err(InvalidSetting::new("config.event_bus", "must not be empty"));
         }
         Ok(())
     }
 
     /// The offload path in effect, if offloading is on.
-    pub fn offload_path(&self) -> Result<Option<JsonPath>, String> {
+    pub fn offload_path(&self) -> Result<Option<JsonPath>, InvalidSetting> {
         let Some(offload) = &self.offload else {
             return Ok(None);
         };
         let path = match (&offload.json_path, self.detail) {
             (Some(path), _) => path.clone(),
-            (None, DetailShape::Envelope) => "$.detail.value".parse().map_err(|error| format!("{error}"))?,
+            (None, DetailShape::Envelope) => "$.detail.value"
+                .parse()
+                .map_err(|error| InvalidSetting::new("config.offload.json_path", format!("{error}")))?,
             (None, DetailShape::Value) => {
-                return Err(
-                    "config.offload.json_path is required with `detail: value` (e.g. `$.detail.payload`)".into(),
-                )
+                return Err(InvalidSetting::new(
+                    "config.offload.json_path",
+                    "required with `detail: value` (e.g. `$.detail.payload`)",
+                ))
             }
         };
         let usable = !path.is_multi()
@@ -339,8 +371,9 @@ impl SinkConfig {
                 .and_then(|within| within.split_last_field().map(|_| ()))
                 .is_some();
         if !usable {
-            return Err(format!(
-                "config.offload.json_path: `{path}` must start with `$.detail.`, end in a field name, and have no `[*]`"
+            return Err(InvalidSetting::new(
+                "config.offload.json_path",
+                format!("`{path}` must start with `$.detail.`, end in a field name, and have no `[*]`"),
             ));
         }
         Ok(Some(path))
@@ -352,5 +385,29 @@ impl SinkConfig {
 
     pub fn source(&self, name: &ConnectorName) -> String {
         self.source.clone().unwrap_or_else(|| format!("kafka-connect.{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(extra: &str) -> SinkConfig {
+        serde_norway::from_str(&format!("topics: [t]\nevent_bus: bus\n{extra}")).unwrap()
+    }
+
+    /// A refusal is a value naming the key, so that a caller (the REST API's validate) need not read it from text.
+    #[test]
+    fn a_refused_setting_names_its_key() {
+        let refused = sink("batch: {max_entries: 11}").check(None).unwrap_err();
+        assert_eq!(refused.key, "config.batch.max_entries");
+        assert_eq!(refused.problem, "11 is outside 1..=10, PutEvents' limit");
+        assert_eq!(
+            refused.to_string(),
+            "config.batch.max_entries: 11 is outside 1..=10, PutEvents' limit"
+        );
+        let refused = sink("detail: value\noffload: {s3_bucket: b}").check(None).unwrap_err();
+        assert_eq!(refused.key, "config.offload.json_path");
+        assert!(sink("").check(None).is_ok());
     }
 }

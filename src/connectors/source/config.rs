@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{ConnectorName, Interpolated, WorkerConfig};
+use crate::config::{ConnectorName, Interpolated, InvalidSetting, WorkerConfig};
 use crate::json_path::JsonPath;
 use crate::pattern::Pattern;
 use crate::schema::{OutputFormat, OutputFormatConfig};
@@ -145,47 +145,66 @@ impl ProvisionConfig {
     }
 
     /// The pattern as JSON text, checked.
-    pub fn pattern_text(&self) -> Result<String, String> {
+    pub fn pattern_text(&self) -> Result<String, InvalidSetting> {
         let pattern = match &self.event_pattern {
             Value::String(text) => Pattern::parse(text).map(|_| text.clone()),
             other => Pattern::from_value(other).map(|_| other.to_string()),
         };
-        pattern.map_err(|error| format!("config.provision.event_pattern: {error}"))
+        pattern.map_err(|error| InvalidSetting::new("config.provision.event_pattern", error.to_string()))
     }
 }
 
 impl SourceConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), String> {
+    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         self.value.check("config.value")?;
         if self.value.format == OutputFormat::Avro && worker.is_some_and(|worker| worker.schema_registry.is_none()) {
-            return Err("config.value.format is `avro` but the worker file has no schema_registry".into());
+            return Err(InvalidSetting::new(
+                "config.value.format",
+                "`avro` needs the worker file's schema_registry",
+            ));
         }
         match (&self.queue_url, &self.provision) {
-            (None, None) => return Err("config: one of `queue_url` and `provision` is required".into()),
-            (Some(_), Some(_)) => return Err("config: `queue_url` and `provision` exclude each other".into()),
+            (None, None) => {
+                return Err(InvalidSetting::new(
+                    "config",
+                    "one of `queue_url` and `provision` is required",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(InvalidSetting::new(
+                    "config",
+                    "`queue_url` and `provision` exclude each other",
+                ))
+            }
             (None, Some(provision)) => {
                 provision.pattern_text()?;
                 if provision.max_receive_count == 0 || provision.max_receive_count > 1000 {
-                    return Err("config.provision.max_receive_count: must be 1 to 1000".into());
+                    return Err(InvalidSetting::new(
+                        "config.provision.max_receive_count",
+                        "must be 1 to 1000",
+                    ));
                 }
             }
             (Some(_), None) => {}
         }
         if self.wait_time > Duration::from_secs(20) {
-            return Err("config.wait_time: SQS long polls at most 20s".into());
+            return Err(InvalidSetting::new("config.wait_time", "SQS long polls at most 20s"));
         }
         if !(1..=64).contains(&self.pollers) {
-            return Err("config.pollers: must be 1 to 64".into());
+            return Err(InvalidSetting::new("config.pollers", "must be 1 to 64"));
         }
         if self.visibility_timeout < Duration::from_secs(2) || self.visibility_timeout > Duration::from_secs(43_200) {
-            return Err("config.visibility_timeout: must be 2s to 12h".into());
+            return Err(InvalidSetting::new("config.visibility_timeout", "must be 2s to 12h"));
         }
         if self.key.is_multi() {
-            return Err(format!("config.key: `{}` must select one value", self.key));
+            return Err(InvalidSetting::new(
+                "config.key",
+                format!("`{}` must select one value", self.key),
+            ));
         }
         if self.topic.is_empty() {
-            return Err("config.topic: must not be empty".into());
+            return Err(InvalidSetting::new("config.topic", "must not be empty"));
         }
         Ok(())
     }

@@ -71,7 +71,9 @@ pub async fn provision(
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue_name = config.queue_name(connector);
     let rule_name = config.rule_name(connector);
-    let pattern = config.pattern_text().map_err(failed("the event pattern"))?;
+    let pattern = config
+        .pattern_text()
+        .map_err(|invalid| failed("the event pattern")(invalid.to_string()))?;
 
     let rule_arn = events
         .put_rule()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Interpolated, WorkerConfig};
+use crate::config::{Interpolated, InvalidSetting, WorkerConfig};
 use crate::connectors::settings::{OffsetReset, TimeConfig};
 use crate::json_path::JsonPath;
 use crate::pattern::Pattern;
@@ -140,7 +140,7 @@ impl ThresholdConfig {
         self.hop.unwrap_or(self.window)
     }
 
-    pub fn filter_pattern(&self) -> Result<Option<Pattern>, String> {
+    pub fn filter_pattern(&self) -> Result<Option<Pattern>, InvalidSetting> {
         self.filter
             .as_ref()
             .map(|filter| match filter {
@@ -148,51 +148,70 @@ impl ThresholdConfig {
                 other => Pattern::from_value(other),
             })
             .transpose()
-            .map_err(|error| format!("config.filter: {error}"))
+            .map_err(|error| InvalidSetting::new("config.filter", error.to_string()))
     }
 
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), String> {
+    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         if self.topics.is_empty() {
-            return Err("config.topics: name at least one topic".into());
+            return Err(InvalidSetting::new("config.topics", "name at least one topic"));
         }
         self.value
             .check("config.value", worker.map(|worker| worker.schema_registry.as_ref()))?;
         if matches!(self.value.format, Format::Bytes) {
-            return Err("config.value.format: `bytes` has no fields to count by; use json or avro".into());
+            return Err(InvalidSetting::new(
+                "config.value.format",
+                "`bytes` has no fields to count by; use json or avro",
+            ));
         }
         self.filter_pattern()?;
         if matches!(self.event_time, TimeConfig::None) {
-            return Err("config.event_time: `none` gives no time; use record_timestamp or {json_path: ...}".into());
+            return Err(InvalidSetting::new(
+                "config.event_time",
+                "`none` gives no time; use record_timestamp or {json_path: ...}",
+            ));
         }
         if self.window < Duration::from_millis(1) {
-            return Err("config.window: must be at least 1ms".into());
+            return Err(InvalidSetting::new("config.window", "must be at least 1ms"));
         }
         let hop = self.hop();
         if hop.is_zero() || hop > self.window || !self.window.as_millis().is_multiple_of(hop.as_millis().max(1)) {
-            return Err("config.hop: must be positive, at most `window`, and divide it".into());
+            return Err(InvalidSetting::new(
+                "config.hop",
+                "must be positive, at most `window`, and divide it",
+            ));
         }
         if self.group_by.is_empty() {
-            return Err("config.group_by: name at least one field".into());
+            return Err(InvalidSetting::new("config.group_by", "name at least one field"));
         }
         for (name, path) in &self.group_by {
             if path.is_multi() {
-                return Err(format!("config.group_by.{name}: `{path}` must select one value"));
+                return Err(InvalidSetting::new(
+                    format!("config.group_by.{name}"),
+                    format!("`{path}` must select one value"),
+                ));
             }
             if reserved(name) {
-                return Err(format!("config.group_by.{name}: the name is taken by an output field"));
+                return Err(InvalidSetting::new(
+                    format!("config.group_by.{name}"),
+                    "the name is taken by an output field",
+                ));
             }
         }
         if self.output.topic.is_empty() {
-            return Err("config.output.topic: must not be empty".into());
+            return Err(InvalidSetting::new("config.output.topic", "must not be empty"));
         }
         if self.output.format == OutputFormat::Avro {
             if worker.is_some_and(|worker| worker.schema_registry.is_none()) {
-                return Err("config.output.format is `avro` but the worker file has no schema_registry".into());
+                return Err(InvalidSetting::new(
+                    "config.output.format",
+                    "`avro` needs the worker file's schema_registry",
+                ));
             }
             if let Some(name) = self.group_by.keys().find(|name| !is_avro_name(name)) {
-                return Err(format!(
-                    "config.group_by.{name}: an Avro field name is letters, digits and `_`, not starting with a digit"
+                return Err(InvalidSetting::new(
+                    format!("config.group_by.{name}"),
+                    "an Avro field name is letters, digits and `_`, not starting with a digit",
                 ));
             }
         }

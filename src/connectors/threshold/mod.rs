@@ -29,6 +29,7 @@ use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
 use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
 use super::settings::TimeConfig;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
+use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::consumer::commit_list;
 use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
@@ -61,6 +62,8 @@ pub enum ThresholdError {
     Output { topic: String, reason: String },
     #[error("config: {0}")]
     Config(String),
+    #[error("config: {0}")]
+    Setting(InvalidSetting),
 }
 
 pub struct ThresholdConnector {
@@ -527,7 +530,7 @@ impl Connector for ThresholdConnector {
             state: parts.state.clone(),
             decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
             transforms: &self.parts.transforms,
-            filter: config.filter_pattern().map_err(ThresholdError::Config)?,
+            filter: config.filter_pattern().map_err(ThresholdError::Setting)?,
             policy: parts.policy,
             producer: parts.producer,
             writer: parts.writer,
