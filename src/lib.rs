@@ -3,9 +3,9 @@
 //! # Layout
 //!
 //! Each layer uses only those below it (`tests/unit/layers.rs` checks): `runtime` (the worker, the controller, the REST
-//! API) -> `connectors` (each type, and reading connector files) -> `eventbridge`, `kafka`, `schema`, `dead_letter`
-//! -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves (`record`, `json_path`, `json_text`, `rate_limit`,
-//! `pattern`, `redact`, `connector_state`, `basic_auth`,
+//! API) -> `connectors` (each type as config, build and loop; what they share; reading connector files) ->
+//! `eventbridge`, `kafka`, `schema`, `dead_letter` -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves
+//! (`record`, `json_path`, `json_text`, `rate_limit`, `pattern`, `redact`, `connector_state`, `basic_auth`,
 //! `backoff`). The README's architecture section says what each holds.
 
 pub mod aws;
