@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 
 /// The delay before attempt `attempt` (1-based) after the first failure: `initial * 2^(attempt-1)`, at most `max`.
-pub fn ceiling(initial: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn ceiling(initial: Duration, max: Duration, attempt: u32) -> Duration {
     initial
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(31))
         .min(max)
@@ -14,7 +14,7 @@ pub fn ceiling(initial: Duration, max: Duration, attempt: u32) -> Duration {
 
 /// A random delay up to [`ceiling`] ("full jitter"): it spreads the retries of many throttled entries instead of
 /// sending them back in one burst.
-pub fn full_jitter(initial: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn full_jitter(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let millis = u64::try_from(ceiling(initial, max, attempt).as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rand::rng().random_range(0..=millis))
 }

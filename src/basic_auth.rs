@@ -6,7 +6,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 /// Whether an `Authorization` header carries exactly `user` and `password`.
-pub fn admits(authorization: Option<&http::HeaderValue>, user: &[u8], password: &[u8]) -> bool {
+pub(crate) fn admits(authorization: Option<&http::HeaderValue>, user: &[u8], password: &[u8]) -> bool {
     let given = authorization
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))

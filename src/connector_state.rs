@@ -16,7 +16,7 @@ pub enum ConnectorState {
 }
 
 impl ConnectorState {
-    pub const ALL: [ConnectorState; 6] = [
+    pub(crate) const ALL: [ConnectorState; 6] = [
         Self::Unassigned,
         Self::Running,
         Self::Paused,

@@ -24,7 +24,7 @@ use crate::record::{Record, RecordFailure};
 use crate::telemetry::{emit, DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     /// `tolerance: none`: the connector must stop at this record.
     #[error("record {topic}/{partition}@{offset} failed ({failure}); errors.tolerance is `none`, so the connector stops here")]
     NotTolerated {
@@ -45,7 +45,7 @@ pub enum PolicyError {
 
 /// A connector's `errors` settings, ready to apply.
 #[derive(Clone)]
-pub struct ErrorPolicy {
+pub(crate) struct ErrorPolicy {
     connector: String,
     config: ErrorsConfig,
     producer: Option<FutureProducer<SigningContext>>,
@@ -72,7 +72,7 @@ const PRODUCER_MESSAGE_LIMIT: &str = "104857600";
 
 impl ErrorPolicy {
     /// `producer_config` is used only when a dead-letter topic is configured.
-    pub fn new(
+    pub(crate) fn new(
         connector: &str,
         config: ErrorsConfig,
         producer_config: ClientConfig,
@@ -148,11 +148,11 @@ impl ErrorPolicy {
     }
 
     /// Settings the dead-letter producer needs to write each record exactly where it was acknowledged.
-    pub const PRODUCER_SETTINGS: &'static [(&'static str, &'static str)] =
+    pub(crate) const PRODUCER_SETTINGS: &'static [(&'static str, &'static str)] =
         &[("enable.idempotence", "true"), ("acks", "all")];
 
     /// Applies the policy. `Ok` means the record is settled (dead-lettered); `Err` means the connector must stop.
-    pub async fn handle(&self, record: &Record, failure: RecordFailure) -> Result<(), PolicyError> {
+    pub(crate) async fn handle(&self, record: &Record, failure: RecordFailure) -> Result<(), PolicyError> {
         let position = &record.position;
         emit(RecordFailed {
             connector: &self.connector,

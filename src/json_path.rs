@@ -24,8 +24,8 @@ pub struct JsonPath {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid JSON path `{path}`: {reason}")]
 pub struct JsonPathError {
-    pub path: String,
-    pub reason: String,
+    pub(crate) path: String,
+    pub(crate) reason: String,
 }
 
 impl FromStr for JsonPath {
@@ -82,12 +82,13 @@ impl FromStr for JsonPath {
 }
 
 impl JsonPath {
-    pub fn as_str(&self) -> &str {
+    #[cfg(test)]
+    fn as_str(&self) -> &str {
         &self.text
     }
 
     /// `$`.
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         Self {
             text: "$".to_owned(),
             steps: Vec::new(),
@@ -95,7 +96,7 @@ impl JsonPath {
     }
 
     /// This path followed by `.name`.
-    pub fn child(&self, name: &str) -> Self {
+    pub(crate) fn child(&self, name: &str) -> Self {
         let mut steps = self.steps.clone();
         steps.push(Step::Field(name.to_owned()));
         Self {
@@ -105,17 +106,17 @@ impl JsonPath {
     }
 
     /// True if the path can select more than one value (it has a `[*]`).
-    pub fn is_multi(&self) -> bool {
+    pub(crate) fn is_multi(&self) -> bool {
         self.steps.contains(&Step::Wildcard)
     }
 
     /// The first value the path selects, if any.
-    pub fn select_one<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+    pub(crate) fn select_one<'v>(&self, value: &'v Value) -> Option<&'v Value> {
         self.select(value).into_iter().next()
     }
 
     /// Every value the path selects, in document order.
-    pub fn select<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+    pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
         let mut current = vec![value];
         for step in &self.steps {
             let mut next = Vec::new();
@@ -134,7 +135,7 @@ impl JsonPath {
     }
 
     /// The path below a leading `.name` step: `$.detail.value` without `detail` is `$.value`.
-    pub fn strip_field(&self, name: &str) -> Option<JsonPath> {
+    pub(crate) fn strip_field(&self, name: &str) -> Option<JsonPath> {
         match self.steps.split_first() {
             Some((Step::Field(first), rest)) if first == name => Some(Self {
                 text: format!("${}", render(rest)),
@@ -145,7 +146,7 @@ impl JsonPath {
     }
 
     /// The parent path and the last field name, for a path that ends in a field: `$.a.b` is `($.a, "b")`.
-    pub fn split_last_field(&self) -> Option<(JsonPath, &str)> {
+    pub(crate) fn split_last_field(&self) -> Option<(JsonPath, &str)> {
         match self.steps.split_last() {
             Some((Step::Field(last), parent)) => Some((
                 Self {
@@ -159,7 +160,7 @@ impl JsonPath {
     }
 
     /// The field names of a path made only of fields (`$.a.b` gives `[a, b]`); `None` if it has an index or `[*]`.
-    pub fn field_names(&self) -> Option<Vec<&str>> {
+    pub(crate) fn field_names(&self) -> Option<Vec<&str>> {
         self.steps
             .iter()
             .map(|step| match step {
@@ -170,7 +171,7 @@ impl JsonPath {
     }
 
     /// The `index`-th value the path selects (in `select`'s order), for changing it in place.
-    pub fn select_nth_mut<'v>(&self, value: &'v mut Value, index: usize) -> Option<&'v mut Value> {
+    pub(crate) fn select_nth_mut<'v>(&self, value: &'v mut Value, index: usize) -> Option<&'v mut Value> {
         fn walk<'v>(steps: &[Step], value: &'v mut Value, index: &mut usize) -> Option<&'v mut Value> {
             let Some((step, rest)) = steps.split_first() else {
                 if *index == 0 {
@@ -192,7 +193,7 @@ impl JsonPath {
     }
 
     /// The value at this path, for changing it in place; `None` for paths with `[*]` or that lead nowhere.
-    pub fn select_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
+    pub(crate) fn select_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
         let mut current = value;
         for step in &self.steps {
             current = match (step, current) {
@@ -253,7 +254,7 @@ impl Serialize for JsonPath {
 }
 
 /// How a JSON value is named in messages: "a string", "an object", ...
-pub fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

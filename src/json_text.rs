@@ -110,7 +110,7 @@ impl Depth {
 }
 
 /// Writes `text` as a JSON string: `"`, `\` and control characters escaped as serde_json escapes them.
-pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
     write_string(out, text, Depth::Text);
 }
 
@@ -119,7 +119,7 @@ const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
 /// `value`'s compact JSON text (byte for byte what `serde_json::to_string` gives) as a JSON string, quotes
 /// included, and the length of that text.
-pub fn quoted_json(value: &Value) -> (String, usize) {
+pub(crate) fn quoted_json(value: &Value) -> (String, usize) {
     thread_local! {
         // Written here first and then copied out at its exact size, so that the many details waiting in a sink's
         // buffer hold no spare capacity, and writing grows no buffer.

@@ -11,23 +11,23 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
+pub(crate) struct RateLimitConfig {
     /// PutEvents requests per second. Default: no limit.
     #[serde(default)]
-    pub requests_per_second: Option<NonZeroU32>,
+    pub(crate) requests_per_second: Option<NonZeroU32>,
     /// Entries per second, summed over requests (the unit of EventBridge's PutEvents quota). Default: no limit.
     #[serde(default)]
-    pub entries_per_second: Option<NonZeroU32>,
+    pub(crate) entries_per_second: Option<NonZeroU32>,
 }
 
 #[derive(Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     requests: Option<DefaultDirectRateLimiter>,
     entries: Option<(DefaultDirectRateLimiter, NonZeroU32)>,
 }
 
 impl RateLimit {
-    pub fn new(config: &RateLimitConfig) -> Self {
+    pub(crate) fn new(config: &RateLimitConfig) -> Self {
         // A burst of one second's worth: the limiter may send a second's quota at once after an idle second, which
         // is what a per-second quota allows.
         Self {
@@ -41,7 +41,7 @@ impl RateLimit {
     }
 
     /// Waits until a request of `entries` entries may be sent; returns how long it waited.
-    pub async fn acquire(&self, entries: usize) -> Duration {
+    pub(crate) async fn acquire(&self, entries: usize) -> Duration {
         let started = Instant::now();
         if let Some(requests) = &self.requests {
             requests.until_ready().await;
@@ -63,10 +63,10 @@ impl RateLimit {
 
 /// The worker's rate limit groups, built once and handed to every connector.
 #[derive(Debug, Clone, Default)]
-pub struct RateLimits(Arc<HashMap<String, Arc<RateLimit>>>);
+pub(crate) struct RateLimits(Arc<HashMap<String, Arc<RateLimit>>>);
 
 impl RateLimits {
-    pub fn new(groups: &BTreeMap<String, RateLimitConfig>) -> Self {
+    pub(crate) fn new(groups: &BTreeMap<String, RateLimitConfig>) -> Self {
         Self(Arc::new(
             groups
                 .iter()
@@ -75,7 +75,7 @@ impl RateLimits {
         ))
     }
 
-    pub fn get(&self, group: &str) -> Option<Arc<RateLimit>> {
+    pub(crate) fn get(&self, group: &str) -> Option<Arc<RateLimit>> {
         self.0.get(group).cloned()
     }
 }

@@ -5,14 +5,14 @@ use rdkafka::Timestamp;
 
 /// Where a record sits: what an offset commit and a dead-letter header name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Position {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
+pub(crate) struct Position {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampType {
+pub(crate) enum TimestampType {
     NotAvailable,
     CreateTime,
     LogAppendTime,
@@ -20,7 +20,7 @@ pub enum TimestampType {
 
 impl TimestampType {
     /// Kafka's Java names, which the AWS connector's envelope uses.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::NotAvailable => "NoTimestampType",
             Self::CreateTime => "CreateTime",
@@ -30,18 +30,18 @@ impl TimestampType {
 }
 
 #[derive(Debug, Clone)]
-pub struct Record {
-    pub position: Position,
+pub(crate) struct Record {
+    pub(crate) position: Position,
     /// Milliseconds since the epoch.
-    pub timestamp: Option<i64>,
-    pub timestamp_type: TimestampType,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) timestamp_type: TimestampType,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Record {
-    pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
+    pub(crate) fn from_message(message: &BorrowedMessage<'_>) -> Self {
         let (timestamp, timestamp_type) = match message.timestamp() {
             Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
             Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
@@ -70,7 +70,7 @@ impl Record {
         }
     }
 
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .rev()
@@ -81,7 +81,7 @@ impl Record {
 
 /// Where in the pipeline a record failed; the names are Kafka Connect's `__connect.errors.stage` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     KeyConverter,
     ValueConverter,
     HeaderConverter,
@@ -93,7 +93,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub(crate) const ALL: [Stage; 6] = [
         Self::KeyConverter,
         Self::ValueConverter,
         Self::HeaderConverter,
@@ -102,7 +102,7 @@ impl Stage {
         Self::KafkaProduce,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::KeyConverter => "KEY_CONVERTER",
             Self::ValueConverter => "VALUE_CONVERTER",
@@ -116,12 +116,12 @@ impl Stage {
 
 /// Why one record could not be processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordFailure {
-    pub stage: Stage,
+pub(crate) struct RecordFailure {
+    pub(crate) stage: Stage,
     /// A stable name for the kind of error, e.g. `DecodeError` or the PutEvents error code `MalformedDetail`;
     /// written to `__connect.errors.exception.class.name`.
-    pub error_kind: String,
-    pub message: String,
+    pub(crate) error_kind: String,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for RecordFailure {

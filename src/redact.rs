@@ -15,7 +15,7 @@ use std::sync::RwLock;
 pub const HIDDEN: &str = "[hidden]";
 
 /// The shortest value recorded.
-pub const MIN_LENGTH: usize = 4;
+pub(crate) const MIN_LENGTH: usize = 4;
 
 /// At most this many values are kept; past it the shortest go first. Hot reloads only ever add values, so this
 /// bounds what a long-running worker holds.
@@ -25,7 +25,7 @@ const CAPACITY: usize = 4096;
 static VALUES: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Records `value` as one never to show.
-pub fn record(value: &str) {
+pub(crate) fn record(value: &str) {
     if value.chars().count() < MIN_LENGTH {
         return;
     }

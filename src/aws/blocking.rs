@@ -13,17 +13,17 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the `{0}` thread has stopped")]
-pub struct Stopped(String);
+pub(crate) struct Stopped(String);
 
 /// The handle to one such thread; cloning it shares the thread, which ends when the last handle is dropped.
 #[derive(Clone)]
-pub struct BlockingAws {
+pub(crate) struct BlockingAws {
     name: String,
     jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl BlockingAws {
-    pub fn start(name: &str) -> std::io::Result<Self> {
+    pub(crate) fn start(name: &str) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         std::thread::Builder::new().name(name.to_owned()).spawn(move || {
@@ -41,7 +41,10 @@ impl BlockingAws {
 
     /// Runs `future` on the thread and waits for its output. The SDK clients a future uses may have been made by an
     /// earlier one: they live on this thread's runtime.
-    pub fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> Result<T, Stopped> {
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Stopped> {
         let (reply, answer) = sync_mpsc::channel();
         let job: Job = Box::pin(async move {
             let _ = reply.send(future.await);

@@ -9,7 +9,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::config::AwsConfig;
 
-pub async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &aws.region {
         loader = loader.region(Region::new(region.value().to_owned()));

@@ -126,7 +126,7 @@ impl AwsSecrets {
 
     /// Reads every secret read so far again; returns the references (as written, e.g.
     /// `${aws-secretsmanager:kafka#password}`) whose value changed. A secret that cannot be read keeps its value.
-    pub fn refresh(&self) -> Vec<String> {
+    pub(crate) fn refresh(&self) -> Vec<String> {
         let known: Vec<Reference> = self.values().keys().cloned().collect();
         let mut changed = Vec::new();
         for reference in known {

@@ -10,7 +10,7 @@
 use super::flat::{FlatConfig, FlatError};
 use super::WorkerConfig;
 
-pub const SINK_CLASS: &str = "software.amazon.event.kafkaconnector.EventBridgeSinkConnector";
+pub(crate) const SINK_CLASS: &str = "software.amazon.event.kafkaconnector.EventBridgeSinkConnector";
 
 const PREFIX: &str = "aws.eventbridge.";
 const MAPPING: &str = "software.amazon.event.kafkaconnector.mapping.";
@@ -26,7 +26,7 @@ fn error(key: &str, message: impl std::fmt::Display) -> FlatError {
 
 /// ebconnect's flat configuration for the AWS connector's. `worker` is checked against the AWS settings the
 /// connector names, when given.
-pub fn translate(aws: &FlatConfig, worker: Option<&WorkerConfig>) -> Result<FlatConfig, FlatError> {
+pub(crate) fn translate(aws: &FlatConfig, worker: Option<&WorkerConfig>) -> Result<FlatConfig, FlatError> {
     let mut flat = FlatConfig::new();
     flat.insert("connector.class".into(), "eventbridge-sink".into());
     let get = |key: &str| {

@@ -19,7 +19,7 @@ pub enum ConnectorType {
 }
 
 impl ConnectorType {
-    pub const ALL: [ConnectorType; 4] = [
+    pub(crate) const ALL: [ConnectorType; 4] = [
         Self::EventbridgeSink,
         Self::EventbridgeSource,
         Self::RestProduceReceiver,
@@ -27,7 +27,7 @@ impl ConnectorType {
     ];
 
     /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
-    pub fn direction(self) -> &'static str {
+    pub(crate) fn direction(self) -> &'static str {
         match self {
             Self::EventbridgeSink | Self::ThresholdAlert => "sink",
             Self::EventbridgeSource | Self::RestProduceReceiver => "source",
@@ -44,7 +44,7 @@ impl ConnectorType {
     }
 
     /// The class name Kafka Connect's tools show and accept in `connector.class`.
-    pub fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Self::EventbridgeSink => "dev.ebconnect.EventBridgeSinkConnector",
             Self::EventbridgeSource => "dev.ebconnect.EventBridgeSourceConnector",
@@ -55,7 +55,7 @@ impl ConnectorType {
 
     /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
     /// failure to the client that sent the record, and writes what the client sent.
-    pub fn has_record_pipeline(self) -> bool {
+    pub(crate) fn has_record_pipeline(self) -> bool {
         !matches!(self, Self::RestProduceReceiver)
     }
 }
@@ -65,18 +65,18 @@ impl ConnectorType {
 #[serde(deny_unknown_fields)]
 pub struct ConnectorDocument<S> {
     /// Unique within the worker; `[A-Za-z0-9._-]+`. Names the consumer group (`connect-<name>`) and the metrics.
-    pub name: ConnectorName,
+    pub(crate) name: ConnectorName,
     /// The connector type, e.g. `eventbridge-sink`.
     #[serde(rename = "type")]
-    pub kind: ConnectorType,
+    pub(crate) kind: ConnectorType,
     /// The type's own settings.
-    pub config: S,
+    pub(crate) config: S,
     /// Record transforms, applied in order between decoding and the connector's own work. Default: none.
     #[serde(default)]
-    pub transforms: crate::transform::Transforms,
+    pub(crate) transforms: crate::transform::Transforms,
     /// What happens to a record that cannot be processed. Default: fail the connector.
     #[serde(default)]
-    pub errors: ErrorsConfig,
+    pub(crate) errors: ErrorsConfig,
 }
 
 /// A connector name, checked when read.
@@ -138,12 +138,12 @@ pub struct ErrorsConfig {
     /// `none` (default): a record that cannot be processed fails the connector, and nothing past it is committed.
     /// `all`: the record goes to the dead-letter topic and processing goes on.
     #[serde(default)]
-    pub tolerance: ErrorTolerance,
+    pub(crate) tolerance: ErrorTolerance,
     /// Required with `tolerance: all`, so that no record is ever dropped silently.
     #[serde(default)]
-    pub deadletterqueue: Option<DeadLetterQueueConfig>,
+    pub(crate) deadletterqueue: Option<DeadLetterQueueConfig>,
     #[serde(default)]
-    pub log: ErrorLogConfig,
+    pub(crate) log: ErrorLogConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -158,15 +158,15 @@ pub enum ErrorTolerance {
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQueueConfig {
     /// The dead-letter topic (`errors.deadletterqueue.topic.name`).
-    pub topic: String,
+    pub(crate) topic: String,
     /// Add the `__connect.errors.*` headers (`errors.deadletterqueue.context.headers.enable`). Default: true.
     #[serde(default = "default_true")]
-    pub context_headers: bool,
+    pub(crate) context_headers: bool,
     /// Create the topic, if it does not exist, with this many replicas before the first dead letter, as Kafka
     /// Connect does (`errors.deadletterqueue.topic.replication.factor`; `-1` is the broker's default). Default: the
     /// topic is not created here (the broker may create it on first write, if it auto-creates topics).
     #[serde(default)]
-    pub replication_factor: Option<i16>,
+    pub(crate) replication_factor: Option<i16>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -174,11 +174,11 @@ pub struct DeadLetterQueueConfig {
 pub struct ErrorLogConfig {
     /// Log every record error (`errors.log.enable`). Default: false.
     #[serde(default)]
-    pub enable: bool,
+    pub(crate) enable: bool,
     /// Include the record's topic, partition and offset in the log line (`errors.log.include.messages`).
     /// Default: false.
     #[serde(default)]
-    pub include_messages: bool,
+    pub(crate) include_messages: bool,
 }
 
 fn default_true() -> bool {
@@ -187,7 +187,7 @@ fn default_true() -> bool {
 
 impl ErrorsConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
         if let Some(factor) = self.deadletterqueue.as_ref().and_then(|dlq| dlq.replication_factor) {
             if factor == 0 || factor < -1 {
                 return Err(InvalidSetting::new(

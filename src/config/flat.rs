@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use super::ConnectorType;
 
 /// Connect's `Map<String, String>` of a connector's configuration.
-pub type FlatConfig = BTreeMap<String, String>;
+pub(crate) type FlatConfig = BTreeMap<String, String>;
 
 const CLASS: &str = "connector.class";
 const TASKS_MAX: &str = "tasks.max";
@@ -63,11 +63,11 @@ const RENAMED: [(&str, &str); 1] = [("topics.regex", "topics_regex")];
 /// A flat configuration that does not map to a document; the message names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct FlatError(pub String);
+pub(crate) struct FlatError(pub String);
 
 /// Kafka Connect's `Map<String, String>` from JSON: numbers and booleans are taken as their text, as Kafka
 /// Connect's JSON reader takes them.
-pub fn string_map(value: &Value) -> Result<FlatConfig, String> {
+pub(crate) fn string_map(value: &Value) -> Result<FlatConfig, String> {
     let object = value.as_object().ok_or("config: must be a map of strings")?;
     object
         .iter()
@@ -84,7 +84,7 @@ pub fn string_map(value: &Value) -> Result<FlatConfig, String> {
 /// The connector type a `connector.class` names: the type's name, ebconnect's class name, or its simple form.
 /// A name with dots must be the whole class name, so that another vendor's class of the same simple name (the AWS
 /// connector's `software.amazon.event.kafkaconnector.EventBridgeSinkConnector`) is not taken for ebconnect's.
-pub fn connector_type(class: &str) -> Option<ConnectorType> {
+pub(crate) fn connector_type(class: &str) -> Option<ConnectorType> {
     let class = class.trim();
     ConnectorType::ALL.into_iter().find(|kind| {
         let simple = kind.class().rsplit('.').next().unwrap_or_default();
@@ -96,7 +96,7 @@ pub fn connector_type(class: &str) -> Option<ConnectorType> {
 
 /// The nested document of a flat configuration: `{name, type, config, transforms, errors}`, with every value still
 /// text for [`Coercing`] to read. `name` is the connector's name when the map has none.
-pub fn to_document(name: &str, flat: &FlatConfig) -> Result<(ConnectorType, Value), FlatError> {
+pub(crate) fn to_document(name: &str, flat: &FlatConfig) -> Result<(ConnectorType, Value), FlatError> {
     if let Some(named) = flat.get("name") {
         if named != name {
             return Err(FlatError(format!(
@@ -163,7 +163,7 @@ pub fn to_document(name: &str, flat: &FlatConfig) -> Result<(ConnectorType, Valu
 }
 
 /// The flat name of a key of `config` as the reference writes it (`topics_regex` is `topics.regex`).
-pub fn flat_name(nested: &str) -> String {
+pub(crate) fn flat_name(nested: &str) -> String {
     RENAMED
         .iter()
         .find(|(_, name)| *name == nested)
@@ -171,7 +171,7 @@ pub fn flat_name(nested: &str) -> String {
 }
 
 /// Kafka Connect's name of an `errors` setting given by its nested path (`["errors", "deadletterqueue", "topic"]`).
-pub fn errors_flat_key(path: &[&str]) -> Option<String> {
+pub(crate) fn errors_flat_key(path: &[&str]) -> Option<String> {
     ERRORS_KEYS
         .iter()
         .find(|(_, nested)| *nested == path)
@@ -181,7 +181,7 @@ pub fn errors_flat_key(path: &[&str]) -> Option<String> {
 /// A nested document whose `config:` names some settings by their flat keys (`batch.max_entries: 5`,
 /// `consumer.override.client.id: x`, `topics.regex: ...`), with those nested as the flat form nests them; `None`
 /// when it names none so.
-pub fn expand_dotted_keys(document: &Value) -> Result<Option<Value>, FlatError> {
+pub(crate) fn expand_dotted_keys(document: &Value) -> Result<Option<Value>, FlatError> {
     let Some(config) = document.get("config").and_then(Value::as_object) else {
         return Ok(None);
     };
@@ -377,7 +377,7 @@ impl Tree {
 /// Where a typed reading asked for a struct, map, list or scalar (not for any value): the settings with a shape
 /// of their own, which flatten key by key. The rest (patterns, free-form values) are shown as JSON text.
 #[derive(Debug, Default)]
-pub struct Shapes {
+pub(crate) struct Shapes {
     shaped: RefCell<BTreeSet<Vec<String>>>,
     /// Texts read as a string, and texts read as a comma-separated list.
     leaves: RefCell<BTreeMap<Vec<String>, Leaf>>,
@@ -419,7 +419,7 @@ impl Shapes {
 /// The document with the `${env:}` and `${file:}` placeholders resolved in every setting that does not resolve its
 /// own (those keep them, to show as written), or `None` if it has none to resolve. `shapes` comes from reading it
 /// with a [`Coercing`] deserializer. An error names the setting's path and the variable or file.
-pub fn resolve_placeholders(value: &Value, shapes: &Shapes) -> Result<Option<Value>, (Vec<String>, String)> {
+pub(crate) fn resolve_placeholders(value: &Value, shapes: &Shapes) -> Result<Option<Value>, (Vec<String>, String)> {
     fn walk(
         value: &mut Value,
         path: &mut Vec<String>,
@@ -460,7 +460,7 @@ pub fn resolve_placeholders(value: &Value, shapes: &Shapes) -> Result<Option<Val
 
 /// A document read from a flat configuration (every value text), with each text as the type its setting took:
 /// a number, a boolean, a list, a map, or text. `shapes` comes from reading it with a [`Coercing`] deserializer.
-pub fn typed(value: &Value, shapes: &Shapes) -> Value {
+pub(crate) fn typed(value: &Value, shapes: &Shapes) -> Value {
     fn walk(value: &Value, path: &mut Vec<String>, shapes: &Shapes) -> Value {
         match value {
             Value::Object(map) => Value::Object(
@@ -510,7 +510,7 @@ pub fn typed(value: &Value, shapes: &Shapes) -> Value {
 
 /// The flat form of a nested connector document as written (not with defaults filled in). `shapes` comes from
 /// reading the same document with a [`Coercing`] deserializer.
-pub fn from_document(document: &Value, shapes: &Shapes) -> FlatConfig {
+pub(crate) fn from_document(document: &Value, shapes: &Shapes) -> FlatConfig {
     let mut flat = FlatConfig::new();
     let Some(document) = document.as_object() else {
         return flat;
@@ -636,7 +636,7 @@ fn infer(text: &str) -> Option<Value> {
 
 /// A deserialization error with the key path it happened at.
 #[derive(Debug)]
-pub struct CoercingError {
+pub(crate) struct CoercingError {
     path: Vec<String>,
     message: String,
 }
@@ -648,11 +648,11 @@ impl CoercingError {
     }
 
     /// The path from the document's root, e.g. `["config", "batch", "max_entries"]`.
-    pub fn path(&self) -> &[String] {
+    pub(crate) fn path(&self) -> &[String] {
         &self.path
     }
 
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 }
@@ -684,14 +684,14 @@ fn from_json(error: serde_json::Error) -> CoercingError {
 
 /// Reads a JSON value, taking text where a setting asks for a number, a boolean, a list (comma-separated or JSON)
 /// or a map (JSON), as a flat configuration gives it. Typed values read as themselves.
-pub struct Coercing<'s> {
+pub(crate) struct Coercing<'s> {
     value: Value,
     path: Vec<String>,
     shapes: Option<&'s Shapes>,
 }
 
 impl<'s> Coercing<'s> {
-    pub fn new(value: Value, shapes: Option<&'s Shapes>) -> Self {
+    pub(crate) fn new(value: Value, shapes: Option<&'s Shapes>) -> Self {
         Self {
             value,
             path: Vec::new(),
@@ -1004,7 +1004,7 @@ impl<'de> de::Deserializer<'de> for Coercing<'_> {
 }
 
 /// A reading error of a flat configuration, naming the flat key it happened at.
-pub fn describe(error: &CoercingError, flat: &FlatConfig) -> String {
+pub(crate) fn describe(error: &CoercingError, flat: &FlatConfig) -> String {
     match flat_key(error.path(), flat) {
         Some(key) => format!("{key}: {}", error.message()),
         None => error.message().to_owned(),
@@ -1012,7 +1012,7 @@ pub fn describe(error: &CoercingError, flat: &FlatConfig) -> String {
 }
 
 /// The flat key of a path in the nested document, or the path itself.
-pub fn key_of(path: &[String], flat: &FlatConfig) -> String {
+pub(crate) fn key_of(path: &[String], flat: &FlatConfig) -> String {
     flat_key(path, flat).unwrap_or_else(|| path.join("."))
 }
 
@@ -1067,7 +1067,7 @@ fn flat_key(path: &[String], flat: &FlatConfig) -> Option<String> {
 }
 
 /// A check's message, which names nested keys (`config.batch.max_entries: ...`), in flat terms.
-pub fn in_flat_terms(message: &str) -> String {
+pub(crate) fn in_flat_terms(message: &str) -> String {
     message
         .strip_prefix("config.")
         .or_else(|| message.strip_prefix("config: "))
@@ -1077,7 +1077,7 @@ pub fn in_flat_terms(message: &str) -> String {
 /// What may be shown of a flat configuration: a value whose key names a password, secret or key, or whose setting
 /// is a secret in the typed configuration (`typed`, serialized, which shows secrets as `[hidden]`), is shown as
 /// `[hidden]` unless it is a placeholder; everything else as written.
-pub fn shown(written: &FlatConfig, typed: &Value) -> FlatConfig {
+pub(crate) fn shown(written: &FlatConfig, typed: &Value) -> FlatConfig {
     written
         .iter()
         .map(|(key, value)| {

@@ -146,7 +146,7 @@ fn resolve(reference: &str) -> Result<String, InterpolationError> {
 }
 
 /// The most `${file:}` reads: enough for any key or certificate bundle, and `/dev/zero` cannot fill memory.
-pub const FILE_LIMIT: u64 = 1 << 20;
+pub(crate) const FILE_LIMIT: u64 = 1 << 20;
 
 /// A regular file of at most [`FILE_LIMIT`] bytes, without the newline an editor or `echo` ends it with.
 fn read_file(path: &str) -> Result<String, InterpolationError> {
@@ -191,9 +191,9 @@ pub struct Interpolated {
 
 impl Interpolated {
     /// The name a deserializer sees for it.
-    pub const NAME: &'static str = "Interpolated";
+    pub(crate) const NAME: &'static str = "Interpolated";
 
-    pub fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
+    pub(crate) fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
         let raw = raw.into();
         if raw == HIDDEN {
             return Err(InterpolationError::HiddenWrittenBack);
@@ -211,12 +211,12 @@ impl Interpolated {
     }
 
     /// The text as written in the file.
-    pub fn as_written(&self) -> &str {
+    pub(crate) fn as_written(&self) -> &str {
         &self.raw
     }
 
     /// What may be shown of this text when it holds a secret: a placeholder as written, a literal as `[hidden]`.
-    pub fn shown_as_secret(&self) -> &str {
+    pub(crate) fn shown_as_secret(&self) -> &str {
         if has_placeholder(&self.raw) {
             &self.raw
         } else {
@@ -275,7 +275,8 @@ impl<'de> Deserialize<'de> for Interpolated {
 pub struct Secret(Interpolated);
 
 impl Secret {
-    pub fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
+    #[cfg(test)]
+    fn new(raw: impl Into<String>) -> Result<Self, InterpolationError> {
         Interpolated::new(raw).map(Self::from)
     }
 
@@ -285,7 +286,7 @@ impl Secret {
     }
 
     /// What may be shown of this secret.
-    pub fn redacted(&self) -> &str {
+    pub(crate) fn redacted(&self) -> &str {
         self.0.shown_as_secret()
     }
 }
@@ -327,7 +328,7 @@ pub mod client_settings {
 
     /// librdkafka keys whose value is a credential: `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
     /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `ssl_key`, `sasl.oauthbearer.config`, and the like.
-    pub fn is_secret(key: &str) -> bool {
+    pub(crate) fn is_secret(key: &str) -> bool {
         let key = key.to_ascii_lowercase();
         key.contains("password")
             || key.contains("secret")
@@ -337,7 +338,7 @@ pub mod client_settings {
             || key.ends_with("jaas.config")
     }
 
-    pub fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         settings: &BTreeMap<String, Interpolated>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -351,7 +352,9 @@ pub mod client_settings {
         }))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Interpolated>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Interpolated>, D::Error> {
         let settings = BTreeMap::<String, Interpolated>::deserialize(deserializer)?;
         for (key, value) in &settings {
             if is_secret(key) {

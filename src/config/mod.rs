@@ -66,13 +66,13 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for StringOrMap<T>
 /// `kafka.sasl.password`), and what is wrong with it. Shown as `key: problem`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {problem}")]
-pub struct InvalidSetting {
-    pub key: String,
-    pub problem: String,
+pub(crate) struct InvalidSetting {
+    pub(crate) key: String,
+    pub(crate) problem: String,
 }
 
 impl InvalidSetting {
-    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             problem: problem.into(),
@@ -83,7 +83,7 @@ impl InvalidSetting {
 /// A problem with one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     pub message: String,
 }
 
@@ -96,7 +96,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    pub fn new(file: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &Path, message: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             message: message.into(),
@@ -110,7 +110,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// The deepest nesting of flow collections (`[...]`, `{...}`) in a document. The YAML parser's cost grows with the
 /// square of this depth (20,000 levels took 7 s, 100,000 over two minutes), and no configuration needs more than
 /// a handful.
-pub const MAX_FLOW_NESTING: usize = 64;
+pub(crate) const MAX_FLOW_NESTING: usize = 64;
 
 pub(crate) fn read(file: &Path) -> Result<String, ConfigError> {
     std::fs::File::open(file)
@@ -197,12 +197,12 @@ fn flow_nesting_beyond(text: &str, limit: usize) -> Option<usize> {
 }
 
 /// A connector document sent over the API (JSON or YAML) as a JSON value, within the size and nesting limits.
-pub fn parse_untrusted(text: &str) -> Result<serde_json::Value, String> {
+pub(crate) fn parse_untrusted(text: &str) -> Result<serde_json::Value, String> {
     check_limits(text)?;
     serde_norway::from_str(text).map_err(|error| error.to_string())
 }
 
-pub(crate) fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
     check_limits(text).map_err(|message| ConfigError::new(file, message))?;
     serde_norway::from_str(text).map_err(|error| ConfigError::new(file, error.to_string()))
 }

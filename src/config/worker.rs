@@ -15,15 +15,15 @@ use super::InvalidSetting;
 pub struct WorkerConfig {
     /// This worker's name in the status API and in logs. Default: the host name.
     #[serde(default)]
-    pub worker_id: Option<String>,
+    pub(crate) worker_id: Option<String>,
     /// The Kafka cluster every connector reads from or writes to.
     pub kafka: KafkaConfig,
     /// The Confluent-compatible Schema Registry, needed by connectors that use `avro`.
     #[serde(default)]
-    pub schema_registry: Option<SchemaRegistryConfig>,
+    pub(crate) schema_registry: Option<SchemaRegistryConfig>,
     /// Where and as whom to call AWS.
     #[serde(default)]
-    pub aws: AwsConfig,
+    pub(crate) aws: AwsConfig,
     /// The REST API (status, metrics, health).
     #[serde(default)]
     pub rest: RestConfig,
@@ -35,18 +35,18 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// How a failed connector is restarted.
     #[serde(default)]
-    pub restart: RestartPolicy,
+    pub(crate) restart: RestartPolicy,
     /// Named rate limits that connectors share by naming a group (`rate_limit: <group>`).
     #[serde(default)]
-    pub rate_limits: BTreeMap<String, crate::rate_limit::RateLimitConfig>,
+    pub(crate) rate_limits: BTreeMap<String, crate::rate_limit::RateLimitConfig>,
     /// How often the connector files are re-read: a new file starts its connector, an edited one restarts it, a
     /// removed one stops it. `0s` turns reloading off. Default: 5s.
     #[serde(default = "default_reload_interval", with = "humantime_serde")]
-    pub reload_interval: Duration,
+    pub(crate) reload_interval: Duration,
     /// How often each connector logs its one-line summary (records/s, lag, errors). `0s` turns it off.
     /// Default: 60s.
     #[serde(default = "default_summary_interval", with = "humantime_serde")]
-    pub summary_interval: Duration,
+    pub(crate) summary_interval: Duration,
 }
 
 fn default_reload_interval() -> Duration {
@@ -79,19 +79,19 @@ pub struct KafkaConfig {
     pub bootstrap_servers: Interpolated,
     /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
     #[serde(default)]
-    pub security_protocol: SecurityProtocol,
+    pub(crate) security_protocol: SecurityProtocol,
     /// Credentials for `sasl_plaintext` and `sasl_ssl` (Confluent Cloud uses `sasl_ssl` with `PLAIN`).
     #[serde(default)]
     pub sasl: Option<SaslConfig>,
     /// TLS settings for `ssl` and `sasl_ssl`.
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    pub(crate) tls: Option<TlsConfig>,
     /// librdkafka settings for every consumer, like Kafka Connect's worker-level `consumer.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub consumer: BTreeMap<String, Interpolated>,
+    pub(crate) consumer: BTreeMap<String, Interpolated>,
     /// librdkafka settings for every producer, like Kafka Connect's worker-level `producer.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub producer: BTreeMap<String, Interpolated>,
+    pub(crate) producer: BTreeMap<String, Interpolated>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -105,7 +105,7 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
-    pub fn as_librdkafka(self) -> &'static str {
+    pub(crate) fn as_librdkafka(self) -> &'static str {
         match self {
             Self::Plaintext => "plaintext",
             Self::Ssl => "ssl",
@@ -114,11 +114,11 @@ impl SecurityProtocol {
         }
     }
 
-    pub fn uses_sasl(self) -> bool {
+    pub(crate) fn uses_sasl(self) -> bool {
         matches!(self, Self::SaslPlaintext | Self::SaslSsl)
     }
 
-    pub fn uses_tls(self) -> bool {
+    pub(crate) fn uses_tls(self) -> bool {
         matches!(self, Self::Ssl | Self::SaslSsl)
     }
 }
@@ -128,21 +128,21 @@ impl SecurityProtocol {
 pub struct SaslConfig {
     /// `PLAIN` (default), `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` (OIDC client credentials) or `AWS_MSK_IAM`.
     #[serde(default)]
-    pub mechanism: SaslMechanism,
+    pub(crate) mechanism: SaslMechanism,
     /// For `PLAIN` and the SCRAM mechanisms (Confluent Cloud: the API key).
     #[serde(default)]
-    pub username: Option<Interpolated>,
+    pub(crate) username: Option<Interpolated>,
     /// For `PLAIN` and the SCRAM mechanisms (Confluent Cloud: the API secret).
     #[serde(default)]
     pub password: Option<Secret>,
     /// For `OAUTHBEARER`: the identity provider and the client's credentials.
     #[serde(default)]
-    pub oauth: Option<OAuthConfig>,
+    pub(crate) oauth: Option<OAuthConfig>,
 }
 
 impl SaslConfig {
     /// Which keys each mechanism needs and refuses; messages name the key.
-    pub fn check(&self, protocol: SecurityProtocol) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self, protocol: SecurityProtocol) -> Result<(), InvalidSetting> {
         let mechanism = self.mechanism.as_written();
         let credentials = self.username.is_some() || self.password.is_some();
         match self.mechanism {
@@ -211,16 +211,16 @@ impl SaslConfig {
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// The identity provider's token endpoint, e.g. `https://login.example.com/oauth2/token`.
-    pub token_endpoint_url: Interpolated,
-    pub client_id: Interpolated,
-    pub client_secret: Secret,
+    pub(crate) token_endpoint_url: Interpolated,
+    pub(crate) client_id: Interpolated,
+    pub(crate) client_secret: Secret,
     /// The scope to ask for. Default: none.
     #[serde(default)]
-    pub scope: Option<Interpolated>,
+    pub(crate) scope: Option<Interpolated>,
     /// SASL extensions sent to the broker with the token; Confluent Cloud wants `logicalCluster` (the cluster id)
     /// and `identityPoolId`. Default: none.
     #[serde(default)]
-    pub extensions: BTreeMap<String, Interpolated>,
+    pub(crate) extensions: BTreeMap<String, Interpolated>,
 }
 
 impl OAuthConfig {
@@ -261,7 +261,7 @@ pub enum SaslMechanism {
 
 impl SaslMechanism {
     /// librdkafka's `sasl.mechanism`: MSK IAM is OAUTHBEARER with a token that the client's context signs.
-    pub fn as_librdkafka(self) -> &'static str {
+    pub(crate) fn as_librdkafka(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
@@ -270,7 +270,7 @@ impl SaslMechanism {
         }
     }
 
-    pub fn as_written(self) -> &'static str {
+    pub(crate) fn as_written(self) -> &'static str {
         match self {
             Self::AwsMskIam => "AWS_MSK_IAM",
             other => other.as_librdkafka(),
@@ -283,21 +283,21 @@ impl SaslMechanism {
 pub struct TlsConfig {
     /// A PEM file of CA certificates to trust instead of the system's. Default: the system's.
     #[serde(default)]
-    pub ca_location: Option<Interpolated>,
+    pub(crate) ca_location: Option<Interpolated>,
     /// This client's certificate (PEM), for a cluster that authenticates clients by certificate (mTLS; MSK's TLS
     /// client authentication). Default: none.
     #[serde(default)]
-    pub certificate_location: Option<Interpolated>,
+    pub(crate) certificate_location: Option<Interpolated>,
     /// The certificate's private key (PEM); required with `certificate_location`.
     #[serde(default)]
-    pub key_location: Option<Interpolated>,
+    pub(crate) key_location: Option<Interpolated>,
     /// The private key's password, when it is encrypted.
     #[serde(default)]
-    pub key_password: Option<Secret>,
+    pub(crate) key_password: Option<Secret>,
     /// Check that the broker's certificate names the host connected to. Default: true; `false` is logged as a
     /// warning at start.
     #[serde(default = "default_true")]
-    pub verify_hostname: bool,
+    pub(crate) verify_hostname: bool,
 }
 
 fn default_true() -> bool {
@@ -306,7 +306,7 @@ fn default_true() -> bool {
 
 impl TlsConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
         match (&self.certificate_location, &self.key_location) {
             (Some(_), None) => {
                 return Err(InvalidSetting::new(
@@ -350,26 +350,26 @@ impl TlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct SchemaRegistryConfig {
     /// Base URL, e.g. `https://psrc-xxxx.region.aws.confluent.cloud` or `http://127.0.0.1:8081/apis/ccompat/v7`.
-    pub url: Interpolated,
+    pub(crate) url: Interpolated,
     /// HTTP Basic credentials (Confluent Cloud: the Schema Registry API key and secret).
     #[serde(default)]
-    pub basic_auth: Option<BasicAuth>,
+    pub(crate) basic_auth: Option<BasicAuth>,
     /// A fixed bearer token, for a registry behind OAuth when the token is managed outside ebconnect.
     #[serde(default)]
-    pub bearer_token: Option<Secret>,
+    pub(crate) bearer_token: Option<Secret>,
     /// Bearer tokens fetched with OAuth client credentials and renewed before they expire (Confluent Cloud's
     /// OAuth for Schema Registry).
     #[serde(default)]
-    pub oauth: Option<RegistryOAuthConfig>,
+    pub(crate) oauth: Option<RegistryOAuthConfig>,
     /// A PEM file of CA certificates to trust for an `https` URL, in addition to the system's. Default: the
     /// system's only.
     #[serde(default)]
-    pub ca_location: Option<Interpolated>,
+    pub(crate) ca_location: Option<Interpolated>,
 }
 
 impl SchemaRegistryConfig {
     /// Rules serde cannot express; each message names the key.
-    pub fn check(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
         let ways = [
             self.basic_auth.is_some(),
             self.bearer_token.is_some(),
@@ -398,25 +398,25 @@ impl SchemaRegistryConfig {
 #[serde(deny_unknown_fields)]
 pub struct RegistryOAuthConfig {
     /// The identity provider's token endpoint.
-    pub token_endpoint_url: Interpolated,
-    pub client_id: Interpolated,
-    pub client_secret: Secret,
+    pub(crate) token_endpoint_url: Interpolated,
+    pub(crate) client_id: Interpolated,
+    pub(crate) client_secret: Secret,
     /// The scope to ask for. Default: none.
     #[serde(default)]
-    pub scope: Option<Interpolated>,
+    pub(crate) scope: Option<Interpolated>,
     /// Sent as `target-sr-cluster` (Confluent Cloud: the registry's `lsrc-` id). Default: not sent.
     #[serde(default)]
-    pub logical_cluster: Option<Interpolated>,
+    pub(crate) logical_cluster: Option<Interpolated>,
     /// Sent as `Confluent-Identity-Pool-Id`. Default: not sent.
     #[serde(default)]
-    pub identity_pool_id: Option<Interpolated>,
+    pub(crate) identity_pool_id: Option<Interpolated>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
-    pub username: Interpolated,
-    pub password: Secret,
+    pub(crate) username: Interpolated,
+    pub(crate) password: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -424,21 +424,21 @@ pub struct BasicAuth {
 pub struct AwsConfig {
     /// Region. Default: from the environment (`AWS_REGION`) or the profile.
     #[serde(default)]
-    pub region: Option<Interpolated>,
+    pub(crate) region: Option<Interpolated>,
     /// Endpoint override, for emulators and VPC endpoints. Default: the AWS endpoint of the region
     /// (or `AWS_ENDPOINT_URL`, which the SDK reads).
     #[serde(default)]
-    pub endpoint_url: Option<Interpolated>,
+    pub(crate) endpoint_url: Option<Interpolated>,
     /// A named profile from `~/.aws/config`. Default: the default credential chain.
     #[serde(default)]
-    pub profile: Option<Interpolated>,
+    pub(crate) profile: Option<Interpolated>,
     /// A role to assume with the credentials found.
     #[serde(default)]
-    pub assume_role: Option<AssumeRoleConfig>,
+    pub(crate) assume_role: Option<AssumeRoleConfig>,
     /// How often the secrets that `${aws-secretsmanager:}` and `${aws-ssm:}` placeholders name are read again; what
     /// uses a changed one restarts with its new value. `0s` reads them only at load. Default: 5m.
     #[serde(default = "default_secrets_refresh_interval", with = "humantime_serde")]
-    pub secrets_refresh_interval: Duration,
+    pub(crate) secrets_refresh_interval: Duration,
 }
 
 fn default_secrets_refresh_interval() -> Duration {
@@ -460,12 +460,12 @@ impl Default for AwsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssumeRoleConfig {
-    pub role_arn: Interpolated,
+    pub(crate) role_arn: Interpolated,
     /// Default: `ebconnect`.
     #[serde(default)]
-    pub session_name: Option<Interpolated>,
+    pub(crate) session_name: Option<Interpolated>,
     #[serde(default)]
-    pub external_id: Option<Secret>,
+    pub(crate) external_id: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -477,11 +477,11 @@ pub struct RestConfig {
     /// Basic auth for every endpoint but `/health`. Default: none. Required when `listen` is not a loopback
     /// address, unless `allow_unauthenticated` is set.
     #[serde(default)]
-    pub basic_auth: Option<BasicAuth>,
+    pub(crate) basic_auth: Option<BasicAuth>,
     /// Serve the API without `basic_auth` on a non-loopback address (anyone who reaches the port can then create
     /// connectors). Logged as a warning at start. Default: false.
     #[serde(default)]
-    pub allow_unauthenticated: bool,
+    pub(crate) allow_unauthenticated: bool,
 }
 
 fn default_rest_listen() -> SocketAddr {
@@ -513,13 +513,13 @@ pub enum LogFormat {
 pub struct RestartPolicy {
     /// Default: 1s.
     #[serde(default = "default_initial_backoff", with = "humantime_serde")]
-    pub initial_backoff: Duration,
+    pub(crate) initial_backoff: Duration,
     /// Default: 60s.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
     /// Default: 10. A run that lasted longer than `max_backoff` resets the count.
     #[serde(default = "default_max_restarts")]
-    pub max_restarts: u32,
+    pub(crate) max_restarts: u32,
 }
 
 fn default_initial_backoff() -> Duration {

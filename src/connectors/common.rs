@@ -42,7 +42,7 @@ impl ConnectorParts {
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot subscribe to {what}: {source}")]
-pub struct SubscribeError {
+pub(crate) struct SubscribeError {
     what: String,
     source: KafkaError,
 }
@@ -67,7 +67,7 @@ pub(super) fn subscribe<C: ConsumerContext>(
 
 /// Why a connector's Kafka client cannot go on.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientFailure {
+pub(crate) enum ClientFailure {
     /// The broker refuses the client (credentials, certificate); the reason is the broker's, as the client's
     /// error callback heard it.
     #[error("Kafka refuses this client: {0}")]

@@ -26,36 +26,35 @@ use crate::config::{ConnectorDocument, ConnectorName, ErrorsConfig, InvalidSetti
 use crate::rate_limit::RateLimits;
 use crate::transform::Chain;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a running connector is given.
-pub struct ConnectorContext {
-    pub name: ConnectorName,
+pub(crate) struct ConnectorContext {
     /// Cancelled on shutdown: stop taking input, settle or hand back in-flight work, commit, return `Ok`.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Marked once the connector has moved records: a run that did is counted as healthy, however short.
-    pub progress: Progress,
+    pub(crate) progress: Progress,
     /// The topics the connector reads or writes records of, kept across its restarts.
-    pub topics: ActiveTopics,
+    pub(crate) topics: ActiveTopics,
 }
 
 /// Whether a connector's run has moved records; shared between the run and its supervisor.
 #[derive(Debug, Clone, Default)]
-pub struct Progress(Arc<AtomicBool>);
+pub(crate) struct Progress(Arc<AtomicBool>);
 
 impl Progress {
-    pub fn made(&self) {
+    pub(crate) fn made(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
-    pub fn was_made(&self) -> bool {
+    pub(crate) fn was_made(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// One attempt at running a connector. An `Err` is a failure the supervisor restarts after a backoff.
 #[async_trait]
-pub trait Connector: Send {
+pub(crate) trait Connector: Send {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError>;
 }
 
@@ -71,7 +70,7 @@ pub enum ConnectorSettings {
 
 impl ConnectorSettings {
     /// The consumer group a connector that reads Kafka reads with; `None` for those that only write to it.
-    pub fn consumer_group(&self, name: &ConnectorName) -> Option<crate::kafka::committed::Group<'_>> {
+    pub(crate) fn consumer_group(&self, name: &ConnectorName) -> Option<crate::kafka::committed::Group<'_>> {
         match self {
             Self::EventbridgeSink(sink) => Some(crate::kafka::committed::Group {
                 id: sink.group_id(name),
@@ -91,7 +90,7 @@ impl ConnectorSettings {
 }
 
 /// The second pass of `connectors::load_connector`: the whole document, read as the given type's document.
-pub fn parse_document<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn parse_document<'de, D: serde::Deserializer<'de>>(
     kind: ConnectorType,
     document: D,
 ) -> Result<ConnectorDocument<ConnectorSettings>, D::Error> {
@@ -122,7 +121,7 @@ pub fn parse_document<'de, D: serde::Deserializer<'de>>(
 
 /// Rules serde cannot express. Those that need the worker configuration (e.g. that a named rate limit group
 /// exists) run only when it is given.
-pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
+pub(crate) fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
     match settings {
         ConnectorSettings::EventbridgeSink(settings) => settings.check(worker),
         ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),
@@ -132,7 +131,7 @@ pub fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>) -> Res
 }
 
 /// Builds a fresh task for one attempt at running `connector`.
-pub fn build(
+pub(crate) fn build(
     connector: &ConnectorConfig,
     worker: &WorkerConfig,
     rate_limits: &RateLimits,
@@ -160,11 +159,11 @@ pub fn build(
 
 /// What every connector is built from besides its own settings.
 #[derive(Debug, Clone)]
-pub struct ConnectorParts {
-    pub name: ConnectorName,
-    pub errors: ErrorsConfig,
-    pub transforms: Chain,
-    pub worker: WorkerConfig,
+pub(crate) struct ConnectorParts {
+    pub(crate) name: ConnectorName,
+    pub(crate) errors: ErrorsConfig,
+    pub(crate) transforms: Chain,
+    pub(crate) worker: WorkerConfig,
     /// The worker's shared rate limit groups.
-    pub rate_limits: RateLimits,
+    pub(crate) rate_limits: RateLimits,
 }

@@ -8,14 +8,14 @@ use crate::json_path::JsonPath;
 /// Where a consumer group with no committed offset starts: `earliest` (default) or `latest`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OffsetReset {
+pub(crate) enum OffsetReset {
     #[default]
     Earliest,
     Latest,
 }
 
 impl OffsetReset {
-    pub fn as_librdkafka(self) -> &'static str {
+    pub(crate) fn as_librdkafka(self) -> &'static str {
         match self {
             Self::Earliest => "earliest",
             Self::Latest => "latest",

@@ -12,7 +12,7 @@ pub struct Batcher<T> {
 }
 
 impl<T> Batcher<T> {
-    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
         Self {
             max_entries,
             max_bytes,
@@ -24,7 +24,7 @@ impl<T> Batcher<T> {
 
     /// Adds an item of `size` bytes (at most `max_bytes`; larger entries are rejected before they get here) and
     /// returns the batches this closed: the open one if the item did not fit, and the new one if it is now full.
-    pub fn push(&mut self, item: T, size: usize) -> Vec<Vec<T>> {
+    pub(crate) fn push(&mut self, item: T, size: usize) -> Vec<Vec<T>> {
         let mut closed = Vec::new();
         if !self.items.is_empty() && self.bytes + size > self.max_bytes {
             closed.extend(self.take());
@@ -41,20 +41,21 @@ impl<T> Batcher<T> {
     }
 
     /// When the open batch was started, if there is one.
-    pub fn opened_at(&self) -> Option<Instant> {
+    pub(crate) fn opened_at(&self) -> Option<Instant> {
         self.opened_at
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Closes the open batch, if any.
-    pub fn take(&mut self) -> Option<Vec<T>> {
+    pub(crate) fn take(&mut self) -> Option<Vec<T>> {
         if self.items.is_empty() {
             return None;
         }

@@ -6,10 +6,10 @@ use aws_config::SdkConfig;
 use aws_sdk_eventbridge::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 
 /// The service name PutEvents is signed for.
-pub const SIGNING_NAME: &str = "events";
+pub(crate) const SIGNING_NAME: &str = "events";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signing {
+pub(crate) enum Signing {
     V4 {
         region: String,
     },
@@ -20,20 +20,20 @@ pub enum Signing {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutEventsEndpoint {
-    pub url: String,
-    pub signing: Signing,
+pub(crate) struct PutEventsEndpoint {
+    pub(crate) url: String,
+    pub(crate) signing: Signing,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve the EventBridge endpoint (region {region:?}, endpoint_id {endpoint_id:?}): {reason}")]
-pub struct EndpointError {
+pub(crate) struct EndpointError {
     region: Option<String>,
     endpoint_id: Option<String>,
     reason: String,
 }
 
-pub async fn resolve(sdk: &SdkConfig, endpoint_id: Option<&str>) -> Result<PutEventsEndpoint, EndpointError> {
+pub(crate) async fn resolve(sdk: &SdkConfig, endpoint_id: Option<&str>) -> Result<PutEventsEndpoint, EndpointError> {
     let region = sdk.region().map(|region| region.to_string());
     let error = |reason: String| EndpointError {
         region: region.clone(),

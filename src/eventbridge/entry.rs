@@ -14,18 +14,18 @@ pub struct Detail {
 
 impl Detail {
     /// The compact JSON text of `value`.
-    pub fn from_value(value: &Value) -> Self {
+    pub(crate) fn from_value(value: &Value) -> Self {
         let (quoted, text_len) = quoted_json(value);
         Self { quoted, text_len }
     }
 
     /// The JSON string holding the text, quotes included.
-    pub fn quoted(&self) -> &str {
+    pub(crate) fn quoted(&self) -> &str {
         &self.quoted
     }
 
     /// The UTF-8 length of the JSON text itself, which is what EventBridge counts.
-    pub fn text_len(&self) -> usize {
+    pub(crate) fn text_len(&self) -> usize {
         self.text_len
     }
 }
@@ -33,21 +33,21 @@ impl Detail {
 /// A PutEvents entry without its bus (the bus is the connector's, set per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub source: String,
-    pub detail_type: String,
+    pub(crate) source: String,
+    pub(crate) detail_type: String,
     /// A JSON object.
-    pub detail: Detail,
+    pub(crate) detail: Detail,
     /// Milliseconds since the epoch; `None` lets EventBridge stamp the time of the call.
-    pub time: Option<i64>,
-    pub resources: Vec<String>,
-    pub trace_header: Option<String>,
+    pub(crate) time: Option<i64>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) trace_header: Option<String>,
 }
 
 impl Entry {
     /// The size EventBridge counts, per "Calculating Amazon EventBridge PutEvents event entry size": 14 bytes
     /// for a time, plus the UTF-8 lengths of source, detail-type, detail and each resource. The trace header
     /// and the bus name do not count.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         let time = if self.time.is_some() { 14 } else { 0 };
         time + self.source.len()
             + self.detail_type.len()

@@ -4,17 +4,17 @@
 use super::entry::Entry;
 use crate::json_text::write_json_string;
 
-pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-pub const TARGET: &str = "AWSEvents.PutEvents";
+pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+pub(crate) const TARGET: &str = "AWSEvents.PutEvents";
 
-pub struct PutEventsBody<'a> {
-    pub event_bus: &'a str,
-    pub endpoint_id: Option<&'a str>,
-    pub entries: &'a [&'a Entry],
+pub(crate) struct PutEventsBody<'a> {
+    pub(crate) event_bus: &'a str,
+    pub(crate) endpoint_id: Option<&'a str>,
+    pub(crate) entries: &'a [&'a Entry],
 }
 
 impl PutEventsBody<'_> {
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         // The size counts the detail's text; the quoted detail is written in its place, and the rest is short.
         let capacity = 32
             + self

@@ -12,19 +12,19 @@ use serde::{Deserialize, Serialize};
 /// are read again after the restart. Throttling is never a reason to dead-letter a record or fail the connector.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Sends of one entry whose answers stayed unclear, the first included. Default: 10.
     #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Time from an entry's first unclear answer after which it is not sent again. Default: 5m.
     #[serde(default = "default_max_duration", with = "humantime_serde")]
-    pub max_duration: Duration,
+    pub(crate) max_duration: Duration,
     /// The first wait, and the unit of the ones after it. Default: 100ms.
     #[serde(default = "default_initial_backoff", with = "humantime_serde")]
-    pub initial_backoff: Duration,
+    pub(crate) initial_backoff: Duration,
     /// The longest wait (the waits for throttled entries stop at 1s). Default: 10s.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 fn default_max_attempts() -> u32 {
@@ -56,7 +56,7 @@ impl Default for RetryPolicy {
 
 /// Per-entry error codes that a later send can fix: EventBridge was throttling or had an internal problem.
 /// Every other code (InvalidArgument, MalformedDetail, AccessDeniedException, ...) fails the same way again.
-pub fn is_retryable_entry_error(code: &str) -> bool {
+pub(crate) fn is_retryable_entry_error(code: &str) -> bool {
     matches!(
         code,
         "ThrottlingException" | "InternalFailure" | "InternalException" | "ServiceUnavailable"
@@ -64,7 +64,7 @@ pub fn is_retryable_entry_error(code: &str) -> bool {
 }
 
 /// Request-level error codes worth another try (besides 5xx statuses, timeouts and connection failures).
-pub fn is_retryable_request_error(code: &str) -> bool {
+pub(crate) fn is_retryable_request_error(code: &str) -> bool {
     matches!(
         code,
         "ThrottlingException"

@@ -67,7 +67,7 @@ pub struct PutEventsService {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceSetupError {
+pub(crate) enum ServiceSetupError {
     #[error("the EventBridge endpoint `{0}` is not an http(s) URL with a host")]
     BadEndpoint(String),
     #[error("cannot create the HTTP client: {0}")]
@@ -75,7 +75,7 @@ pub enum ServiceSetupError {
 }
 
 impl PutEventsService {
-    pub fn new(
+    pub(crate) fn new(
         endpoint: PutEventsEndpoint,
         credentials: Option<SharedCredentialsProvider>,
         event_bus: String,
@@ -105,7 +105,7 @@ impl PutEventsService {
     }
 
     /// Sends `entries` (at most 10, within the size limit) and returns one outcome per entry, in order.
-    pub async fn send(&self, entries: &[&Entry]) -> Result<Vec<EntryOutcome>, RequestError> {
+    pub(crate) async fn send(&self, entries: &[&Entry]) -> Result<Vec<EntryOutcome>, RequestError> {
         let body = PutEventsBody {
             event_bus: &self.event_bus,
             endpoint_id: self.endpoint_id.as_deref(),

@@ -18,7 +18,7 @@ use super::endpoint::{Signing, SIGNING_NAME};
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum SigningError {
+pub(crate) enum SigningError {
     #[error("no AWS credentials are configured (environment, profile, web identity, container or instance role)")]
     NoProvider,
     #[error("cannot load AWS credentials: {0}")]
@@ -30,7 +30,7 @@ pub enum SigningError {
 impl SigningError {
     /// Whether a later attempt may succeed: a provider that timed out or failed may answer next time; missing
     /// or misconfigured credentials stay missing.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(
             self,
             Self::Credentials(CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_))
@@ -39,14 +39,14 @@ impl SigningError {
 }
 
 #[derive(Debug)]
-pub struct RequestSigner {
+pub(crate) struct RequestSigner {
     provider: Option<SharedCredentialsProvider>,
     cached: tokio::sync::Mutex<Option<Credentials>>,
     signing: Signing,
 }
 
 impl RequestSigner {
-    pub fn new(provider: Option<SharedCredentialsProvider>, signing: Signing) -> Self {
+    pub(crate) fn new(provider: Option<SharedCredentialsProvider>, signing: Signing) -> Self {
         Self {
             provider,
             cached: tokio::sync::Mutex::new(None),
@@ -77,7 +77,7 @@ impl RequestSigner {
 
     /// Adds the signature headers (`authorization`, `x-amz-date`, the session token) to `request`, whose headers
     /// must all be set already: every header present is signed.
-    pub async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SigningError> {
+    pub(crate) async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SigningError> {
         let identity: Identity = self.credentials().await?.into();
         self.sign_with(&identity, SystemTime::now(), request)
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 pub struct ActiveTopics(Arc<RwLock<BTreeSet<String>>>);
 
 impl ActiveTopics {
-    pub fn record(&self, topic: &str) {
+    pub(crate) fn record(&self, topic: &str) {
         let known = self
             .0
             .read()
@@ -23,7 +23,7 @@ impl ActiveTopics {
         }
     }
 
-    pub fn list(&self) -> Vec<String> {
+    pub(crate) fn list(&self) -> Vec<String> {
         self.0
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -32,7 +32,7 @@ impl ActiveTopics {
             .collect()
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 }

@@ -19,7 +19,7 @@ pub struct FatalClientError(Arc<(Mutex<Option<String>>, Notify)>);
 
 impl FatalClientError {
     /// Keeps the first error raised.
-    pub fn raise(&self, message: String) {
+    pub(crate) fn raise(&self, message: String) {
         let (slot, notify) = &*self.0;
         let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if slot.is_none() {
@@ -30,13 +30,13 @@ impl FatalClientError {
 
     /// The first error raised, if any: a consumer's own error (librdkafka's bare `Authentication failure`) comes
     /// after the callback raised the broker's reason for it.
-    pub fn first(&self) -> Option<String> {
+    pub(crate) fn first(&self) -> Option<String> {
         let (slot, _) = &*self.0;
         slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Waits for the first error raised.
-    pub async fn raised(&self) -> String {
+    pub(crate) async fn raised(&self) -> String {
         let (slot, notify) = &*self.0;
         loop {
             if let Some(message) = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone() {
@@ -47,7 +47,7 @@ impl FatalClientError {
     }
 
     /// What a client's error callback does with an error: reports it, and raises it if no retry will fix it.
-    pub fn report(&self, connector: &str, error: &KafkaError, reason: &str) {
+    pub(crate) fn report(&self, connector: &str, error: &KafkaError, reason: &str) {
         emit(KafkaClientError {
             connector,
             error: &error.to_string(),
@@ -66,7 +66,7 @@ impl FatalClientError {
 /// librdkafka reports a transport failure, not an SSL error, with OpenSSL's reason: a TLS alert the broker sent
 /// (`sslv3 alert bad certificate`, `tlsv13 alert certificate required`) or a failed verification. A connection that
 /// is merely cut (`unexpected eof`, `Connection reset`) carries neither.
-pub fn is_fatal_client_error(error: &KafkaError, reason: &str) -> bool {
+pub(crate) fn is_fatal_client_error(error: &KafkaError, reason: &str) -> bool {
     match error {
         KafkaError::Global(
             RDKafkaErrorCode::SSL | RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed,
@@ -87,7 +87,7 @@ pub struct ProducerErrors {
 
 impl ProducerErrors {
     /// A connector's producer whose fatal client errors are raised on `fatal`.
-    pub fn producer(
+    pub(crate) fn producer(
         config: &ClientConfig,
         connector: &str,
         fatal: &FatalClientError,

@@ -20,20 +20,20 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A partition's new committed offset; `None` removes it, so the group starts there from `auto_offset_reset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetChange {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: Option<i64>,
+pub(crate) struct OffsetChange {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: Option<i64>,
 }
 
 /// The consumer group a connector reads with, and what it reads; each connector type that reads Kafka says
 /// (`connectors::ConnectorSettings::consumer_group`).
 #[derive(Debug, Clone)]
-pub struct Group<'a> {
-    pub id: String,
-    pub topics: &'a [String],
-    pub topics_regex: Option<&'a str>,
-    pub overrides: &'a BTreeMap<String, Interpolated>,
+pub(crate) struct Group<'a> {
+    pub(crate) id: String,
+    pub(crate) topics: &'a [String],
+    pub(crate) topics_regex: Option<&'a str>,
+    pub(crate) overrides: &'a BTreeMap<String, Interpolated>,
 }
 
 fn consumer(group: &Group<'_>, worker: &WorkerConfig) -> Result<BaseConsumer<SigningContext>, String> {
@@ -86,7 +86,7 @@ fn committed(group: &Group<'_>, consumer: &BaseConsumer<SigningContext>) -> Resu
 }
 
 /// The group's committed offsets in Kafka Connect's shape. Blocking: asks the cluster.
-pub fn group_offsets(group: &Group<'_>, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
+pub(crate) fn group_offsets(group: &Group<'_>, worker: &WorkerConfig) -> Result<Vec<Value>, String> {
     let consumer = consumer(group, worker)?;
     Ok(committed(group, &consumer)?
         .into_iter()
@@ -101,7 +101,7 @@ pub fn group_offsets(group: &Group<'_>, worker: &WorkerConfig) -> Result<Vec<Val
 
 /// Sets or removes committed offsets; `changes` empty removes them all. The group must have no members (the
 /// connector stopped on every worker), or Kafka refuses. Blocking: asks the cluster.
-pub fn change_offsets(group: &Group<'_>, worker: &WorkerConfig, changes: &[OffsetChange]) -> Result<(), String> {
+pub(crate) fn change_offsets(group: &Group<'_>, worker: &WorkerConfig, changes: &[OffsetChange]) -> Result<(), String> {
     let consumer = consumer(group, worker)?;
     let removed = changes.is_empty() || changes.iter().any(|change| change.offset.is_none());
     // Kafka removes a group's offsets only all at once: those that stay are committed again afterwards.

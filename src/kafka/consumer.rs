@@ -14,21 +14,21 @@ use crate::telemetry::{emit, ConsumerLagReported, OffsetCommitFailed, OffsetsCom
 
 /// Shared by the connector loop and the rebalance callback.
 #[derive(Debug, Clone, Default)]
-pub struct SharedTracker(Arc<Mutex<OffsetTracker>>);
+pub(crate) struct SharedTracker(Arc<Mutex<OffsetTracker>>);
 
 impl SharedTracker {
-    pub fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
         // The tracker is plain data with no invariant a panic mid-update could break badly enough to matter more
         // than stopping the connector would.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-pub struct TrackingContext {
-    pub connector: String,
-    pub tracker: SharedTracker,
-    pub topics: ActiveTopics,
-    pub fatal: FatalClientError,
+pub(crate) struct TrackingContext {
+    pub(crate) connector: String,
+    pub(crate) tracker: SharedTracker,
+    pub(crate) topics: ActiveTopics,
+    pub(crate) fatal: FatalClientError,
 }
 
 impl ClientContext for TrackingContext {
@@ -95,7 +95,7 @@ impl ConsumerContext for TrackingContext {
 }
 
 /// Commits `offsets` (each the next offset to read) and notes them in the tracker on success.
-pub fn commit<C: Consumer<TrackingContext>>(
+pub(crate) fn commit<C: Consumer<TrackingContext>>(
     connector: &str,
     consumer: &C,
     offsets: &BTreeMap<TopicPartition, i64>,
@@ -120,7 +120,7 @@ pub fn commit<C: Consumer<TrackingContext>>(
 }
 
 /// Commits `list` as it is (offsets and metadata), and reports how that went.
-pub fn commit_list<X: ConsumerContext, C: Consumer<X>>(
+pub(crate) fn commit_list<X: ConsumerContext, C: Consumer<X>>(
     connector: &str,
     consumer: &C,
     list: &TopicPartitionList,
@@ -150,7 +150,7 @@ pub fn commit_list<X: ConsumerContext, C: Consumer<X>>(
 }
 
 /// A consumer error that no retry by librdkafka will fix.
-pub fn is_fatal(error: &KafkaError) -> bool {
+pub(crate) fn is_fatal(error: &KafkaError) -> bool {
     let code = match error {
         KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,
         KafkaError::MessageConsumptionFatal(_) => return true,

@@ -31,7 +31,7 @@ pub enum ClientRole {
 /// does not fit, e.g. a smaller prefetch), connection and security from the worker, the worker's override map for the
 /// role, the connector's own overrides (like `consumer.override.*`), then `fixed`, the settings the connector's
 /// correctness depends on (e.g. `enable.auto.offset.store=false`), which nothing overrides.
-pub fn client_config(
+pub(crate) fn client_config(
     kafka: &KafkaConfig,
     role: ClientRole,
     connector_overrides: &BTreeMap<String, Interpolated>,
@@ -100,7 +100,7 @@ pub fn client_config(
 }
 
 /// An admin client, its first token set when the cluster takes MSK IAM (nobody polls an admin client's main queue).
-pub fn admin_client(config: &ClientConfig) -> Result<AdminClient<SigningContext>, String> {
+pub(crate) fn admin_client(config: &ClientConfig) -> Result<AdminClient<SigningContext>, String> {
     let admin: AdminClient<SigningContext> = config
         .create_with_context(SigningContext)
         .map_err(|error| format!("cannot create a Kafka admin client: {error}"))?;
@@ -109,7 +109,7 @@ pub fn admin_client(config: &ClientConfig) -> Result<AdminClient<SigningContext>
 }
 
 /// A consumer for lookups (metadata, committed offsets) rather than reading, its first token set likewise.
-pub fn lookup_consumer(config: &ClientConfig) -> Result<BaseConsumer<SigningContext>, String> {
+pub(crate) fn lookup_consumer(config: &ClientConfig) -> Result<BaseConsumer<SigningContext>, String> {
     let consumer: BaseConsumer<SigningContext> = config
         .create_with_context(SigningContext)
         .map_err(|error| format!("cannot create a Kafka client: {error}"))?;
@@ -118,7 +118,7 @@ pub fn lookup_consumer(config: &ClientConfig) -> Result<BaseConsumer<SigningCont
 }
 
 /// The cluster's id, as Kafka Connect's `GET /` shows it. Blocking: asks the cluster.
-pub fn cluster_id(kafka: &KafkaConfig) -> Result<String, String> {
+pub(crate) fn cluster_id(kafka: &KafkaConfig) -> Result<String, String> {
     let consumer = lookup_consumer(&client_config(kafka, ClientRole::Consumer, &BTreeMap::new(), &[], &[]))?;
     consumer
         .client()

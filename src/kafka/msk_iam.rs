@@ -141,7 +141,7 @@ fn copy(token: &OAuthToken) -> OAuthToken {
 
 /// The region an MSK broker's host name holds: `…kafka.<region>.amazonaws.com` (provisioned) or
 /// `…kafka-serverless.<region>.amazonaws.com` (serverless), of the first bootstrap server.
-pub fn region_of_brokers(bootstrap_servers: &str) -> Option<String> {
+pub(crate) fn region_of_brokers(bootstrap_servers: &str) -> Option<String> {
     let first = bootstrap_servers.split(',').next()?.trim();
     let host = first.rsplit_once(':').map_or(first, |(host, _)| host);
     let labels: Vec<&str> = host.split('.').collect();
@@ -154,7 +154,7 @@ pub fn region_of_brokers(bootstrap_servers: &str) -> Option<String> {
 static SIGNER: RwLock<Option<Arc<MskIamSigner>>> = RwLock::new(None);
 
 /// Makes `signer` answer every Kafka client's token requests from now on, in this process.
-pub fn install(signer: MskIamSigner) {
+pub(crate) fn install(signer: MskIamSigner) {
     *SIGNER.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(signer));
 }
 
@@ -172,7 +172,7 @@ fn installed() -> Option<Arc<MskIamSigner>> {
 /// Sets a first token on a client that nobody polls (an admin client, a consumer used for one lookup): librdkafka
 /// asks for tokens through the client's main queue, which only polling serves. Such clients live for one call,
 /// well within a token's lifetime. Does nothing without a signer.
-pub fn prime<C: ClientContext>(client: &Client<C>) -> Result<(), String> {
+pub(crate) fn prime<C: ClientContext>(client: &Client<C>) -> Result<(), String> {
     let Some(signer) = installed() else {
         return Ok(());
     };

@@ -11,14 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A partition, by topic and number.
-pub type TopicPartition = (String, i32);
+pub(crate) type TopicPartition = (String, i32);
 
 /// A tracked record: enough to settle it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
+pub(crate) struct Ticket {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
     generation: u64,
 }
 
@@ -41,14 +41,14 @@ impl PartitionState {
 }
 
 #[derive(Debug, Default)]
-pub struct OffsetTracker {
+pub(crate) struct OffsetTracker {
     partitions: HashMap<TopicPartition, PartitionState>,
     next_generation: u64,
 }
 
 impl OffsetTracker {
     /// Starts tracking a read record.
-    pub fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
+    pub(crate) fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
         let key = (topic.to_owned(), partition);
         let next_generation = &mut self.next_generation;
         let state = self.partitions.entry(key).or_insert_with(|| {
@@ -70,7 +70,7 @@ impl OffsetTracker {
     }
 
     /// Marks a record settled. Returns false for a record of an earlier assignment (nothing changes).
-    pub fn settle(&mut self, ticket: &Ticket) -> bool {
+    pub(crate) fn settle(&mut self, ticket: &Ticket) -> bool {
         match self.partitions.get_mut(&(ticket.topic.clone(), ticket.partition)) {
             Some(state) if state.generation == ticket.generation => state.pending.remove(&ticket.offset),
             _ => false,
@@ -79,19 +79,19 @@ impl OffsetTracker {
 
     /// Whether the settled prefix of some partition moved past where its reading started: records were finished
     /// for good, not only some behind one that is stuck.
-    pub fn has_advanced(&self) -> bool {
+    pub(crate) fn has_advanced(&self) -> bool {
         self.partitions
             .values()
             .any(|state| matches!((state.first, state.committable()), (Some(first), Some(now)) if now > first))
     }
 
     /// Records still unsettled, across all partitions.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.partitions.values().map(|state| state.pending.len()).sum()
     }
 
     /// The offsets to commit now: for each partition whose committable offset moved since the last commit.
-    pub fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
+    pub(crate) fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
         self.partitions
             .iter()
             .filter_map(|(key, state)| {
@@ -102,7 +102,7 @@ impl OffsetTracker {
     }
 
     /// Notes that `offsets` were committed.
-    pub fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
+    pub(crate) fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
         for (key, offset) in offsets {
             if let Some(state) = self.partitions.get_mut(key) {
                 state.committed = Some(*offset);
@@ -112,14 +112,14 @@ impl OffsetTracker {
 
     /// Forgets what was committed, so that the next commit carries every committable offset (after a commit
     /// that was reported as sent failed later).
-    pub fn forget_commits(&mut self) {
+    pub(crate) fn forget_commits(&mut self) {
         for state in self.partitions.values_mut() {
             state.committed = None;
         }
     }
 
     /// Forgets revoked partitions and returns what should be committed for them before they go.
-    pub fn revoke(&mut self, revoked: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
+    pub(crate) fn revoke(&mut self, revoked: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
         revoked
             .iter()
             .filter_map(|key| {

@@ -12,13 +12,13 @@ use serde_json::Value;
 
 /// A numeric bound: the value and whether it is included.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bound {
-    pub value: f64,
-    pub inclusive: bool,
+pub(crate) struct Bound {
+    pub(crate) value: f64,
+    pub(crate) inclusive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Matcher {
+pub(crate) enum Matcher {
     String(String),
     Number(EventNumber),
     /// `null`, `true` or `false`.
@@ -40,7 +40,7 @@ pub enum Matcher {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum AnythingBut {
+pub(crate) enum AnythingBut {
     Strings(Vec<String>),
     /// Numbers a double holds exactly, zero without its sign.
     Numbers(Vec<f64>),
@@ -56,7 +56,7 @@ pub enum AnythingBut {
 /// the same decimal (so `9007199254740993` and `1152921504606846976` are compared only as text). serde_json keeps
 /// integers of up to 64 bits exactly and other numbers as doubles, whose literal is their shortest form.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EventNumber {
+pub(crate) struct EventNumber {
     literal: Literal,
     comparable: Option<f64>,
 }
@@ -69,7 +69,7 @@ enum Literal {
 }
 
 impl EventNumber {
-    pub fn new(number: &serde_json::Number) -> Option<Self> {
+    pub(crate) fn new(number: &serde_json::Number) -> Option<Self> {
         let integer = number
             .as_u64()
             .map(i128::from)
@@ -122,7 +122,7 @@ fn prints_as(double: f64, integer: i128) -> bool {
 }
 
 /// A number from a pattern: `Some` if a double holds it exactly, the value event-ruler compares.
-pub fn comparable(number: &serde_json::Number) -> Option<f64> {
+pub(crate) fn comparable(number: &serde_json::Number) -> Option<f64> {
     EventNumber::new(number).and_then(|number| number.comparable)
 }
 
@@ -132,13 +132,13 @@ pub fn comparable(number: &serde_json::Number) -> Option<f64> {
 /// always allowed as itself (event-ruler refuses `ǅ` for `ǅ`), and a character outside the BMP is one unit with its
 /// own cases (event-ruler turns its surrogates into `??`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Caseless {
+pub(crate) struct Caseless {
     /// For each character of the pattern, the texts it may match.
     units: Vec<Vec<String>>,
 }
 
 impl Caseless {
-    pub fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let units = text
             .chars()
             .map(|c| {
@@ -189,7 +189,7 @@ fn starts(units: &[Vec<String>], text: &str, whole: bool) -> bool {
 
 /// A `wildcard` pattern: `*` matches any run of characters; `\*` and `\\` are a literal `*` and `\`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Wildcard {
+pub(crate) struct Wildcard {
     /// The literal pieces between the stars.
     pieces: Vec<String>,
     starts_with_star: bool,
@@ -197,7 +197,7 @@ pub struct Wildcard {
 }
 
 impl Wildcard {
-    pub fn new(pieces: Vec<String>, starts_with_star: bool, ends_with_star: bool) -> Self {
+    pub(crate) fn new(pieces: Vec<String>, starts_with_star: bool, ends_with_star: bool) -> Self {
         Self {
             pieces,
             starts_with_star,
@@ -205,7 +205,7 @@ impl Wildcard {
         }
     }
 
-    pub fn matches(&self, text: &str) -> bool {
+    pub(crate) fn matches(&self, text: &str) -> bool {
         let pieces = &self.pieces;
         if pieces.len() == 1 && !self.starts_with_star && !self.ends_with_star {
             return text == pieces[0];
@@ -249,17 +249,17 @@ impl Wildcard {
 /// An address range, as address bits with a prefix length. A plain string pattern that is an IP address is the
 /// range of that one address, as in event-ruler (so `"10.0.0.1"` also matches `"10.0.0.01"`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     network: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
-    pub fn new(network: IpAddr, prefix: u8) -> Self {
+    pub(crate) fn new(network: IpAddr, prefix: u8) -> Self {
         Self { network, prefix }
     }
 
-    pub fn single(address: IpAddr) -> Self {
+    pub(crate) fn single(address: IpAddr) -> Self {
         let prefix = if address.is_ipv4() { 32 } else { 128 };
         Self::new(address, prefix)
     }
@@ -285,7 +285,7 @@ impl Cidr {
 /// Reads an IP address as event-ruler does (its two regular expressions, then Java's `InetAddress`): IPv4 parts
 /// are decimal even with leading zeros (`10.0.0.010` is 10.0.0.10), an IPv4-mapped IPv6 address in hexadecimal
 /// (`::ffff:a00:1`) is its IPv4 address, and a mapped address in dotted form (`::ffff:10.0.0.1`) is no address.
-pub fn ip_address(text: &str) -> Option<IpAddr> {
+pub(crate) fn ip_address(text: &str) -> Option<IpAddr> {
     if text.bytes().all(|b| b == b'.' || b.is_ascii_digit()) {
         let mut octets = [0u8; 4];
         let mut parts = text.split('.');
@@ -317,7 +317,7 @@ fn string_ends_with(text: &str, suffix: &str) -> bool {
 
 impl Matcher {
     /// A rough rank of the work one test takes: plain comparisons 0, text scans 1, the rest 2.
-    pub fn cost(&self) -> u8 {
+    pub(crate) fn cost(&self) -> u8 {
         match self {
             Self::String(_) | Self::Number(_) | Self::Literal(_) | Self::Exists => 0,
             Self::Prefix(_) | Self::Suffix(_) | Self::Numeric { .. } => 1,
@@ -331,7 +331,7 @@ impl Matcher {
     }
 
     /// Whether the matcher accepts one leaf value of the event (a string, number, boolean or null).
-    pub fn matches(&self, value: &Value) -> bool {
+    pub(crate) fn matches(&self, value: &Value) -> bool {
         let text = value.as_str();
         match self {
             Self::String(expected) => text == Some(expected.as_str()),

@@ -11,8 +11,8 @@ use super::{Field, SubRule};
 /// Why a pattern is not valid. `path` names the place, e.g. `detail.eventName[0].prefix`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PatternError {
-    pub path: String,
-    pub message: String,
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for PatternError {
@@ -44,7 +44,7 @@ fn join(path: &str, key: &str) -> String {
 
 /// A number literal in JSON text that is not zero but reads as zero (below the smallest double), which a parsed
 /// value can no longer tell apart from a written `0`.
-pub fn underflowing_number(text: &str) -> Option<&str> {
+pub(crate) fn underflowing_number(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     let mut in_string = false;
     let mut index = 0;

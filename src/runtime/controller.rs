@@ -26,10 +26,10 @@ use crate::rate_limit::RateLimits;
 use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved, SecretChanged};
 
 /// What the API reads: the configuration of every known connector.
-pub type ConnectorView = Arc<RwLock<BTreeMap<ConnectorName, Arc<ConnectorConfig>>>>;
+pub(crate) type ConnectorView = Arc<RwLock<BTreeMap<ConnectorName, Arc<ConnectorConfig>>>>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     #[error("Connector {0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -46,13 +46,13 @@ pub enum ControlError {
 /// What the operator wants a connector to be doing; a new connector's `initial_state` (KIP-980).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Target {
+pub(crate) enum Target {
     Running,
     Paused,
     Stopped,
 }
 
-pub enum Action {
+pub(crate) enum Action {
     Pause,
     Resume,
     Stop,
@@ -60,7 +60,7 @@ pub enum Action {
     Delete,
 }
 
-pub enum Command {
+pub(crate) enum Command {
     Act {
         name: String,
         action: Action,
@@ -86,12 +86,12 @@ pub enum Command {
 
 /// Sends commands to the controller.
 #[derive(Clone)]
-pub struct ControlHandle {
+pub(crate) struct ControlHandle {
     commands: mpsc::Sender<Command>,
 }
 
 impl ControlHandle {
-    pub async fn act(&self, name: &str, action: Action) -> Result<(), ControlError> {
+    pub(crate) async fn act(&self, name: &str, action: Action) -> Result<(), ControlError> {
         self.ask(|reply| Command::Act {
             name: name.to_owned(),
             action,
@@ -101,7 +101,7 @@ impl ControlHandle {
     }
 
     /// Returns the connector as loaded, and whether it is new.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         name: Option<&str>,
         document: serde_json::Value,
@@ -118,7 +118,7 @@ impl ControlHandle {
         .await
     }
 
-    pub async fn change_offsets(&self, name: &str, changes: Vec<OffsetChange>) -> Result<(), ControlError> {
+    pub(crate) async fn change_offsets(&self, name: &str, changes: Vec<OffsetChange>) -> Result<(), ControlError> {
         self.ask(|reply| Command::ChangeOffsets {
             name: name.to_owned(),
             changes,
@@ -152,13 +152,13 @@ struct Managed {
 
 /// The secrets read from AWS for the worker file (at `worker_file`) and the connector files, read again every
 /// `interval`.
-pub struct SecretRefresh {
-    pub store: Arc<AwsSecrets>,
-    pub worker_file: PathBuf,
-    pub interval: Duration,
+pub(crate) struct SecretRefresh {
+    pub(crate) store: Arc<AwsSecrets>,
+    pub(crate) worker_file: PathBuf,
+    pub(crate) interval: Duration,
 }
 
-pub struct Controller {
+pub(crate) struct Controller {
     worker: Arc<WorkerConfig>,
     secrets: Option<SecretRefresh>,
     /// Connector files to load again on the next reload although their text is unchanged: a secret they use changed.
@@ -175,7 +175,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(
+    pub(crate) fn new(
         worker: Arc<WorkerConfig>,
         status: StatusRegistry,
         shutdown: CancellationToken,
@@ -196,13 +196,13 @@ impl Controller {
         }
     }
 
-    pub fn view(&self) -> ConnectorView {
+    pub(crate) fn view(&self) -> ConnectorView {
         self.view.clone()
     }
 
     /// Starts the connectors given at start-up, then serves commands and, with `paths`, re-reads them every
     /// `reload_interval`, until shutdown; then stops every connector in order.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         initial: Vec<ConnectorConfig>,
         mut commands: mpsc::Receiver<Command>,
@@ -632,7 +632,7 @@ impl Controller {
 }
 
 /// A controller with its command channel.
-pub fn channel() -> (ControlHandle, mpsc::Receiver<Command>) {
+pub(crate) fn channel() -> (ControlHandle, mpsc::Receiver<Command>) {
     let (commands, receiver) = mpsc::channel(64);
     (ControlHandle { commands }, receiver)
 }

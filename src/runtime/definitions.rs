@@ -13,22 +13,22 @@ const REFERENCE: &str = include_str!("../../README.md");
 
 /// One key's definition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConfigKey {
+pub(crate) struct ConfigKey {
     /// The flat key, as `GET .../config` shows it.
-    pub name: String,
+    pub(crate) name: String,
     /// Kafka Connect's type name: `STRING`, `INT`, `BOOLEAN`, `LIST` or `PASSWORD`.
-    pub kind: &'static str,
-    pub required: bool,
-    pub default: Option<String>,
-    pub documentation: String,
+    pub(crate) kind: &'static str,
+    pub(crate) required: bool,
+    pub(crate) default: Option<String>,
+    pub(crate) documentation: String,
     /// `Common` for the keys of every connector file, else the type's name.
-    pub group: &'static str,
-    pub order: usize,
+    pub(crate) group: &'static str,
+    pub(crate) order: usize,
 }
 
 impl ConfigKey {
     /// A key the reference does not list, submitted to `validate`.
-    pub fn undocumented(name: &str) -> Self {
+    pub(crate) fn undocumented(name: &str) -> Self {
         Self {
             name: name.to_owned(),
             kind: "STRING",
@@ -40,7 +40,7 @@ impl ConfigKey {
         }
     }
 
-    pub fn info(&self) -> Value {
+    pub(crate) fn info(&self) -> Value {
         json!({
             "name": self.name,
             "type": self.kind,
@@ -59,7 +59,7 @@ impl ConfigKey {
 
 /// Every key of `kind`: the common keys (`connector.class`, `name`, `tasks.max`, `errors.*`, `transforms`), then
 /// the type's own. Read from the reference once per type, on first use.
-pub fn definitions(kind: ConnectorType) -> Vec<ConfigKey> {
+pub(crate) fn definitions(kind: ConnectorType) -> Vec<ConfigKey> {
     static ALL: LazyLock<Vec<(ConnectorType, Vec<ConfigKey>)>> =
         LazyLock::new(|| ConnectorType::ALL.into_iter().map(|kind| (kind, read(kind))).collect());
     ALL.iter()

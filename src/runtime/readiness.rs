@@ -18,21 +18,21 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The probes. The Kafka client is made on the first probe, so that a worker nobody asks holds no extra connection.
 #[derive(Clone)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     kafka_config: ClientConfig,
     kafka: Arc<OnceLock<Result<Arc<BaseConsumer<SigningContext>>, String>>>,
     registry: Option<Result<SrSettings, String>>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ReadinessReport {
-    pub ready: bool,
+pub(crate) struct ReadinessReport {
+    pub(crate) ready: bool,
     /// Why not, one line each.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Readiness {
-    pub fn new(worker: &WorkerConfig) -> Self {
+    pub(crate) fn new(worker: &WorkerConfig) -> Self {
         let kafka_config = client_config(&worker.kafka, ClientRole::Consumer, &Default::default(), &[], &[]);
         let registry = worker
             .schema_registry
@@ -45,7 +45,7 @@ impl Readiness {
         }
     }
 
-    pub async fn check(&self, status: &StatusRegistry) -> ReadinessReport {
+    pub(crate) async fn check(&self, status: &StatusRegistry) -> ReadinessReport {
         let mut problems: Vec<String> = status
             .all()
             .into_iter()

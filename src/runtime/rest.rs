@@ -30,21 +30,21 @@ use crate::telemetry::metrics::metrics;
 
 /// The Kafka Connect REST API this worker speaks, for tools that check the worker's version before using an
 /// endpoint (kcctl needs 3.5 for stop and offsets). ebconnect's own version follows it.
-pub const CONNECT_API_VERSION: &str = "4.1.1";
+pub(crate) const CONNECT_API_VERSION: &str = "4.1.1";
 
 /// What the API serves.
 #[derive(Clone)]
-pub struct ApiState {
-    pub worker_id: String,
-    pub worker: Arc<WorkerConfig>,
-    pub status: StatusRegistry,
-    pub connectors: ConnectorView,
-    pub control: ControlHandle,
-    pub readiness: Readiness,
+pub(crate) struct ApiState {
+    pub(crate) worker_id: String,
+    pub(crate) worker: Arc<WorkerConfig>,
+    pub(crate) status: StatusRegistry,
+    pub(crate) connectors: ConnectorView,
+    pub(crate) control: ControlHandle,
+    pub(crate) readiness: Readiness,
     /// The Kafka cluster's id, asked once it is first needed.
-    pub cluster_id: Arc<tokio::sync::OnceCell<String>>,
+    pub(crate) cluster_id: Arc<tokio::sync::OnceCell<String>>,
     /// The process's log filter, when this worker owns it.
-    pub log_levels: Option<LogLevels>,
+    pub(crate) log_levels: Option<LogLevels>,
 }
 
 /// An error answer, Kafka Connect's `{"error_code", "message"}`. Its message may quote a configured value (a
@@ -835,7 +835,7 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
     response
 }
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let guarded = Router::new()
         .route("/", get(root))
         .route("/ready", get(ready))
@@ -872,7 +872,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// Serves the API on a bound listener until `shutdown` is cancelled. A trailing slash is ignored
 /// (`/connectors/` is `/connectors`), as Kafka Connect ignores it.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: CancellationToken,

@@ -31,7 +31,13 @@ pub struct StatusRegistry {
 }
 
 impl StatusRegistry {
-    pub fn set(&self, name: &ConnectorName, state: ConnectorState, trace: Option<String>, consecutive_failures: u32) {
+    pub(crate) fn set(
+        &self,
+        name: &ConnectorName,
+        state: ConnectorState,
+        trace: Option<String>,
+        consecutive_failures: u32,
+    ) {
         let status = ConnectorStatus {
             state,
             // A client library's error may echo a configured value, a secret among them.
@@ -49,7 +55,7 @@ impl StatusRegistry {
     }
 
     /// Forgets a connector that was removed.
-    pub fn remove(&self, name: &ConnectorName) {
+    pub(crate) fn remove(&self, name: &ConnectorName) {
         let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(name);
         let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -57,7 +63,7 @@ impl StatusRegistry {
     }
 
     /// The connector's active topics, the same handle for each of its runs.
-    pub fn topics(&self, name: &ConnectorName) -> ActiveTopics {
+    pub(crate) fn topics(&self, name: &ConnectorName) -> ActiveTopics {
         let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         topics.entry(name.clone()).or_default().clone()
     }
@@ -67,7 +73,7 @@ impl StatusRegistry {
         map.get(name).cloned()
     }
 
-    pub fn all(&self) -> BTreeMap<ConnectorName, ConnectorStatus> {
+    pub(crate) fn all(&self) -> BTreeMap<ConnectorName, ConnectorStatus> {
         self.inner
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

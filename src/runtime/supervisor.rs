@@ -17,14 +17,14 @@ use crate::telemetry::{
 };
 
 /// Builds a fresh connector for each attempt.
-pub type ConnectorFactory = Arc<dyn Fn() -> Result<Box<dyn Connector>, BoxError> + Send + Sync>;
+pub(crate) type ConnectorFactory = Arc<dyn Fn() -> Result<Box<dyn Connector>, BoxError> + Send + Sync>;
 
-pub struct Supervisor {
-    pub name: ConnectorName,
-    pub kind: &'static str,
-    pub factory: ConnectorFactory,
-    pub policy: RestartPolicy,
-    pub status: StatusRegistry,
+pub(crate) struct Supervisor {
+    pub(crate) name: ConnectorName,
+    pub(crate) kind: &'static str,
+    pub(crate) factory: ConnectorFactory,
+    pub(crate) policy: RestartPolicy,
+    pub(crate) status: StatusRegistry,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -38,14 +38,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The delay before restart number `failures` (1-based): doubles from `initial_backoff`, capped at `max_backoff`.
-pub fn backoff(policy: &RestartPolicy, failures: u32) -> Duration {
+pub(crate) fn backoff(policy: &RestartPolicy, failures: u32) -> Duration {
     crate::backoff::ceiling(policy.initial_backoff, policy.max_backoff, failures)
 }
 
 impl Supervisor {
     /// Runs until `shutdown` is cancelled (then waits for the connector to finish its orderly stop), or until the
     /// connector failed `max_restarts` times in a row.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
         let name = self.name.as_str();
         let mut consecutive_failures = 0u32;
         let mut attempt = 0u32;
@@ -63,7 +63,6 @@ impl Supervisor {
                         attempt,
                     });
                     let context = ConnectorContext {
-                        name: self.name.clone(),
                         shutdown: shutdown.clone(),
                         progress: progress.clone(),
                         topics: self.status.topics(&self.name),

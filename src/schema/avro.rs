@@ -34,7 +34,7 @@ pub enum AvroJsonError {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AvroJsonOptions {
-    pub union_type_tags: bool,
+    pub(crate) union_type_tags: bool,
 }
 
 /// Items of arrays and maps take at least a byte each, but for those that take none (nulls): this many of those

@@ -18,7 +18,7 @@ use super::registry::describe;
 
 /// Which schema a value is written with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriterSchema {
+pub(crate) enum WriterSchema {
     /// This schema text, registered (idempotently) under `<topic>-key` or `<topic>-value`.
     Supplied(String),
     /// The latest version of this subject.
@@ -30,7 +30,7 @@ pub enum WriterSchema {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
+pub(crate) enum EncodeError {
     /// The schema cannot be had: unknown subject or id, or the registry refused it as invalid.
     #[error("no usable schema for {what}: {reason}")]
     Schema { what: String, reason: String },
@@ -44,13 +44,13 @@ pub enum EncodeError {
 
 impl EncodeError {
     /// True when trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(self, Self::RegistryUnavailable { .. })
     }
 }
 
 /// Writes JSON values as Confluent-framed Avro.
-pub struct AvroRecordEncoder {
+pub(crate) struct AvroRecordEncoder {
     encoder: AvroEncoder,
     /// The encoder looks schemas up by subject only; schemas given by id come from a decoder's cache.
     by_id: AvroDecoder,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for AvroRecordEncoder {
 }
 
 impl AvroRecordEncoder {
-    pub fn new(settings: SrSettings) -> Arc<Self> {
+    pub(crate) fn new(settings: SrSettings) -> Arc<Self> {
         Arc::new(Self {
             encoder: AvroEncoder::new(settings.clone()),
             by_id: AvroDecoder::new(settings),
@@ -71,7 +71,7 @@ impl AvroRecordEncoder {
     }
 
     /// Encodes `value` for `topic`'s key (`is_key`) or value, with the schema `schema` names.
-    pub async fn encode(
+    pub(crate) async fn encode(
         &self,
         value: &Value,
         topic: &str,
@@ -137,7 +137,7 @@ fn classify(what: String, error: &SRCError) -> EncodeError {
 
 /// How a connector writes JSON values to Kafka.
 #[derive(Debug, Clone)]
-pub enum JsonWriter {
+pub(crate) enum JsonWriter {
     /// As JSON text.
     Json,
     /// As Confluent-framed Avro with the given schema.
@@ -148,7 +148,7 @@ pub enum JsonWriter {
 }
 
 impl JsonWriter {
-    pub async fn write(&self, value: &Value, topic: &str, is_key: bool) -> Result<Vec<u8>, EncodeError> {
+    pub(crate) async fn write(&self, value: &Value, topic: &str, is_key: bool) -> Result<Vec<u8>, EncodeError> {
         match self {
             Self::Json => Ok(value.to_string().into_bytes()),
             Self::Avro { encoder, schema } => encoder.encode(value, topic, is_key, schema).await,

@@ -18,7 +18,7 @@ use crate::config::{InvalidSetting, SchemaRegistryConfig};
 /// How bytes from Kafka become JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Format {
+pub(crate) enum Format {
     /// UTF-8 JSON.
     Json,
     /// UTF-8 text, as a JSON string.
@@ -32,16 +32,16 @@ pub enum Format {
 /// `key:` or `value:` in a connector's config.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FormatConfig {
-    pub format: Format,
+pub(crate) struct FormatConfig {
+    pub(crate) format: Format,
     /// Avro only: wrap the value of a non-null union branch as `{"<branch type>": value}`, as Avro's JSON encoding
     /// does, instead of unwrapping it. Default: false.
     #[serde(default)]
-    pub union_type_tags: bool,
+    pub(crate) union_type_tags: bool,
 }
 
 impl FormatConfig {
-    pub fn new(format: Format) -> Self {
+    pub(crate) fn new(format: Format) -> Self {
         Self {
             format,
             union_type_tags: false,
@@ -49,7 +49,11 @@ impl FormatConfig {
     }
 
     /// Rules serde cannot express; `key` is `config.key` or `config.value`, for the message.
-    pub fn check(&self, key: &str, registry: Option<Option<&SchemaRegistryConfig>>) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(
+        &self,
+        key: &str,
+        registry: Option<Option<&SchemaRegistryConfig>>,
+    ) -> Result<(), InvalidSetting> {
         if self.union_type_tags && self.format != Format::Avro {
             return Err(InvalidSetting::new(
                 format!("{key}.union_type_tags applies only to `format"),
@@ -69,7 +73,7 @@ impl FormatConfig {
 /// How a connector that writes to Kafka encodes a JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Json,
     /// Confluent Schema Registry Avro.
     Avro,
@@ -78,17 +82,17 @@ pub enum OutputFormat {
 /// `value:` of a connector that writes to Kafka.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputFormatConfig {
+pub(crate) struct OutputFormatConfig {
     /// `json` or `avro`. Default: `json`.
-    pub format: OutputFormat,
+    pub(crate) format: OutputFormat,
     /// Avro: a schema file (`.avsc`, relative to the working directory), registered under `<topic>-value` (a
     /// registered schema is found again, not duplicated). Excludes `subject`.
     #[serde(default)]
-    pub schema_file: Option<std::path::PathBuf>,
+    pub(crate) schema_file: Option<std::path::PathBuf>,
     /// Avro: write with the latest schema of this subject. Without `schema_file` or `subject`: the latest schema of
     /// `<topic>-value`.
     #[serde(default)]
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
 }
 
 impl Default for OutputFormatConfig {
@@ -103,7 +107,7 @@ impl Default for OutputFormatConfig {
 
 impl OutputFormatConfig {
     /// Rules serde cannot express, including that the schema file parses; `key` names the setting for messages.
-    pub fn check(&self, key: &str) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self, key: &str) -> Result<(), InvalidSetting> {
         match self.format {
             OutputFormat::Json => {
                 if self.schema_file.is_some() || self.subject.is_some() {
@@ -127,7 +131,7 @@ impl OutputFormatConfig {
     }
 
     /// The schema file's text, checked to be an Avro schema; `None` without a file.
-    pub fn schema_text(&self, key: &str) -> Result<Option<String>, InvalidSetting> {
+    pub(crate) fn schema_text(&self, key: &str) -> Result<Option<String>, InvalidSetting> {
         let Some(file) = &self.schema_file else {
             return Ok(None);
         };
@@ -147,7 +151,7 @@ impl OutputFormatConfig {
     }
 
     /// The writer for this setting. `registry` is needed for Avro.
-    pub fn writer(
+    pub(crate) fn writer(
         &self,
         registry: Option<&SchemaRegistryConfig>,
     ) -> Result<self::encode::JsonWriter, RegistrySetupError> {
@@ -180,7 +184,7 @@ impl OutputFormatConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("not valid UTF-8: {0}")]
@@ -196,21 +200,24 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// True when the record itself is bad, false when decoding may work later (the registry was unreachable).
-    pub fn is_record_error(&self) -> bool {
+    pub(crate) fn is_record_error(&self) -> bool {
         !matches!(self, Self::RegistryUnavailable { .. })
     }
 }
 
 /// Decodes one key or value into JSON.
 #[derive(Debug, Clone)]
-pub enum Decoder {
+pub(crate) enum Decoder {
     Plain(Format),
     Avro(Arc<AvroRecordDecoder>),
 }
 
 impl Decoder {
     /// `registry` is the connector's shared client settings, needed for `avro`.
-    pub fn new(config: &FormatConfig, registry: Option<&SchemaRegistryConfig>) -> Result<Self, RegistrySetupError> {
+    pub(crate) fn new(
+        config: &FormatConfig,
+        registry: Option<&SchemaRegistryConfig>,
+    ) -> Result<Self, RegistrySetupError> {
         match (config.format, registry) {
             (Format::Avro, Some(registry)) => Ok(Self::Avro(AvroRecordDecoder::new(
                 self::registry::settings(registry)?,
@@ -227,7 +234,7 @@ impl Decoder {
     }
 
     /// Decodes `bytes`; a missing key or value (a Kafka null) is JSON `null`.
-    pub async fn decode(&self, bytes: Option<&[u8]>) -> Result<Value, DecodeError> {
+    pub(crate) async fn decode(&self, bytes: Option<&[u8]>) -> Result<Value, DecodeError> {
         let Some(bytes) = bytes else {
             return Ok(Value::Null);
         };

@@ -15,7 +15,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot get a Schema Registry token from {endpoint}: {reason}")]
-pub struct TokenError {
+pub(crate) struct TokenError {
     endpoint: String,
     reason: String,
     /// The identity provider answered and said no (a 4xx): retrying will not help.
@@ -27,7 +27,7 @@ struct Token {
     renew_after: Instant,
 }
 
-pub struct BearerTokens {
+pub(crate) struct BearerTokens {
     client: reqwest::Client,
     endpoint: String,
     client_id: String,
@@ -37,7 +37,7 @@ pub struct BearerTokens {
 }
 
 impl BearerTokens {
-    pub fn new(config: &RegistryOAuthConfig, client: reqwest::Client) -> Self {
+    pub(crate) fn new(config: &RegistryOAuthConfig, client: reqwest::Client) -> Self {
         Self {
             client,
             endpoint: config.token_endpoint_url.value().to_owned(),

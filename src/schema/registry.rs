@@ -16,13 +16,13 @@ use crate::config::SchemaRegistryConfig;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot configure the Schema Registry client for {url}: {reason}")]
-pub struct RegistrySetupError {
-    pub url: String,
-    pub reason: String,
+pub(crate) struct RegistrySetupError {
+    pub(crate) url: String,
+    pub(crate) reason: String,
 }
 
 /// A registry client, shared by the key and value decoders of a connector.
-pub fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySetupError> {
+pub(crate) fn settings(config: &SchemaRegistryConfig) -> Result<SrSettings, RegistrySetupError> {
     let failed = |reason: String| RegistrySetupError {
         url: config.url.as_written().to_owned(),
         reason,
@@ -81,7 +81,7 @@ fn http_client(config: &SchemaRegistryConfig) -> Result<reqwest::ClientBuilder, 
 }
 
 /// Decodes Confluent-framed Avro to JSON.
-pub struct AvroRecordDecoder {
+pub(crate) struct AvroRecordDecoder {
     decoder: AvroDecoder,
     options: AvroJsonOptions,
 }
@@ -103,14 +103,14 @@ pub(crate) fn describe(error: &SRCError) -> String {
 }
 
 impl AvroRecordDecoder {
-    pub fn new(settings: SrSettings, options: AvroJsonOptions) -> Arc<Self> {
+    pub(crate) fn new(settings: SrSettings, options: AvroJsonOptions) -> Arc<Self> {
         Arc::new(Self {
             decoder: AvroDecoder::new(settings),
             options,
         })
     }
 
-    pub async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+    pub(crate) async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
         let (schema_id, body) = match bytes {
             [0, a, b, c, d, body @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), body),
             [] => return Err(DecodeError::NotConfluentAvro("the record is empty".into())),

@@ -7,9 +7,9 @@ use super::metrics::{metrics, StateLabels};
 use super::{count_error, InternalEvent};
 
 pub struct ConnectorStarted<'a> {
-    pub connector: &'a str,
-    pub kind: &'a str,
-    pub attempt: u32,
+    pub(crate) connector: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) attempt: u32,
 }
 
 impl InternalEvent for ConnectorStarted<'_> {
@@ -24,7 +24,7 @@ impl InternalEvent for ConnectorStarted<'_> {
 }
 
 pub struct ConnectorStopped<'a> {
-    pub connector: &'a str,
+    pub(crate) connector: &'a str,
 }
 
 impl InternalEvent for ConnectorStopped<'_> {
@@ -34,9 +34,9 @@ impl InternalEvent for ConnectorStopped<'_> {
 }
 
 pub struct ConnectorFailed<'a> {
-    pub connector: &'a str,
-    pub error: &'a str,
-    pub consecutive_failures: u32,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) consecutive_failures: u32,
 }
 
 impl InternalEvent for ConnectorFailed<'_> {
@@ -52,8 +52,8 @@ impl InternalEvent for ConnectorFailed<'_> {
 }
 
 pub struct ConnectorRestartScheduled<'a> {
-    pub connector: &'a str,
-    pub delay: Duration,
+    pub(crate) connector: &'a str,
+    pub(crate) delay: Duration,
 }
 
 impl InternalEvent for ConnectorRestartScheduled<'_> {
@@ -64,8 +64,8 @@ impl InternalEvent for ConnectorRestartScheduled<'_> {
 }
 
 pub struct ConnectorGaveUp<'a> {
-    pub connector: &'a str,
-    pub max_restarts: u32,
+    pub(crate) connector: &'a str,
+    pub(crate) max_restarts: u32,
 }
 
 impl InternalEvent for ConnectorGaveUp<'_> {
@@ -81,8 +81,8 @@ impl InternalEvent for ConnectorGaveUp<'_> {
 
 /// A connector entered a state.
 pub struct ConnectorStateChanged<'a> {
-    pub connector: &'a str,
-    pub state: crate::connector_state::ConnectorState,
+    pub(crate) connector: &'a str,
+    pub(crate) state: crate::connector_state::ConnectorState,
 }
 
 impl InternalEvent for ConnectorStateChanged<'_> {
@@ -101,14 +101,14 @@ impl InternalEvent for ConnectorStateChanged<'_> {
 
 /// The periodic one-line account of a connector.
 pub struct ConnectorSummary<'a> {
-    pub connector: &'a str,
-    pub state: &'a str,
-    pub read_per_second: f64,
-    pub written_per_second: f64,
+    pub(crate) connector: &'a str,
+    pub(crate) state: &'a str,
+    pub(crate) read_per_second: f64,
+    pub(crate) written_per_second: f64,
     /// PutEvents entries sent again per second: how hard EventBridge is throttling.
-    pub retried_per_second: f64,
-    pub errors: u64,
-    pub max_lag: Option<i64>,
+    pub(crate) retried_per_second: f64,
+    pub(crate) errors: u64,
+    pub(crate) max_lag: Option<i64>,
 }
 
 impl InternalEvent for ConnectorSummary<'_> {
@@ -128,8 +128,8 @@ impl InternalEvent for ConnectorSummary<'_> {
 
 /// A connector file that does not load; the running version of its connector, if any, is kept.
 pub struct ConnectorFileRejected<'a> {
-    pub file: &'a str,
-    pub error: &'a str,
+    pub(crate) file: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for ConnectorFileRejected<'_> {
@@ -146,7 +146,7 @@ impl InternalEvent for ConnectorFileRejected<'_> {
 
 /// A connector was removed (its file deleted, or `DELETE /connectors/{name}`).
 pub struct ConnectorRemoved<'a> {
-    pub connector: &'a str,
+    pub(crate) connector: &'a str,
 }
 
 impl InternalEvent for ConnectorRemoved<'_> {

@@ -18,7 +18,7 @@ impl InternalEvent for TlsHostnameUnverified {
 }
 
 pub struct MskIamSigning<'a> {
-    pub region: &'a str,
+    pub(crate) region: &'a str,
 }
 
 impl InternalEvent for MskIamSigning<'_> {
@@ -31,8 +31,8 @@ impl InternalEvent for MskIamSigning<'_> {
 }
 
 pub struct KafkaConsumerError<'a> {
-    pub connector: &'a str,
-    pub error: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for KafkaConsumerError<'_> {
@@ -43,9 +43,9 @@ impl InternalEvent for KafkaConsumerError<'_> {
 }
 
 pub struct KafkaClientError<'a> {
-    pub connector: &'a str,
-    pub error: &'a str,
-    pub reason: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) reason: &'a str,
 }
 
 impl InternalEvent for KafkaClientError<'_> {
@@ -61,9 +61,9 @@ impl InternalEvent for KafkaClientError<'_> {
 }
 
 pub struct OffsetsCommitted<'a> {
-    pub connector: &'a str,
-    pub partitions: usize,
-    pub reason: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) partitions: usize,
+    pub(crate) reason: &'a str,
 }
 
 impl InternalEvent for OffsetsCommitted<'_> {
@@ -78,8 +78,8 @@ impl InternalEvent for OffsetsCommitted<'_> {
 }
 
 pub struct OffsetCommitFailed<'a> {
-    pub connector: &'a str,
-    pub error: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for OffsetCommitFailed<'_> {
@@ -95,8 +95,8 @@ impl InternalEvent for OffsetCommitFailed<'_> {
 
 /// librdkafka's statistics: how far behind each assigned partition the consumer is.
 pub struct ConsumerLagReported<'a> {
-    pub connector: &'a str,
-    pub partitions: &'a [(String, i32, i64)],
+    pub(crate) connector: &'a str,
+    pub(crate) partitions: &'a [(String, i32, i64)],
 }
 
 impl InternalEvent for ConsumerLagReported<'_> {

@@ -11,9 +11,9 @@ pub type ApplyFilter = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// A logger's level, and when it was last changed through the API (milliseconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggerLevel {
-    pub level: String,
-    pub last_modified: Option<u128>,
+pub(crate) struct LoggerLevel {
+    pub(crate) level: String,
+    pub(crate) last_modified: Option<u128>,
 }
 
 #[derive(Clone)]
@@ -84,7 +84,7 @@ impl LogLevels {
     }
 
     /// Every logger with a level of its own, and `root`.
-    pub fn all(&self) -> BTreeMap<String, LoggerLevel> {
+    pub(crate) fn all(&self) -> BTreeMap<String, LoggerLevel> {
         let filter = self.lock();
         let mut all = filter.targets.clone();
         all.insert("root".into(), filter.root.clone());
@@ -92,7 +92,7 @@ impl LogLevels {
     }
 
     /// The level in effect for a logger: its own, or that of the nearest parent with one, or root's.
-    pub fn level(&self, logger: &str) -> LoggerLevel {
+    pub(crate) fn level(&self, logger: &str) -> LoggerLevel {
         let target = target(logger);
         let filter = self.lock();
         if target == "root" {
@@ -108,7 +108,7 @@ impl LogLevels {
 
     /// Sets a logger's level (Kafka Connect's names: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF); returns the
     /// loggers whose level changed: the logger and those beneath it, which take its level, as in Kafka Connect.
-    pub fn set(&self, logger: &str, level: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn set(&self, logger: &str, level: &str) -> Result<Vec<String>, String> {
         let level = match level.trim().to_ascii_uppercase().as_str() {
             "FATAL" => "ERROR".to_owned(),
             known if LEVELS.contains(&known) => known.to_owned(),

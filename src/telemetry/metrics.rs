@@ -15,65 +15,65 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectorLabels {
-    pub connector: String,
+    pub(crate) connector: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabels {
-    pub connector: String,
-    pub stage: String,
+pub(crate) struct StageLabels {
+    pub(crate) connector: String,
+    pub(crate) stage: String,
 }
 
 /// An error event's labels: the connector (empty for the worker's own), the part of the pipeline, and what went
 /// wrong there.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    pub connector: String,
-    pub stage: String,
-    pub kind: String,
+pub(crate) struct ErrorLabels {
+    pub(crate) connector: String,
+    pub(crate) stage: String,
+    pub(crate) kind: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    pub connector: String,
-    pub status: u16,
+pub(crate) struct StatusLabels {
+    pub(crate) connector: String,
+    pub(crate) status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartitionLabels {
-    pub connector: String,
-    pub topic: String,
-    pub partition: i32,
+pub(crate) struct PartitionLabels {
+    pub(crate) connector: String,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    pub connector: String,
-    pub state: String,
+pub(crate) struct StateLabels {
+    pub(crate) connector: String,
+    pub(crate) state: String,
 }
 
 type Seconds = Counter<f64, AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
-    pub sink_records_read: Family<ConnectorLabels, Counter>,
-    pub sink_records_sent: Family<ConnectorLabels, Counter>,
-    pub source_records_polled: Family<ConnectorLabels, Counter>,
-    pub source_records_written: Family<ConnectorLabels, Counter>,
-    pub records_skipped: Family<ConnectorLabels, Counter>,
-    pub record_errors: Family<StageLabels, Counter>,
-    pub errors: Family<ErrorLabels, Counter>,
-    pub dead_lettered: Family<ConnectorLabels, Counter>,
-    pub retried_entries: Family<ConnectorLabels, Counter>,
+    pub(crate) sink_records_read: Family<ConnectorLabels, Counter>,
+    pub(crate) sink_records_sent: Family<ConnectorLabels, Counter>,
+    pub(crate) source_records_polled: Family<ConnectorLabels, Counter>,
+    pub(crate) source_records_written: Family<ConnectorLabels, Counter>,
+    pub(crate) records_skipped: Family<ConnectorLabels, Counter>,
+    pub(crate) record_errors: Family<StageLabels, Counter>,
+    pub(crate) errors: Family<ErrorLabels, Counter>,
+    pub(crate) dead_lettered: Family<ConnectorLabels, Counter>,
+    pub(crate) retried_entries: Family<ConnectorLabels, Counter>,
     pub registry_waits: Family<ConnectorLabels, Counter>,
-    pub putevents_duration: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
-    pub putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
-    pub rate_limit_wait: Family<ConnectorLabels, Seconds>,
-    pub consumer_lag: Family<PartitionLabels, Gauge>,
-    pub sqs_messages_in_flight: Family<ConnectorLabels, Gauge>,
-    pub receiver_records: Family<StatusLabels, Counter>,
-    pub connector_state: Family<StateLabels, Gauge>,
-    pub config_rejections: Counter,
+    pub(crate) putevents_duration: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
+    pub(crate) putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
+    pub(crate) rate_limit_wait: Family<ConnectorLabels, Seconds>,
+    pub(crate) consumer_lag: Family<PartitionLabels, Gauge>,
+    pub(crate) sqs_messages_in_flight: Family<ConnectorLabels, Gauge>,
+    pub(crate) receiver_records: Family<StatusLabels, Counter>,
+    pub(crate) connector_state: Family<StateLabels, Gauge>,
+    pub(crate) config_rejections: Counter,
     /// Each connector's largest partition lag in the last statistics, for the summary line.
     max_lag: Mutex<HashMap<String, i64>>,
 }
@@ -206,7 +206,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -214,7 +214,7 @@ impl Metrics {
     }
 
     /// Totals for one connector, for the periodic summary.
-    pub fn summary(&self, connector: &str) -> Summary {
+    pub(crate) fn summary(&self, connector: &str) -> Summary {
         let labels = ConnectorLabels {
             connector: connector.to_owned(),
         };
@@ -243,7 +243,7 @@ impl Metrics {
         }
     }
 
-    pub fn set_max_lag(&self, connector: &str, lag: i64) {
+    pub(crate) fn set_max_lag(&self, connector: &str, lag: i64) {
         if let Ok(mut lags) = self.max_lag.lock() {
             lags.insert(connector.to_owned(), lag);
         }
@@ -252,13 +252,13 @@ impl Metrics {
 
 /// A connector's running totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub read: u64,
-    pub written: u64,
+pub(crate) struct Summary {
+    pub(crate) read: u64,
+    pub(crate) written: u64,
     /// PutEvents entries sent again (throttled, failed in passing).
-    pub retried: u64,
-    pub errors: u64,
-    pub max_lag: Option<i64>,
+    pub(crate) retried: u64,
+    pub(crate) errors: u64,
+    pub(crate) max_lag: Option<i64>,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -285,7 +285,7 @@ pub struct ConnectorMetrics {
 }
 
 impl ConnectorMetrics {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let metrics = metrics();
         let labels = connector(name);
         Self {
@@ -311,7 +311,7 @@ impl ConnectorMetrics {
     }
 
     /// The connector's name, for the events' log lines.
-    pub fn connector(&self) -> &str {
+    pub(crate) fn connector(&self) -> &str {
         &self.name
     }
 }

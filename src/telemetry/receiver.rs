@@ -6,8 +6,8 @@ use super::metrics::{metrics, ConnectorMetrics, StatusLabels};
 use super::{count_error, InternalEvent};
 
 pub struct ReceiverListening<'a> {
-    pub connector: &'a str,
-    pub address: std::net::SocketAddr,
+    pub(crate) connector: &'a str,
+    pub(crate) address: std::net::SocketAddr,
 }
 
 impl InternalEvent for ReceiverListening<'_> {
@@ -19,10 +19,10 @@ impl InternalEvent for ReceiverListening<'_> {
 /// A record or request the receiver answered with an error. The sender has the answer, so this is not a loss;
 /// 5xx answers are warnings, since they point at Kafka or the registry rather than the sender.
 pub struct ReceiverRecordRejected<'a> {
-    pub connector: &'a str,
-    pub status: u16,
-    pub error_code: u32,
-    pub message: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) status: u16,
+    pub(crate) error_code: u32,
+    pub(crate) message: &'a str,
 }
 
 impl InternalEvent for ReceiverRecordRejected<'_> {
@@ -57,8 +57,8 @@ impl InternalEvent for ReceiverRecordRejected<'_> {
 
 /// The receiver could not accept a connection (out of file descriptors, or reset before it was accepted).
 pub struct ReceiverAcceptFailed<'a> {
-    pub connector: &'a str,
-    pub error: &'a std::io::Error,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a std::io::Error,
 }
 
 impl InternalEvent for ReceiverAcceptFailed<'_> {
@@ -70,7 +70,7 @@ impl InternalEvent for ReceiverAcceptFailed<'_> {
 
 /// A receiver answered a record with its delivery report.
 pub struct ReceiverRecordWritten<'a> {
-    pub metrics: &'a ConnectorMetrics,
+    pub(crate) metrics: &'a ConnectorMetrics,
 }
 
 impl InternalEvent for ReceiverRecordWritten<'_> {

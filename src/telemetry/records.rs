@@ -7,12 +7,12 @@ use super::metrics::{connector as labels, metrics, ConnectorMetrics, StageLabels
 use super::{count_error, InternalEvent};
 
 pub struct RecordFailed<'a> {
-    pub connector: &'a str,
+    pub(crate) connector: &'a str,
     /// `errors.log.enable`: counted always, logged only when set.
-    pub log: bool,
+    pub(crate) log: bool,
     /// Only with `errors.log.include_messages`.
-    pub position: Option<&'a crate::record::Position>,
-    pub failure: &'a crate::record::RecordFailure,
+    pub(crate) position: Option<&'a crate::record::Position>,
+    pub(crate) failure: &'a crate::record::RecordFailure,
 }
 
 impl InternalEvent for RecordFailed<'_> {
@@ -51,11 +51,11 @@ impl InternalEvent for RecordFailed<'_> {
 }
 
 pub struct RecordDeadLettered<'a> {
-    pub connector: &'a str,
-    pub dlq_topic: &'a str,
-    pub failure: &'a crate::record::RecordFailure,
+    pub(crate) connector: &'a str,
+    pub(crate) dlq_topic: &'a str,
+    pub(crate) failure: &'a crate::record::RecordFailure,
     /// The value was cut to fit the topic's size limit.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 impl InternalEvent for RecordDeadLettered<'_> {
@@ -73,9 +73,9 @@ impl InternalEvent for RecordDeadLettered<'_> {
 }
 
 pub struct DeadLetterTopicNotCreated<'a> {
-    pub connector: &'a str,
-    pub dlq_topic: &'a str,
-    pub error: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) dlq_topic: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for DeadLetterTopicNotCreated<'_> {
@@ -92,8 +92,8 @@ impl InternalEvent for DeadLetterTopicNotCreated<'_> {
 
 /// A filter dropped records; they are settled.
 pub struct RecordsSkipped<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub count: u64,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) count: u64,
 }
 
 impl InternalEvent for RecordsSkipped<'_> {
@@ -104,9 +104,9 @@ impl InternalEvent for RecordsSkipped<'_> {
 
 /// The Schema Registry could not be reached to decode a record: the record is decoded again after `delay`.
 pub struct SchemaRegistryWaiting<'a> {
-    pub connector: &'a str,
-    pub error: &'a str,
-    pub delay: Duration,
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) delay: Duration,
 }
 
 impl InternalEvent for SchemaRegistryWaiting<'_> {

@@ -8,8 +8,8 @@ use super::{count_error, InternalEvent};
 
 /// A sink read records from Kafka.
 pub struct SinkRecordsRead<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub count: u64,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) count: u64,
 }
 
 impl InternalEvent for SinkRecordsRead<'_> {
@@ -20,8 +20,8 @@ impl InternalEvent for SinkRecordsRead<'_> {
 
 /// A sink's records reached EventBridge.
 pub struct SinkRecordsSent<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub count: u64,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) count: u64,
 }
 
 impl InternalEvent for SinkRecordsSent<'_> {
@@ -31,13 +31,13 @@ impl InternalEvent for SinkRecordsSent<'_> {
 }
 
 pub struct PutEventsRetrying<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub entries: usize,
-    pub attempt: u32,
-    pub delay: Duration,
-    pub reason: &'a str,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) entries: usize,
+    pub(crate) attempt: u32,
+    pub(crate) delay: Duration,
+    pub(crate) reason: &'a str,
     /// Throttling or an outage, retried without limit.
-    pub transient: bool,
+    pub(crate) transient: bool,
 }
 
 impl InternalEvent for PutEventsRetrying<'_> {
@@ -71,9 +71,9 @@ impl InternalEvent for PutEventsRetrying<'_> {
 
 /// One PutEvents request was answered (whatever became of its entries).
 pub struct PutEventsCompleted<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub entries: usize,
-    pub duration: Duration,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) entries: usize,
+    pub(crate) duration: Duration,
 }
 
 impl InternalEvent for PutEventsCompleted<'_> {
@@ -85,8 +85,8 @@ impl InternalEvent for PutEventsCompleted<'_> {
 
 /// A PutEvents request waited for the rate limiter.
 pub struct RateLimitWaited<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub waited: Duration,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) waited: Duration,
 }
 
 impl InternalEvent for RateLimitWaited<'_> {

@@ -6,9 +6,9 @@ use super::metrics::ConnectorMetrics;
 use super::{count_error, InternalEvent};
 
 pub struct SqsCallFailed<'a> {
-    pub connector: &'a str,
-    pub call: &'a str,
-    pub error: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) call: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for SqsCallFailed<'_> {
@@ -24,9 +24,9 @@ impl InternalEvent for SqsCallFailed<'_> {
 }
 
 pub struct SqsMessageLeft<'a> {
-    pub connector: &'a str,
-    pub message_id: &'a str,
-    pub reason: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) message_id: &'a str,
+    pub(crate) reason: &'a str,
 }
 
 impl InternalEvent for SqsMessageLeft<'_> {
@@ -43,8 +43,8 @@ impl InternalEvent for SqsMessageLeft<'_> {
 
 /// A source received events (SQS messages, or records posted to a receiver).
 pub struct SourceRecordsPolled<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub count: u64,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) count: u64,
 }
 
 impl InternalEvent for SourceRecordsPolled<'_> {
@@ -55,7 +55,7 @@ impl InternalEvent for SourceRecordsPolled<'_> {
 
 /// Kafka acknowledged a source's record.
 pub struct SourceRecordWritten<'a> {
-    pub metrics: &'a ConnectorMetrics,
+    pub(crate) metrics: &'a ConnectorMetrics,
 }
 
 impl InternalEvent for SourceRecordWritten<'_> {
@@ -66,8 +66,8 @@ impl InternalEvent for SourceRecordWritten<'_> {
 
 /// SQS messages were received (positive) or settled or left (negative).
 pub struct SqsMessagesInFlight<'a> {
-    pub metrics: &'a ConnectorMetrics,
-    pub change: i64,
+    pub(crate) metrics: &'a ConnectorMetrics,
+    pub(crate) change: i64,
 }
 
 impl InternalEvent for SqsMessagesInFlight<'_> {

@@ -8,9 +8,9 @@ use super::{count_error, InternalEvent};
 /// A record later than every window it falls in, dropped under `late_records: drop`: counted and logged, not lost
 /// silently.
 pub struct LateRecordDropped<'a> {
-    pub connector: &'a str,
-    pub position: &'a crate::record::Position,
-    pub reason: &'a str,
+    pub(crate) connector: &'a str,
+    pub(crate) position: &'a crate::record::Position,
+    pub(crate) reason: &'a str,
 }
 
 impl InternalEvent for LateRecordDropped<'_> {

@@ -7,7 +7,7 @@ use super::{count_error, InternalEvent};
 
 /// The REST API listens on a non-loopback address without authentication, as `rest.allow_unauthenticated` asked.
 pub struct RestUnauthenticated {
-    pub address: std::net::SocketAddr,
+    pub(crate) address: std::net::SocketAddr,
 }
 
 impl InternalEvent for RestUnauthenticated {
@@ -22,7 +22,7 @@ impl InternalEvent for RestUnauthenticated {
 }
 
 pub struct SecretChanged<'a> {
-    pub reference: &'a str,
+    pub(crate) reference: &'a str,
 }
 
 impl InternalEvent for SecretChanged<'_> {
@@ -35,8 +35,8 @@ impl InternalEvent for SecretChanged<'_> {
 }
 
 pub struct SecretRefreshFailed<'a> {
-    pub reference: &'a str,
-    pub error: &'a str,
+    pub(crate) reference: &'a str,
+    pub(crate) error: &'a str,
 }
 
 impl InternalEvent for SecretRefreshFailed<'_> {
@@ -51,8 +51,8 @@ impl InternalEvent for SecretRefreshFailed<'_> {
 }
 
 pub struct ShutdownRequested<'a> {
-    pub signal: &'a str,
-    pub timeout: Duration,
+    pub(crate) signal: &'a str,
+    pub(crate) timeout: Duration,
 }
 
 impl InternalEvent for ShutdownRequested<'_> {
@@ -62,8 +62,8 @@ impl InternalEvent for ShutdownRequested<'_> {
 }
 
 pub struct ShutdownTimedOut {
-    pub timeout: Duration,
-    pub unfinished: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) unfinished: Vec<String>,
 }
 
 impl InternalEvent for ShutdownTimedOut {

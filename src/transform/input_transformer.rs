@@ -23,12 +23,12 @@ use crate::json_path::JsonPath;
 pub struct InputTransformerConfig {
     /// Up to 100 names, each a JSON path into the record value (`$.detail.state`). Names may not start with `aws.`.
     #[serde(default)]
-    pub input_paths_map: BTreeMap<String, JsonPath>,
+    pub(crate) input_paths_map: BTreeMap<String, JsonPath>,
     /// At most 8192 characters.
-    pub input_template: String,
+    pub(crate) input_template: String,
     /// The value of `<aws.events.rule-arn>`. Default: empty.
     #[serde(default)]
-    pub rule_arn: String,
+    pub(crate) rule_arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +109,7 @@ fn as_text(value: &Value) -> String {
 }
 
 impl InputTransformer {
-    pub fn new(config: &InputTransformerConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: &InputTransformerConfig) -> Result<Self, String> {
         if config.input_paths_map.len() > 100 {
             return Err("input_paths_map: at most 100 entries".into());
         }
@@ -186,7 +186,7 @@ impl InputTransformer {
     }
 
     /// The new record value.
-    pub fn apply(&self, value: &Value, context: &Context<'_>) -> Result<Value, TransformError> {
+    pub(crate) fn apply(&self, value: &Value, context: &Context<'_>) -> Result<Value, TransformError> {
         let rendered = self.render(value, context.connector, context.timestamp);
         if !self.json {
             return Ok(Value::String(rendered));

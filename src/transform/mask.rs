@@ -14,16 +14,16 @@ use crate::json_path::JsonPath;
 #[serde(deny_unknown_fields)]
 pub struct MaskConfig {
     /// The values to mask. A `[*]` path masks every value it selects.
-    pub paths: Vec<JsonPath>,
+    pub(crate) paths: Vec<JsonPath>,
     /// Characters left visible at the end of each string. Default: 0.
     #[serde(default)]
-    pub keep_last: usize,
+    pub(crate) keep_last: usize,
     /// Default: `*`.
     #[serde(default = "default_mask_char")]
-    pub mask_char: char,
+    pub(crate) mask_char: char,
     /// Replace the whole value with this instead. Excludes `keep_last` and `mask_char`.
     #[serde(default)]
-    pub replacement: Option<Value>,
+    pub(crate) replacement: Option<Value>,
 }
 
 fn default_mask_char() -> char {
@@ -39,7 +39,7 @@ pub struct Mask {
 }
 
 impl Mask {
-    pub fn new(config: &MaskConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: &MaskConfig) -> Result<Self, String> {
         if config.paths.is_empty() {
             return Err("paths: name at least one path".into());
         }
@@ -77,7 +77,7 @@ impl Mask {
         }
     }
 
-    pub fn apply(&self, value: &mut Value) {
+    pub(crate) fn apply(&self, value: &mut Value) {
         for path in &self.paths {
             if path.is_multi() {
                 // Mask through the parent of the wildcard by re-selecting each match in turn.

@@ -18,30 +18,30 @@ use crate::pattern::Pattern;
 /// Where the record came from, for transforms that use it.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    pub connector: &'a str,
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
+    pub(crate) connector: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
     /// Milliseconds since the epoch.
-    pub timestamp: Option<i64>,
+    pub(crate) timestamp: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{transform}: {message}")]
-pub struct TransformError {
-    pub transform: &'static str,
-    pub message: String,
+pub(crate) struct TransformError {
+    pub(crate) transform: &'static str,
+    pub(crate) message: String,
 }
 
 /// The connector's `transforms:` list. Each entry is a one-key map (`- mask: {...}`), not a YAML tag.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(transparent)]
-pub struct Transforms(#[serde(with = "serde_norway::with::singleton_map_recursive")] pub Vec<TransformConfig>);
+pub(crate) struct Transforms(#[serde(with = "serde_norway::with::singleton_map_recursive")] pub Vec<TransformConfig>);
 
 /// One entry of `transforms:`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum TransformConfig {
+pub(crate) enum TransformConfig {
     /// Keep the records whose value matches an event pattern (with `negate: true`, drop them).
     Filter(FilterConfig),
     /// Hide the values at JSON paths.
@@ -62,30 +62,30 @@ pub enum TransformConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilterConfig {
+pub(crate) struct FilterConfig {
     /// An event pattern, as a YAML map or as JSON text.
-    pub pattern: Value,
+    pub(crate) pattern: Value,
     /// Drop the matching records instead of keeping them. Default: false.
     #[serde(default)]
-    pub negate: bool,
+    pub(crate) negate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct InsertFieldConfig {
+pub(crate) struct InsertFieldConfig {
     /// Where to put it: a path ending in a field name, e.g. `$.ebconnect.topic`. Missing parent objects are made.
-    pub path: JsonPath,
+    pub(crate) path: JsonPath,
     /// A fixed value. Exactly one of `value` and `from`.
     #[serde(default)]
-    pub value: Option<Value>,
+    pub(crate) value: Option<Value>,
     /// `topic`, `partition`, `offset` or `timestamp` (RFC 3339) of the record.
     #[serde(default)]
-    pub from: Option<RecordField>,
+    pub(crate) from: Option<RecordField>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RecordField {
+pub(crate) enum RecordField {
     Topic,
     Partition,
     Offset,
@@ -94,21 +94,21 @@ pub enum RecordField {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PathsConfig {
-    pub paths: Vec<JsonPath>,
+pub(crate) struct PathsConfig {
+    pub(crate) paths: Vec<JsonPath>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PathConfig {
-    pub path: JsonPath,
+pub(crate) struct PathConfig {
+    pub(crate) path: JsonPath,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RenameFieldsConfig {
+pub(crate) struct RenameFieldsConfig {
     /// Path of a field → its new name, e.g. `$.userIdentity.arn: principalArn`.
-    pub renames: BTreeMap<JsonPath, String>,
+    pub(crate) renames: BTreeMap<JsonPath, String>,
 }
 
 /// A checked transform, ready to apply.
@@ -134,9 +134,9 @@ enum Transform {
 
 /// A record as the transforms see it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
-    pub key: Value,
-    pub value: Value,
+pub(crate) struct Decoded {
+    pub(crate) key: Value,
+    pub(crate) value: Value,
 }
 
 /// The connector's transforms, in order.
@@ -154,7 +154,7 @@ fn field_path(path: &JsonPath, what: &str) -> Result<(JsonPath, String), String>
 
 impl Chain {
     /// Checks every transform; the error names its position, e.g. `transforms[1].mask: ...`.
-    pub fn new(configs: &[TransformConfig]) -> Result<Self, String> {
+    pub(crate) fn new(configs: &[TransformConfig]) -> Result<Self, String> {
         let transforms = configs
             .iter()
             .enumerate()
@@ -222,12 +222,12 @@ impl Chain {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.transforms.is_empty()
     }
 
     /// Applies every transform. `Ok(None)` means a filter dropped the record.
-    pub fn apply(&self, mut record: Decoded, context: &Context<'_>) -> Result<Option<Decoded>, TransformError> {
+    pub(crate) fn apply(&self, mut record: Decoded, context: &Context<'_>) -> Result<Option<Decoded>, TransformError> {
         for transform in &self.transforms {
             match transform {
                 Transform::Filter { pattern, negate } => {

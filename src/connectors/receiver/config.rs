@@ -14,58 +14,58 @@ use crate::config::{Interpolated, InvalidSetting, Secret};
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// The address the endpoint listens on, e.g. `0.0.0.0:8082`. An address other than loopback needs `auth`.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The cluster id in request paths (`/kafka/v3/clusters/{cluster_id}/...`) and in responses; a request for
     /// another id gets 404. Default: `ebconnect`.
     #[serde(default = "default_cluster_id")]
-    pub cluster_id: String,
+    pub(crate) cluster_id: String,
     /// The topics the endpoint writes to. A request for any other topic gets 404 (error code 40403).
-    pub topics: Vec<String>,
+    pub(crate) topics: Vec<String>,
     /// Basic auth credentials, as an API destination's connection sends them. Compared in constant time.
     #[serde(default)]
-    pub auth: Option<ReceiverAuth>,
+    pub(crate) auth: Option<ReceiverAuth>,
     /// The largest record accepted, measured as its JSON in the request; larger gets 413. Default: 1048576.
     #[serde(default = "default_max_record_bytes")]
-    pub max_record_bytes: usize,
+    pub(crate) max_record_bytes: usize,
     /// The largest `records:batch` request body; larger gets 413. Default: 16777216.
     #[serde(default = "default_max_batch_bytes")]
-    pub max_batch_bytes: usize,
+    pub(crate) max_batch_bytes: usize,
     /// The most entries in one `records:batch`; more gets 413. Default: 10000.
     #[serde(default = "default_max_batch_entries")]
-    pub max_batch_entries: usize,
+    pub(crate) max_batch_entries: usize,
     /// Records being written at once, over all requests. A single record beyond that gets 429 so that the caller
     /// retries; the entries of a batch wait for room. Default: 10000.
     #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Bytes of request bodies held at once, over all requests: a batch's whole body, or what a single-record or
     /// streaming request may buffer (its length, or at most `max_record_bytes`). A request that does not fit gets
     /// 503 with `Retry-After`. Default: 67108864 (64 MiB).
     #[serde(default = "default_max_buffered_bytes")]
-    pub max_buffered_bytes: usize,
+    pub(crate) max_buffered_bytes: usize,
     /// Connections open at once; further ones wait to be accepted. Default: 1024.
     #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// The time a client has to send a request's headers; a slower one is disconnected. Default: 10s.
     #[serde(default = "default_header_timeout", with = "humantime_serde")]
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// The longest pause while a body is sent; a request whose body stalls that long is ended with 400.
     /// Default: 30s.
     #[serde(default = "default_body_timeout", with = "humantime_serde")]
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// How long a record may wait for Kafka's acknowledgement (librdkafka's `message.timeout.ms`); one that
     /// times out gets 503. Default: 30s.
     #[serde(default = "default_produce_timeout", with = "humantime_serde")]
-    pub produce_timeout: Duration,
+    pub(crate) produce_timeout: Duration,
     /// librdkafka settings for this connector's producer, like Kafka Connect's `producer.override.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub producer_override: BTreeMap<String, Interpolated>,
+    pub(crate) producer_override: BTreeMap<String, Interpolated>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReceiverAuth {
-    pub api_key: Interpolated,
-    pub api_secret: Secret,
+pub(crate) struct ReceiverAuth {
+    pub(crate) api_key: Interpolated,
+    pub(crate) api_secret: Secret,
 }
 
 fn default_cluster_id() -> String {
@@ -110,7 +110,7 @@ fn default_produce_timeout() -> Duration {
 
 impl ReceiverConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
         if self.topics.is_empty() {
             return Err(InvalidSetting::new("config.topics", "name at least one topic"));
         }

@@ -51,7 +51,7 @@ use crate::telemetry::{
 const STREAM_WINDOW: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiverError {
+pub(crate) enum ReceiverError {
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -65,13 +65,13 @@ pub enum ReceiverError {
     Client(#[from] ClientFailure),
 }
 
-pub struct ReceiverConnector {
+pub(crate) struct ReceiverConnector {
     parts: ConnectorParts,
     config: ReceiverConfig,
 }
 
 impl ReceiverConnector {
-    pub fn new(parts: ConnectorParts, config: ReceiverConfig) -> Self {
+    pub(crate) fn new(parts: ConnectorParts, config: ReceiverConfig) -> Self {
         Self { parts, config }
     }
 }
@@ -502,7 +502,7 @@ async fn produce_batch(
 
 /// The reason a body could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("no data for {0:?} (body_timeout)")]
     Idle(Duration),
     #[error("the receiver holds {0} bytes of requests already (max_buffered_bytes); retry later")]

@@ -19,13 +19,13 @@ use crate::telemetry::{emit, ReceiverAcceptFailed};
 /// The most a connection buffers of what the client sent before the handler takes it.
 const READ_BUFFER_BYTES: usize = 64 << 10;
 
-pub struct ServerLimits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
+pub(crate) struct ServerLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
 }
 
 /// Serves `router` until `shutdown`, then waits for the open connections to finish their requests.
-pub async fn serve(
+pub(crate) async fn serve(
     connector: &str,
     listener: TcpListener,
     router: Router,

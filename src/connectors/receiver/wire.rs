@@ -17,49 +17,49 @@ use crate::schema::encode::WriterSchema;
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     #[serde(default)]
-    pub partition_id: Option<i32>,
+    pub(crate) partition_id: Option<i32>,
     #[serde(default)]
-    pub headers: Vec<RecordHeader>,
+    pub(crate) headers: Vec<RecordHeader>,
     #[serde(default)]
-    pub key: Option<RecordData>,
+    pub(crate) key: Option<RecordData>,
     #[serde(default)]
-    pub value: Option<RecordData>,
+    pub(crate) value: Option<RecordData>,
     /// RFC 3339; default: when the receiver took the record.
     #[serde(default)]
-    pub timestamp: Option<String>,
+    pub(crate) timestamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecordHeader {
-    pub name: String,
+pub(crate) struct RecordHeader {
+    pub(crate) name: String,
     /// Base64, or null for a header without a value.
     #[serde(default)]
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
 }
 
 /// A key or a value: its type, its data, and for Avro the schema to write it with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecordData {
+pub(crate) struct RecordData {
     #[serde(rename = "type", default)]
-    pub kind: Option<DataType>,
+    pub(crate) kind: Option<DataType>,
     #[serde(default)]
-    pub data: Value,
+    pub(crate) data: Value,
     /// Avro: the schema text, registered under the topic's subject.
     #[serde(default)]
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// Avro: the latest schema of this subject.
     #[serde(default)]
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Avro: the schema with this id.
     #[serde(default)]
-    pub schema_id: Option<u32>,
+    pub(crate) schema_id: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum DataType {
+pub(crate) enum DataType {
     Binary,
     Json,
     String,
@@ -68,14 +68,14 @@ pub enum DataType {
 
 /// What a record's key or value becomes before it is written.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
+pub(crate) enum Payload {
     Bytes(Vec<u8>),
     Avro { value: Value, schema: WriterSchema },
 }
 
 impl RecordData {
     /// The data type: as given, or Avro when a schema is named, or JSON.
-    pub fn data_type(&self) -> DataType {
+    pub(crate) fn data_type(&self) -> DataType {
         match self.kind {
             Some(kind) => kind,
             None if self.schema.is_some() || self.subject.is_some() || self.schema_id.is_some() => DataType::Avro,
@@ -84,7 +84,7 @@ impl RecordData {
     }
 
     /// Turns the data into bytes, or into what the Avro encoder needs; `what` is `key` or `value`, for messages.
-    pub fn payload(&self, what: &str) -> Result<Payload, ApiError> {
+    pub(crate) fn payload(&self, what: &str) -> Result<Payload, ApiError> {
         let kind = self.data_type();
         let named = [self.schema.is_some(), self.subject.is_some(), self.schema_id.is_some()]
             .into_iter()
@@ -140,7 +140,7 @@ impl RecordData {
 }
 
 impl RecordHeader {
-    pub fn decoded(&self) -> Result<(String, Option<Vec<u8>>), ApiError> {
+    pub(crate) fn decoded(&self) -> Result<(String, Option<Vec<u8>>), ApiError> {
         let value = match &self.value {
             None => None,
             Some(text) => Some(
@@ -157,36 +157,36 @@ impl RecordHeader {
 
 /// The `key` and `value` of a delivery report.
 #[derive(Debug, Clone, Serialize)]
-pub struct DataSummary {
+pub(crate) struct DataSummary {
     #[serde(rename = "type")]
-    pub kind: DataType,
-    pub size: usize,
+    pub(crate) kind: DataType,
+    pub(crate) size: usize,
 }
 
 /// A delivery report: the record is in Kafka.
 #[derive(Debug, Clone, Serialize)]
-pub struct Delivered {
-    pub error_code: u16,
-    pub cluster_id: String,
-    pub topic_name: String,
-    pub partition_id: i32,
-    pub offset: i64,
-    pub timestamp: String,
-    pub key: Option<DataSummary>,
-    pub value: Option<DataSummary>,
+pub(crate) struct Delivered {
+    pub(crate) error_code: u16,
+    pub(crate) cluster_id: String,
+    pub(crate) topic_name: String,
+    pub(crate) partition_id: i32,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: String,
+    pub(crate) key: Option<DataSummary>,
+    pub(crate) value: Option<DataSummary>,
 }
 
 /// A failure, as the HTTP status and the body Confluent's API uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiError {
     #[serde(skip)]
-    pub status: StatusCode,
-    pub error_code: u32,
-    pub message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) error_code: u32,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error_code: u32, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error_code: u32, message: impl Into<String>) -> Self {
         Self {
             status,
             error_code,
@@ -194,11 +194,11 @@ impl ApiError {
         }
     }
 
-    pub fn malformed(message: impl Into<String>) -> Self {
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, 40001, message)
     }
 
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             40101,
@@ -206,7 +206,7 @@ impl ApiError {
         )
     }
 
-    pub fn unknown_topic(topic: &str) -> Self {
+    pub(crate) fn unknown_topic(topic: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             40403,
@@ -214,32 +214,28 @@ impl ApiError {
         )
     }
 
-    pub fn too_large(message: impl Into<String>) -> Self {
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, 41301, message)
     }
 
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
     }
 
-    pub fn busy(message: impl Into<String>) -> Self {
+    pub(crate) fn busy(message: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, 42901, message)
     }
 
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, 50301, message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50002, message)
     }
 }
 
 /// One entry of a `records:batch` request: its `id`, and its text, parsed into a record only when it is written.
 #[derive(Debug)]
 pub struct BatchEntry<'a> {
-    pub id: String,
-    pub record: &'a RawValue,
+    pub(crate) id: String,
+    pub(crate) record: &'a RawValue,
 }
 
 /// The entries of a `records:batch` body (`{"entries": [{"id": ..., <record fields>}, ...]}`), at most
@@ -323,23 +319,23 @@ fn bounded_array(text: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BatchSuccess {
-    pub id: String,
+pub(crate) struct BatchSuccess {
+    pub(crate) id: String,
     #[serde(flatten)]
-    pub delivered: Delivered,
+    pub(crate) delivered: Delivered,
 }
 
 #[derive(Debug, Serialize)]
-pub struct BatchFailure {
-    pub id: String,
-    pub error_code: u32,
-    pub message: String,
+pub(crate) struct BatchFailure {
+    pub(crate) id: String,
+    pub(crate) error_code: u32,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct BatchResponse {
-    pub successes: Vec<BatchSuccess>,
-    pub failures: Vec<BatchFailure>,
+pub(crate) struct BatchResponse {
+    pub(crate) successes: Vec<BatchSuccess>,
+    pub(crate) failures: Vec<BatchFailure>,
 }
 
 /// Reads one record from its JSON; a well-formed object that is not a record gets 422 naming the problem.

@@ -12,7 +12,7 @@ use crate::json_path::JsonPath;
 use crate::schema::{Format, FormatConfig};
 
 /// PutEvents accepts at most 10 entries per request.
-pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
+pub(crate) const MAX_ENTRIES_PER_REQUEST: usize = 10;
 
 /// Reads Kafka topics and puts every record on an EventBridge bus.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -20,74 +20,74 @@ pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
 pub struct SinkConfig {
     /// Topics to read. Exactly one of `topics` and `topics_regex` is required.
     #[serde(default)]
-    pub topics: Vec<String>,
+    pub(crate) topics: Vec<String>,
     /// A regular expression; every matching topic is read, including topics created later.
     #[serde(default)]
-    pub topics_regex: Option<String>,
+    pub(crate) topics_regex: Option<String>,
     /// Consumer group. Default: `connect-<name>`, as Kafka Connect names sink groups.
     #[serde(default)]
-    pub group_id: Option<String>,
+    pub(crate) group_id: Option<String>,
     /// Where a group without committed offsets starts: `earliest` (default) or `latest`.
     #[serde(default)]
-    pub auto_offset_reset: OffsetReset,
+    pub(crate) auto_offset_reset: OffsetReset,
     /// librdkafka settings for this connector's consumer, like Kafka Connect's `consumer.override.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub consumer_override: BTreeMap<String, Interpolated>,
+    pub(crate) consumer_override: BTreeMap<String, Interpolated>,
     /// librdkafka settings for this connector's dead-letter producer, like `producer.override.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub producer_override: BTreeMap<String, Interpolated>,
+    pub(crate) producer_override: BTreeMap<String, Interpolated>,
     /// How record keys are decoded. Default: `{format: string}`.
     #[serde(default = "default_key_format")]
-    pub key: FormatConfig,
+    pub(crate) key: FormatConfig,
     /// How record values are decoded. Default: `{format: json}`.
     #[serde(default = "default_value_format")]
-    pub value: FormatConfig,
+    pub(crate) value: FormatConfig,
     /// The bus: a name (`default`, `audit-bus`) or an ARN (required for a bus in another account).
-    pub event_bus: String,
+    pub(crate) event_bus: String,
     /// A global endpoint's id, e.g. `abcde.veo`: events then go through the endpoint.
     #[serde(default)]
-    pub endpoint_id: Option<String>,
+    pub(crate) endpoint_id: Option<String>,
     /// The event's `source`. Default: `kafka-connect.<name>`.
     #[serde(default)]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// What the event's `detail` holds: `envelope` (default; the AWS connector's
     /// `{topic, partition, offset, timestamp, timestampType, headers, key, value}`) or `value` (the decoded value).
     #[serde(default)]
-    pub detail: DetailShape,
+    pub(crate) detail: DetailShape,
     /// The event's `detail-type`. Default: `kafka-connect-${topic}`, as the AWS connector does.
     #[serde(default)]
-    pub detail_type: DetailTypeConfig,
+    pub(crate) detail_type: DetailTypeConfig,
     /// The event's `resources`: ARNs, each given literally or as `{json_path: ...}` into the value.
     #[serde(default)]
-    pub resources: Vec<ResourceConfig>,
+    pub(crate) resources: Vec<ResourceConfig>,
     /// The event's `time`: `record_timestamp` (default), `none` (EventBridge stamps it), or
     /// `{json_path: $.eventTime}` (an RFC 3339 string in the value).
     #[serde(default)]
-    pub time: TimeConfig,
+    pub(crate) time: TimeConfig,
     /// A Kafka header whose value becomes the event's `TraceHeader` (an X-Ray trace header).
     #[serde(default)]
-    pub trace_header: Option<String>,
+    pub(crate) trace_header: Option<String>,
     #[serde(default)]
-    pub batch: BatchConfig,
+    pub(crate) batch: BatchConfig,
     #[serde(default)]
-    pub request: RequestConfig,
+    pub(crate) request: RequestConfig,
     #[serde(default)]
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// The name of a rate limit group in the worker's `rate_limits`. Connectors naming the same group share one
     /// limiter, as they share the account's PutEvents quota. Default: no limit.
     #[serde(default)]
-    pub rate_limit: Option<String>,
+    pub(crate) rate_limit: Option<String>,
     /// Claim-check offloading to S3 of events too large for PutEvents, as the AWS connector offers. Default: off,
     /// and an entry over `batch.max_bytes` is a record error.
     #[serde(default)]
-    pub offload: Option<OffloadConfig>,
+    pub(crate) offload: Option<OffloadConfig>,
     /// At most this many records between the consumer and settled PutEvents; the consumer pauses when full.
     /// Default: 10000.
     #[serde(default = "default_max_buffered_records")]
-    pub max_buffered_records: usize,
+    pub(crate) max_buffered_records: usize,
     /// How often settled offsets are committed. Default: 5s.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
-    pub commit_interval: Duration,
+    pub(crate) commit_interval: Duration,
 }
 
 fn default_key_format() -> FormatConfig {
@@ -108,7 +108,7 @@ fn default_commit_interval() -> Duration {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DetailShape {
+pub(crate) enum DetailShape {
     #[default]
     Envelope,
     Value,
@@ -116,13 +116,13 @@ pub enum DetailShape {
 
 /// `detail_type: "text with ${topic}"`, or rules tried in order: `json_path`, then `by_topic`, then `default`.
 #[derive(Debug, Clone, Serialize)]
-pub struct DetailTypeConfig {
+pub(crate) struct DetailTypeConfig {
     /// A string in the value, e.g. `$.eventName`.
-    pub json_path: Option<JsonPath>,
+    pub(crate) json_path: Option<JsonPath>,
     /// A fixed detail-type per topic.
-    pub by_topic: BTreeMap<String, String>,
+    pub(crate) by_topic: BTreeMap<String, String>,
     /// A template; `${topic}` is replaced by the record's topic.
-    pub default: String,
+    pub(crate) default: String,
 }
 
 impl Default for DetailTypeConfig {
@@ -164,7 +164,7 @@ impl<'de> Deserialize<'de> for DetailTypeConfig {
 /// An ARN given literally, or a path into the value (a `[*]` path may give several).
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum ResourceConfig {
+pub(crate) enum ResourceConfig {
     Literal(String),
     Path { json_path: JsonPath },
 }
@@ -185,34 +185,34 @@ impl<'de> Deserialize<'de> for ResourceConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct OffloadConfig {
+pub(crate) struct OffloadConfig {
     /// The bucket offloaded parts are written to (the credentials need `s3:PutObject`). Setting it turns offloading on.
-    pub s3_bucket: String,
+    pub(crate) s3_bucket: String,
     /// Prepended to each object's key, a random UUID. Default: none.
     #[serde(default)]
-    pub s3_prefix: String,
+    pub(crate) s3_prefix: String,
     /// The part of the event to offload: a path into the event that starts with `$.detail.` and ends in a field
     /// name. Default: `$.detail.value` (the record value in the envelope); required with `detail: value`.
     #[serde(default)]
-    pub json_path: Option<JsonPath>,
+    pub(crate) json_path: Option<JsonPath>,
     /// Offload the part of every event, not only of events over `batch.max_bytes`. Default: false.
     #[serde(default)]
-    pub always: bool,
+    pub(crate) always: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct BatchConfig {
+pub(crate) struct BatchConfig {
     /// Entries per PutEvents request, 1 to 10. Default: 10.
     #[serde(default = "default_max_entries")]
-    pub max_entries: usize,
+    pub(crate) max_entries: usize,
     /// Size limit of one request, counted the way EventBridge counts entry sizes. Default: 262144 (256 KiB);
     /// EventBridge accepts up to 1048576 since January 2026.
     #[serde(default = "default_max_bytes")]
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// How long a partly filled batch waits for more records. Default: 20ms.
     #[serde(default = "default_linger", with = "humantime_serde")]
-    pub linger: Duration,
+    pub(crate) linger: Duration,
 }
 
 fn default_max_entries() -> usize {
@@ -239,14 +239,14 @@ impl Default for BatchConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequestConfig {
+pub(crate) struct RequestConfig {
     /// PutEvents requests in flight at once. Default: 32. A PutEvents call takes tens of milliseconds, so this
     /// bounds throughput at about `max_in_flight * 10 / latency` entries per second (32 at 30 ms: ~10,000/s).
     #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Time limit of one PutEvents call; a call that takes longer is retried. Default: 10s.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 fn default_max_in_flight() -> usize {
@@ -268,7 +268,7 @@ impl Default for RequestConfig {
 
 impl SinkConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         match (self.topics.is_empty(), &self.topics_regex) {
             (true, None) => {
                 return Err(InvalidSetting::new(
@@ -349,7 +349,7 @@ impl SinkConfig {
     }
 
     /// The offload path in effect, if offloading is on.
-    pub fn offload_path(&self) -> Result<Option<JsonPath>, InvalidSetting> {
+    pub(crate) fn offload_path(&self) -> Result<Option<JsonPath>, InvalidSetting> {
         let Some(offload) = &self.offload else {
             return Ok(None);
         };
@@ -379,11 +379,11 @@ impl SinkConfig {
         Ok(Some(path))
     }
 
-    pub fn group_id(&self, name: &ConnectorName) -> String {
+    pub(crate) fn group_id(&self, name: &ConnectorName) -> String {
         self.group_id.clone().unwrap_or_else(|| format!("connect-{name}"))
     }
 
-    pub fn source(&self, name: &ConnectorName) -> String {
+    pub(crate) fn source(&self, name: &ConnectorName) -> String {
         self.source.clone().unwrap_or_else(|| format!("kafka-connect.{name}"))
     }
 }

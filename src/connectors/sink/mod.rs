@@ -56,7 +56,7 @@ use crate::schema::{DecodeError, Decoder};
 use crate::telemetry::{emit, ConnectorMetrics, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     #[error("cannot create the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
     #[error(transparent)]
@@ -90,13 +90,13 @@ pub enum SinkError {
     },
 }
 
-pub struct SinkConnector {
+pub(crate) struct SinkConnector {
     parts: ConnectorParts,
     config: SinkConfig,
 }
 
 impl SinkConnector {
-    pub fn new(parts: ConnectorParts, config: SinkConfig) -> Self {
+    pub(crate) fn new(parts: ConnectorParts, config: SinkConfig) -> Self {
         Self { parts, config }
     }
 }

@@ -16,15 +16,15 @@ use crate::json_path::JsonPath;
 
 /// An object to write before the entry that refers to it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    pub bucket: String,
-    pub key: String,
-    pub body: Vec<u8>,
+pub(crate) struct Upload {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Decides what to offload and rewrites the detail.
 #[derive(Debug, Clone)]
-pub struct Offloader {
+pub(crate) struct Offloader {
     bucket: String,
     prefix: String,
     /// The path as written (into the event), recorded in `datarefJsonPath`.
@@ -32,12 +32,12 @@ pub struct Offloader {
     /// The object in the detail that holds the offloaded field, and the field.
     parent: JsonPath,
     field: String,
-    pub always: bool,
+    pub(crate) always: bool,
 }
 
 impl Offloader {
     /// `path` is checked at config load (`SinkConfig::check`) to start with `$.detail.` and end in a field name.
-    pub fn new(config: &OffloadConfig, path: &JsonPath) -> Option<Self> {
+    pub(crate) fn new(config: &OffloadConfig, path: &JsonPath) -> Option<Self> {
         let within_detail = path.strip_field("detail")?;
         let (parent, field) = within_detail.split_last_field()?;
         Some(Self {
@@ -51,7 +51,7 @@ impl Offloader {
     }
 
     /// Moves the field out of `detail`; `None` when there is nothing there to offload (missing or null).
-    pub fn offload(&self, detail: &mut Value) -> Option<Upload> {
+    pub(crate) fn offload(&self, detail: &mut Value) -> Option<Upload> {
         let Some(Value::Object(parent)) = self.parent.select_mut(detail) else {
             return None;
         };
@@ -75,13 +75,13 @@ impl Offloader {
 }
 
 /// Writes offloaded parts, retrying what a later try can fix.
-pub struct S3Uploader {
-    pub client: aws_sdk_s3::Client,
-    pub retry: RetryPolicy,
+pub(crate) struct S3Uploader {
+    pub(crate) client: aws_sdk_s3::Client,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl S3Uploader {
-    pub async fn upload_all<'a>(&self, uploads: impl Iterator<Item = &'a Upload>) -> Result<(), DeliveryError> {
+    pub(crate) async fn upload_all<'a>(&self, uploads: impl Iterator<Item = &'a Upload>) -> Result<(), DeliveryError> {
         futures::future::try_join_all(uploads.map(|upload| self.upload(upload))).await?;
         Ok(())
     }

@@ -19,7 +19,7 @@ use crate::telemetry::{emit, SchemaRegistryWaiting};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 /// What became of one record here.
-pub enum Prepared {
+pub(crate) enum Prepared {
     Entry {
         entry: Entry,
         /// The offloaded part, written to S3 before the entry is sent.
@@ -34,17 +34,17 @@ pub enum Prepared {
 }
 
 /// A chunk's records with their tracking tickets and what became of each, in the order they were read.
-pub type PreparedChunk = Vec<(Ticket, Record, Prepared)>;
+pub(crate) type PreparedChunk = Vec<(Ticket, Record, Prepared)>;
 
-pub struct RecordPreparer {
-    pub connector: String,
-    pub key_decoder: Decoder,
-    pub value_decoder: Decoder,
-    pub transforms: Chain,
-    pub builder: EntryBuilder,
-    pub max_bytes: usize,
+pub(crate) struct RecordPreparer {
+    pub(crate) connector: String,
+    pub(crate) key_decoder: Decoder,
+    pub(crate) value_decoder: Decoder,
+    pub(crate) transforms: Chain,
+    pub(crate) builder: EntryBuilder,
+    pub(crate) max_bytes: usize,
     /// Cancelled when the connector stops: a wait for the registry ends, and the record stays unsettled.
-    pub stopping: CancellationToken,
+    pub(crate) stopping: CancellationToken,
 }
 
 /// The first wait for an unreachable registry; each next one doubles, up to [`REGISTRY_MAX_WAIT`].
@@ -55,7 +55,7 @@ impl RecordPreparer {
     /// Prepares each record of a chunk, in order. A registry that cannot be reached is waited for (the consumer
     /// pauses behind the chunks waiting); only stopping meanwhile ends the chunk, whose records are read again on
     /// the next start.
-    pub async fn prepare_chunk(&self, chunk: Vec<(Ticket, Record)>) -> Result<PreparedChunk, SinkError> {
+    pub(crate) async fn prepare_chunk(&self, chunk: Vec<(Ticket, Record)>) -> Result<PreparedChunk, SinkError> {
         let mut prepared = Vec::with_capacity(chunk.len());
         for (ticket, record) in chunk {
             let outcome = self.prepare(&record).await?;
@@ -64,7 +64,7 @@ impl RecordPreparer {
         Ok(prepared)
     }
 
-    pub async fn prepare(&self, record: &Record) -> Result<Prepared, SinkError> {
+    pub(crate) async fn prepare(&self, record: &Record) -> Result<Prepared, SinkError> {
         let decoded = match self.decode(record).await? {
             Ok(decoded) => decoded,
             Err(failure) => return Ok(Prepared::Failed(failure)),

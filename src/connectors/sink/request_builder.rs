@@ -12,7 +12,7 @@ use crate::eventbridge::{Detail, Entry};
 use crate::record::Record;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     #[error("the detail must be a JSON object, but the value is {0}; use `detail: envelope` to wrap it")]
     DetailNotObject(&'static str),
     #[error("time: `{path}` holds {found}, not an RFC 3339 timestamp")]
@@ -50,7 +50,7 @@ fn header_value(bytes: Option<&[u8]>) -> Value {
 }
 
 #[derive(Debug, Clone)]
-pub struct EntryBuilder {
+pub(crate) struct EntryBuilder {
     source: String,
     detail: DetailShape,
     detail_type: DetailTypeConfig,
@@ -63,7 +63,7 @@ pub struct EntryBuilder {
 
 impl EntryBuilder {
     /// `config` has passed `SinkConfig::check`.
-    pub fn new(name: &ConnectorName, config: &SinkConfig) -> Self {
+    pub(crate) fn new(name: &ConnectorName, config: &SinkConfig) -> Self {
         let offloader = match (&config.offload, config.offload_path()) {
             (Some(offload), Ok(Some(path))) => Offloader::new(offload, &path),
             _ => None,
@@ -81,7 +81,12 @@ impl EntryBuilder {
     }
 
     /// The entry, and the object to write to S3 first when part of the event was offloaded.
-    pub fn build(&self, record: &Record, key: Value, value: Value) -> Result<(Entry, Option<Upload>), BuildError> {
+    pub(crate) fn build(
+        &self,
+        record: &Record,
+        key: Value,
+        value: Value,
+    ) -> Result<(Entry, Option<Upload>), BuildError> {
         let detail_type = self.detail_type(record, &value)?;
         let time = self.time(record, &value)?;
         let resources = self.resources(&value)?;

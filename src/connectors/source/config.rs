@@ -17,37 +17,37 @@ use crate::schema::{OutputFormat, OutputFormatConfig};
 pub struct SourceConfig {
     /// An existing queue that a rule on the bus targets. Exactly one of `queue_url` and `provision`.
     #[serde(default)]
-    pub queue_url: Option<Interpolated>,
+    pub(crate) queue_url: Option<Interpolated>,
     /// Create the rule, the queue (with a redrive dead-letter queue), the queue policy and the target, or bring them
     /// up to date; safe to repeat.
     #[serde(default)]
-    pub provision: Option<ProvisionConfig>,
+    pub(crate) provision: Option<ProvisionConfig>,
     /// The Kafka topic the events are written to.
-    pub topic: String,
+    pub(crate) topic: String,
     /// The record key: a JSON path into the event, e.g. `$.detail.userIdentity.principalId`. A string is used as it
     /// is, another value as its JSON; an event where the path selects nothing gets a null key. Default: `$.id`.
     #[serde(default = "default_key")]
-    pub key: JsonPath,
+    pub(crate) key: JsonPath,
     /// How the event is written as the record value: `format: json` (default), or `format: avro` with
     /// `schema_file` or `subject`, through the worker's Schema Registry.
     #[serde(default)]
-    pub value: OutputFormatConfig,
+    pub(crate) value: OutputFormatConfig,
     /// Envelope fields copied into record headers. Default: `[id, source, detail-type, time]`.
     #[serde(default = "default_headers")]
-    pub headers: Vec<EnvelopeField>,
+    pub(crate) headers: Vec<EnvelopeField>,
     /// Long-poll wait of one receive, up to 20s. Default: 20s.
     #[serde(default = "default_wait_time", with = "humantime_serde")]
-    pub wait_time: Duration,
+    pub(crate) wait_time: Duration,
     /// Receive loops sharing the queue. More workers with the same connector also share it. Default: 1.
     #[serde(default = "default_pollers")]
-    pub pollers: usize,
+    pub(crate) pollers: usize,
     /// How long a received message stays hidden from other pollers; extended while its write to Kafka is pending.
     /// Default: 30s.
     #[serde(default = "default_visibility_timeout", with = "humantime_serde")]
-    pub visibility_timeout: Duration,
+    pub(crate) visibility_timeout: Duration,
     /// librdkafka settings for this connector's producer, like Kafka Connect's `producer.override.*`.
     #[serde(default, with = "crate::config::client_settings")]
-    pub producer_override: BTreeMap<String, Interpolated>,
+    pub(crate) producer_override: BTreeMap<String, Interpolated>,
 }
 
 fn default_key() -> JsonPath {
@@ -76,7 +76,7 @@ fn default_visibility_timeout() -> Duration {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum EnvelopeField {
+pub(crate) enum EnvelopeField {
     #[serde(rename = "id")]
     Id,
     #[serde(rename = "source")]
@@ -92,7 +92,7 @@ pub enum EnvelopeField {
 }
 
 impl EnvelopeField {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Id => "id",
             Self::Source => "source",
@@ -106,21 +106,21 @@ impl EnvelopeField {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProvisionConfig {
+pub(crate) struct ProvisionConfig {
     /// The bus the rule listens on. Default: `default`.
     #[serde(default = "default_bus")]
-    pub event_bus: String,
+    pub(crate) event_bus: String,
     /// Default: `ebconnect-<connector name>`.
     #[serde(default)]
-    pub rule_name: Option<String>,
+    pub(crate) rule_name: Option<String>,
     /// The rule's event pattern, as a YAML map or JSON text.
-    pub event_pattern: Value,
+    pub(crate) event_pattern: Value,
     /// Default: `ebconnect-<connector name>`; its dead-letter queue is `<queue_name>-dlq`.
     #[serde(default)]
-    pub queue_name: Option<String>,
+    pub(crate) queue_name: Option<String>,
     /// Receives after which SQS moves a message to the dead-letter queue. Default: 5.
     #[serde(default = "default_max_receive_count")]
-    pub max_receive_count: u32,
+    pub(crate) max_receive_count: u32,
 }
 
 fn default_bus() -> String {
@@ -132,20 +132,20 @@ fn default_max_receive_count() -> u32 {
 }
 
 impl ProvisionConfig {
-    pub fn rule_name(&self, connector: &ConnectorName) -> String {
+    pub(crate) fn rule_name(&self, connector: &ConnectorName) -> String {
         self.rule_name
             .clone()
             .unwrap_or_else(|| format!("ebconnect-{connector}"))
     }
 
-    pub fn queue_name(&self, connector: &ConnectorName) -> String {
+    pub(crate) fn queue_name(&self, connector: &ConnectorName) -> String {
         self.queue_name
             .clone()
             .unwrap_or_else(|| format!("ebconnect-{connector}"))
     }
 
     /// The pattern as JSON text, checked.
-    pub fn pattern_text(&self) -> Result<String, InvalidSetting> {
+    pub(crate) fn pattern_text(&self) -> Result<String, InvalidSetting> {
         let pattern = match &self.event_pattern {
             Value::String(text) => Pattern::parse(text).map(|_| text.clone()),
             other => Pattern::from_value(other).map(|_| other.to_string()),
@@ -156,7 +156,7 @@ impl ProvisionConfig {
 
 impl SourceConfig {
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         self.value.check("config.value")?;
         if self.value.format == OutputFormat::Avro && worker.is_some_and(|worker| worker.schema_registry.is_none()) {
             return Err(InvalidSetting::new(

@@ -42,7 +42,7 @@ use crate::telemetry::{
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub(crate) enum SourceError {
     #[error(transparent)]
     Provision(#[from] provision::ProvisionError),
     #[error("cannot create the Kafka producer: {0}")]
@@ -59,13 +59,13 @@ pub enum SourceError {
     Client(#[from] ClientFailure),
 }
 
-pub struct SourceConnector {
+pub(crate) struct SourceConnector {
     parts: ConnectorParts,
     config: SourceConfig,
 }
 
 impl SourceConnector {
-    pub fn new(parts: ConnectorParts, config: SourceConfig) -> Self {
+    pub(crate) fn new(parts: ConnectorParts, config: SourceConfig) -> Self {
         Self { parts, config }
     }
 }

@@ -8,9 +8,9 @@ use crate::config::ConnectorName;
 
 #[derive(Debug, thiserror::Error)]
 #[error("provisioning {what}: {reason}")]
-pub struct ProvisionError {
-    pub what: String,
-    pub reason: String,
+pub(crate) struct ProvisionError {
+    pub(crate) what: String,
+    pub(crate) reason: String,
 }
 
 fn failed(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
@@ -62,7 +62,7 @@ async fn queue(
 }
 
 /// Returns the queue's URL.
-pub async fn provision(
+pub(crate) async fn provision(
     sdk: &aws_config::SdkConfig,
     connector: &ConnectorName,
     config: &ProvisionConfig,

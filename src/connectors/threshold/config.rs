@@ -19,70 +19,70 @@ use crate::schema::{Format, FormatConfig, OutputFormat};
 pub struct ThresholdConfig {
     /// The input topics. Key them by the group (e.g. the source's `key: $.detail.userIdentity.principalId`) so
     /// that a group's records meet in one partition, and so in one worker.
-    pub topics: Vec<String>,
+    pub(crate) topics: Vec<String>,
     /// Default: `connect-<name>`.
     #[serde(default)]
-    pub group_id: Option<String>,
+    pub(crate) group_id: Option<String>,
     /// Where a new group starts: `earliest` (default) or `latest`.
     #[serde(default)]
-    pub auto_offset_reset: OffsetReset,
+    pub(crate) auto_offset_reset: OffsetReset,
     /// How input values are decoded: `json` (default) or `avro`.
     #[serde(default = "default_value_format")]
-    pub value: FormatConfig,
+    pub(crate) value: FormatConfig,
     /// An event pattern the (transformed) value must match to be counted, e.g. `{eventSource: [s3.amazonaws.com]}`.
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub(crate) filter: Option<Value>,
     /// Event time: `record_timestamp` (default), or `{json_path: $.eventTime}` (RFC 3339 text or epoch
     /// milliseconds).
     #[serde(default)]
-    pub event_time: TimeConfig,
+    pub(crate) event_time: TimeConfig,
     /// Window length, e.g. `1m`.
     #[serde(with = "humantime_serde")]
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// For hopping windows: how far apart window starts are. Default: `window` (tumbling windows).
     #[serde(default, with = "humantime_serde")]
-    pub hop: Option<Duration>,
+    pub(crate) hop: Option<Duration>,
     /// The output field names and the JSON paths that give them; a group is one combination of their values.
-    pub group_by: BTreeMap<String, JsonPath>,
-    pub threshold: ThresholdSetting,
+    pub(crate) group_by: BTreeMap<String, JsonPath>,
+    pub(crate) threshold: ThresholdSetting,
     /// How long after its end a window waits for late records. Default: 0s.
     #[serde(default, with = "humantime_serde")]
-    pub allowed_lateness: Duration,
+    pub(crate) allowed_lateness: Duration,
     /// The watermark trails the largest event time seen by this much. Default: 0s.
     #[serde(default, with = "humantime_serde")]
-    pub watermark_delay: Duration,
+    pub(crate) watermark_delay: Duration,
     /// A partition without records for this long stops holding the watermark back; when all are, the watermark
     /// follows the wall clock. Default: 30s.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// What happens to a record whose windows all closed: `dlq` (default; through `errors`, which then needs a
     /// dead-letter topic and `tolerance: all`) or `drop` (counted in `ebconnect_records_skipped_total` and logged).
     #[serde(default)]
-    pub late_records: LateRecords,
+    pub(crate) late_records: LateRecords,
     /// `final` (default): one record when the window closes. `early`: also one when the threshold is first met.
     #[serde(default)]
-    pub emit: Emit,
-    pub output: OutputConfig,
+    pub(crate) emit: Emit,
+    pub(crate) output: OutputConfig,
     /// How often the input offsets are committed. Default: 5s.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
-    pub commit_interval: Duration,
+    pub(crate) commit_interval: Duration,
     #[serde(default, with = "crate::config::client_settings")]
-    pub consumer_override: BTreeMap<String, Interpolated>,
+    pub(crate) consumer_override: BTreeMap<String, Interpolated>,
     #[serde(default, with = "crate::config::client_settings")]
-    pub producer_override: BTreeMap<String, Interpolated>,
+    pub(crate) producer_override: BTreeMap<String, Interpolated>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ThresholdSetting {
-    pub count: u64,
+pub(crate) struct ThresholdSetting {
+    pub(crate) count: u64,
     /// `>` (default) or `>=`.
     #[serde(default)]
-    pub op: Comparison,
+    pub(crate) op: Comparison,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     #[default]
     #[serde(rename = ">")]
     Greater,
@@ -92,7 +92,7 @@ pub enum Comparison {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LateRecords {
+pub(crate) enum LateRecords {
     #[default]
     Dlq,
     Drop,
@@ -100,7 +100,7 @@ pub enum LateRecords {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Emit {
+pub(crate) enum Emit {
     #[default]
     Final,
     Early,
@@ -108,11 +108,11 @@ pub enum Emit {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputConfig {
-    pub topic: String,
+pub(crate) struct OutputConfig {
+    pub(crate) topic: String,
     /// `json` (default) or `avro`, with a schema generated from `group_by` and registered under `<topic>-value`.
     #[serde(default = "default_output_format")]
-    pub format: OutputFormat,
+    pub(crate) format: OutputFormat,
 }
 
 fn default_value_format() -> FormatConfig {
@@ -132,15 +132,15 @@ fn default_commit_interval() -> Duration {
 }
 
 impl ThresholdConfig {
-    pub fn group_id(&self, name: &crate::config::ConnectorName) -> String {
+    pub(crate) fn group_id(&self, name: &crate::config::ConnectorName) -> String {
         self.group_id.clone().unwrap_or_else(|| format!("connect-{name}"))
     }
 
-    pub fn hop(&self) -> Duration {
+    pub(crate) fn hop(&self) -> Duration {
         self.hop.unwrap_or(self.window)
     }
 
-    pub fn filter_pattern(&self) -> Result<Option<Pattern>, InvalidSetting> {
+    pub(crate) fn filter_pattern(&self) -> Result<Option<Pattern>, InvalidSetting> {
         self.filter
             .as_ref()
             .map(|filter| match filter {
@@ -152,7 +152,7 @@ impl ThresholdConfig {
     }
 
     /// Rules serde cannot express. Each message names the key.
-    pub fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self, worker: Option<&WorkerConfig>) -> Result<(), InvalidSetting> {
         if self.topics.is_empty() {
             return Err(InvalidSetting::new("config.topics", "name at least one topic"));
         }

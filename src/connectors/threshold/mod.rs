@@ -45,7 +45,7 @@ use crate::telemetry::{
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ThresholdError {
+pub(crate) enum ThresholdError {
     #[error("cannot create the Kafka {what}: {source}")]
     Create { what: &'static str, source: KafkaError },
     #[error(transparent)]
@@ -66,13 +66,13 @@ pub enum ThresholdError {
     Setting(InvalidSetting),
 }
 
-pub struct ThresholdConnector {
+pub(crate) struct ThresholdConnector {
     parts: ConnectorParts,
     config: ThresholdConfig,
 }
 
 impl ThresholdConnector {
-    pub fn new(parts: ConnectorParts, config: ThresholdConfig) -> Self {
+    pub(crate) fn new(parts: ConnectorParts, config: ThresholdConfig) -> Self {
         Self { parts, config }
     }
 }
@@ -182,7 +182,7 @@ fn as_text(value: &Value) -> Value {
 }
 
 /// The output schema: the window, the group fields (optional strings), the count and whether it is final.
-pub fn output_schema(group_names: &[String]) -> String {
+pub(crate) fn output_schema(group_names: &[String]) -> String {
     let mut fields = vec![
         json!({"name": "window_start", "type": "string"}),
         json!({"name": "window_end", "type": "string"}),

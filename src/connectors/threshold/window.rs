@@ -19,17 +19,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The group a record is counted in: the values of the `group_by` paths, in order.
-pub type GroupKey = Vec<Value>;
+pub(crate) type GroupKey = Vec<Value>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSpec {
-    pub size_ms: i64,
-    pub hop_ms: i64,
+pub(crate) struct WindowSpec {
+    pub(crate) size_ms: i64,
+    pub(crate) hop_ms: i64,
 }
 
 impl WindowSpec {
     /// The starts of the windows that contain `time`, oldest first.
-    pub fn starts(&self, time: i64) -> Vec<i64> {
+    pub(crate) fn starts(&self, time: i64) -> Vec<i64> {
         let last = time.div_euclid(self.hop_ms) * self.hop_ms;
         let mut starts = Vec::new();
         let mut start = last;
@@ -43,14 +43,14 @@ impl WindowSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Threshold {
-    pub count: u64,
+pub(crate) struct Threshold {
+    pub(crate) count: u64,
     /// `>=` rather than `>`.
-    pub inclusive: bool,
+    pub(crate) inclusive: bool,
 }
 
 impl Threshold {
-    pub fn is_met(&self, count: u64) -> bool {
+    pub(crate) fn is_met(&self, count: u64) -> bool {
         if self.inclusive {
             count >= self.count
         } else {
@@ -60,29 +60,29 @@ impl Threshold {
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub window: WindowSpec,
-    pub threshold: Threshold,
-    pub allowed_lateness_ms: i64,
-    pub watermark_delay_ms: i64,
-    pub idle_timeout: Duration,
-    pub emit_early: bool,
+pub(crate) struct Settings {
+    pub(crate) window: WindowSpec,
+    pub(crate) threshold: Threshold,
+    pub(crate) allowed_lateness_ms: i64,
+    pub(crate) watermark_delay_ms: i64,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) emit_early: bool,
 }
 
 /// A (window, group) over the threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alert {
-    pub window_start: i64,
-    pub window_end: i64,
-    pub group: GroupKey,
-    pub count: u64,
+pub(crate) struct Alert {
+    pub(crate) window_start: i64,
+    pub(crate) window_end: i64,
+    pub(crate) group: GroupKey,
+    pub(crate) count: u64,
     /// False for an early alert (`emit: early`), sent when the threshold is first met.
-    pub is_final: bool,
+    pub(crate) is_final: bool,
 }
 
 /// What became of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Counted in at least one open window; early alerts, if any, go out now.
     Counted(Vec<Alert>),
     /// Every window it falls in has closed in this run: a late record.
@@ -115,7 +115,7 @@ struct OpenWindow {
     min_offsets: HashMap<i32, i64>,
 }
 
-pub struct Windows {
+pub(crate) struct Windows {
     settings: Settings,
     /// Open windows by start.
     open: BTreeMap<i64, OpenWindow>,
@@ -129,7 +129,7 @@ pub struct Windows {
 }
 
 impl Windows {
-    pub fn new(settings: Settings) -> Self {
+    pub(crate) fn new(settings: Settings) -> Self {
         Self {
             settings,
             open: BTreeMap::new(),
@@ -141,7 +141,7 @@ impl Windows {
     }
 
     /// Forgets everything (the partitions were revoked); the records are read again from the commit.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.open.clear();
         self.partitions.clear();
         self.closed_through = i64::MIN;
@@ -150,7 +150,7 @@ impl Windows {
     }
 
     /// A partition was assigned; `closed_through` comes from its committed offset's metadata.
-    pub fn assign(&mut self, partition: i32, closed_through: Option<i64>, now: Instant) {
+    pub(crate) fn assign(&mut self, partition: i32, closed_through: Option<i64>, now: Instant) {
         let closed_through = closed_through.unwrap_or(i64::MIN);
         self.partitions.insert(
             partition,
@@ -171,7 +171,7 @@ impl Windows {
     }
 
     /// Counts a record of `partition` at `offset` with event time `time` in `group`.
-    pub fn add(&mut self, partition: i32, offset: i64, time: i64, group: GroupKey, now: Instant) -> Outcome {
+    pub(crate) fn add(&mut self, partition: i32, offset: i64, time: i64, group: GroupKey, now: Instant) -> Outcome {
         let watermark = self.watermark(now);
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_event_ms: None,
@@ -226,7 +226,7 @@ impl Windows {
     /// partition's position, and its event time, when it has one, the partition's clock: a partition whose records
     /// are all filtered out must not hold the watermark back. A record without a time does not count as activity,
     /// so a partition of such records becomes idle.
-    pub fn skip(&mut self, partition: i32, offset: i64, time: Option<i64>, now: Instant) {
+    pub(crate) fn skip(&mut self, partition: i32, offset: i64, time: Option<i64>, now: Instant) {
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_event_ms: None,
             last_seen: now,
@@ -241,7 +241,7 @@ impl Windows {
     }
 
     /// The current watermark, or `None` before any record.
-    pub fn watermark(&self, now: Instant) -> Option<i64> {
+    pub(crate) fn watermark(&self, now: Instant) -> Option<i64> {
         let idle = self.settings.idle_timeout;
         let delay = self.settings.watermark_delay_ms;
         let active: Vec<Option<i64>> = self
@@ -272,7 +272,7 @@ impl Windows {
     }
 
     /// Closes the windows the watermark has passed; returns the final alerts of those over the threshold.
-    pub fn advance(&mut self, now: Instant) -> Vec<Alert> {
+    pub(crate) fn advance(&mut self, now: Instant) -> Vec<Alert> {
         let Some(watermark) = self.watermark(now) else {
             return Vec::new();
         };
@@ -314,7 +314,7 @@ impl Windows {
     }
 
     /// For each partition, the offset that may be committed now, with the `closed_through` mark to store with it.
-    pub fn commit_positions(&self) -> (Vec<(i32, i64)>, i64) {
+    pub(crate) fn commit_positions(&self) -> (Vec<(i32, i64)>, i64) {
         let positions = self
             .partitions
             .iter()
@@ -329,11 +329,6 @@ impl Windows {
             })
             .collect();
         (positions, self.closed_through)
-    }
-
-    /// Open (window, group) aggregates: what memory is spent on.
-    pub fn open_aggregates(&self) -> usize {
-        self.open.values().map(|window| window.groups.len()).sum()
     }
 }
 
