@@ -1,4 +1,5 @@
-//! Groups entries into PutEvents requests: at most `max_entries` and at most `max_bytes` (entry sizes summed).
+//! Groups entries into PutEvents requests: at most `max_entries`, and entry sizes summed strictly under `max_bytes`
+//! (EventBridge wants a request less than its limit, not at it).
 
 use std::time::Instant;
 
@@ -22,11 +23,11 @@ impl<T> Batcher<T> {
         }
     }
 
-    /// Adds an item of `size` bytes (at most `max_bytes`; larger entries are rejected before they get here) and
+    /// Adds an item of `size` bytes (under `max_bytes`; larger entries are rejected before they get here) and
     /// returns the batches this closed: the open one if the item did not fit, and the new one if it is now full.
     pub(crate) fn push(&mut self, item: T, size: usize) -> Vec<Vec<T>> {
         let mut closed = Vec::new();
-        if !self.items.is_empty() && self.bytes + size > self.max_bytes {
+        if !self.items.is_empty() && self.bytes + size >= self.max_bytes {
             closed.extend(self.take());
         }
         if self.items.is_empty() {
@@ -84,16 +85,35 @@ mod tests {
         assert!(batcher.push('a', 60).is_empty());
         assert_eq!(batcher.push('b', 50), vec![vec!['a']]);
         assert_eq!(batcher.len(), 1);
-        // Exactly at the limit is allowed, and closes the batch.
-        assert_eq!(batcher.push('c', 50), vec![vec!['b', 'c']]);
-        assert_eq!(batcher.push('d', 100), vec![vec!['d']]);
-        assert_eq!(batcher.take(), None);
+        // A batch exactly at the limit is not sent: the item that would reach it opens the next batch.
+        assert_eq!(batcher.push('c', 50), vec![vec!['b']]);
+        assert!(batcher.push('d', 49).is_empty());
+        assert_eq!(batcher.take(), Some(vec!['c', 'd']));
     }
 
     #[test]
-    fn a_large_item_closes_the_open_batch_and_then_its_own() {
+    fn a_large_item_closes_the_open_batch() {
         let mut batcher = Batcher::new(10, 100);
         batcher.push('a', 30);
-        assert_eq!(batcher.push('b', 100), vec![vec!['a'], vec!['b']]);
+        assert_eq!(batcher.push('b', 99), vec![vec!['a']]);
+        assert_eq!(batcher.take(), Some(vec!['b']));
+    }
+
+    /// Whatever the sizes (each under the limit, as the preparer lets through), no batch reaches the limit.
+    #[test]
+    fn no_batch_reaches_the_byte_limit() {
+        let mut batcher = Batcher::new(10, 1000);
+        let mut seed = 7u64;
+        let mut closed = Vec::new();
+        for _ in 0..5000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let size = 1 + (seed >> 33) as usize % 999;
+            closed.extend(batcher.push(size, size));
+        }
+        closed.extend(batcher.take());
+        assert!(closed
+            .iter()
+            .all(|batch| batch.iter().sum::<usize>() < 1000 && batch.len() <= 10));
+        assert_eq!(closed.iter().map(Vec::len).sum::<usize>(), 5000);
     }
 }

@@ -13,7 +13,9 @@ use super::retry::RetryPolicy;
 use super::service::{EntryOutcome, PutEventsService, RequestError};
 use crate::backoff::full_jitter;
 use crate::rate_limit::RateLimit;
-use crate::telemetry::{emit, ConnectorMetrics, PutEventsCompleted, PutEventsRetrying, RateLimitWaited};
+use crate::telemetry::{
+    emit, ConnectorMetrics, PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited,
+};
 
 /// The final fate of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +46,9 @@ pub(crate) enum DeliveryError {
 #[derive(Debug)]
 pub(crate) struct Delivery<T> {
     pub(crate) settled: Vec<(T, Settled)>,
-    /// The sink leaves these unsettled in its offset tracker, so they are read again after a restart; the items
-    /// come back so that the contract (nothing is lost on the way) is checked where it is made, in the tests below.
-    #[cfg_attr(not(test), expect(dead_code, reason = "checked by the delivery tests"))]
     pub(crate) unsettled: Vec<T>,
     pub(crate) error: Option<DeliveryError>,
     /// Sends, the first included; 1 when everything went through at once.
-    #[cfg_attr(not(test), expect(dead_code, reason = "checked by the delivery tests"))]
     pub(crate) attempts: u32,
 }
 
@@ -90,153 +88,289 @@ pub(crate) struct Deliverer<S = PutEventsService> {
     pub(crate) stopping: CancellationToken,
 }
 
+/// Where a batch's retry loop stands between rounds.
+#[derive(Default)]
+struct RetryState {
+    /// Sends, the first included.
+    attempts: u32,
+    /// Answers that left entries' fate unclear, and since when: these count toward the retry limits.
+    uncertain_attempts: u32,
+    uncertain_since: Option<Instant>,
+    /// Rounds in a row in which no entry went through. A round in which some did says EventBridge is taking
+    /// entries, at its rate, so the next round goes out after a short wait; only a round that moved nothing waits
+    /// longer each time.
+    rounds_without_progress: u32,
+    /// Requests in a row that failed as a whole (5xx, timeout, connection, request throttling): an outage, waited
+    /// out with waits growing up to `max_backoff`. Entries EventBridge answered as throttled wait at most
+    /// `ENTRY_RETRY_CEILING`.
+    request_failures: u32,
+}
+
+/// What one round of a batch came to.
+enum Round<T> {
+    /// Some entries are to be sent again; `transient` when every reason passes by itself (throttling, outages).
+    Retry {
+        pending: Vec<T>,
+        last_error: String,
+        transient: bool,
+    },
+    Done,
+    Fatal(Vec<T>, String),
+    /// The service took the request as too large: the entries, to be sent in smaller requests.
+    TooLarge(Vec<T>, String),
+}
+
 impl<S: SendEntries> Deliverer<S> {
     /// Delivers `items`, the first request sent in `slot`. Throttling, internal failures, 5xx and lost connections
     /// are retried for as long as the connector runs: they pass, and a record is never given up for them. Only
-    /// answers that leave an entry's fate unclear count toward `retry.max_attempts` and `retry.max_duration`.
-    pub(crate) async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>, mut slot: OwnedSemaphorePermit) -> Delivery<T> {
+    /// answers that leave an entry's fate unclear count toward `retry.max_attempts` and `retry.max_duration`. A
+    /// request the service finds too large is split in halves, sent one after the other; an entry that alone is
+    /// too large is rejected, for the errors policy.
+    pub(crate) async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>, slot: OwnedSemaphorePermit) -> Delivery<T> {
+        let mut done = Delivery {
+            settled: Vec::with_capacity(items.len()),
+            unsettled: Vec::new(),
+            error: None,
+            attempts: 0,
+        };
+        let mut slot = Some(slot);
+        // The batch, or the halves of one found too large, last to be sent first.
+        let mut batches = vec![items];
+        while let Some(batch) = batches.pop() {
+            let slot = match slot.take() {
+                Some(slot) if done.error.is_none() => slot,
+                _ if done.error.is_some() || self.stopping.is_cancelled() => {
+                    done.unsettled.extend(batch);
+                    continue;
+                }
+                _ => match self.next_slot(Duration::ZERO).await {
+                    Some(slot) => slot,
+                    None => {
+                        done.unsettled.extend(batch);
+                        continue;
+                    }
+                },
+            };
+            let (delivery, too_large) = self.deliver_batch(batch, slot).await;
+            done.settled.extend(delivery.settled);
+            done.unsettled.extend(delivery.unsettled);
+            done.error = done.error.or(delivery.error);
+            done.attempts += delivery.attempts;
+            match too_large {
+                Some((mut batch, reason)) if batch.len() > 1 => {
+                    let second = batch.split_off(batch.len() / 2);
+                    batches.push(second);
+                    batches.push(batch);
+                    emit(PutEventsSplit {
+                        metrics: &self.metrics,
+                        reason: &reason,
+                    });
+                }
+                Some((batch, reason)) => done.settled.extend(batch.into_iter().map(|item| {
+                    let message = format!("the entry alone makes a request too large for EventBridge: {reason}");
+                    let code = "RequestEntityTooLarge".to_owned();
+                    (item, Settled::Rejected { code, message })
+                })),
+                None => {}
+            }
+        }
+        done
+    }
+
+    /// One batch, retried until each entry is settled or the loop must stop; a batch the service finds too large
+    /// comes back whole, with the reason.
+    async fn deliver_batch<T: AsRef<Entry>>(
+        &self,
+        items: Vec<T>,
+        mut slot: OwnedSemaphorePermit,
+    ) -> (Delivery<T>, Option<(Vec<T>, String)>) {
         let mut settled = Vec::with_capacity(items.len());
         let mut pending = items;
-        let mut attempts = 0u32;
-        let mut uncertain_attempts = 0u32;
-        let mut uncertain_since = None;
-        // Rounds in a row in which no entry went through. A round in which some did says EventBridge is taking
-        // entries, at its rate, so the next round goes out after a short wait; only a round that moved nothing
-        // waits longer each time.
-        let mut rounds_without_progress = 0u32;
-        // Requests in a row that failed as a whole (5xx, timeout, connection, request throttling): an outage,
-        // waited out with waits growing up to `max_backoff`. Entries EventBridge answered as throttled wait at most
-        // `ENTRY_RETRY_CEILING`.
-        let mut request_failures = 0u32;
+        let mut state = RetryState::default();
         loop {
-            attempts += 1;
-            if let Some(limit) = &self.rate_limit {
-                let waiting = Instant::now();
-                limit.acquire(pending.len()).await;
-                emit(RateLimitWaited {
-                    metrics: &self.metrics,
-                    waited: waiting.elapsed(),
-                });
-            }
-            let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
-            let sending = Instant::now();
-            let answer = self.service.send(&entries).await;
-            drop(slot);
-            emit(PutEventsCompleted {
-                metrics: &self.metrics,
-                entries: entries.len(),
-                duration: sending.elapsed(),
-            });
+            state.attempts += 1;
             let settled_before = settled.len();
-            let (last_error, transient) = match answer {
-                Ok(outcomes) => {
-                    let mut retry = Vec::new();
-                    let mut last_error = String::new();
-                    let mut transient = true;
-                    for (item, outcome) in pending.into_iter().zip(outcomes) {
-                        match outcome {
-                            EntryOutcome::Delivered { event_id } => {
-                                settled.push((item, Settled::Delivered { event_id }))
-                            }
-                            EntryOutcome::Rejected { code, message } => {
-                                settled.push((item, Settled::Rejected { code, message }))
-                            }
-                            EntryOutcome::Retryable {
-                                code,
-                                message,
-                                transient: passes,
-                            } => {
-                                last_error = format!("{code}: {message}");
-                                transient &= passes;
-                                retry.push(item);
-                            }
-                        }
-                    }
+            let (last_error, transient) = match self.round(pending, slot, &mut settled, &mut state).await {
+                Round::Retry {
+                    pending: retry,
+                    last_error,
+                    transient,
+                } => {
                     pending = retry;
-                    request_failures = 0;
                     (last_error, transient)
                 }
-                Err(RequestError::Transient(reason)) => {
-                    request_failures += 1;
-                    (reason, true)
+                Round::Done => return (finished(settled, Vec::new(), None, state.attempts), None),
+                Round::Fatal(pending, reason) => {
+                    let error = Some(DeliveryError::Fatal(reason));
+                    return (finished(settled, pending, error, state.attempts), None);
                 }
-                Err(RequestError::Uncertain(reason)) => {
-                    request_failures += 1;
-                    (reason, false)
-                }
-                Err(RequestError::Fatal(reason)) => {
-                    return Delivery {
-                        settled,
-                        unsettled: pending,
-                        error: Some(DeliveryError::Fatal(reason)),
-                        attempts,
-                    }
+                Round::TooLarge(pending, reason) => {
+                    return (
+                        finished(settled, Vec::new(), None, state.attempts),
+                        Some((pending, reason)),
+                    )
                 }
             };
-            if pending.is_empty() || self.stopping.is_cancelled() {
-                return Delivery {
-                    settled,
-                    unsettled: pending,
-                    error: None,
-                    attempts,
-                };
+            if self.stopping.is_cancelled() {
+                return (finished(settled, pending, None, state.attempts), None);
             }
             if settled.len() > settled_before {
-                rounds_without_progress = 0;
+                state.rounds_without_progress = 0;
             }
-            rounds_without_progress += 1;
-            let delay = if request_failures > 0 {
-                full_jitter(self.retry.initial_backoff, self.retry.max_backoff, request_failures)
-            } else {
-                let ceiling = self.retry.max_backoff.min(ENTRY_RETRY_CEILING);
-                full_jitter(self.retry.initial_backoff, ceiling, rounds_without_progress)
-            };
+            let delay = self.next_delay(&mut state);
             if !transient {
-                uncertain_attempts += 1;
-                let since = *uncertain_since.get_or_insert_with(Instant::now);
-                let elapsed = since.elapsed();
-                if uncertain_attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_duration {
-                    return Delivery {
-                        error: Some(DeliveryError::RetriesExhausted {
-                            entries: pending.len(),
-                            attempts: uncertain_attempts,
-                            elapsed,
-                            last_error,
-                        }),
-                        settled,
-                        unsettled: pending,
-                        attempts,
-                    };
+                if let Some(error) = self.exhausted(&mut state, delay, pending.len(), &last_error) {
+                    return (finished(settled, pending, Some(error), state.attempts), None);
                 }
             }
             emit(PutEventsRetrying {
                 metrics: &self.metrics,
                 entries: pending.len(),
-                attempt: attempts,
+                attempt: state.attempts,
                 delay,
                 reason: &last_error,
                 transient,
             });
-            let wait_then_acquire = async {
-                tokio::time::sleep(delay).await;
-                self.slots.clone().acquire_owned().await.ok()
-            };
-            let waited = tokio::select! {
-                acquired = wait_then_acquire => acquired,
-                () = self.stopping.cancelled() => None,
-            };
-            match waited {
+            match self.next_slot(delay).await {
                 Some(acquired) => slot = acquired,
-                None => {
-                    return Delivery {
-                        settled,
-                        unsettled: pending,
-                        error: None,
-                        attempts,
-                    }
+                None => return (finished(settled, pending, None, state.attempts), None),
+            }
+        }
+    }
+
+    /// Sends `pending` once (after the rate limit), settles what the answer settles, and says what is left.
+    async fn round<T: AsRef<Entry>>(
+        &self,
+        pending: Vec<T>,
+        slot: OwnedSemaphorePermit,
+        settled: &mut Vec<(T, Settled)>,
+        state: &mut RetryState,
+    ) -> Round<T> {
+        if let Some(limit) = &self.rate_limit {
+            let waiting = Instant::now();
+            limit.acquire(pending.len()).await;
+            emit(RateLimitWaited {
+                metrics: &self.metrics,
+                waited: waiting.elapsed(),
+            });
+        }
+        let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
+        let sending = Instant::now();
+        let answer = self.service.send(&entries).await;
+        drop(slot);
+        emit(PutEventsCompleted {
+            metrics: &self.metrics,
+            entries: entries.len(),
+            duration: sending.elapsed(),
+        });
+        let outcomes = match answer {
+            Ok(outcomes) => outcomes,
+            Err(RequestError::Transient(reason)) => {
+                state.request_failures += 1;
+                return Round::Retry {
+                    pending,
+                    last_error: reason,
+                    transient: true,
+                };
+            }
+            Err(RequestError::Uncertain(reason)) => {
+                state.request_failures += 1;
+                return Round::Retry {
+                    pending,
+                    last_error: reason,
+                    transient: false,
+                };
+            }
+            Err(RequestError::Fatal(reason)) => return Round::Fatal(pending, reason),
+            Err(RequestError::TooLarge(reason)) => return Round::TooLarge(pending, reason),
+        };
+        state.request_failures = 0;
+        let mut retry = Vec::new();
+        let mut last_error = String::new();
+        let mut transient = true;
+        for (item, outcome) in pending.into_iter().zip(outcomes) {
+            match outcome {
+                EntryOutcome::Delivered { event_id } => settled.push((item, Settled::Delivered { event_id })),
+                EntryOutcome::Rejected { code, message } => settled.push((item, Settled::Rejected { code, message })),
+                EntryOutcome::Retryable {
+                    code,
+                    message,
+                    transient: passes,
+                } => {
+                    last_error = format!("{code}: {message}");
+                    transient &= passes;
+                    retry.push(item);
                 }
             }
         }
+        if retry.is_empty() {
+            return Round::Done;
+        }
+        Round::Retry {
+            pending: retry,
+            last_error,
+            transient,
+        }
+    }
+
+    fn next_delay(&self, state: &mut RetryState) -> Duration {
+        state.rounds_without_progress += 1;
+        if state.request_failures > 0 {
+            full_jitter(
+                self.retry.initial_backoff,
+                self.retry.max_backoff,
+                state.request_failures,
+            )
+        } else {
+            let ceiling = self.retry.max_backoff.min(ENTRY_RETRY_CEILING);
+            full_jitter(self.retry.initial_backoff, ceiling, state.rounds_without_progress)
+        }
+    }
+
+    /// Counts an unclear answer; past `retry.max_attempts` or `retry.max_duration`, the error to give up with.
+    fn exhausted(
+        &self,
+        state: &mut RetryState,
+        delay: Duration,
+        entries: usize,
+        last_error: &str,
+    ) -> Option<DeliveryError> {
+        state.uncertain_attempts += 1;
+        let elapsed = state.uncertain_since.get_or_insert_with(Instant::now).elapsed();
+        (state.uncertain_attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_duration).then(|| {
+            DeliveryError::RetriesExhausted {
+                entries,
+                attempts: state.uncertain_attempts,
+                elapsed,
+                last_error: last_error.to_owned(),
+            }
+        })
+    }
+
+    /// A request slot after `delay`, or `None` once the connector stops.
+    async fn next_slot(&self, delay: Duration) -> Option<OwnedSemaphorePermit> {
+        let wait_then_acquire = async {
+            tokio::time::sleep(delay).await;
+            self.slots.clone().acquire_owned().await.ok()
+        };
+        tokio::select! {
+            acquired = wait_then_acquire => acquired,
+            () = self.stopping.cancelled() => None,
+        }
+    }
+}
+
+fn finished<T>(
+    settled: Vec<(T, Settled)>,
+    unsettled: Vec<T>,
+    error: Option<DeliveryError>,
+    attempts: u32,
+) -> Delivery<T> {
+    Delivery {
+        settled,
+        unsettled,
+        error,
+        attempts,
     }
 }
 
@@ -260,6 +394,8 @@ mod tests {
         /// Per entry, in order: `d` delivered, `t` throttled, `u` unclear, `r` rejected.
         Entries(&'static str),
         Request(RequestError),
+        /// HTTP 413 for a request of more than this many entries; the others are delivered.
+        TooLargeOver(usize),
     }
 
     impl Script {
@@ -289,6 +425,15 @@ mod tests {
             };
             let outcome = match answer {
                 Answer::Request(error) => Err(error),
+                Answer::TooLargeOver(most) if entries.len() > most => {
+                    Err(RequestError::TooLarge("HTTP 413: Request Entity Too Large".into()))
+                }
+                Answer::TooLargeOver(_) => Ok(entries
+                    .iter()
+                    .map(|entry| EntryOutcome::Delivered {
+                        event_id: entry.source.clone(),
+                    })
+                    .collect()),
                 Answer::Entries(fates) => Ok(entries
                     .iter()
                     .zip(fates.chars().cycle())
@@ -374,6 +519,33 @@ mod tests {
         assert_eq!(delivery.settled.len(), 4);
         assert!(delivery.unsettled.is_empty() && delivery.error.is_none());
         assert_eq!(delivery.attempts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_too_large_is_sent_again_in_halves() {
+        let deliverer = deliverer(Script::new(vec![Answer::TooLargeOver(3)]));
+        let delivery = deliver(&deliverer, entries(10)).await;
+        assert_eq!(deliverer.service.sent(), [10, 5, 2, 3, 5, 2, 3]);
+        let mut expected: Vec<String> = (0..10).map(|n| format!("entry-{n}")).collect();
+        expected.sort();
+        assert_eq!(delivered(&delivery), expected);
+        assert!(delivery.unsettled.is_empty() && delivery.error.is_none());
+        assert_eq!(delivery.attempts, 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_too_large_alone_is_rejected_for_the_errors_policy() {
+        let deliverer = deliverer(Script::new(vec![Answer::TooLargeOver(0)]));
+        let delivery = deliver(&deliverer, entries(2)).await;
+        assert_eq!(deliverer.service.sent(), [2, 1, 1]);
+        assert!(delivery.error.is_none() && delivery.unsettled.is_empty());
+        assert_eq!(delivery.settled.len(), 2);
+        for (_, fate) in &delivery.settled {
+            assert!(
+                matches!(fate, Settled::Rejected { code, message } if code == "RequestEntityTooLarge" && message.contains("413")),
+                "{fate:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

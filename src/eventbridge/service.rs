@@ -53,6 +53,10 @@ pub enum RequestError {
     /// fails the connector instead of dead-lettering every record.
     #[error("PutEvents failed: {0}")]
     Fatal(String),
+    /// HTTP 413: the request is larger than the service takes. Smaller requests of the same entries may pass, so
+    /// the batch is split; an entry alone too large is a record error.
+    #[error("PutEvents request too large: {0}")]
+    TooLarge(String),
 }
 
 #[derive(Debug)]
@@ -199,7 +203,9 @@ fn outcomes(
             .message
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
         let detail = format!("HTTP {}: {code}: {message}", status.as_u16());
-        return if status.is_server_error()
+        return if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Err(RequestError::TooLarge(detail))
+        } else if status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             || is_retryable_request_error(code)
         {
@@ -327,6 +333,10 @@ mod tests {
         assert!(matches!(
             answer(403, None, r#"{"__type":"AccessDeniedException"}"#, 1),
             Err(RequestError::Fatal(_))
+        ));
+        assert!(matches!(
+            answer(413, None, r#"{"message":"Request Entity Too Large"}"#, 2),
+            Err(RequestError::TooLarge(_))
         ));
     }
 }

@@ -24,7 +24,9 @@ pub use self::receiver::{ReceiverAcceptFailed, ReceiverListening, ReceiverRecord
 pub use self::records::{
     DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed, RecordsSkipped, SchemaRegistryWaiting,
 };
-pub use self::sink::{PutEventsCompleted, PutEventsRetrying, RateLimitWaited, SinkRecordsRead, SinkRecordsSent};
+pub use self::sink::{
+    PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited, SinkRecordsRead, SinkRecordsSent,
+};
 pub use self::source::{SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight};
 pub use self::threshold::LateRecordDropped;
 pub use self::worker::{RestUnauthenticated, SecretChanged, SecretRefreshFailed, ShutdownRequested, ShutdownTimedOut};

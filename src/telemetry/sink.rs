@@ -94,3 +94,20 @@ impl InternalEvent for RateLimitWaited<'_> {
         self.metrics.rate_limit_wait.inc_by(self.waited.as_secs_f64());
     }
 }
+
+/// EventBridge refused a request as too large, and its batch is sent again in halves.
+pub struct PutEventsSplit<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for PutEventsSplit<'_> {
+    fn emit(self) {
+        count_error(self.metrics.connector(), "putevents", "request_too_large");
+        warn!(
+            connector = self.metrics.connector(),
+            reason = self.reason,
+            "PutEvents request too large; sending its batch again in halves"
+        );
+    }
+}

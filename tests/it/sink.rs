@@ -303,6 +303,76 @@ async fn retries_only_failed_entries_through_injected_faults() {
     );
 }
 
+/// A service that takes smaller requests than `batch.max_bytes` allows answers HTTP 413: the sink sends the batch
+/// again in halves until each half passes, and an entry too large for the service alone goes to the dead-letter
+/// topic as `RequestEntityTooLarge`. Every other record arrives once, and the offsets reach the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_too_large_is_split_and_an_entry_too_large_alone_is_dead_lettered() {
+    const LIMIT: usize = 3000;
+    let server = FaultServer::start(Faults {
+        max_request_bytes: LIMIT,
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-413");
+    let dlq = unique("sink-413-dlq");
+    support::create_topic(&topic, 1).await;
+    support::create_topic(&dlq, 1).await;
+    let producer = support::producer();
+    const RECORDS: usize = 60;
+    for n in 0..RECORDS {
+        let value = json!({"n": n, "pad": "x".repeat(200 + 37 * (n % 9))}).to_string();
+        support::produce(&producer, &topic, None, Some(b"small"), Some(value.as_bytes()), &[]).await;
+        if n == 30 {
+            let huge = json!({"n": "huge", "pad": "y".repeat(LIMIT)}).to_string();
+            support::produce(&producer, &topic, None, Some(b"huge"), Some(huge.as_bytes()), &[]).await;
+        }
+    }
+    let name = unique("split");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        "detail: value\nbatch:\n  linger: 200ms",
+        &format!("errors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dlq}\n"),
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_with_endpoint(&server.url, ""),
+        &[("sink.yaml", &connector)],
+    );
+    let observed = server.observed.clone();
+    support::wait_for("every small record to be acknowledged", Duration::from_secs(60), || {
+        let observed = observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
+    })
+    .await;
+    let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    support::wait_for("the offsets to reach the end", Duration::from_secs(30), || {
+        let (group, topic) = (format!("connect-{name}"), topic.clone());
+        async move { (support::committed_offsets(&group, &topic, 1) == support::end_offsets(&topic, 1)).then_some(()) }
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key.as_deref(), Some(&b"huge"[..]));
+    assert_eq!(
+        dead[0].headers["__connect.errors.exception.class.name"],
+        "RequestEntityTooLarge"
+    );
+    assert!(dead[0].headers["__connect.errors.exception.message"].contains("413"));
+    let observed = server.observed.lock().unwrap();
+    assert!(
+        observed.too_large > 1,
+        "batches over the limit were sent: {}",
+        observed.too_large
+    );
+    assert!(observed.largest_request_bytes < LIMIT);
+    assert_eq!(observed.resent_after_ack, 0);
+    assert!(observed.acknowledged.values().all(|count| *count == 1));
+}
+
 /// Heavy throttling slows the sink down and never fails it. 20,000 records meet 50% throttled entries, 10% internal
 /// failures, 5% HTTP 500s and 20 ms of latency, with the default retry settings (whose `max_attempts: 10` an entry
 /// throttled ten times in a row used to exhaust) and a worker that gives up after 3 restarts. The connector stays

@@ -1,7 +1,7 @@
 //! A PutEvents endpoint that speaks EventBridge's real wire protocol (AWS JSON 1.1, `X-Amz-Target:
 //! AWSEvents.PutEvents`) and injects the faults the emulator never produces: per-entry ThrottlingException and
-//! InternalFailure, HTTP 500, request-level throttling, latency, and responses too slow to wait for, by count or at
-//! random rates.
+//! InternalFailure, HTTP 500, request-level throttling, latency, responses too slow to wait for, by count or at
+//! random rates, and HTTP 413 for a request at or over a size limit.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +39,20 @@ pub struct Faults {
     pub http_500_rate: f64,
     /// Every request is answered after this long, like a far-away region; its results count as acknowledged.
     pub latency: Duration,
+    /// A request whose entries add up to this many bytes or more, as EventBridge counts them, gets HTTP 413 (the
+    /// service wants a request under its limit). Zero disables it.
+    pub max_request_bytes: usize,
+}
+
+/// An entry's size as EventBridge counts it: 14 bytes for a time, plus the UTF-8 lengths of source, detail-type,
+/// detail and each resource.
+fn entry_size(entry: &Value) -> usize {
+    let text = |field: &str| entry[field].as_str().map_or(0, str::len);
+    let time = if entry.get("Time").is_some() { 14 } else { 0 };
+    let resources: usize = entry["Resources"].as_array().map_or(0, |resources| {
+        resources.iter().filter_map(Value::as_str).map(str::len).sum()
+    });
+    time + text("Source") + text("DetailType") + text("Detail") + resources
 }
 
 /// What the server saw. Entries are keyed by their `Detail` text.
@@ -56,6 +70,10 @@ pub struct Observed {
     pub resent_after_ack: usize,
     /// Requests per second of arrival, for rate checks.
     pub arrivals: Vec<(std::time::Instant, usize)>,
+    /// Requests answered with HTTP 413.
+    pub too_large: usize,
+    /// The largest request taken (not answered 413), in bytes as EventBridge counts them.
+    pub largest_request_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -104,9 +122,17 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         }
     };
     let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let request_bytes: usize = entries.iter().map(entry_size).sum();
+    let aws_json = [("content-type", "application/x-amz-json-1.1")];
+    if shared.faults.max_request_bytes != 0 && request_bytes >= shared.faults.max_request_bytes {
+        shared.observed.lock().unwrap().too_large += 1;
+        let body = json!({"message": "Request Entity Too Large"}).to_string();
+        return (StatusCode::PAYLOAD_TOO_LARGE, aws_json, body).into_response();
+    }
     let (request_number, slow) = {
         let mut observed = shared.observed.lock().unwrap();
         observed.requests += 1;
+        observed.largest_request_bytes = observed.largest_request_bytes.max(request_bytes);
         observed.arrivals.push((std::time::Instant::now(), entries.len()));
         let number = observed.requests;
         for entry in &entries {
@@ -122,7 +148,6 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         (number, every(shared.faults.slow_every_request, number))
     };
     let faults = shared.faults;
-    let aws_json = [("content-type", "application/x-amz-json-1.1")];
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }

@@ -168,12 +168,13 @@ impl RecordPreparer {
             message: error.to_string(),
         })?;
         let size = entry.size();
-        if size > self.max_bytes {
+        // A request must be less than the limit, so an entry that alone reaches it cannot be sent.
+        if size >= self.max_bytes {
             return Err(RecordFailure {
                 stage: Stage::TaskPut,
                 error_kind: "EntryTooLarge".into(),
                 message: format!(
-                    "the entry is {size} bytes as EventBridge counts them, over the limit of {} (batch.max_bytes){}",
+                    "the entry is {size} bytes as EventBridge counts them, at or over the limit of {} (batch.max_bytes){}",
                     self.max_bytes,
                     if upload.is_some() {
                         " even after offloading to S3"

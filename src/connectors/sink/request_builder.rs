@@ -138,7 +138,7 @@ impl EntryBuilder {
             trace_header,
         };
         let upload = match &self.offloader {
-            Some(offloader) if offloader.always || entry.size() > self.max_bytes => {
+            Some(offloader) if offloader.always || entry.size() >= self.max_bytes => {
                 let upload = offloader.offload(&mut detail);
                 if upload.is_some() {
                     entry.detail = Detail::from_value(&detail);
