@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::adaptive::{Observation, RequestSlots};
 use super::entry::Entry;
 use super::retry::RetryPolicy;
 use super::service::{EntryOutcome, PutEventsService, RequestError};
@@ -82,7 +83,7 @@ pub(crate) struct Deliverer<S = PutEventsService> {
     pub(crate) rate_limit: Option<Arc<RateLimit>>,
     /// Requests out at once (`request.max_in_flight`). A batch holds a slot only while its request is out, never
     /// while it waits to retry, so that throttled batches do not hold up the others.
-    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) slots: Arc<RequestSlots>,
     /// Cancelled on shutdown: requests already out are waited for, nothing is sent again, and what is not settled
     /// is handed back unsettled (read again on the next start).
     pub(crate) stopping: CancellationToken,
@@ -257,15 +258,25 @@ impl<S: SendEntries> Deliverer<S> {
         let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
         let sending = Instant::now();
         let answer = self.service.send(&entries).await;
-        drop(slot);
+        let latency = sending.elapsed();
+        let throttled = match &answer {
+            Ok(outcomes) => outcomes.iter().any(EntryOutcome::is_throttled),
+            Err(error) => matches!(error, RequestError::Throttled(_)),
+        };
+        let observation = Observation {
+            latency,
+            entries: entries.len(),
+            throttled,
+        };
+        self.slots.release(slot, observation);
         emit(PutEventsCompleted {
             metrics: &self.metrics,
             entries: entries.len(),
-            duration: sending.elapsed(),
+            duration: latency,
         });
         let outcomes = match answer {
             Ok(outcomes) => outcomes,
-            Err(RequestError::Transient(reason)) => {
+            Err(RequestError::Transient(reason) | RequestError::Throttled(reason)) => {
                 state.request_failures += 1;
                 return Round::Retry {
                     pending,
@@ -351,7 +362,7 @@ impl<S: SendEntries> Deliverer<S> {
     async fn next_slot(&self, delay: Duration) -> Option<OwnedSemaphorePermit> {
         let wait_then_acquire = async {
             tokio::time::sleep(delay).await;
-            self.slots.clone().acquire_owned().await.ok()
+            self.slots.acquire().await.ok()
         };
         tokio::select! {
             acquired = wait_then_acquire => acquired,
@@ -487,13 +498,13 @@ mod tests {
                 ..RetryPolicy::default()
             },
             rate_limit: None,
-            slots: Arc::new(Semaphore::new(1)),
+            slots: Arc::new(RequestSlots::fixed(1)),
             stopping: CancellationToken::new(),
         }
     }
 
     async fn deliver(deliverer: &Deliverer<Script>, items: Vec<Arc<Entry>>) -> Delivery<Arc<Entry>> {
-        let slot = deliverer.slots.clone().acquire_owned().await.unwrap();
+        let slot = deliverer.slots.acquire().await.unwrap();
         deliverer.deliver(items, slot).await
     }
 

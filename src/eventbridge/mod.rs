@@ -1,6 +1,7 @@
 //! Everything about talking to EventBridge: entries and their AWS-defined size, batching to PutEvents' limits,
 //! the PutEvents call with its per-entry outcomes, and the retry policy.
 
+pub mod adaptive;
 pub mod batch;
 pub mod delivery;
 pub mod endpoint;

@@ -63,6 +63,18 @@ pub(crate) fn is_retryable_entry_error(code: &str) -> bool {
     )
 }
 
+/// Request-level error codes that say the account's quota is spent: back off.
+pub(crate) fn is_throttling_error(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+    )
+}
+
 /// Request-level error codes worth another try (besides 5xx statuses, timeouts and connection failures).
 pub(crate) fn is_retryable_request_error(code: &str) -> bool {
     matches!(

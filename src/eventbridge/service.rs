@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::endpoint::PutEventsEndpoint;
 use super::entry::Entry;
 use super::request::{self, PutEventsBody};
-use super::retry::{is_retryable_entry_error, is_retryable_request_error};
+use super::retry::{is_retryable_entry_error, is_retryable_request_error, is_throttling_error};
 use super::signing::RequestSigner;
 use aws_credential_types::provider::SharedCredentialsProvider;
 
@@ -38,6 +38,13 @@ pub enum EntryOutcome {
     },
 }
 
+impl EntryOutcome {
+    /// EventBridge throttled the entry: the account's quota is spent.
+    pub(crate) fn is_throttled(&self) -> bool {
+        matches!(self, Self::Retryable { code, .. } if code == "ThrottlingException")
+    }
+}
+
 /// A failure of the whole request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -45,6 +52,9 @@ pub enum RequestError {
     /// same entries go through once it is back.
     #[error("PutEvents failed, will retry: {0}")]
     Transient(String),
+    /// The account's quota is spent: sent again later, like `Transient`, and a reason to send less.
+    #[error("PutEvents throttled, will retry: {0}")]
+    Throttled(String),
     /// An answer that does not say what became of the entries (a success that is not a PutEvents response, a
     /// result count that does not fit): send them again, within the retry limits.
     #[error("PutEvents answer unclear, will retry: {0}")]
@@ -205,6 +215,8 @@ fn outcomes(
         let detail = format!("HTTP {}: {code}: {message}", status.as_u16());
         return if status == StatusCode::PAYLOAD_TOO_LARGE {
             Err(RequestError::TooLarge(detail))
+        } else if status == StatusCode::TOO_MANY_REQUESTS || is_throttling_error(code) {
+            Err(RequestError::Throttled(detail))
         } else if status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             || is_retryable_request_error(code)
@@ -312,7 +324,7 @@ mod tests {
         );
         assert_eq!(
             throttled,
-            Err(RequestError::Transient(
+            Err(RequestError::Throttled(
                 "HTTP 400: ThrottlingException: Rate exceeded".into()
             ))
         );
@@ -329,7 +341,7 @@ mod tests {
             ))
         );
         assert!(matches!(answer(503, None, "", 1), Err(RequestError::Transient(_))));
-        assert!(matches!(answer(429, None, "", 1), Err(RequestError::Transient(_))));
+        assert!(matches!(answer(429, None, "", 1), Err(RequestError::Throttled(_))));
         assert!(matches!(
             answer(403, None, r#"{"__type":"AccessDeniedException"}"#, 1),
             Err(RequestError::Fatal(_))

@@ -53,6 +53,7 @@ pub(crate) struct StateLabels {
 }
 
 type Seconds = Counter<f64, AtomicU64>;
+type Ratio = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
@@ -69,6 +70,9 @@ pub struct Metrics {
     pub(crate) putevents_duration: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub(crate) putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub(crate) rate_limit_wait: Family<ConnectorLabels, Seconds>,
+    pub(crate) concurrency_limit: Family<ConnectorLabels, Gauge>,
+    pub(crate) send_rate: Family<ConnectorLabels, Ratio>,
+    pub(crate) throttle_ratio: Family<ConnectorLabels, Ratio>,
     pub(crate) consumer_lag: Family<PartitionLabels, Gauge>,
     pub(crate) sqs_messages_in_flight: Family<ConnectorLabels, Gauge>,
     pub(crate) receiver_records: Family<StatusLabels, Counter>,
@@ -103,6 +107,9 @@ impl Metrics {
             putevents_duration: Family::new_with_constructor(latency_buckets),
             putevents_batch_entries: Family::new_with_constructor(batch_buckets),
             rate_limit_wait: Family::default(),
+            concurrency_limit: Family::default(),
+            send_rate: Family::default(),
+            throttle_ratio: Family::default(),
             consumer_lag: Family::default(),
             sqs_messages_in_flight: Family::default(),
             receiver_records: Family::default(),
@@ -178,6 +185,21 @@ impl Metrics {
             metrics.rate_limit_wait.clone(),
         );
         registry.register(
+            "putevents_concurrency_limit",
+            "PutEvents requests a sink may have in flight now, as adaptive concurrency set it",
+            metrics.concurrency_limit.clone(),
+        );
+        registry.register(
+            "putevents_send_rate",
+            "Entries per second EventBridge answered in the last adaptive concurrency window",
+            metrics.send_rate.clone(),
+        );
+        registry.register(
+            "putevents_throttle_ratio",
+            "Throttled PutEvents answers over all answers in the last adaptive concurrency window",
+            metrics.throttle_ratio.clone(),
+        );
+        registry.register(
             "consumer_lag",
             "Records behind the end of each assigned partition, as librdkafka last reported",
             metrics.consumer_lag.clone(),
@@ -206,7 +228,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -280,6 +302,9 @@ pub struct ConnectorMetrics {
     pub(super) putevents_duration: Histogram,
     pub(super) putevents_batch_entries: Histogram,
     pub(super) rate_limit_wait: Seconds,
+    pub(super) concurrency_limit: Gauge,
+    pub(super) send_rate: Ratio,
+    pub(super) throttle_ratio: Ratio,
     pub(super) sqs_messages_in_flight: Gauge,
     pub(super) receiver_written: Counter,
 }
@@ -299,6 +324,9 @@ impl ConnectorMetrics {
             putevents_duration: metrics.putevents_duration.get_or_create(&labels).clone(),
             putevents_batch_entries: metrics.putevents_batch_entries.get_or_create(&labels).clone(),
             rate_limit_wait: metrics.rate_limit_wait.get_or_create(&labels).clone(),
+            concurrency_limit: metrics.concurrency_limit.get_or_create(&labels).clone(),
+            send_rate: metrics.send_rate.get_or_create(&labels).clone(),
+            throttle_ratio: metrics.throttle_ratio.get_or_create(&labels).clone(),
             sqs_messages_in_flight: metrics.sqs_messages_in_flight.get_or_create(&labels).clone(),
             receiver_written: metrics
                 .receiver_records

@@ -25,7 +25,8 @@ pub use self::records::{
     DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed, RecordsSkipped, SchemaRegistryWaiting,
 };
 pub use self::sink::{
-    PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited, SinkRecordsRead, SinkRecordsSent,
+    ConcurrencyAdjusted, PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited, SinkRecordsRead,
+    SinkRecordsSent,
 };
 pub use self::source::{SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight};
 pub use self::threshold::LateRecordDropped;

@@ -111,3 +111,21 @@ impl InternalEvent for PutEventsSplit<'_> {
         );
     }
 }
+
+/// Adaptive concurrency closed a window: the limit it set, and what the window saw.
+pub struct ConcurrencyAdjusted<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub limit: usize,
+    pub rate: f64,
+    pub throttle_ratio: f64,
+}
+
+impl InternalEvent for ConcurrencyAdjusted<'_> {
+    fn emit(self) {
+        self.metrics
+            .concurrency_limit
+            .set(i64::try_from(self.limit).unwrap_or(i64::MAX));
+        self.metrics.send_rate.set(self.rate);
+        self.metrics.throttle_ratio.set(self.throttle_ratio);
+    }
+}

@@ -1,7 +1,9 @@
 //! A PutEvents endpoint that speaks EventBridge's real wire protocol (AWS JSON 1.1, `X-Amz-Target:
 //! AWSEvents.PutEvents`) and injects the faults the emulator never produces: per-entry ThrottlingException and
 //! InternalFailure, HTTP 500, request-level throttling, latency, responses too slow to wait for, by count or at
-//! random rates, and HTTP 413 for a request at or over a size limit.
+//! random rates, HTTP 413 for a request at or over a size limit, and an account quota: a token bucket in requests per
+//! second shared by every client, over which a request is answered ThrottlingException, as PutEvents answers past
+//! the account's quota.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,6 +44,18 @@ pub struct Faults {
     /// A request whose entries add up to this many bytes or more, as EventBridge counts them, gets HTTP 413 (the
     /// service wants a request under its limit). Zero disables it.
     pub max_request_bytes: usize,
+    /// The account's quota in requests per second, shared by every client (a token bucket holding a tenth of a
+    /// second of it, so a burst passes but a second of it does not); a request that finds no token is answered
+    /// HTTP 400 ThrottlingException. Zero disables it.
+    pub quota_per_second: f64,
+    /// With `latency`, every request is answered after a time drawn evenly from `latency..latency_max`.
+    pub latency_max: Duration,
+}
+
+/// The quota's token bucket.
+struct Bucket {
+    tokens: f64,
+    refilled: std::time::Instant,
 }
 
 /// An entry's size as EventBridge counts it: 14 bytes for a time, plus the UTF-8 lengths of source, detail-type,
@@ -74,6 +88,8 @@ pub struct Observed {
     pub too_large: usize,
     /// The largest request taken (not answered 413), in bytes as EventBridge counts them.
     pub largest_request_bytes: usize,
+    /// Arrival times of the requests the quota throttled.
+    pub quota_throttled: Vec<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -81,12 +97,44 @@ struct Shared {
     faults: Faults,
     observed: Arc<Mutex<Observed>>,
     random: Arc<Mutex<rand::rngs::StdRng>>,
+    bucket: Arc<Mutex<Bucket>>,
 }
 
 impl Shared {
     fn draw(&self, probability: f64) -> bool {
         use rand::Rng;
         probability > 0.0 && self.random.lock().unwrap().random_bool(probability)
+    }
+
+    /// Takes a token of the quota, if it has one now.
+    fn within_quota(&self) -> bool {
+        let per_second = self.faults.quota_per_second;
+        if per_second <= 0.0 {
+            return true;
+        }
+        let mut bucket = self.bucket.lock().unwrap();
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_second).min(per_second / 10.0);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn latency(&self) -> Duration {
+        use rand::Rng;
+        let Faults {
+            latency, latency_max, ..
+        } = self.faults;
+        if latency_max > latency {
+            self.random.lock().unwrap().random_range(latency..latency_max)
+        } else {
+            latency
+        }
     }
 }
 
@@ -129,6 +177,17 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         let body = json!({"message": "Request Entity Too Large"}).to_string();
         return (StatusCode::PAYLOAD_TOO_LARGE, aws_json, body).into_response();
     }
+    if !shared.within_quota() {
+        shared
+            .observed
+            .lock()
+            .unwrap()
+            .quota_throttled
+            .push(std::time::Instant::now());
+        tokio::time::sleep(shared.latency()).await;
+        let body = json!({"__type": "ThrottlingException", "message": "Rate exceeded"}).to_string();
+        return (StatusCode::BAD_REQUEST, aws_json, body).into_response();
+    }
     let (request_number, slow) = {
         let mut observed = shared.observed.lock().unwrap();
         observed.requests += 1;
@@ -148,8 +207,9 @@ async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         (number, every(shared.faults.slow_every_request, number))
     };
     let faults = shared.faults;
-    if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
+    let latency = shared.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     if every(faults.http_500_every_request, request_number) || shared.draw(faults.http_500_rate) {
         let body = json!({"__type": "InternalException", "message": "injected 500"}).to_string();
@@ -199,6 +259,10 @@ impl FaultServer {
             faults,
             observed: observed.clone(),
             random: Arc::new(Mutex::new(rand::SeedableRng::seed_from_u64(0xfa17))),
+            bucket: Arc::new(Mutex::new(Bucket {
+                tokens: faults.quota_per_second / 10.0,
+                refilled: std::time::Instant::now(),
+            })),
         });
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await

@@ -240,17 +240,27 @@ impl Default for BatchConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RequestConfig {
-    /// PutEvents requests in flight at once. Default: 32. A PutEvents call takes tens of milliseconds, so this
-    /// bounds throughput at about `max_in_flight * 10 / latency` entries per second (32 at 30 ms: ~10,000/s).
+    /// PutEvents requests in flight at once, at most. Default: 320. A PutEvents call takes tens of milliseconds, so
+    /// this bounds throughput at about `max_in_flight * 10 / latency` entries per second (320 at 30 ms: ~100,000/s,
+    /// the largest regional quota).
     #[serde(default = "default_max_in_flight")]
     pub(crate) max_in_flight: usize,
+    /// Adaptive concurrency: the requests in flight grow while EventBridge answers unthrottled at a steady latency,
+    /// and shrink on a throttle or a rise in latency, up to `max_in_flight`; workers sharing a quota settle near it
+    /// together. `false`: always `max_in_flight`. Default: true.
+    #[serde(default = "default_adaptive")]
+    pub(crate) adaptive: bool,
     /// Time limit of one PutEvents call; a call that takes longer is retried. Default: 10s.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub(crate) timeout: Duration,
 }
 
 fn default_max_in_flight() -> usize {
-    32
+    320
+}
+
+fn default_adaptive() -> bool {
+    true
 }
 
 fn default_request_timeout() -> Duration {
@@ -261,6 +271,7 @@ impl Default for RequestConfig {
     fn default() -> Self {
         Self {
             max_in_flight: default_max_in_flight(),
+            adaptive: default_adaptive(),
             timeout: default_request_timeout(),
         }
     }

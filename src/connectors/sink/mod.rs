@@ -29,7 +29,7 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,7 @@ use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::sdk_config;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
+use crate::eventbridge::adaptive::RequestSlots;
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
@@ -311,7 +312,7 @@ impl Loop<'_> {
     /// Sends ready batches while request slots are free.
     fn dispatch(&mut self) {
         while self.wants_slot() {
-            let Ok(slot) = self.deliverer.slots.clone().try_acquire_owned() else {
+            let Some(slot) = self.deliverer.slots.try_acquire() else {
                 break;
             };
             self.send(slot);
@@ -422,7 +423,7 @@ impl Loop<'_> {
                     self.on_completion(completion);
                 }
                 reason = &mut refused, if self.failure.is_none() => self.fail(ClientFailure::Refused(reason).into()),
-                Ok(slot) = self.deliverer.slots.clone().acquire_owned(), if self.wants_slot() => self.send(slot),
+                Ok(slot) = self.deliverer.slots.acquire(), if self.wants_slot() => self.send(slot),
                 _ = commit_timer.tick() => self.commit(CommitMode::Async, "interval"),
                 () = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
                     self.flush();
@@ -562,15 +563,22 @@ impl SinkConnector {
             config.endpoint_id.clone(),
             config.request.timeout,
         )?;
+        let metrics = ConnectorMetrics::new(self.parts.name.as_str());
+        let max_in_flight = config.request.max_in_flight;
+        let slots = if config.request.adaptive {
+            RequestSlots::adaptive(max_in_flight, metrics.clone())
+        } else {
+            RequestSlots::fixed(max_in_flight)
+        };
         Ok(Deliverer {
-            metrics: ConnectorMetrics::new(self.parts.name.as_str()),
+            metrics,
             service,
             retry: config.retry.clone(),
             rate_limit: config
                 .rate_limit
                 .as_deref()
                 .and_then(|group| self.parts.rate_limits.get(group)),
-            slots: Arc::new(Semaphore::new(config.request.max_in_flight)),
+            slots: Arc::new(slots),
             stopping: context.shutdown.child_token(),
         })
     }

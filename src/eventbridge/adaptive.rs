@@ -1,0 +1,384 @@
+//! Adaptive request concurrency for PutEvents, in the spirit of Vector's: the number of requests allowed in flight
+//! grows while answers come back unthrottled at a steady latency, and shrinks multiplicatively on a throttle or on a
+//! rise in latency. The quota is per account and region, shared by every worker and connector that sends to it;
+//! each one backs off when the quota throttles it, so together they settle near the quota without talking to each
+//! other (additive increase with multiplicative decrease converges to shares that are about equal).
+//!
+//! The limit starts at one request and doubles each window (slow start) until the first sign of a limit, then grows
+//! by one request a window. A throttled window cuts it to 70%, or to the requests the window got through if fewer. A window is one round trip, measured: the decisions follow the service's own pace.
+//! Since a request's rate is its concurrency over its latency, bounding the concurrency bounds the send rate; the
+//! rate each connector reaches is shown beside the limit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+use crate::telemetry::{emit, ConcurrencyAdjusted, ConnectorMetrics};
+
+/// Multiplies the limit on a window with a throttled answer: gentle enough that a connector near the quota does not
+/// fall far below it (at 0.5 the average use of a shared quota was about three quarters of it).
+const THROTTLE_DECREASE: f64 = 0.7;
+/// Multiplies the limit on a window whose mean latency is more than `LATENCY_TOLERANCE` times the baseline.
+const LATENCY_DECREASE: f64 = 0.9;
+const LATENCY_TOLERANCE: f64 = 2.0;
+/// The shortest window, so that a fast local endpoint does not make a decision per answer.
+const MIN_WINDOW: Duration = Duration::from_millis(10);
+
+/// What one answered request says about the service.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observation {
+    pub(crate) latency: Duration,
+    pub(crate) entries: usize,
+    /// The request, or any of its entries, was throttled.
+    pub(crate) throttled: bool,
+}
+
+/// A window's account, when it closes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decision {
+    pub(crate) limit: usize,
+    /// Entries answered per second over the window.
+    pub(crate) rate: f64,
+    /// Throttled answers over all answers in the window.
+    pub(crate) throttle_ratio: f64,
+}
+
+/// The AIMD controller: plain state, fed observations and the time, so that its convergence can be tested on a
+/// simulated quota.
+#[derive(Debug)]
+pub(crate) struct Controller {
+    limit: f64,
+    max: f64,
+    slow_start: bool,
+    /// The mean latency of recent unthrottled windows, in seconds.
+    baseline: Option<f64>,
+    window_start: Instant,
+    answers: u32,
+    throttled: u32,
+    latency_sum: f64,
+    entries: usize,
+    /// Every slot was taken at some point in the window: the limit, not the input, held the sender back.
+    saturated: bool,
+}
+
+impl Controller {
+    pub(crate) fn new(max: usize, now: Instant) -> Self {
+        Self {
+            limit: 1.0,
+            max: max.max(1) as f64,
+            slow_start: true,
+            baseline: None,
+            window_start: now,
+            answers: 0,
+            throttled: 0,
+            latency_sum: 0.0,
+            entries: 0,
+            saturated: false,
+        }
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
+    pub(crate) fn saturated(&mut self) {
+        self.saturated = true;
+    }
+
+    /// Counts an answer; when it closes the window, the new limit and the window's account.
+    pub(crate) fn observe(&mut self, observation: Observation, now: Instant) -> Option<Decision> {
+        self.answers += 1;
+        self.throttled += u32::from(observation.throttled);
+        self.latency_sum += observation.latency.as_secs_f64();
+        self.entries += observation.entries;
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let window = self
+            .baseline
+            .map_or(MIN_WINDOW, Duration::from_secs_f64)
+            .max(MIN_WINDOW);
+        if elapsed < window {
+            return None;
+        }
+        let mean_latency = self.latency_sum / f64::from(self.answers);
+        let decision_rate = self.entries as f64 / elapsed.as_secs_f64();
+        let throttle_ratio = f64::from(self.throttled) / f64::from(self.answers);
+        if self.throttled > 0 {
+            // A window is about one round trip, so the answers it accepted are about the requests in flight the
+            // service took: far over the quota (after slow start met a bucket that was full), that, not a
+            // fraction of the limit, is where to go back to.
+            let accepted = f64::from(self.answers - self.throttled);
+            self.limit = (self.limit * THROTTLE_DECREASE).min(accepted).max(1.0);
+            self.slow_start = false;
+        } else if self
+            .baseline
+            .is_some_and(|baseline| mean_latency > baseline * LATENCY_TOLERANCE)
+        {
+            self.limit = (self.limit * LATENCY_DECREASE).max(1.0);
+            self.slow_start = false;
+        } else {
+            self.baseline = Some(match self.baseline {
+                Some(baseline) => baseline * 0.8 + mean_latency * 0.2,
+                None => mean_latency,
+            });
+            if self.saturated {
+                let grown = if self.slow_start {
+                    self.limit * 2.0
+                } else {
+                    self.limit + 1.0
+                };
+                self.limit = grown.min(self.max);
+            }
+        }
+        self.window_start = now;
+        self.answers = 0;
+        self.throttled = 0;
+        self.latency_sum = 0.0;
+        self.entries = 0;
+        self.saturated = false;
+        Some(Decision {
+            limit: self.limit(),
+            rate: decision_rate,
+            throttle_ratio,
+        })
+    }
+}
+
+/// The request slots of one connector: `request.max_in_flight` of them when fixed, or as many as the controller
+/// allows when adaptive.
+pub(crate) struct RequestSlots {
+    semaphore: Arc<Semaphore>,
+    adaptive: Option<Adaptive>,
+}
+
+struct Adaptive {
+    controller: Mutex<Controller>,
+    /// The slots the semaphore holds now, taken or not.
+    size: AtomicUsize,
+    /// Slots to remove as soon as they are returned: a decrease while they were taken.
+    debt: AtomicUsize,
+    metrics: ConnectorMetrics,
+}
+
+impl RequestSlots {
+    pub(crate) fn fixed(max_in_flight: usize) -> Self {
+        Self {
+            semaphore: Arc::new(Semaphore::new(max_in_flight)),
+            adaptive: None,
+        }
+    }
+
+    pub(crate) fn adaptive(max_in_flight: usize, metrics: ConnectorMetrics) -> Self {
+        let controller = Controller::new(max_in_flight, Instant::now());
+        let size = controller.limit();
+        Self {
+            semaphore: Arc::new(Semaphore::new(size)),
+            adaptive: Some(Adaptive {
+                controller: Mutex::new(controller),
+                size: AtomicUsize::new(size),
+                debt: AtomicUsize::new(0),
+                metrics,
+            }),
+        }
+    }
+
+    pub(crate) fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        let acquired = self.semaphore.clone().try_acquire_owned().ok();
+        if acquired.is_none() || self.semaphore.available_permits() == 0 {
+            self.note_saturated();
+        }
+        acquired
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let acquired = self.semaphore.clone().acquire_owned().await;
+        if self.semaphore.available_permits() == 0 {
+            self.note_saturated();
+        }
+        acquired
+    }
+
+    fn note_saturated(&self) {
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.controller().saturated();
+        }
+    }
+
+    /// Gives back the slot of an answered request: the controller counts the answer, and the slots follow its
+    /// limit. The slot comes here rather than being dropped because a dropped slot goes straight to a waiting
+    /// request, so that while the sender waits for slots (the only time the limit matters) none would ever be free
+    /// to remove.
+    pub(crate) fn release(&self, slot: OwnedSemaphorePermit, observation: Observation) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        if let Some(decision) = adaptive.controller().observe(observation, Instant::now()) {
+            let size = adaptive.size.swap(decision.limit, Ordering::Relaxed);
+            if decision.limit > size {
+                self.semaphore.add_permits(decision.limit - size);
+            } else if decision.limit < size {
+                adaptive.debt.fetch_add(size - decision.limit, Ordering::Relaxed);
+            }
+            emit(ConcurrencyAdjusted {
+                metrics: &adaptive.metrics,
+                limit: decision.limit,
+                rate: decision.rate,
+                throttle_ratio: decision.throttle_ratio,
+            });
+        }
+        let owed = adaptive.debt.load(Ordering::Relaxed);
+        if owed > 0 {
+            slot.forget();
+            let removed = 1 + self.semaphore.forget_permits(owed - 1);
+            adaptive.debt.fetch_sub(removed, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Adaptive {
+    fn controller(&self) -> MutexGuard<'_, Controller> {
+        // Plain numbers: a panic mid-update leaves at worst one odd window.
+        self.controller.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several senders, each with its own controller, share a quota in requests per second behind a fixed latency,
+    /// as several workers share an account's PutEvents quota. Each round trip, each sends up to its limit; requests
+    /// past the quota's tokens for that round trip are throttled, in an order that changes every round.
+    fn simulate(senders: usize, quota: f64, latency: Duration, rounds: usize) -> (Vec<Vec<usize>>, Vec<(u32, u32)>) {
+        let start = Instant::now();
+        let mut controllers: Vec<Controller> = (0..senders).map(|_| Controller::new(10_000, start)).collect();
+        let mut limits = vec![Vec::new(); senders];
+        let mut answers = Vec::new();
+        let mut seed = 0x5eed_u64;
+        for round in 0..rounds {
+            let now = start + latency * (round as u32 + 1);
+            let mut tokens = (quota * latency.as_secs_f64()).floor() as i64;
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let first = (seed >> 33) as usize % senders;
+            let (mut sent, mut throttled) = (0, 0);
+            for offset in 0..senders {
+                let sender = (first + offset) % senders;
+                let controller = &mut controllers[sender];
+                let requests = controller.limit();
+                controller.saturated();
+                for _ in 0..requests {
+                    let throttle = tokens <= 0;
+                    tokens -= 1;
+                    sent += 1;
+                    throttled += u32::from(throttle);
+                    let observation = Observation {
+                        latency,
+                        entries: 10,
+                        throttled: throttle,
+                    };
+                    controller.observe(observation, now);
+                }
+                limits[sender].push(controller.limit());
+            }
+            answers.push((sent, throttled));
+        }
+        (limits, answers)
+    }
+
+    #[test]
+    fn senders_sharing_a_quota_converge_to_it_together() {
+        let latency = Duration::from_millis(30);
+        // 2,000 requests/s at 30 ms: 60 requests in flight in all.
+        let (limits, answers) = simulate(3, 2000.0, latency, 1000);
+        let settled = 333..;
+        let in_flight: Vec<usize> = (settled.start..1000)
+            .map(|round| limits.iter().map(|one| one[round]).sum())
+            .collect();
+        let mean_total = in_flight.iter().sum::<usize>() as f64 / in_flight.len() as f64;
+        assert!(
+            (0.85 * 60.0..=60.0 * 1.05).contains(&mean_total),
+            "together {mean_total:.1} requests in flight, of the quota's 60"
+        );
+        let (sent, throttled) = answers[settled.clone()]
+            .iter()
+            .fold((0, 0), |(sent, throttled), (s, t)| (sent + s, throttled + t));
+        assert!(
+            f64::from(throttled) / f64::from(sent) <= 0.05,
+            "{throttled} of {sent} requests throttled"
+        );
+        let shares: Vec<f64> = limits
+            .iter()
+            .map(|one| one[settled.clone()].iter().sum::<usize>() as f64 / (1000 - 333) as f64)
+            .collect();
+        let mean_share = shares.iter().sum::<f64>() / shares.len() as f64;
+        assert!(
+            shares.iter().all(|share| (share / mean_share - 1.0).abs() <= 0.25),
+            "shares {shares:?}"
+        );
+    }
+
+    #[test]
+    fn one_sender_grows_to_its_maximum_without_throttles() {
+        let start = Instant::now();
+        let mut controller = Controller::new(300, start);
+        for round in 1..=400u32 {
+            let now = start + Duration::from_millis(30) * round;
+            controller.saturated();
+            for _ in 0..controller.limit() {
+                let observation = Observation {
+                    latency: Duration::from_millis(30),
+                    entries: 10,
+                    throttled: false,
+                };
+                controller.observe(observation, now);
+            }
+        }
+        assert_eq!(controller.limit(), 300);
+    }
+
+    #[test]
+    fn a_throttle_cuts_the_limit_and_idle_slots_do_not_grow_it() {
+        let start = Instant::now();
+        let mut controller = Controller::new(100, start);
+        let answer = |throttled| Observation {
+            latency: Duration::from_millis(20),
+            entries: 10,
+            throttled,
+        };
+        // Slow start: 1, 2, 4, 8, 16.
+        for round in 1..=4u32 {
+            controller.saturated();
+            controller.observe(answer(false), start + Duration::from_millis(20) * round);
+        }
+        assert_eq!(controller.limit(), 16);
+        // A window of 16 answers, one throttled: 70% of the limit. The last answer, a round trip on, closes it.
+        let mut decision = None;
+        for answered in 0..16u64 {
+            let at = if answered < 15 { 81 } else { 200 };
+            decision = controller.observe(answer(answered == 0), start + Duration::from_millis(at));
+        }
+        assert_eq!(decision.map(|decision| decision.limit), Some(11));
+        // Not saturated: the input, not the limit, held it back, so the limit stays.
+        let decision = controller.observe(answer(false), start + Duration::from_millis(300));
+        assert_eq!(decision.map(|decision| decision.limit), Some(11));
+        // Past slow start, one more a window.
+        controller.saturated();
+        let decision = controller.observe(answer(false), start + Duration::from_millis(400));
+        assert_eq!(decision.map(|decision| decision.limit), Some(12));
+        // Latency far above the baseline cuts it too.
+        let slow = Observation {
+            latency: Duration::from_millis(200),
+            ..answer(false)
+        };
+        let decision = controller.observe(slow, start + Duration::from_millis(500));
+        assert_eq!(decision.map(|decision| decision.limit), Some(10));
+        // Far over the quota, the limit falls to what got through, not only to 70%.
+        let mut decision = None;
+        for answered in 0..10u64 {
+            let at = if answered < 9 { 501 } else { 600 };
+            decision = controller.observe(answer(answered < 8), start + Duration::from_millis(at));
+        }
+        assert_eq!(decision.map(|decision| decision.limit), Some(2));
+    }
+}
