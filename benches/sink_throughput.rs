@@ -5,7 +5,9 @@
 //!
 //!     scripts/stack up && source <(scripts/stack env) && cargo bench --bench sink_throughput
 //!
-//! `BENCH_RECORDS` (default 300000) sets the number of records.
+//! `BENCH_RECORDS` (default 300000) sets the number of records, `BENCH_LATENCY_MS` (default 0) how long the endpoint
+//! takes to answer each request (a real PutEvents call takes tens of milliseconds), and `BENCH_SINK_CONFIG` YAML
+//! lines added under the connector's `config:` (e.g. `request: {adaptive: false, max_in_flight: 32}`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -178,9 +180,12 @@ struct Counters {
 }
 
 async fn put_events(
-    State((counters, origin)): State<(Arc<Counters>, Instant)>,
+    State((counters, origin, latency)): State<(Arc<Counters>, Instant, Duration)>,
     body: String,
 ) -> ([(&'static str, &'static str); 1], String) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     // Counting `"Source"` keys is enough to know the entries; a full parse would take CPU from the worker.
     let entries = body.matches("\"Source\"").count();
     let now = origin.elapsed().as_nanos() as u64;
@@ -205,6 +210,17 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(300_000);
+    let latency = Duration::from_millis(
+        std::env::var("BENCH_LATENCY_MS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    );
+    let sink_config: String = std::env::var("BENCH_SINK_CONFIG")
+        .unwrap_or_default()
+        .lines()
+        .map(|line| format!("  {line}\n"))
+        .collect();
     let run = format!("bench-{}", std::process::id());
     let topic = format!("{run}-cloudtrail");
     let schema_id = register(SCHEMA, &format!("{topic}-value")).await;
@@ -223,7 +239,7 @@ async fn main() {
     let origin = Instant::now();
     let app = Router::new()
         .route("/", post(put_events))
-        .with_state((counters.clone(), origin));
+        .with_state((counters.clone(), origin, latency));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -235,7 +251,7 @@ async fn main() {
             env("SCHEMA_REGISTRY_URL")
         ),
         &format!(
-            "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: avro\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n"
+            "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: avro\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n{sink_config}"
         ),
     );
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -254,7 +270,9 @@ async fn main() {
     let requests = counters.requests.load(Ordering::SeqCst);
     worker.stop();
 
-    println!("sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint");
+    println!(
+        "sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint answering after {latency:?}"
+    );
     println!("  records/s:        {:.0}", records as f64 / seconds);
     println!("  delivery time:    {seconds:.2} s (first to last request), {requests} requests");
     println!(
