@@ -75,21 +75,18 @@ pub(crate) fn is_throttling_error(code: &str) -> bool {
     )
 }
 
-/// Request-level error codes worth another try (besides 5xx statuses, timeouts and connection failures).
+/// Request-level error codes worth another try (besides 5xx statuses, timeouts and connection failures): throttles,
+/// and the service's own passing failures.
 pub(crate) fn is_retryable_request_error(code: &str) -> bool {
-    matches!(
-        code,
-        "ThrottlingException"
-            | "Throttling"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "LimitExceededException"
-            | "InternalException"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "RequestTimeout"
-            | "RequestTimeoutException"
-    )
+    is_throttling_error(code)
+        || matches!(
+            code,
+            "InternalException"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+        )
 }
 
 #[cfg(test)]
