@@ -170,7 +170,7 @@ impl RequestSlots {
     }
 
     pub(crate) fn adaptive(max_in_flight: usize, metrics: ConnectorMetrics) -> Self {
-        let controller = Controller::new(max_in_flight, Instant::now());
+        let controller = Controller::new(max_in_flight, now());
         let size = controller.limit();
         Self {
             semaphore: Arc::new(Semaphore::new(size)),
@@ -213,10 +213,15 @@ impl RequestSlots {
         let Some(adaptive) = &self.adaptive else {
             return;
         };
-        if let Some(decision) = adaptive.controller().observe(observation, Instant::now()) {
+        if let Some(decision) = adaptive.controller().observe(observation, now()) {
             let size = adaptive.size.swap(decision.limit, Ordering::Relaxed);
             if decision.limit > size {
-                self.semaphore.add_permits(decision.limit - size);
+                // Slots still owed to an earlier decrease are kept rather than added: an added slot goes at once to
+                // a waiting request, past the limit, before the debt can take it back.
+                let grown = decision.limit - size;
+                let kept = adaptive.debt.load(Ordering::Relaxed).min(grown);
+                adaptive.debt.fetch_sub(kept, Ordering::Relaxed);
+                self.semaphore.add_permits(grown - kept);
             } else if decision.limit < size {
                 adaptive.debt.fetch_add(size - decision.limit, Ordering::Relaxed);
             }
@@ -234,6 +239,11 @@ impl RequestSlots {
             adaptive.debt.fetch_sub(removed, Ordering::Relaxed);
         }
     }
+}
+
+/// The time by tokio's clock, which tests can pause and move.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 impl Adaptive {
@@ -316,6 +326,57 @@ mod tests {
             shares.iter().all(|share| (share / mean_share - 1.0).abs() <= 0.25),
             "shares {shares:?}"
         );
+    }
+
+    /// The slots in existence (free or taken) are the controller's limit plus what a decrease still owes, and
+    /// once every request is back, the limit: also when it rises again before the owed slots have come back.
+    #[tokio::test(start_paused = true)]
+    async fn the_pool_follows_the_limit_while_slots_are_taken() {
+        let slots = RequestSlots::adaptive(100, ConnectorMetrics::new("pool"));
+        let answer = |throttled| Observation {
+            latency: Duration::from_millis(10),
+            entries: 10,
+            throttled,
+        };
+        let adaptive = slots.adaptive.as_ref().unwrap();
+        let limit = || adaptive.controller().limit();
+        let owed = || adaptive.debt.load(Ordering::Relaxed);
+        let existing = |taken: usize| slots.semaphore.available_permits() + taken;
+        // Slow start up to 8 slots, every one taken each window.
+        for _ in 0..3 {
+            let taken: Vec<_> = (0..limit()).map(|_| slots.try_acquire().unwrap()).collect();
+            assert!(slots.try_acquire().is_none());
+            tokio::time::advance(Duration::from_millis(10)).await;
+            for slot in taken {
+                slots.release(slot, answer(false));
+            }
+        }
+        assert_eq!((limit(), existing(0)), (8, 8));
+        // All 8 out; a throttled answer closes the window (with the 3 answers carried from the last round): 70% of
+        // 8, or the 3 that got through.
+        let mut taken: Vec<_> = (0..8).map(|_| slots.try_acquire().unwrap()).collect();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        slots.release(taken.pop().unwrap(), answer(true));
+        assert_eq!(limit(), 3);
+        assert!(owed() > 0);
+        assert_eq!(existing(taken.len()), limit() + owed());
+        // Unthrottled windows in which every slot is taken grow it back while slots are still owed.
+        for _ in 0..2 {
+            assert!(slots.try_acquire().is_none());
+            tokio::time::advance(Duration::from_millis(10)).await;
+            slots.release(taken.pop().unwrap(), answer(false));
+            assert_eq!(
+                slots.semaphore.available_permits(),
+                0,
+                "a slot was free while slots were owed"
+            );
+            assert_eq!(existing(taken.len()), limit() + owed());
+        }
+        assert_eq!(limit(), 5);
+        for slot in taken {
+            slots.release(slot, answer(false));
+        }
+        assert_eq!((existing(0), owed()), (limit(), 0));
     }
 
     #[test]
