@@ -69,6 +69,14 @@ impl OffsetTracker {
         }
     }
 
+    /// Whether the record's partition is still assigned as it was when the record was read: a record of a revoked
+    /// partition is read again by its next owner, so there is no point sending it.
+    pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
+        self.partitions
+            .get(&(ticket.topic.clone(), ticket.partition))
+            .is_some_and(|state| state.generation == ticket.generation)
+    }
+
     /// Marks a record settled. Returns false for a record of an earlier assignment (nothing changes).
     pub(crate) fn settle(&mut self, ticket: &Ticket) -> bool {
         match self.partitions.get_mut(&(ticket.topic.clone(), ticket.partition)) {
@@ -141,6 +149,21 @@ mod tests {
             .into_iter()
             .map(|((_, partition), offset)| (partition, offset))
             .collect()
+    }
+
+    #[test]
+    fn a_record_read_before_its_partition_was_revoked_is_not_current() {
+        let mut tracker = OffsetTracker::default();
+        let before = tracker.track("t", 0, 5);
+        let other = tracker.track("t", 1, 7);
+        assert!(tracker.is_current(&before));
+        tracker.revoke(&[("t".to_owned(), 0)]);
+        assert!(!tracker.is_current(&before));
+        assert!(tracker.is_current(&other));
+        // Assigned again: a record read now is current, the one from before still is not.
+        let after = tracker.track("t", 0, 5);
+        assert!(tracker.is_current(&after));
+        assert!(!tracker.is_current(&before));
     }
 
     #[test]

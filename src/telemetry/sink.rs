@@ -129,3 +129,19 @@ impl InternalEvent for ConcurrencyAdjusted<'_> {
         self.metrics.throttle_ratio.set(self.throttle_ratio);
     }
 }
+
+/// Records read before their partition was revoked, not sent: the partition's next owner reads them again.
+pub struct RevokedRecordsDropped<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    pub count: usize,
+}
+
+impl InternalEvent for RevokedRecordsDropped<'_> {
+    fn emit(self) {
+        debug!(
+            connector = self.metrics.connector(),
+            records = self.count,
+            "records of a revoked partition left to its next owner"
+        );
+    }
+}

@@ -452,6 +452,71 @@ async fn three_workers_share_a_quota_and_deliver_every_record_once() {
     );
 }
 
+/// A second worker joins while the first holds thousands of records read and not yet sent. The partitions that move
+/// are read again by the new owner from their last commit, and the first worker sends none of their records it
+/// still holds: an entry is sent twice only if its request was already out (2 requests of 10 here), not for the
+/// backlog of the moved partitions (1,220 entries when the first worker still sent them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_worker_takes_over_partitions_without_their_backlog_being_sent_twice() {
+    const RECORDS: usize = 3000;
+    // About 100 entries/s: the first worker holds most records when the second has joined.
+    let server = FaultServer::start(Faults {
+        latency: Duration::from_millis(200),
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-join");
+    support::create_topic(&topic, 4).await;
+    support::produce_numbered_across(&topic, RECORDS as u64, 4).await;
+    let name = unique("join");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        "detail: value\nrequest:\n  adaptive: false\n  max_in_flight: 2",
+        "",
+    );
+    let worker_config = || support::worker_yaml_with_endpoint(&server.url, "");
+    let first = RunningWorker::start(&worker_config(), &[("sink.yaml", &connector)]);
+    let observed = server.observed.clone();
+    support::wait_for("the first worker to be under way", Duration::from_secs(60), || {
+        let observed = observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() >= 50).then_some(()) }
+    })
+    .await;
+    let second = RunningWorker::start(&worker_config(), &[("sink.yaml", &connector)]);
+    let group = format!("connect-{name}");
+    support::wait_for("the second worker to share the topic", Duration::from_secs(60), || {
+        let group = group.clone();
+        async move {
+            use rdkafka::consumer::Consumer;
+            let consumer: rdkafka::consumer::BaseConsumer = support::kafka_config().create().unwrap();
+            let list = consumer.fetch_group_list(Some(&group), Duration::from_secs(5)).ok()?;
+            let found = list.groups().first()?;
+            (found.state() == "Stable" && found.members().len() == 2).then_some(())
+        }
+    })
+    .await;
+    let acknowledged_at_join = observed.lock().unwrap().acknowledged.len();
+    assert!(
+        acknowledged_at_join < RECORDS / 2,
+        "the group settled after {acknowledged_at_join} records: too late to test a backlog"
+    );
+    support::wait_for("every record to be acknowledged", Duration::from_secs(120), || {
+        let observed = observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+    let observed = server.observed.lock().unwrap();
+    assert!(
+        observed.resent_after_ack <= 2 * 2 * 10,
+        "{} entries were sent again after their acknowledgement",
+        observed.resent_after_ack
+    );
+}
+
 /// Heavy throttling slows the sink down and never fails it. 20,000 records meet 50% throttled entries, 10% internal
 /// failures, 5% HTTP 500s and 20 ms of latency, with the default retry settings (whose `max_attempts: 10` an entry
 /// throttled ten times in a row used to exhaust) and a worker that gives up after 3 restarts. The connector stays

@@ -54,7 +54,9 @@ use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
-use crate::telemetry::{emit, ConnectorMetrics, RecordsSkipped, SinkRecordsRead, SinkRecordsSent};
+use crate::telemetry::{
+    emit, ConnectorMetrics, RecordsSkipped, RevokedRecordsDropped, SinkRecordsRead, SinkRecordsSent,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SinkError {
@@ -319,9 +321,31 @@ impl Loop<'_> {
         }
     }
 
+    /// The next ready batch, without the records of partitions revoked since they were read: their next owner
+    /// reads them again, and sending them here too would only deliver them twice.
+    fn next_batch(&mut self) -> Option<Vec<InFlight>> {
+        while let Some(mut batch) = self.ready.pop_front() {
+            let read = batch.len();
+            {
+                let tracker = self.tracker.lock();
+                batch.retain(|item| tracker.is_current(&item.ticket));
+            }
+            if batch.len() < read {
+                emit(RevokedRecordsDropped {
+                    metrics: &self.metrics,
+                    count: read - batch.len(),
+                });
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+        None
+    }
+
     /// Sends the next ready batch in `slot`.
     fn send(&mut self, slot: OwnedSemaphorePermit) {
-        if let Some(batch) = self.ready.pop_front() {
+        if let Some(batch) = self.next_batch() {
             let deliverer = self.deliverer.clone();
             let uploader = self.uploader.clone();
             // A task of its own: building, signing and sending requests then runs on every core, not only on the
