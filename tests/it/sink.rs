@@ -517,6 +517,63 @@ async fn a_joining_worker_takes_over_partitions_without_their_backlog_being_sent
     );
 }
 
+/// A counter of this process's exposition, as Prometheus reads it.
+fn exposed(metric: &str, connector: &str) -> u64 {
+    let shown = ebconnect::telemetry::metrics::metrics().render();
+    let series = format!("{metric}{{connector=\"{connector}\"}} ");
+    shown
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.parse().unwrap())
+}
+
+/// Against an endpoint far slower than Kafka, the sink holds at most `max_buffered_records` read and unsettled (and
+/// the chunk of up to 16 it read last), however long the endpoint takes: reading waits, and after a second the
+/// partitions are paused. Every record still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_holds_reading_at_max_buffered_records() {
+    const RECORDS: usize = 1500;
+    const BUFFERED: u64 = 100;
+    let server = FaultServer::start(Faults {
+        latency: Duration::from_millis(100),
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-bounded");
+    support::create_topic(&topic, 2).await;
+    support::produce_numbered_across(&topic, RECORDS as u64, 2).await;
+    let name = unique("bounded");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "fault-bus",
+        &format!("detail: value\nmax_buffered_records: {BUFFERED}\nrequest:\n  adaptive: false\n  max_in_flight: 2"),
+        "",
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_with_endpoint(&server.url, ""),
+        &[("sink.yaml", &connector)],
+    );
+    let mut most_unsettled = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.observed.lock().unwrap().acknowledged.len() < RECORDS {
+        assert!(std::time::Instant::now() < deadline, "not every record was delivered");
+        let read = exposed("ebconnect_sink_record_read_total", &name);
+        let sent = exposed("ebconnect_sink_record_send_total", &name);
+        most_unsettled = most_unsettled.max(read.saturating_sub(sent));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.stop().await;
+    assert!(
+        most_unsettled > BUFFERED / 2,
+        "the bound was never approached: {most_unsettled}"
+    );
+    assert!(
+        most_unsettled <= BUFFERED + 16,
+        "{most_unsettled} records read and unsettled, over max_buffered_records {BUFFERED}"
+    );
+}
+
 /// Heavy throttling slows the sink down and never fails it. 20,000 records meet 50% throttled entries, 10% internal
 /// failures, 5% HTTP 500s and 20 ms of latency, with the default retry settings (whose `max_attempts: 10` an entry
 /// throttled ten times in a row used to exhaust) and a worker that gives up after 3 restarts. The connector stays
