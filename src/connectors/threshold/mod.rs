@@ -60,9 +60,7 @@ pub(crate) enum ThresholdError {
     RegistryUnavailable(String),
     #[error("writing an alert to `{topic}` failed: {reason}")]
     Output { topic: String, reason: String },
-    #[error("config: {0}")]
-    Config(String),
-    #[error("config: {0}")]
+    #[error(transparent)]
     Setting(InvalidSetting),
 }
 
@@ -509,9 +507,10 @@ impl ThresholdConnector {
                 schema: WriterSchema::Supplied(output_schema(&group_names)),
             },
             (OutputFormat::Avro, None) => {
-                return Err(ThresholdError::Config(
-                    "output.format `avro` needs the worker's schema_registry".into(),
-                ))
+                return Err(ThresholdError::Setting(InvalidSetting::new(
+                    "config.output.format",
+                    "`avro` needs the worker file's schema_registry",
+                )))
             }
         })
     }
