@@ -402,18 +402,7 @@ async fn three_workers_share_a_quota_and_deliver_every_record_once() {
         .collect();
     // Records come once the group has settled: a partition that moves while its records are in flight has them
     // read again by its next owner, which at least once allows and which is not what this test is about.
-    let group = format!("connect-{name}");
-    support::wait_for("the three workers to share the topic", Duration::from_secs(60), || {
-        let group = group.clone();
-        async move {
-            use rdkafka::consumer::Consumer;
-            let consumer: rdkafka::consumer::BaseConsumer = support::kafka_config().create().unwrap();
-            let list = consumer.fetch_group_list(Some(&group), Duration::from_secs(5)).ok()?;
-            let found = list.groups().first()?;
-            (found.state() == "Stable" && found.members().len() == 3).then_some(())
-        }
-    })
-    .await;
+    support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
     support::produce_numbered_across(&topic, RECORDS as u64, 6).await;
     let observed = server.observed.clone();
     support::wait_for("every record to be acknowledged", Duration::from_secs(120), || {
@@ -485,18 +474,7 @@ async fn a_joining_worker_takes_over_partitions_without_their_backlog_being_sent
     })
     .await;
     let second = RunningWorker::start(&worker_config(), &[("sink.yaml", &connector)]);
-    let group = format!("connect-{name}");
-    support::wait_for("the second worker to share the topic", Duration::from_secs(60), || {
-        let group = group.clone();
-        async move {
-            use rdkafka::consumer::Consumer;
-            let consumer: rdkafka::consumer::BaseConsumer = support::kafka_config().create().unwrap();
-            let list = consumer.fetch_group_list(Some(&group), Duration::from_secs(5)).ok()?;
-            let found = list.groups().first()?;
-            (found.state() == "Stable" && found.members().len() == 2).then_some(())
-        }
-    })
-    .await;
+    support::wait_for_stable_group(&format!("connect-{name}"), 2).await;
     let acknowledged_at_join = observed.lock().unwrap().acknowledged.len();
     assert!(
         acknowledged_at_join < RECORDS / 2,

@@ -495,6 +495,23 @@ pub fn spawn_worker_with_env(config: &ConfigDir, log_name: &str, variables: &[(&
 
 pub mod fault_server;
 
+/// Waits until the consumer group has `members` members and no rebalance under way: records produced after it are
+/// read by the partitions' settled owners.
+pub async fn wait_for_stable_group(group: &str, members: usize) {
+    wait_for(
+        &format!("{group} to settle with {members} members"),
+        Duration::from_secs(60),
+        || async move {
+            use rdkafka::consumer::Consumer;
+            let consumer: rdkafka::consumer::BaseConsumer = kafka_config().create().unwrap();
+            let list = consumer.fetch_group_list(Some(group), Duration::from_secs(5)).ok()?;
+            let found = list.groups().first()?;
+            (found.state() == "Stable" && found.members().len() == members).then_some(())
+        },
+    )
+    .await;
+}
+
 /// A worker running in this process, on configuration files as a user writes them.
 pub struct RunningWorker {
     pub config: ConfigDir,
