@@ -9,7 +9,6 @@
 //! Since a request's rate is its concurrency over its latency, bounding the concurrency bounds the send rate; the
 //! rate each connector reaches is shown beside the limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -153,12 +152,18 @@ pub(crate) struct RequestSlots {
 }
 
 struct Adaptive {
-    controller: Mutex<Controller>,
-    /// The slots the semaphore holds now, taken or not.
-    size: AtomicUsize,
-    /// Slots to remove as soon as they are returned: a decrease while they were taken.
-    debt: AtomicUsize,
+    /// One lock for the controller and the slot counts, which change together: answers come back on several
+    /// threads at once.
+    pool: Mutex<Pool>,
     metrics: ConnectorMetrics,
+}
+
+struct Pool {
+    controller: Controller,
+    /// The slots the semaphore holds now, taken or not.
+    size: usize,
+    /// Slots to remove as soon as they are returned: a decrease while they were taken.
+    debt: usize,
 }
 
 impl RequestSlots {
@@ -175,9 +180,11 @@ impl RequestSlots {
         Self {
             semaphore: Arc::new(Semaphore::new(size)),
             adaptive: Some(Adaptive {
-                controller: Mutex::new(controller),
-                size: AtomicUsize::new(size),
-                debt: AtomicUsize::new(0),
+                pool: Mutex::new(Pool {
+                    controller,
+                    size,
+                    debt: 0,
+                }),
                 metrics,
             }),
         }
@@ -201,7 +208,7 @@ impl RequestSlots {
 
     fn note_saturated(&self) {
         if let Some(adaptive) = &self.adaptive {
-            adaptive.controller().saturated();
+            adaptive.pool().controller.saturated();
         }
     }
 
@@ -213,17 +220,18 @@ impl RequestSlots {
         let Some(adaptive) = &self.adaptive else {
             return;
         };
-        if let Some(decision) = adaptive.controller().observe(observation, now()) {
-            let size = adaptive.size.swap(decision.limit, Ordering::Relaxed);
+        let mut pool = adaptive.pool();
+        if let Some(decision) = pool.controller.observe(observation, now()) {
+            let size = std::mem::replace(&mut pool.size, decision.limit);
             if decision.limit > size {
                 // Slots still owed to an earlier decrease are kept rather than added: an added slot goes at once to
                 // a waiting request, past the limit, before the debt can take it back.
                 let grown = decision.limit - size;
-                let kept = adaptive.debt.load(Ordering::Relaxed).min(grown);
-                adaptive.debt.fetch_sub(kept, Ordering::Relaxed);
+                let kept = pool.debt.min(grown);
+                pool.debt -= kept;
                 self.semaphore.add_permits(grown - kept);
-            } else if decision.limit < size {
-                adaptive.debt.fetch_add(size - decision.limit, Ordering::Relaxed);
+            } else {
+                pool.debt += size - decision.limit;
             }
             emit(ConcurrencyAdjusted {
                 metrics: &adaptive.metrics,
@@ -232,11 +240,9 @@ impl RequestSlots {
                 throttle_ratio: decision.throttle_ratio,
             });
         }
-        let owed = adaptive.debt.load(Ordering::Relaxed);
-        if owed > 0 {
+        if pool.debt > 0 {
             slot.forget();
-            let removed = 1 + self.semaphore.forget_permits(owed - 1);
-            adaptive.debt.fetch_sub(removed, Ordering::Relaxed);
+            pool.debt -= 1 + self.semaphore.forget_permits(pool.debt - 1);
         }
     }
 }
@@ -247,9 +253,9 @@ fn now() -> Instant {
 }
 
 impl Adaptive {
-    fn controller(&self) -> MutexGuard<'_, Controller> {
+    fn pool(&self) -> MutexGuard<'_, Pool> {
         // Plain numbers: a panic mid-update leaves at worst one odd window.
-        self.controller.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -339,8 +345,8 @@ mod tests {
             throttled,
         };
         let adaptive = slots.adaptive.as_ref().unwrap();
-        let limit = || adaptive.controller().limit();
-        let owed = || adaptive.debt.load(Ordering::Relaxed);
+        let limit = || adaptive.pool().controller.limit();
+        let owed = || adaptive.pool().debt;
         let existing = |taken: usize| slots.semaphore.available_permits() + taken;
         // Slow start up to 8 slots, every one taken each window.
         for _ in 0..3 {
@@ -377,6 +383,37 @@ mod tests {
             slots.release(slot, answer(false));
         }
         assert_eq!((existing(0), owed()), (limit(), 0));
+    }
+
+    /// Answers come back on several threads at once; throttled and not, they leave the pool at exactly its limit
+    /// with nothing owed (with the counts outside the controller's lock, two releases could both pay one owed slot
+    /// and wrap the debt, after which every returned slot was removed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn slots_released_on_many_threads_leave_the_pool_at_its_limit() {
+        let slots = Arc::new(RequestSlots::adaptive(64, ConnectorMetrics::new("threads")));
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..8u64 {
+            let slots = slots.clone();
+            tasks.spawn(async move {
+                for turn in 0..300u64 {
+                    let slot = slots.acquire().await.unwrap();
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    let observation = Observation {
+                        latency: Duration::from_micros(200),
+                        entries: 10,
+                        throttled: (task + turn) % 7 == 0,
+                    };
+                    slots.release(slot, observation);
+                }
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+        let pool = slots.adaptive.as_ref().unwrap().pool();
+        assert_eq!(pool.debt, 0);
+        assert_eq!(pool.size, pool.controller.limit());
+        assert_eq!(slots.semaphore.available_permits(), pool.size);
     }
 
     #[test]
