@@ -138,13 +138,14 @@ impl<S: SendEntries> Deliverer<S> {
         // The batch, or the halves of one found too large, last to be sent first.
         let mut batches = vec![items];
         while let Some(batch) = batches.pop() {
+            // The first batch goes in the slot it came with; a half waits for one, unless sending has ended.
             let slot = match slot.take() {
-                Some(slot) if done.error.is_none() => slot,
-                _ if done.error.is_some() || self.stopping.is_cancelled() => {
+                Some(slot) => slot,
+                None if done.error.is_some() || self.stopping.is_cancelled() => {
                     done.unsettled.extend(batch);
                     continue;
                 }
-                _ => match self.next_slot(Duration::ZERO).await {
+                None => match self.next_slot(Duration::ZERO).await {
                     Some(slot) => slot,
                     None => {
                         done.unsettled.extend(batch);
