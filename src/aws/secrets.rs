@@ -95,8 +95,12 @@ impl AwsSecrets {
                 .map_err(|error| error.to_string())?;
             Ok(Readers {
                 aws,
-                secrets_manager: aws_sdk_secretsmanager::Client::new(&sdk),
-                parameter_store: aws_sdk_ssm::Client::new(&sdk),
+                secrets_manager: aws_sdk_secretsmanager::Client::new(&super::service_config(
+                    &sdk,
+                    &self.config,
+                    super::Service::SecretsManager,
+                )),
+                parameter_store: aws_sdk_ssm::Client::new(&super::service_config(&sdk, &self.config, super::Service::Ssm)),
             })
         });
         started.as_ref().map_err(Clone::clone)

@@ -27,7 +27,8 @@ pub use interpolate::{
 };
 pub use worker::{
     AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, OAuthConfig, RegistryOAuthConfig, RestConfig,
-    RestartPolicy, SaslConfig, SaslMechanism, SchemaRegistryConfig, SecurityProtocol, TlsConfig, WorkerConfig,
+    RestartPolicy, SaslConfig, SaslMechanism, SchemaRegistryConfig, SecurityProtocol, ServiceEndpoints, TlsConfig,
+    WorkerConfig,
 };
 
 /// A setting written either as a plain string (a shorthand) or as a map of its full form. Unlike an untagged

@@ -429,6 +429,10 @@ pub struct AwsConfig {
     /// (or `AWS_ENDPOINT_URL`, which the SDK reads).
     #[serde(default)]
     pub(crate) endpoint_url: Option<Interpolated>,
+    /// Endpoint overrides for single services, over `endpoint_url`, as the `services` section of `~/.aws/config`
+    /// gives them: a VPC interface endpoint for one service, or another SQS server. Default: none.
+    #[serde(default)]
+    pub(crate) service_endpoints: ServiceEndpoints,
     /// A named profile from `~/.aws/config`. Default: the default credential chain.
     #[serde(default)]
     pub(crate) profile: Option<Interpolated>,
@@ -450,11 +454,33 @@ impl Default for AwsConfig {
         Self {
             region: None,
             endpoint_url: None,
+            service_endpoints: ServiceEndpoints::default(),
             profile: None,
             assume_role: None,
             secrets_refresh_interval: default_secrets_refresh_interval(),
         }
     }
+}
+
+/// Each `None` falls back to `aws.endpoint_url`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    /// EventBridge: PutEvents, and the rule a source provisions.
+    #[serde(default)]
+    pub(crate) events: Option<Interpolated>,
+    /// SQS: the queue a source reads.
+    #[serde(default)]
+    pub(crate) sqs: Option<Interpolated>,
+    /// S3: the sink's offloaded large details.
+    #[serde(default)]
+    pub(crate) s3: Option<Interpolated>,
+    /// Secrets Manager: `${aws-secretsmanager:}` placeholders.
+    #[serde(default)]
+    pub(crate) secretsmanager: Option<Interpolated>,
+    /// SSM Parameter Store: `${aws-ssm:}` placeholders.
+    #[serde(default)]
+    pub(crate) ssm: Option<Interpolated>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -368,3 +368,93 @@ async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrive
     );
     worker.stop().await;
 }
+
+/// Sends `count` EventBridge events (detail `{"n": n}`) to the queue, ten to a request.
+async fn fill(sqs: &aws_sdk_sqs::Client, queue_url: &str, count: usize) {
+    for first in (0..count).step_by(10) {
+        let entries = (first..(first + 10).min(count)).map(|n| {
+            let event = json!({"id": format!("e-{n}"), "source": "custom", "detail-type": "t", "detail": {"n": n}});
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(n.to_string())
+                .message_body(event.to_string())
+                .build()
+                .unwrap()
+        });
+        let answer = sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.failed().is_empty(), "{:?}", answer.failed());
+    }
+}
+
+/// Messages are deleted only once Kafka acknowledged their record: a worker killed with messages received, records
+/// waiting in its producer (a long linger keeps many there) and deletes not yet sent loses nothing. The queue is
+/// ElasticMQ's (`aws.service_endpoints.sqs`), fast enough to be mid-stream at the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_message() {
+    const MESSAGES: usize = 3_000;
+    let sqs = support::elasticmq().await;
+    let queue_url = support::create_queue(&sqs, &unique("source-kill")).await;
+    fill(&sqs, &queue_url, MESSAGES).await;
+    let topic = unique("source-kill");
+    support::create_topic(&topic, 2).await;
+    let name = unique("source-kill");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  pollers: 4\n  wait_time: 1s\n  visibility_timeout: 3s\n  producer_override:\n    linger.ms: '300'\n"
+    );
+    let worker = support::worker_yaml_with_sqs(&support::stack("ELASTICMQ_URL"));
+    let config = support::ConfigDir::new(&worker, &[("source.yaml", &connector)]);
+    let written = || support::end_offsets(&topic, 2).values().sum::<i64>();
+
+    let mut first = support::spawn_worker(&config, "first.log");
+    support::wait_for("a third of the messages in Kafka", Duration::from_secs(60), || async {
+        (tokio::task::block_in_place(written) >= MESSAGES as i64 / 3).then_some(())
+    })
+    .await;
+    support::signal(&first, "KILL");
+    first.wait().unwrap();
+    let before_restart = tokio::task::block_in_place(written);
+    assert!(
+        before_restart < MESSAGES as i64,
+        "the kill came too late to test anything: {before_restart} records written"
+    );
+
+    let mut second = support::spawn_worker(&config, "second.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !support::queue_is_empty(&sqs, &queue_url).await {
+        assert!(std::time::Instant::now() < deadline, "the restarted worker did not drain the queue");
+        if let Some(status) = second.try_wait().unwrap() {
+            panic!("the restarted worker exited with {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    support::terminate(&second);
+    second.wait().unwrap();
+
+    let total = tokio::task::block_in_place(written);
+    let records = tokio::task::spawn_blocking({
+        let topic = topic.clone();
+        move || support::consume_all(&topic, usize::try_from(total).unwrap(), Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    let mut numbers: Vec<u64> = records
+        .iter()
+        .map(|record| {
+            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["detail"]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(
+        numbers,
+        (0..MESSAGES as u64).collect::<Vec<u64>>(),
+        "every message reaches Kafka at least once ({before_restart} records before the kill, {total} in all)"
+    );
+}

@@ -236,6 +236,16 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An SQS client of the stack's ElasticMQ, the SQS server that keeps up with a connector.
+pub async fn elasticmq() -> aws_sdk_sqs::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(stack("AWS_REGION")))
+        .endpoint_url(stack("ELASTICMQ_URL"))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&config)
+}
+
 /// A bus in the emulator whose events matching `pattern` land in a fresh SQS queue.
 pub struct BusCapture {
     pub bus: String,
@@ -418,6 +428,16 @@ async fn produce_numbered_to(topic: &str, count: u64, partitions: Option<i32>) {
 /// `worker_yaml`, with AWS calls going to `endpoint` (a fault-injecting endpoint) instead of the emulator.
 pub fn worker_yaml_with_endpoint(endpoint: &str, extra: &str) -> String {
     worker_yaml(extra).replace(&stack("AWS_ENDPOINT_URL"), endpoint)
+}
+
+/// `worker_yaml`, with SQS calls going to `sqs_endpoint` (`aws.service_endpoints.sqs`) and the others to the emulator.
+pub fn worker_yaml_with_sqs(sqs_endpoint: &str) -> String {
+    let endpoint = format!("  endpoint_url: {}\n", stack("AWS_ENDPOINT_URL"));
+    worker_yaml("").replacen(
+        &endpoint,
+        &format!("{endpoint}  service_endpoints:\n    sqs: {sqs_endpoint}\n"),
+        1,
+    )
 }
 
 /// Writes the worker file and connector files into a temporary directory.

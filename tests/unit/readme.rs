@@ -141,6 +141,7 @@ schema_registry:
 aws:
   region: us-east-1
   endpoint_url: http://a
+  service_endpoints: {events: http://e, sqs: http://q, s3: http://s, secretsmanager: http://m, ssm: http://p}
   profile: p
   assume_role: {role_arn: 'arn:aws:iam::1:role/r', session_name: s, external_id: e}
 rest:

@@ -43,7 +43,7 @@ use self::prepare::{Prepared, PreparedChunk, RecordPreparer};
 use self::request_builder::EntryBuilder;
 use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
-use crate::aws::sdk_config;
+use crate::aws::{endpoint_override, sdk_config, service_config, Service};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::eventbridge::adaptive::RequestSlots;
 use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
@@ -599,7 +599,8 @@ impl SinkConnector {
 
     async fn deliverer(&self, sdk: &aws_config::SdkConfig, context: &ConnectorContext) -> Result<Deliverer, SinkError> {
         let config = &self.config;
-        let endpoint = endpoint::resolve(sdk, config.endpoint_id.as_deref()).await?;
+        let events = service_config(sdk, &self.parts.worker.aws, Service::Events);
+        let endpoint = endpoint::resolve(&events, config.endpoint_id.as_deref()).await?;
         let service = PutEventsService::new(
             endpoint,
             sdk.credentials_provider(),
@@ -628,9 +629,10 @@ impl SinkConnector {
     }
 
     fn uploader(&self, sdk: &aws_config::SdkConfig) -> S3Uploader {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+        let aws = &self.parts.worker.aws;
+        let s3 = aws_sdk_s3::config::Builder::from(&service_config(sdk, aws, Service::S3))
             // Emulators and VPC endpoints do not serve bucket names as host names.
-            .force_path_style(self.parts.worker.aws.endpoint_url.is_some())
+            .force_path_style(endpoint_override(aws, Service::S3).is_some())
             .build();
         S3Uploader {
             client: aws_sdk_s3::Client::from_conf(s3),

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::SourceConfig;
 use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
-use crate::aws::sdk_config;
+use crate::aws::{sdk_config, service_config, Service};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
 use crate::record::{Position, Record, TimestampType};
@@ -167,7 +167,7 @@ impl Poller {
             tokio::select! {
                 next = work.next() => match next {
                     None => break,
-                                        Some((message, fate)) => {
+                    Some((message, fate)) => {
                         emit(SqsMessagesInFlight { metrics: &self.metrics, change: -1 });
                         if let Some(handle) = &message.receipt_handle {
                             pending.remove(handle);
@@ -380,12 +380,17 @@ fn parse_event(body: &str) -> Result<Value, String> {
 impl Connector for SourceConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
         let name = self.parts.name.as_str();
-        let sdk = sdk_config(&self.parts.worker.aws).await;
+        let aws = &self.parts.worker.aws;
+        let sdk = sdk_config(aws).await;
+        let sqs = aws_sdk_sqs::Client::new(&service_config(&sdk, aws, Service::Sqs));
         let queue_url = match (&self.config.queue_url, &self.config.provision) {
             (Some(url), _) => url.value().to_owned(),
-            (None, Some(provision)) => provision::provision(&sdk, &self.parts.name, provision)
-                .await
-                .map_err(SourceError::from)?,
+            (None, Some(provision)) => {
+                let events = aws_sdk_eventbridge::Client::new(&service_config(&sdk, aws, Service::Events));
+                provision::provision(&events, &sqs, &self.parts.name, provision)
+                    .await
+                    .map_err(SourceError::from)?
+            }
             (None, None) => return Err(SourceError::NoQueue.into()),
         };
         let value_writer = self
@@ -409,7 +414,7 @@ impl Connector for SourceConnector {
             metrics: ConnectorMetrics::new(name),
             config: self.config.clone(),
             queue_url,
-            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sqs,
             producer,
             policy,
             transforms: self.parts.transforms.clone(),

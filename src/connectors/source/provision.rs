@@ -63,12 +63,11 @@ async fn queue(
 
 /// Returns the queue's URL.
 pub(crate) async fn provision(
-    sdk: &aws_config::SdkConfig,
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
     connector: &ConnectorName,
     config: &ProvisionConfig,
 ) -> Result<String, ProvisionError> {
-    let events = aws_sdk_eventbridge::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue_name = config.queue_name(connector);
     let rule_name = config.rule_name(connector);
     let pattern = config
@@ -90,13 +89,13 @@ pub(crate) async fn provision(
         .rule_arn
         .unwrap_or_default();
 
-    let (_, dead_letter_arn) = queue(&sqs, &format!("{queue_name}-dlq"), &[]).await?;
+    let (_, dead_letter_arn) = queue(sqs, &format!("{queue_name}-dlq"), &[]).await?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dead_letter_arn,
         "maxReceiveCount": config.max_receive_count.to_string(),
     });
     let (url, queue_arn) = queue(
-        &sqs,
+        sqs,
         &queue_name,
         &[(QueueAttributeName::RedrivePolicy, redrive.to_string())],
     )
@@ -112,7 +111,7 @@ pub(crate) async fn provision(
             "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
         }],
     });
-    queue(&sqs, &queue_name, &[(QueueAttributeName::Policy, policy.to_string())]).await?;
+    queue(sqs, &queue_name, &[(QueueAttributeName::Policy, policy.to_string())]).await?;
 
     let target = aws_sdk_eventbridge::types::Target::builder()
         .id("ebconnect")
