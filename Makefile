@@ -28,10 +28,12 @@ lint:
 build:
 	$(CARGO) build --release
 
-## Benchmarks (README "Performance"): sink, receiver and source throughput, threshold-alert, pattern matching.
+## Benchmarks (README "Performance"): sink, receiver and source throughput, threshold-alert, pattern matching, quota
+## sharing.
 bench: stack-up
 	source <(scripts/stack env) && $(CARGO) bench --bench sink_throughput && $(CARGO) bench --bench pattern_match \
-		&& $(CARGO) bench --bench source_throughput && $(CARGO) bench --bench threshold_alert
+		&& $(CARGO) bench --bench source_throughput && $(CARGO) bench --bench threshold_alert \
+		&& $(CARGO) bench --bench quota_sharing
 
 stack-up:
 	scripts/stack up

@@ -8,9 +8,15 @@
 //! `BENCH_RECORDS` (default 300000) sets the number of records, `BENCH_LATENCY_MS` (default 0) how long the endpoint
 //! takes to answer each request (a real PutEvents call takes tens of milliseconds), and `BENCH_SINK_CONFIG` YAML
 //! lines added under the connector's `config:` (e.g. `request: {adaptive: false, max_in_flight: 32}`).
+//!
+//! With `BENCH_RATE` (records/s) the topic is not pre-filled: once the worker delivers, records are produced at that
+//! pace with `eventTime` set to the moment of producing (the entry's `Time`), and the endpoint reports the p50 and
+//! p99 of the time from there to its receipt of the entry:
+//!
+//!     BENCH_RATE=5000 BENCH_RECORDS=100000 BENCH_LATENCY_MS=30 cargo bench --bench sink_throughput
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apache_avro::schema::Schema;
@@ -133,29 +139,44 @@ async fn register(schema: &str, subject: &str) -> u32 {
     response["id"].as_u64().unwrap() as u32
 }
 
+/// The fixture's events in this schema's shape, and how to frame one as a Schema Registry Avro record.
+struct Encoder {
+    schema: Schema,
+    schema_id: u32,
+    events: Vec<Value>,
+}
+
+impl Encoder {
+    fn new(schema_id: u32) -> Self {
+        let fixture = include_str!("../tests/fixtures/cloudtrail/invictus_aws_dataset.jsonl");
+        let events = fixture
+            .lines()
+            .enumerate()
+            .map(|(n, line)| shaped(&serde_json::from_str(line).unwrap(), n))
+            .collect();
+        Self {
+            schema: Schema::parse_str(SCHEMA).unwrap(),
+            schema_id,
+            events,
+        }
+    }
+
+    fn framed(&self, event: Value) -> Vec<u8> {
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
+            .build()
+            .unwrap();
+        let value = json_to_avro(event).resolve(&self.schema).unwrap();
+        let mut framed = vec![0];
+        framed.extend(self.schema_id.to_be_bytes());
+        framed.extend(writer.write_value_to_vec(value).unwrap());
+        framed
+    }
+}
+
 /// Fills `topic` with `count` framed Avro records; returns the mean value size.
-fn prefill(topic: &str, count: usize, schema_id: u32) -> usize {
-    let schema = Schema::parse_str(SCHEMA).unwrap();
-    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
-        .build()
-        .unwrap();
-    let fixture = include_str!("../tests/fixtures/cloudtrail/invictus_aws_dataset.jsonl");
-    let events: Vec<Value> = fixture
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+fn prefill(topic: &str, count: usize, encoder: &Encoder) -> usize {
     // Pre-encode one body per fixture event; records cycle through them with their own key.
-    let bodies: Vec<Vec<u8>> = events
-        .iter()
-        .enumerate()
-        .map(|(n, event)| {
-            let value = json_to_avro(shaped(event, n)).resolve(&schema).unwrap();
-            let mut framed = vec![0];
-            framed.extend(schema_id.to_be_bytes());
-            framed.extend(writer.write_value_to_vec(value).unwrap());
-            framed
-        })
-        .collect();
+    let bodies: Vec<Vec<u8>> = encoder.events.iter().map(|event| encoder.framed(event.clone())).collect();
     let producer = support::bulk_producer();
     let mut total = 0;
     for n in 0..count {
@@ -171,18 +192,70 @@ fn prefill(topic: &str, count: usize, schema_id: u32) -> usize {
     total / count
 }
 
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Produces `count` records at `rate` a second, each with `eventTime` the moment it is produced, records
+/// `first..first + count` of the fixture cycle; returns the mean value size.
+fn paced(topic: &str, first: usize, count: usize, rate: f64, encoder: &Encoder) -> usize {
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    let mut total = 0;
+    for n in first..first + count {
+        let due = started + Duration::from_secs_f64((n - first) as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let mut event = encoder.events[n % encoder.events.len()].clone();
+        event["eventTime"] = json!(now_millis());
+        let body = encoder.framed(event);
+        total += body.len();
+        let key = n.to_string();
+        support::send_waiting(
+            &producer,
+            BaseRecord::to(topic).key(key.as_str()).payload(body.as_slice()),
+        );
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    total / count.max(1)
+}
+
 #[derive(Default)]
 struct Counters {
     entries: AtomicU64,
     requests: AtomicU64,
     first_request_ns: AtomicU64,
     last_request_ns: AtomicU64,
+    /// With `BENCH_RATE`: each entry's time from its `Time` to its receipt, in milliseconds.
+    delays_ms: Option<Mutex<Vec<i64>>>,
+}
+
+/// The entries' `Time` values (seconds since the epoch, to the millisecond), found without a full parse.
+fn entry_times(body: &str) -> impl Iterator<Item = f64> + '_ {
+    body.split("\"Time\":").skip(1).filter_map(|rest| {
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().ok()
+    })
 }
 
 async fn put_events(
     State((counters, origin, latency)): State<(Arc<Counters>, Instant, Duration)>,
     body: String,
 ) -> ([(&'static str, &'static str); 1], String) {
+    if let Some(delays) = &counters.delays_ms {
+        let received = now_millis();
+        let mut delays = delays.lock().unwrap();
+        delays.extend(entry_times(&body).map(|time| received - (time * 1000.0).round() as i64));
+    }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -204,18 +277,15 @@ async fn put_events(
     )
 }
 
+fn percentile(sorted: &[i64], fraction: f64) -> i64 {
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
+}
+
 #[tokio::main]
 async fn main() {
-    let records: usize = std::env::var("BENCH_RECORDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300_000);
-    let latency = Duration::from_millis(
-        std::env::var("BENCH_LATENCY_MS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-    );
+    let records = support::count("BENCH_RECORDS", 300_000);
+    let latency = Duration::from_millis(support::count("BENCH_LATENCY_MS", 0) as u64);
+    let rate = support::count("BENCH_RATE", 0) as f64;
     let sink_config: String = std::env::var("BENCH_SINK_CONFIG")
         .unwrap_or_default()
         .lines()
@@ -225,17 +295,24 @@ async fn main() {
     let topic = format!("{run}-cloudtrail");
     let schema_id = register(SCHEMA, &format!("{topic}-value")).await;
     support::create_topic(&topic, 4).await;
-    let started = Instant::now();
-    let topic_for_fill = topic.clone();
-    let mean_size = tokio::task::spawn_blocking(move || prefill(&topic_for_fill, records, schema_id))
-        .await
-        .unwrap();
-    eprintln!(
-        "prefilled {records} records (mean value {mean_size} bytes) in {:?}",
-        started.elapsed()
-    );
+    let encoder = Arc::new(Encoder::new(schema_id));
+    let mut mean_size = 0;
+    if rate == 0.0 {
+        let started = Instant::now();
+        let (topic, encoder) = (topic.clone(), encoder.clone());
+        mean_size = tokio::task::spawn_blocking(move || prefill(&topic, records, &encoder))
+            .await
+            .unwrap();
+        eprintln!(
+            "prefilled {records} records (mean value {mean_size} bytes) in {:?}",
+            started.elapsed()
+        );
+    }
 
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters {
+        delays_ms: (rate > 0.0).then(|| Mutex::new(Vec::with_capacity(records))),
+        ..Counters::default()
+    });
     let origin = Instant::now();
     let app = Router::new()
         .route("/", post(put_events))
@@ -255,12 +332,31 @@ async fn main() {
         ),
     );
     let deadline = Instant::now() + Duration::from_secs(600);
-    while counters.entries.load(Ordering::SeqCst) < records as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "the worker did not deliver every record in time"
-        );
+    let wait_for_entries = |target: u64, worker: &mut support::WorkerProcess| {
+        assert!(Instant::now() < deadline, "the worker did not deliver every record in time");
         worker.assert_running();
+        counters.entries.load(Ordering::SeqCst) < target
+    };
+    if rate > 0.0 {
+        // One record first, so that the paced ones find the worker started and its consumer assigned.
+        let warm_up = encoder.clone();
+        let topic_for_warm_up = topic.clone();
+        tokio::task::spawn_blocking(move || paced(&topic_for_warm_up, 0, 1, rate, &warm_up))
+            .await
+            .unwrap();
+        while wait_for_entries(1, &mut worker) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(delays) = &counters.delays_ms {
+            delays.lock().unwrap().clear();
+        }
+        let (topic, encoder) = (topic.clone(), encoder.clone());
+        mean_size = tokio::task::spawn_blocking(move || paced(&topic, 1, records, rate, &encoder))
+            .await
+            .unwrap();
+    }
+    let expected = records as u64 + u64::from(rate > 0.0);
+    while wait_for_entries(expected, &mut worker) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (cpu_seconds, peak_rss_mib) = worker.usage();
@@ -270,14 +366,31 @@ async fn main() {
     let requests = counters.requests.load(Ordering::SeqCst);
     worker.stop();
 
-    println!(
-        "sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint answering after {latency:?}"
-    );
+    match &counters.delays_ms {
+        None => println!(
+            "sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint answering after {latency:?}"
+        ),
+        Some(_) => println!(
+            "sink_throughput: {records} Avro records of {mean_size} bytes (mean) produced at {rate:.0}/s to a local PutEvents endpoint answering after {latency:?}"
+        ),
+    }
     println!("  records/s:        {:.0}", records as f64 / seconds);
     println!("  delivery time:    {seconds:.2} s (first to last request), {requests} requests");
     println!(
-        "  worker CPU:       {cpu_seconds:.2} s user+system ({:.0}% of one core over the delivery)",
-        100.0 * cpu_seconds / seconds
+        "  worker CPU:       {cpu_seconds:.2} s user+system ({:.0}% of one core over the delivery, {:.1} µs a record)",
+        100.0 * cpu_seconds / seconds,
+        1e6 * cpu_seconds / records as f64
     );
     println!("  worker peak RSS:  {peak_rss_mib:.1} MiB");
+    if let Some(delays) = &counters.delays_ms {
+        let mut delays = delays.lock().unwrap().clone();
+        delays.sort_unstable();
+        println!(
+            "  record to endpoint: p50 {} ms, p99 {} ms, max {} ms ({} entries)",
+            percentile(&delays, 0.5),
+            percentile(&delays, 0.99),
+            delays.last().copied().unwrap_or_default(),
+            delays.len()
+        );
+    }
 }

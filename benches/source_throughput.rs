@@ -4,19 +4,21 @@
 //! - the `rest-produce-receiver`: real CloudTrail events posted one record per request (64 concurrent clients, as
 //!   API destinations send them), as `records:batch` requests of 100 entries (8 concurrent clients), and as one
 //!   streaming request;
-//! - the `eventbridge-source`: an SQS queue pre-filled in the emulator, drained by the connector (4 pollers).
+//! - the `eventbridge-source`: an SQS queue pre-filled in ElasticMQ, drained by the connector with 1, 4 and 16
+//!   pollers.
 //!
 //! Reports records/s (every record acknowledged by Kafka), the worker's CPU time and peak RSS (VmHWM).
 //!
 //!     scripts/stack up && source <(scripts/stack env) && cargo bench --bench source_throughput
 //!
-//! `BENCH_RECORDS` (default 50000) sets the records per receiver mode, `BENCH_MESSAGES` (default 5000) the SQS
+//! `BENCH_RECORDS` (default 50000) sets the records per receiver mode, `BENCH_MESSAGES` (default 20000) the SQS
 //! messages.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 mod support;
@@ -214,15 +216,12 @@ async fn receiver(events: &[Value], records: usize) {
     assert_eq!(end_offset_sum(&topic), 3 * records as i64);
 }
 
-async fn sqs(events: &[Value], messages: usize) {
-    let run = format!("bench-source-{}", std::process::id());
+/// Fills a fresh ElasticMQ queue with `messages` events, then starts the source with `pollers` on it and waits until
+/// Kafka holds every record.
+async fn sqs(sqs: &aws_sdk_sqs::Client, events: &[Value], messages: usize, pollers: usize) {
+    let run = format!("bench-source-{}-{pollers}", std::process::id());
     let topic = format!("{run}-audit");
     create_topic(&topic).await;
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(env("AWS_ENDPOINT_URL"))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let queue_url = sqs
         .create_queue()
         .queue_name(&run)
@@ -232,33 +231,46 @@ async fn sqs(events: &[Value], messages: usize) {
         .queue_url
         .unwrap();
     let started = Instant::now();
-    for first in (0..messages).step_by(10) {
-        let entries = (first..(first + 10).min(messages)).map(|n| {
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                .id(n.to_string())
-                .message_body(events[n % events.len()].to_string())
-                .build()
-                .unwrap()
-        });
-        sqs.send_message_batch()
-            .queue_url(&queue_url)
-            .set_entries(Some(entries.collect()))
-            .send()
-            .await
-            .unwrap();
+    let batches: Vec<_> = (0..messages)
+        .step_by(10)
+        .map(|first| {
+            let entries = (first..(first + 10).min(messages)).map(|n| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .message_body(events[n % events.len()].to_string())
+                    .build()
+                    .unwrap()
+            });
+            sqs.send_message_batch()
+                .queue_url(&queue_url)
+                .set_entries(Some(entries.collect()))
+                .send()
+        })
+        .collect();
+    let sent = futures::stream::iter(batches).buffer_unordered(16);
+    futures::pin_mut!(sent);
+    while let Some(answer) = sent.next().await {
+        assert!(answer.unwrap().failed().is_empty());
     }
     println!(
-        "source_throughput: eventbridge-source, {messages} messages pre-filled in the emulator's SQS in {:.1} s",
+        "source_throughput: eventbridge-source, {messages} messages pre-filled in ElasticMQ in {:.1} s, {pollers} pollers",
         started.elapsed().as_secs_f64()
     );
-    let mut worker = start_worker(&format!(
-        "name: {run}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  key: $.detail.userIdentity.principalId\n  pollers: 4\n  wait_time: 1s\n"
-    ));
+    let mut worker = WorkerProcess::start(
+        &format!(
+            "kafka:\n  bootstrap_servers: {}\naws:\n  region: {}\n  service_endpoints:\n    sqs: {}\nrest:\n  listen: 127.0.0.1:0\nlog_format: json\n",
+            env("KAFKA_BOOTSTRAP_SERVERS"),
+            env("AWS_REGION"),
+            env("ELASTICMQ_URL"),
+        ),
+        &format!(
+            "name: {run}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  key: $.detail.userIdentity.principalId\n  pollers: {pollers}\n  wait_time: 1s\n"
+        ),
+    );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
-    let topic_for_count = topic.clone();
     loop {
-        let topic = topic_for_count.clone();
+        let topic = topic.clone();
         let written = tokio::task::spawn_blocking(move || end_offset_sum(&topic))
             .await
             .unwrap();
@@ -267,11 +279,11 @@ async fn sqs(events: &[Value], messages: usize) {
         }
         assert!(Instant::now() < deadline, "the source did not drain the queue in time");
         worker.assert_running();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     let (cpu, rss) = worker.usage();
-    report("SQS -> Kafka (4 pollers)", messages, seconds, cpu);
+    report(&format!("SQS -> Kafka ({pollers} pollers)"), messages, seconds, cpu);
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
 }
@@ -280,5 +292,12 @@ async fn sqs(events: &[Value], messages: usize) {
 async fn main() {
     let events = events();
     receiver(&events, count("BENCH_RECORDS", 50_000)).await;
-    sqs(&events, count("BENCH_MESSAGES", 5_000)).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(env("ELASTICMQ_URL"))
+        .load()
+        .await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    for pollers in [1, 4, 16] {
+        sqs(&client, &events, count("BENCH_MESSAGES", 20_000), pollers).await;
+    }
 }

@@ -119,3 +119,11 @@ impl WorkerProcess {
         self.child.wait().unwrap();
     }
 }
+
+/// A benchmark that fails leaves no worker behind (after `stop`, the child has exited and this does nothing).
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -40,10 +40,15 @@ fn service_endpoint(aws: &AwsConfig, service: Service) -> Option<&crate::config:
 /// The SDK configuration a client of one service is built from: the worker's (loaded with `aws.endpoint_url`), with
 /// that service's own endpoint when it has one.
 pub(crate) fn service_config(sdk: &aws_config::SdkConfig, aws: &AwsConfig, service: Service) -> aws_config::SdkConfig {
-    match service_endpoint(aws, service) {
-        Some(url) => sdk.clone().into_builder().endpoint_url(url.value()).build(),
-        None => sdk.clone(),
-    }
+    let Some(url) = service_endpoint(aws, service) else {
+        return sdk.clone();
+    };
+    let mut builder = sdk.clone().into_builder();
+    builder.set_endpoint_url(Some(url.value().to_owned()));
+    // Marked as set in code: a client takes an endpoint set otherwise only when the environment (`AWS_ENDPOINT_URL`,
+    // `AWS_ENDPOINT_URL_SQS`, ...) names none, and the worker file's setting must win over the environment.
+    builder.insert_origin("endpoint_url", aws_types::origin::Origin::shared_config());
+    builder.build()
 }
 
 pub(crate) async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
@@ -87,10 +92,9 @@ mod tests {
         assert_eq!(endpoint_override(&aws, Service::Sqs), Some("http://elasticmq:9324"));
         assert_eq!(endpoint_override(&aws, Service::Events), Some("http://emulator:5000"));
         let sdk = aws_config::SdkConfig::builder().endpoint_url("http://emulator:5000").build();
-        assert_eq!(
-            service_config(&sdk, &aws, Service::Sqs).endpoint_url(),
-            Some("http://elasticmq:9324")
-        );
+        let sqs = service_config(&sdk, &aws, Service::Sqs);
+        assert_eq!(sqs.endpoint_url(), Some("http://elasticmq:9324"));
+        assert!(sqs.get_origin("endpoint_url").is_client_config());
         assert_eq!(service_config(&sdk, &aws, Service::S3).endpoint_url(), Some("http://emulator:5000"));
     }
 

@@ -430,12 +430,12 @@ pub fn worker_yaml_with_endpoint(endpoint: &str, extra: &str) -> String {
     worker_yaml(extra).replace(&stack("AWS_ENDPOINT_URL"), endpoint)
 }
 
-/// `worker_yaml`, with SQS calls going to `sqs_endpoint` (`aws.service_endpoints.sqs`) and the others to the emulator.
+/// `worker_yaml`, with SQS calls going to `sqs_endpoint` (`aws.service_endpoints.sqs`) and the others to the
+/// endpoint the environment names (`AWS_ENDPOINT_URL`, the emulator, which the file's SQS endpoint must win over).
 pub fn worker_yaml_with_sqs(sqs_endpoint: &str) -> String {
-    let endpoint = format!("  endpoint_url: {}\n", stack("AWS_ENDPOINT_URL"));
     worker_yaml("").replacen(
-        &endpoint,
-        &format!("{endpoint}  service_endpoints:\n    sqs: {sqs_endpoint}\n"),
+        &format!("  endpoint_url: {}\n", stack("AWS_ENDPOINT_URL")),
+        &format!("  service_endpoints:\n    sqs: {sqs_endpoint}\n"),
         1,
     )
 }
