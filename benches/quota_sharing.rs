@@ -97,7 +97,7 @@ async fn main() {
     let topic = format!("{run}-events");
     support::create_topic(&topic, PARTITIONS).await;
     let connector = format!(
-        "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  detail: value\n  batch:\n    linger: 100ms\n  errors:\n    tolerance: all\n    dead_letter_topic: {run}-dlq\n"
+        "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  detail: value\n  batch:\n    linger: 100ms\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {run}-dlq\n"
     );
     let addresses: Vec<_> = (0..WORKERS).map(|_| free_address()).collect();
     let mut workers: Vec<WorkerProcess> = addresses

@@ -386,9 +386,11 @@ async fn main() {
         let mut delays = delays.lock().unwrap().clone();
         delays.sort_unstable();
         println!(
-            "  record to endpoint: p50 {} ms, p99 {} ms, max {} ms ({} entries)",
+            "  record to endpoint: p50 {} ms, p90 {} ms, p99 {} ms, p99.9 {} ms, max {} ms ({} entries)",
             percentile(&delays, 0.5),
+            percentile(&delays, 0.9),
             percentile(&delays, 0.99),
+            percentile(&delays, 0.999),
             delays.last().copied().unwrap_or_default(),
             delays.len()
         );
