@@ -30,7 +30,10 @@ const PARTITIONS: i32 = 6;
 const SETTLE: Duration = Duration::from_secs(10);
 
 fn free_address() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// What one worker reports having delivered (`ebconnect_sink_record_send_total`).
@@ -129,7 +132,11 @@ async fn main() {
     loop {
         let (acknowledged, taken, throttled) = {
             let observed = server.observed.lock().unwrap();
-            (observed.acknowledged.len(), observed.requests, observed.quota_throttled.len())
+            (
+                observed.acknowledged.len(),
+                observed.requests,
+                observed.quota_throttled.len(),
+            )
         };
         if at_settle.is_none() && started.elapsed() >= SETTLE {
             let mut per_worker = Vec::new();
@@ -141,7 +148,10 @@ async fn main() {
         if acknowledged >= records {
             break;
         }
-        assert!(Instant::now() < deadline, "the workers did not deliver every record in time");
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not deliver every record in time"
+        );
         for worker in &mut workers {
             worker.assert_running();
         }
@@ -154,7 +164,13 @@ async fn main() {
         let observed = server.observed.lock().unwrap();
         let last = observed.arrivals.last().map(|(at, _)| *at).unwrap_or_else(Instant::now);
         let duplicates: usize = observed.acknowledged.values().map(|count| count - 1).sum();
-        (observed.requests, observed.quota_throttled.len(), last, duplicates, observed.entries_sent)
+        (
+            observed.requests,
+            observed.quota_throttled.len(),
+            last,
+            duplicates,
+            observed.entries_sent,
+        )
     };
     let mut delivered_after = Vec::new();
     for address in &addresses {
@@ -162,7 +178,8 @@ async fn main() {
     }
     let seconds = last_arrival.duration_since(settled_at).as_secs_f64();
     let taken_rate = (taken - taken_before) as f64 / seconds;
-    let throttled_share = (throttled - throttled_before) as f64 / ((taken - taken_before) + (throttled - throttled_before)) as f64;
+    let throttled_share =
+        (throttled - throttled_before) as f64 / ((taken - taken_before) + (throttled - throttled_before)) as f64;
     let rates: Vec<f64> = delivered_after
         .iter()
         .zip(&delivered_before)

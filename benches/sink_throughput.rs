@@ -176,7 +176,11 @@ impl Encoder {
 /// Fills `topic` with `count` framed Avro records; returns the mean value size.
 fn prefill(topic: &str, count: usize, encoder: &Encoder) -> usize {
     // Pre-encode one body per fixture event; records cycle through them with their own key.
-    let bodies: Vec<Vec<u8>> = encoder.events.iter().map(|event| encoder.framed(event.clone())).collect();
+    let bodies: Vec<Vec<u8>> = encoder
+        .events
+        .iter()
+        .map(|event| encoder.framed(event.clone()))
+        .collect();
     let producer = support::bulk_producer();
     let mut total = 0;
     for n in 0..count {
@@ -333,7 +337,10 @@ async fn main() {
     );
     let deadline = Instant::now() + Duration::from_secs(600);
     let wait_for_entries = |target: u64, worker: &mut support::WorkerProcess| {
-        assert!(Instant::now() < deadline, "the worker did not deliver every record in time");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not deliver every record in time"
+        );
         worker.assert_running();
         counters.entries.load(Ordering::SeqCst) < target
     };

@@ -91,11 +91,16 @@ mod tests {
         .unwrap();
         assert_eq!(endpoint_override(&aws, Service::Sqs), Some("http://elasticmq:9324"));
         assert_eq!(endpoint_override(&aws, Service::Events), Some("http://emulator:5000"));
-        let sdk = aws_config::SdkConfig::builder().endpoint_url("http://emulator:5000").build();
+        let sdk = aws_config::SdkConfig::builder()
+            .endpoint_url("http://emulator:5000")
+            .build();
         let sqs = service_config(&sdk, &aws, Service::Sqs);
         assert_eq!(sqs.endpoint_url(), Some("http://elasticmq:9324"));
         assert!(sqs.get_origin("endpoint_url").is_client_config());
-        assert_eq!(service_config(&sdk, &aws, Service::S3).endpoint_url(), Some("http://emulator:5000"));
+        assert_eq!(
+            service_config(&sdk, &aws, Service::S3).endpoint_url(),
+            Some("http://emulator:5000")
+        );
     }
 
     #[test]

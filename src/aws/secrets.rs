@@ -100,7 +100,11 @@ impl AwsSecrets {
                     &self.config,
                     super::Service::SecretsManager,
                 )),
-                parameter_store: aws_sdk_ssm::Client::new(&super::service_config(&sdk, &self.config, super::Service::Ssm)),
+                parameter_store: aws_sdk_ssm::Client::new(&super::service_config(
+                    &sdk,
+                    &self.config,
+                    super::Service::Ssm,
+                )),
             })
         });
         started.as_ref().map_err(Clone::clone)

@@ -256,6 +256,7 @@ impl<S: SendEntries> Deliverer<S> {
                 waited: waiting.elapsed(),
             });
         }
+        self.slots.pace().await;
         let entries: Vec<&Entry> = pending.iter().map(AsRef::as_ref).collect();
         let sending = Instant::now();
         let answer = self.service.send(&entries).await;

@@ -71,6 +71,7 @@ pub struct Metrics {
     pub(crate) putevents_batch_entries: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub(crate) rate_limit_wait: Family<ConnectorLabels, Seconds>,
     pub(crate) concurrency_limit: Family<ConnectorLabels, Gauge>,
+    pub(crate) rate_limit: Family<ConnectorLabels, Ratio>,
     pub(crate) send_rate: Family<ConnectorLabels, Ratio>,
     pub(crate) throttle_ratio: Family<ConnectorLabels, Ratio>,
     pub(crate) consumer_lag: Family<PartitionLabels, Gauge>,
@@ -108,6 +109,7 @@ impl Metrics {
             putevents_batch_entries: Family::new_with_constructor(batch_buckets),
             rate_limit_wait: Family::default(),
             concurrency_limit: Family::default(),
+            rate_limit: Family::default(),
             send_rate: Family::default(),
             throttle_ratio: Family::default(),
             consumer_lag: Family::default(),
@@ -188,6 +190,11 @@ impl Metrics {
             "putevents_concurrency_limit",
             "PutEvents requests a sink may have in flight now, as adaptive concurrency set it",
             metrics.concurrency_limit.clone(),
+        );
+        registry.register(
+            "putevents_rate_limit",
+            "PutEvents requests per second a sink may send now, as adaptive concurrency set it after a throttle (0: none)",
+            metrics.rate_limit.clone(),
         );
         registry.register(
             "putevents_send_rate",
@@ -303,6 +310,7 @@ pub struct ConnectorMetrics {
     pub(super) putevents_batch_entries: Histogram,
     pub(super) rate_limit_wait: Seconds,
     pub(super) concurrency_limit: Gauge,
+    pub(super) rate_limit: Ratio,
     pub(super) send_rate: Ratio,
     pub(super) throttle_ratio: Ratio,
     pub(super) sqs_messages_in_flight: Gauge,
@@ -325,6 +333,7 @@ impl ConnectorMetrics {
             putevents_batch_entries: metrics.putevents_batch_entries.get_or_create(&labels).clone(),
             rate_limit_wait: metrics.rate_limit_wait.get_or_create(&labels).clone(),
             concurrency_limit: metrics.concurrency_limit.get_or_create(&labels).clone(),
+            rate_limit: metrics.rate_limit.get_or_create(&labels).clone(),
             send_rate: metrics.send_rate.get_or_create(&labels).clone(),
             throttle_ratio: metrics.throttle_ratio.get_or_create(&labels).clone(),
             sqs_messages_in_flight: metrics.sqs_messages_in_flight.get_or_create(&labels).clone(),

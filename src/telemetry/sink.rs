@@ -116,6 +116,7 @@ impl InternalEvent for PutEventsSplit<'_> {
 pub struct ConcurrencyAdjusted<'a> {
     pub metrics: &'a ConnectorMetrics,
     pub limit: usize,
+    pub rate_limit: Option<f64>,
     pub rate: f64,
     pub throttle_ratio: f64,
 }
@@ -125,6 +126,7 @@ impl InternalEvent for ConcurrencyAdjusted<'_> {
         self.metrics
             .concurrency_limit
             .set(i64::try_from(self.limit).unwrap_or(i64::MAX));
+        self.metrics.rate_limit.set(self.rate_limit.unwrap_or(0.0));
         self.metrics.send_rate.set(self.rate);
         self.metrics.throttle_ratio.set(self.throttle_ratio);
     }

@@ -376,8 +376,8 @@ async fn a_request_too_large_is_split_and_an_entry_too_large_alone_is_dead_lette
 /// Three workers run one sink against an account quota of 500 requests/s (answered after 20 to 60 ms), as several
 /// workers share an account's PutEvents quota. Adaptive concurrency backs each off when the quota throttles it:
 /// every record arrives exactly once, none is dead-lettered, no connector fails, each worker shows its concurrency
-/// limit, and at most one request is throttled for four taken (here 231 for 2,001, slow start included; with
-/// `request.adaptive: false`, 4,350 for 2,001).
+/// limit, and at most one request is throttled for four taken, slow start included (before adaptive concurrency,
+/// 4,350 for 2,001).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_share_a_quota_and_deliver_every_record_once() {
     const RECORDS: usize = 20_000;

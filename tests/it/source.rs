@@ -426,7 +426,10 @@ async fn sigkill_mid_stream_loses_no_message() {
     let mut second = support::spawn_worker(&config, "second.log");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !support::queue_is_empty(&sqs, &queue_url).await {
-        assert!(std::time::Instant::now() < deadline, "the restarted worker did not drain the queue");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted worker did not drain the queue"
+        );
         if let Some(status) = second.try_wait().unwrap() {
             panic!("the restarted worker exited with {status}");
         }
