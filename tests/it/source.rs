@@ -273,6 +273,21 @@ async fn avro_values_round_trip_through_the_schema_registry() {
     worker.stop().await;
 }
 
+/// The distinct `detail.n` of the events in `records`, in order.
+fn distinct_numbers(records: &[support::Consumed]) -> Vec<u64> {
+    let mut numbers: Vec<u64> = records
+        .iter()
+        .map(|record| {
+            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["detail"]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
 async fn queued_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
     use aws_sdk_sqs::types::QueueAttributeName;
     let attributes = sqs
@@ -351,16 +366,7 @@ async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrive
         .values()
         .sum();
     let records = read(usize::try_from(written).unwrap()).await.unwrap();
-    let mut numbers: Vec<u64> = records
-        .iter()
-        .map(|record| {
-            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["detail"]["n"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
+    let numbers = distinct_numbers(&records);
     assert_eq!(
         numbers,
         (0..15).collect::<Vec<u64>>(),
@@ -445,16 +451,7 @@ async fn sigkill_mid_stream_loses_no_message() {
     })
     .await
     .unwrap();
-    let mut numbers: Vec<u64> = records
-        .iter()
-        .map(|record| {
-            serde_json::from_slice::<Value>(record.value.as_ref().unwrap()).unwrap()["detail"]["n"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
+    let numbers = distinct_numbers(&records);
     assert_eq!(
         numbers,
         (0..MESSAGES as u64).collect::<Vec<u64>>(),
