@@ -6,6 +6,7 @@ pub mod readiness;
 pub mod rest;
 pub mod status;
 pub mod supervisor;
+mod systemd;
 pub mod worker;
 
 pub use status::{ConnectorState, ConnectorStatus, StatusRegistry};

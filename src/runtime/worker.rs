@@ -133,6 +133,12 @@ impl Worker {
         };
         let rest = tokio::spawn(rest::serve(listener, api, shutdown.clone()));
         let reload = Some(self.config.reload_interval).filter(|interval| self.paths.is_some() && !interval.is_zero());
+        let expected = self.connectors.iter().map(|connector| connector.name.clone()).collect();
+        let service_manager = tokio::spawn(super::systemd::notify_service_manager(
+            self.status.clone(),
+            expected,
+            shutdown.clone(),
+        ));
         let mut controller = tokio::spawn(controller.run(self.connectors, commands, reload));
         if !self.config.summary_interval.is_zero() {
             tokio::spawn(summaries(
@@ -143,6 +149,8 @@ impl Worker {
         }
 
         shutdown.cancelled().await;
+        // STOPPING=1 goes out before the connectors are waited for.
+        let _ = service_manager.await;
 
         let timeout = self.config.shutdown_timeout;
         if tokio::time::timeout(timeout, &mut controller).await.is_ok() {

@@ -30,7 +30,10 @@ pub use self::sink::{
 };
 pub use self::source::{SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight};
 pub use self::threshold::LateRecordDropped;
-pub use self::worker::{RestUnauthenticated, SecretChanged, SecretRefreshFailed, ShutdownRequested, ShutdownTimedOut};
+pub use self::worker::{
+    RestUnauthenticated, SecretChanged, SecretRefreshFailed, ServiceManagerUnreachable, ShutdownRequested,
+    ShutdownTimedOut,
+};
 
 use self::metrics::metrics;
 pub use self::metrics::ConnectorMetrics;

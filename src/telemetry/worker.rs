@@ -76,3 +76,15 @@ impl InternalEvent for ShutdownTimedOut {
         );
     }
 }
+
+/// A notification to systemd (`NOTIFY_SOCKET`) could not be sent.
+pub struct ServiceManagerUnreachable<'a> {
+    pub(crate) error: &'a str,
+}
+
+impl InternalEvent for ServiceManagerUnreachable<'_> {
+    fn emit(self) {
+        count_error("", "systemd", "notify_failed");
+        warn!(error = self.error, "cannot notify systemd through NOTIFY_SOCKET");
+    }
+}

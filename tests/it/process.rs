@@ -413,3 +413,80 @@ async fn the_receiver_stays_small_under_hostile_clients() {
     assert!(child.wait().unwrap().success(), "SIGTERM must end in exit 0");
     assert!(peak <= 256, "the worker's memory peaked at {peak} MiB");
 }
+
+/// Reads the next datagram from the notify socket as its `KEY=value` lines.
+fn next_notification(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut buffer = [0; 4096];
+    let length = socket
+        .recv(&mut buffer)
+        .expect("a notification within the socket's timeout");
+    String::from_utf8_lossy(&buffer[..length])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Under systemd (`Type=notify` with `WatchdogSec=`), through the `NOTIFY_SOCKET` datagram socket: READY=1 with the
+/// connector RUNNING, WATCHDOG=1 at half of `WATCHDOG_USEC`, STOPPING=1 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_systemd_when_it_is_ready_alive_and_stopping() {
+    let topic = unique("process-systemd");
+    support::create_topic(&topic, 1).await;
+    let name = unique("systemd");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "default",
+        "source: ebconnect.test.systemd\ndetail: value",
+        "",
+    );
+    let config = ConfigDir::new(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let socket_path = config.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut worker = support::spawn_worker_with_env(
+        &config,
+        "worker.log",
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let status_url = format!("http://{}/connectors/{name}/status", config.rest_address());
+    loop {
+        let lines = tokio::task::block_in_place(|| next_notification(&socket));
+        if lines.iter().any(|line| line == "READY=1") {
+            let status: serde_json::Value = reqwest::get(&status_url).await.unwrap().json().await.unwrap();
+            assert_eq!(
+                status["connector"]["state"], "RUNNING",
+                "READY=1 before the connector ran"
+            );
+            assert!(
+                lines.iter().any(|line| line == "STATUS=1 connectors: 1 RUNNING"),
+                "{lines:?}"
+            );
+            break;
+        }
+        assert_running(&mut worker, &config, "worker.log");
+    }
+
+    let watching = Instant::now();
+    let mut watchdogs = 0;
+    while watching.elapsed() < Duration::from_millis(2_200) {
+        let lines = tokio::task::block_in_place(|| next_notification(&socket));
+        watchdogs += lines.iter().filter(|line| *line == "WATCHDOG=1").count();
+    }
+    assert!(
+        (3..=6).contains(&watchdogs),
+        "{watchdogs} WATCHDOG=1 in 2.2 s at a 1 s watchdog"
+    );
+
+    support::terminate(&worker);
+    loop {
+        let lines = tokio::task::block_in_place(|| next_notification(&socket));
+        if lines.iter().any(|line| line == "STOPPING=1") {
+            break;
+        }
+    }
+    assert!(worker.wait().unwrap().success());
+}

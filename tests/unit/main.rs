@@ -9,3 +9,4 @@ mod hostile_input;
 mod layers;
 mod pattern_conformance;
 mod readme;
+mod systemd_unit;
