@@ -25,6 +25,12 @@ impl ConnectorState {
         Self::Stopped,
     ];
 
+    /// Where the operator would have it: running, or paused or stopped as asked. `GET /ready` and systemd's
+    /// READY=1 wait for every connector to be in one of these.
+    pub(crate) fn is_settled(self) -> bool {
+        matches!(self, Self::Running | Self::Paused | Self::Stopped)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unassigned => "UNASSIGNED",

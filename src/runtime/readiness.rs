@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
 use serde::Serialize;
 
-use super::status::{ConnectorState, StatusRegistry};
+use super::status::StatusRegistry;
 use crate::config::WorkerConfig;
 use crate::kafka::{client_config, ClientRole, SigningContext};
 
@@ -49,12 +49,7 @@ impl Readiness {
         let mut problems: Vec<String> = status
             .all()
             .into_iter()
-            .filter(|(_, status)| {
-                !matches!(
-                    status.state,
-                    ConnectorState::Running | ConnectorState::Paused | ConnectorState::Stopped
-                )
-            })
+            .filter(|(_, status)| !status.state.is_settled())
             .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
             .collect();
         let kafka = self

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use super::status::{ConnectorState, StatusRegistry};
+use super::status::{ConnectorStatus, StatusRegistry};
 use crate::config::ConnectorName;
 use crate::telemetry::{emit, ServiceManagerUnreachable};
 
@@ -59,21 +59,12 @@ pub(crate) async fn notify_service_manager(
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-fn started(
-    states: &BTreeMap<ConnectorName, super::status::ConnectorStatus>,
-    expected: &BTreeSet<ConnectorName>,
-) -> bool {
-    expected.iter().all(|name| states.contains_key(name))
-        && states.values().all(|status| {
-            matches!(
-                status.state,
-                ConnectorState::Running | ConnectorState::Paused | ConnectorState::Stopped
-            )
-        })
+fn started(states: &BTreeMap<ConnectorName, ConnectorStatus>, expected: &BTreeSet<ConnectorName>) -> bool {
+    expected.iter().all(|name| states.contains_key(name)) && states.values().all(|status| status.state.is_settled())
 }
 
 /// `3 connectors: 2 RUNNING, 1 FAILED`.
-fn status_line(states: &BTreeMap<ConnectorName, super::status::ConnectorStatus>) -> String {
+fn status_line(states: &BTreeMap<ConnectorName, ConnectorStatus>) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for status in states.values() {
         *counts.entry(status.state.as_str()).or_default() += 1;
