@@ -187,7 +187,7 @@ async fn main() {
         .collect();
     let mean = rates.iter().sum::<f64>() / rates.len() as f64;
     let spread = rates.iter().map(|rate| (rate / mean - 1.0).abs()).fold(0.0, f64::max);
-    let dead_lettered = end_offset(&format!("{run}-dlq"));
+    let dead_lettered = support::records_in(&format!("{run}-dlq"));
     for worker in workers {
         worker.stop();
     }
@@ -208,25 +208,4 @@ async fn main() {
         "  {acknowledged} of {records} records delivered ({} lost), {duplicates} delivered twice, {sends} entries sent, {dead_lettered} dead-lettered",
         records - acknowledged.min(records)
     );
-}
-
-/// Records in `topic` (0 when the topic was never created: nothing was dead-lettered).
-fn end_offset(topic: &str) -> i64 {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .create()
-        .unwrap();
-    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
-        return 0;
-    };
-    metadata
-        .topics()
-        .iter()
-        .flat_map(|found| found.partitions())
-        .map(|partition| {
-            consumer
-                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-                .map_or(0, |(_, high)| high)
-        })
-        .sum()
 }

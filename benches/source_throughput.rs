@@ -67,22 +67,6 @@ async fn create_topic(topic: &str) {
     support::create_topic(topic, 4).await;
 }
 
-fn end_offset_sum(topic: &str) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .create()
-        .unwrap();
-    (0..4)
-        .map(|partition| {
-            consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .unwrap()
-                .1
-        })
-        .sum()
-}
-
 async fn receiver(events: &[Value], records: usize) {
     let run = format!("bench-receiver-{}", std::process::id());
     let topic = format!("{run}-audit");
@@ -213,7 +197,7 @@ async fn receiver(events: &[Value], records: usize) {
     );
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
-    assert_eq!(end_offset_sum(&topic), 3 * records as i64);
+    assert_eq!(support::records_in(&topic), 3 * records as i64);
 }
 
 /// Fills a fresh ElasticMQ queue with `messages` events, then starts the source with `pollers` on it and waits until
@@ -271,7 +255,7 @@ async fn sqs(sqs: &aws_sdk_sqs::Client, events: &[Value], messages: usize, polle
     let deadline = started + Duration::from_secs(600);
     loop {
         let topic = topic.clone();
-        let written = tokio::task::spawn_blocking(move || end_offset_sum(&topic))
+        let written = tokio::task::spawn_blocking(move || support::records_in(&topic))
             .await
             .unwrap();
         if written >= messages as i64 {

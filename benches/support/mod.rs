@@ -127,3 +127,26 @@ impl Drop for WorkerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Records in `topic`, over all its partitions (0 for a topic that was never created).
+pub fn records_in(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .create()
+        .unwrap();
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return 0;
+    };
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|found| found.partitions())
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
