@@ -229,21 +229,21 @@ pub fn end_offsets_with(config: ClientConfig, topic: &str, partitions: i32) -> B
 }
 
 pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config_at(&stack("AWS_ENDPOINT_URL")).await
+}
+
+/// The SDK configuration for the stack's region, against `endpoint`.
+async fn aws_config_at(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(stack("AWS_REGION")))
-        .endpoint_url(stack("AWS_ENDPOINT_URL"))
+        .endpoint_url(endpoint)
         .load()
         .await
 }
 
 /// An SQS client of the stack's ElasticMQ, the SQS server that keeps up with a connector.
 pub async fn elasticmq() -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(stack("AWS_REGION")))
-        .endpoint_url(stack("ELASTICMQ_URL"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+    aws_sdk_sqs::Client::new(&aws_config_at(&stack("ELASTICMQ_URL")).await)
 }
 
 /// A bus in the emulator whose events matching `pattern` land in a fresh SQS queue.
