@@ -341,8 +341,6 @@ mod tests {
 
     /// What the senders did each round trip.
     struct Simulated {
-        /// Each sender's concurrency limit after each round.
-        limits: Vec<Vec<usize>>,
         /// Each sender's rate limit after each round.
         rate_limits: Vec<Vec<Option<f64>>>,
         /// The requests each sender sent in each round.
@@ -359,7 +357,6 @@ mod tests {
         let start = Instant::now();
         let mut controllers: Vec<Controller> = (0..senders).map(|_| Controller::new(10_000, start)).collect();
         let mut simulated = Simulated {
-            limits: vec![Vec::new(); senders],
             rate_limits: vec![Vec::new(); senders],
             sent: vec![Vec::new(); senders],
             answers: Vec::new(),
@@ -398,7 +395,6 @@ mod tests {
                     controller.observe(observation, now);
                 }
                 simulated.sent[sender].push(requests);
-                simulated.limits[sender].push(controller.limit());
                 simulated.rate_limits[sender].push(controller.rate_limit());
             }
             simulated.answers.push((sent, throttled));
