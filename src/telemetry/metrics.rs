@@ -364,3 +364,99 @@ pub fn connector(name: &str) -> ConnectorLabels {
         connector: name.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The metric names a scrape shows once every family has a series (a family without one is not shown at all),
+    /// as samples are named: a counter's with `_total`, a histogram's with `_bucket`, `_sum` and `_count`.
+    fn served_names() -> BTreeSet<String> {
+        let metrics = Metrics::new();
+        let labels = connector("c");
+        let stage = StageLabels {
+            connector: "c".into(),
+            stage: "s".into(),
+        };
+        metrics.sink_records_read.get_or_create(&labels);
+        metrics.sink_records_sent.get_or_create(&labels);
+        metrics.source_records_polled.get_or_create(&labels);
+        metrics.source_records_written.get_or_create(&labels);
+        metrics.records_skipped.get_or_create(&labels);
+        metrics.record_errors.get_or_create(&stage);
+        metrics.errors.get_or_create(&ErrorLabels {
+            connector: "c".into(),
+            stage: "s".into(),
+            kind: "k".into(),
+        });
+        metrics.dead_lettered.get_or_create(&labels);
+        metrics.retried_entries.get_or_create(&labels);
+        metrics.registry_waits.get_or_create(&labels);
+        metrics.putevents_duration.get_or_create(&labels);
+        metrics.putevents_batch_entries.get_or_create(&labels);
+        metrics.rate_limit_wait.get_or_create(&labels);
+        metrics.concurrency_limit.get_or_create(&labels);
+        metrics.rate_limit.get_or_create(&labels);
+        metrics.send_rate.get_or_create(&labels);
+        metrics.throttle_ratio.get_or_create(&labels);
+        metrics.consumer_lag.get_or_create(&PartitionLabels {
+            connector: "c".into(),
+            topic: "t".into(),
+            partition: 0,
+        });
+        metrics.sqs_messages_in_flight.get_or_create(&labels);
+        metrics.receiver_records.get_or_create(&StatusLabels {
+            connector: "c".into(),
+            status: 200,
+        });
+        metrics.connector_state.get_or_create(&StateLabels {
+            connector: "c".into(),
+            state: "RUNNING".into(),
+        });
+        metrics
+            .render()
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .flat_map(|line| {
+                let mut words = line.split_whitespace();
+                let name = words.next().unwrap_or_default().to_owned();
+                match words.next() {
+                    Some("counter") => vec![format!("{name}_total")],
+                    Some("histogram") => ["_bucket", "_sum", "_count"]
+                        .map(|part| format!("{name}{part}"))
+                        .to_vec(),
+                    _ => vec![name],
+                }
+            })
+            .collect()
+    }
+
+    /// `deploy/prometheus/ebconnect-alerts.yaml` names only metrics the worker serves: a renamed metric would leave
+    /// an alert that never fires.
+    #[test]
+    fn the_alert_rules_name_only_metrics_the_worker_serves() {
+        let served = served_names();
+        let rules = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/prometheus/ebconnect-alerts.yaml"
+        ))
+        .unwrap();
+        let rules: serde_json::Value = serde_norway::from_str(&rules).unwrap();
+        let metric = regex::Regex::new(r"\bebconnect_[a-z_]+").unwrap();
+        let mut named = BTreeSet::new();
+        for rule in rules["groups"][0]["rules"].as_array().unwrap() {
+            for used in metric.find_iter(rule["expr"].as_str().unwrap()) {
+                assert!(
+                    served.contains(used.as_str()),
+                    "alert {} uses {}, which the worker does not serve; it serves {served:?}",
+                    rule["alert"],
+                    used.as_str()
+                );
+                named.insert(used.as_str().to_owned());
+            }
+        }
+        assert!(named.len() >= 7, "the rules' metrics were not found: {named:?}");
+    }
+}

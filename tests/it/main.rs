@@ -7,6 +7,7 @@ mod random;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alert_rules;
 mod avro;
 mod aws_secrets;
 mod config;
