@@ -380,38 +380,38 @@ mod tests {
             connector: "c".into(),
             stage: "s".into(),
         };
-        metrics.sink_records_read.get_or_create(&labels);
-        metrics.sink_records_sent.get_or_create(&labels);
-        metrics.source_records_polled.get_or_create(&labels);
-        metrics.source_records_written.get_or_create(&labels);
-        metrics.records_skipped.get_or_create(&labels);
-        metrics.record_errors.get_or_create(&stage);
-        metrics.errors.get_or_create(&ErrorLabels {
+        metrics.sink_records_read.get_or_create_owned(&labels);
+        metrics.sink_records_sent.get_or_create_owned(&labels);
+        metrics.source_records_polled.get_or_create_owned(&labels);
+        metrics.source_records_written.get_or_create_owned(&labels);
+        metrics.records_skipped.get_or_create_owned(&labels);
+        metrics.record_errors.get_or_create_owned(&stage);
+        metrics.errors.get_or_create_owned(&ErrorLabels {
             connector: "c".into(),
             stage: "s".into(),
             kind: "k".into(),
         });
-        metrics.dead_lettered.get_or_create(&labels);
-        metrics.retried_entries.get_or_create(&labels);
-        metrics.registry_waits.get_or_create(&labels);
-        metrics.putevents_duration.get_or_create(&labels);
-        metrics.putevents_batch_entries.get_or_create(&labels);
-        metrics.rate_limit_wait.get_or_create(&labels);
-        metrics.concurrency_limit.get_or_create(&labels);
-        metrics.rate_limit.get_or_create(&labels);
-        metrics.send_rate.get_or_create(&labels);
-        metrics.throttle_ratio.get_or_create(&labels);
-        metrics.consumer_lag.get_or_create(&PartitionLabels {
+        metrics.dead_lettered.get_or_create_owned(&labels);
+        metrics.retried_entries.get_or_create_owned(&labels);
+        metrics.registry_waits.get_or_create_owned(&labels);
+        metrics.putevents_duration.get_or_create_owned(&labels);
+        metrics.putevents_batch_entries.get_or_create_owned(&labels);
+        metrics.rate_limit_wait.get_or_create_owned(&labels);
+        metrics.concurrency_limit.get_or_create_owned(&labels);
+        metrics.rate_limit.get_or_create_owned(&labels);
+        metrics.send_rate.get_or_create_owned(&labels);
+        metrics.throttle_ratio.get_or_create_owned(&labels);
+        metrics.consumer_lag.get_or_create_owned(&PartitionLabels {
             connector: "c".into(),
             topic: "t".into(),
             partition: 0,
         });
-        metrics.sqs_messages_in_flight.get_or_create(&labels);
-        metrics.receiver_records.get_or_create(&StatusLabels {
+        metrics.sqs_messages_in_flight.get_or_create_owned(&labels);
+        metrics.receiver_records.get_or_create_owned(&StatusLabels {
             connector: "c".into(),
             status: 200,
         });
-        metrics.connector_state.get_or_create(&StateLabels {
+        metrics.connector_state.get_or_create_owned(&StateLabels {
             connector: "c".into(),
             state: "RUNNING".into(),
         });
