@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! Each layer uses only those below it (`tests/unit/layers.rs` checks): `runtime` (the worker, the controller, the REST
-//! API) -> `connectors` (each type as config, build and loop; what they share; reading connector files) ->
+//! API) and `tools` (`preview` and `test`) -> `connectors` (each type as config, build and loop; what they share; reading connector files) ->
 //! `eventbridge`, `kafka`, `schema`, `dead_letter` -> `aws` -> `config` -> `telemetry`, `transform` -> the leaves
 //! (`record`, `json_path`, `json_text`, `rate_limit`, `pattern`, `redact`, `connector_state`, `basic_auth`,
 //! `backoff`). The README's architecture section says what each holds.
@@ -26,6 +26,7 @@ pub mod redact;
 pub mod runtime;
 pub mod schema;
 pub mod telemetry;
+pub mod tools;
 pub mod transform;
 
 /// The error and its causes on one line, as the status API's `trace` shows it. Many errors already print their

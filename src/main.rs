@@ -61,6 +61,34 @@ enum Command {
         /// The JSON file (`-` reads standard input).
         file: PathBuf,
     },
+    /// Show what a connector makes of real records, one line each: the PutEvents entry, `filtered`, or the error and
+    /// where the record would go; a threshold-alert's windows and alerts; a source's Kafka record. Nothing is
+    /// committed, sent or written (but with `--send`).
+    Preview {
+        /// The connector file.
+        connector: PathBuf,
+        /// The worker configuration file (Kafka, the Schema Registry, AWS).
+        #[arg(long, default_value = "config/worker.yaml")]
+        worker: PathBuf,
+        /// A file of records, one per line: a record's value (for a source, an event as EventBridge delivers it).
+        #[arg(long, conflicts_with = "topic", required_unless_present = "topic")]
+        records: Option<PathBuf>,
+        /// Read the records from this topic, joining no consumer group and committing nothing.
+        #[arg(long)]
+        topic: Option<String>,
+        /// With `--topic`: the first records instead of the last.
+        #[arg(long, requires = "topic")]
+        from_beginning: bool,
+        /// With `--topic`: how many records.
+        #[arg(long, requires = "topic", default_value_t = 10)]
+        limit: usize,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Send the entries to the connector's bus (an eventbridge-sink's; for a test bus).
+        #[arg(long)]
+        send: bool,
+    },
     /// Test an event pattern: prints `true` (exit 0) or `false` (exit 1); an invalid pattern exits 2.
     TestPattern {
         /// The pattern: a file, or the JSON itself.
@@ -311,9 +339,65 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
     }
 }
 
+/// Runs `task` on a multi-threaded runtime, as the worker runs its connectors.
+fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(task),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn preview(worker: &std::path::Path, options: ebconnect::tools::preview::Options) -> ExitCode {
+    let worker = match load_worker(worker) {
+        Ok((worker, _)) => worker,
+        Err(error) => {
+            eprintln!("{}", ebconnect::redact::scrub(&error.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    block_on(ebconnect::tools::preview::run(options, &worker))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Preview {
+            connector,
+            worker,
+            records,
+            topic,
+            from_beginning,
+            limit,
+            json,
+            send,
+        } => {
+            use ebconnect::tools::preview::{Input, Options, Peek};
+            let input = match (records, topic) {
+                (Some(file), _) => Input::File(file),
+                (None, Some(topic)) => Input::Topic {
+                    topic,
+                    peek: if from_beginning {
+                        Peek::FromBeginning { limit }
+                    } else {
+                        Peek::Latest { limit }
+                    },
+                },
+                // clap requires one of the two.
+                (None, None) => return ExitCode::from(2),
+            };
+            preview(
+                &worker,
+                Options {
+                    connector,
+                    input,
+                    json,
+                    send,
+                },
+            )
+        }
         Command::Validate { worker, paths } => validate(worker, paths),
         Command::ImportConnect { worker, file } => import_connect(worker, &file),
         Command::TestPattern { pattern, event, events } => test_pattern(&pattern, event, events),
@@ -321,12 +405,6 @@ fn main() -> ExitCode {
             worker,
             connectors,
             log_format,
-        } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(run(worker, connectors, log_format)),
-            Err(error) => {
-                eprintln!("cannot start the async runtime: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        } => block_on(run(worker, connectors, log_format)),
     }
 }

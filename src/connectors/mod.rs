@@ -3,6 +3,7 @@
 
 mod common;
 mod file;
+pub mod preview;
 pub mod receiver;
 pub mod settings;
 pub mod sink;

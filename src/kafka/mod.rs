@@ -7,6 +7,7 @@ pub mod committed;
 pub mod consumer;
 pub mod msk_iam;
 pub mod offsets;
+pub mod peek;
 
 use std::collections::BTreeMap;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 /// From the top: each layer may use those below it.
 const LAYERS: &[&[&str]] = &[
     &["main"],
-    &["runtime"],
+    &["runtime", "tools"],
     &["connectors"],
     &["eventbridge", "kafka", "schema", "dead_letter"],
     &["aws"],

@@ -534,16 +534,7 @@ impl SinkConnector {
             .map_err(SinkError::DeadLetterProducer)?;
         let sdk = sdk_config(&self.parts.worker.aws).await;
         let deliverer = Arc::new(self.deliverer(&sdk, context).await?);
-        let registry = self.parts.worker.schema_registry.as_ref();
-        let preparer = Arc::new(RecordPreparer {
-            connector: name.to_owned(),
-            key_decoder: Decoder::new(&config.key, registry)?,
-            value_decoder: Decoder::new(&config.value, registry)?,
-            transforms: self.parts.transforms.clone(),
-            builder: EntryBuilder::new(&self.parts.name, config),
-            max_bytes: config.batch.max_bytes,
-            stopping: deliverer.stopping.clone(),
-        });
+        let preparer = Arc::new(self.preparer(deliverer.stopping.clone())?);
         subscribe(&consumer, &config.topics, config.topics_regex.as_deref())?;
         Ok(SinkParts {
             consumer,
@@ -597,17 +588,38 @@ impl SinkConnector {
         .map_err(SinkError::Consumer)
     }
 
-    async fn deliverer(&self, sdk: &aws_config::SdkConfig, context: &ConnectorContext) -> Result<Deliverer, SinkError> {
+    /// What turns a record into its entry. `stopping` ends a wait for an unreachable registry.
+    pub(crate) fn preparer(&self, stopping: CancellationToken) -> Result<RecordPreparer, SinkError> {
+        let config = &self.config;
+        let registry = self.parts.worker.schema_registry.as_ref();
+        Ok(RecordPreparer {
+            connector: self.parts.name.as_str().to_owned(),
+            key_decoder: Decoder::new(&config.key, registry)?,
+            value_decoder: Decoder::new(&config.value, registry)?,
+            transforms: self.parts.transforms.clone(),
+            builder: EntryBuilder::new(&self.parts.name, config),
+            max_bytes: config.batch.max_bytes,
+            stopping,
+        })
+    }
+
+    /// PutEvents to the connector's bus, through its endpoint.
+    pub(crate) async fn service(&self, sdk: &aws_config::SdkConfig) -> Result<PutEventsService, SinkError> {
         let config = &self.config;
         let events = service_config(sdk, &self.parts.worker.aws, Service::Events);
         let endpoint = endpoint::resolve(&events, config.endpoint_id.as_deref()).await?;
-        let service = PutEventsService::new(
+        Ok(PutEventsService::new(
             endpoint,
             sdk.credentials_provider(),
             config.event_bus.clone(),
             config.endpoint_id.clone(),
             config.request.timeout,
-        )?;
+        )?)
+    }
+
+    async fn deliverer(&self, sdk: &aws_config::SdkConfig, context: &ConnectorContext) -> Result<Deliverer, SinkError> {
+        let config = &self.config;
+        let service = self.service(sdk).await?;
         let metrics = ConnectorMetrics::new(self.parts.name.as_str());
         let max_in_flight = config.request.max_in_flight;
         let slots = if config.request.adaptive {

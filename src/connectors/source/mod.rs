@@ -68,6 +68,19 @@ impl SourceConnector {
     pub(crate) fn new(parts: ConnectorParts, config: SourceConfig) -> Self {
         Self { parts, config }
     }
+
+    pub(crate) fn converter(&self) -> Result<MessageConverter, SourceError> {
+        Ok(MessageConverter {
+            name: self.parts.name.as_str().to_owned(),
+            config: self.config.clone(),
+            transforms: self.parts.transforms.clone(),
+            value_writer: self
+                .config
+                .value
+                .writer(self.parts.worker.schema_registry.as_ref())
+                .map_err(SourceError::Registry)?,
+        })
+    }
 }
 
 /// What became of one message.
@@ -87,8 +100,7 @@ struct Poller {
     sqs: aws_sdk_sqs::Client,
     producer: FutureProducer<ProducerErrors>,
     policy: ErrorPolicy,
-    transforms: Chain,
-    value_writer: JsonWriter,
+    converter: MessageConverter,
     /// Marked on each record written, so that a failure after progress starts the restart count over.
     progress: Progress,
     topics: ActiveTopics,
@@ -196,93 +208,57 @@ impl Poller {
     }
 
     async fn handle(&self, message: &Message) -> Result<Fate, SourceError> {
-        let event = match parse_event(message.body().unwrap_or_default()) {
-            Ok(event) => event,
-            Err(reason) => return self.fail(message, Stage::ValueConverter, "DecodeError", &reason).await,
-        };
-        let headers: Vec<(&str, String)> = self
-            .config
-            .headers
-            .iter()
-            .filter_map(|field| envelope_text(&event, field.name()).map(|text| (field.name(), text)))
-            .collect();
-        let key = self.config.key.select_one(&event).cloned().unwrap_or(Value::Null);
-        let context = TransformContext {
-            connector: &self.name,
-            topic: &self.config.topic,
-            partition: -1,
-            offset: -1,
-            timestamp: None,
-        };
-        let decoded = match self.transforms.apply(Decoded { key, value: event }, &context) {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => {
+        match self.converter.convert(message.body().unwrap_or_default()).await {
+            Converted::Record(record) => self.produce(message, record).await,
+            Converted::Filtered => {
                 emit(RecordsSkipped {
                     metrics: &self.metrics,
                     count: 1,
                 });
-                return Ok(Fate::Settled);
+                Ok(Fate::Settled)
             }
-            Err(error) => {
-                return self
-                    .fail(message, Stage::Transformation, "TransformError", &error.to_string())
-                    .await
-            }
-        };
-        self.produce(message, &decoded, &headers).await
+            Converted::Failed(failure) => self.fail(message, failure).await,
+            Converted::NotNow(reason) => Ok(Fate::Left(reason)),
+        }
     }
 
     /// Writes the event's record and waits for Kafka's acknowledgement.
-    async fn produce(
-        &self,
-        message: &Message,
-        decoded: &Decoded,
-        headers: &[(&str, String)],
-    ) -> Result<Fate, SourceError> {
-        let key = match &decoded.key {
-            Value::Null => None,
-            Value::String(text) => Some(text.clone().into_bytes()),
-            other => Some(other.to_string().into_bytes()),
-        };
-        let value = match self.value_writer.write(&decoded.value, &self.config.topic, false).await {
-            Ok(value) => value,
-            Err(error) if error.is_transient() => return Ok(Fate::Left(error.to_string())),
-            Err(error) => {
-                return self
-                    .fail(message, Stage::ValueConverter, "SerializationError", &error.to_string())
-                    .await
-            }
-        };
-        let mut record_headers = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, text) in headers {
+    async fn produce(&self, message: &Message, converted: SourceRecord) -> Result<Fate, SourceError> {
+        let topic = &self.converter.config.topic;
+        let mut record_headers = OwnedHeaders::new_with_capacity(converted.headers.len());
+        for (name, text) in &converted.headers {
             record_headers = record_headers.insert(Header {
                 key: name,
                 value: Some(text.as_bytes()),
             });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.config.topic)
-            .payload(value.as_slice())
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .payload(converted.value.as_slice())
             .headers(record_headers);
-        if let Some(key) = &key {
+        if let Some(key) = &converted.key {
             record = record.key(key);
         }
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => {
-                self.topics.record(&self.config.topic);
+                self.topics.record(topic);
                 emit(SourceRecordWritten { metrics: &self.metrics });
                 self.progress.made();
                 Ok(Fate::Settled)
             }
             Err((KafkaError::MessageProduction(code @ RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
-                self.fail(message, Stage::KafkaProduce, "RecordTooLarge", &code.to_string())
-                    .await
+                let failure = RecordFailure {
+                    stage: Stage::KafkaProduce,
+                    error_kind: "RecordTooLarge".into(),
+                    message: code.to_string(),
+                };
+                self.fail(message, failure).await
             }
             Err((error, _)) => Ok(Fate::Left(format!("writing to Kafka failed: {error}"))),
         }
     }
 
     /// Applies the errors policy to a message that cannot become a record.
-    async fn fail(&self, message: &Message, stage: Stage, kind: &str, reason: &str) -> Result<Fate, SourceError> {
+    async fn fail(&self, message: &Message, failure: RecordFailure) -> Result<Fate, SourceError> {
         let record = Record {
             position: Position {
                 topic: self.queue_url.clone(),
@@ -297,11 +273,6 @@ impl Poller {
                 "sqs.message_id".to_owned(),
                 message.message_id.clone().map(String::into_bytes),
             )],
-        };
-        let failure = RecordFailure {
-            stage,
-            error_kind: kind.to_owned(),
-            message: reason.to_owned(),
         };
         self.policy.handle(&record, failure).await?;
         Ok(Fate::Settled)
@@ -367,6 +338,87 @@ impl Poller {
     }
 }
 
+/// The Kafka record an event becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceRecord {
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Vec<u8>,
+    /// The envelope fields named by `headers`, as text.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The value before it was written in the value format.
+    pub(crate) event: Value,
+}
+
+/// What an SQS message's body becomes.
+pub(crate) enum Converted {
+    Record(SourceRecord),
+    /// A transform dropped it.
+    Filtered,
+    /// A record error, for the errors policy.
+    Failed(RecordFailure),
+    /// Not the message's fault (the registry is away): left for SQS to deliver again.
+    NotNow(String),
+}
+
+/// An event to its record: the key from its JSON path, the envelope fields as headers, the transforms, the value
+/// written in the configured format. No effect outside: the pollers write what it makes, `preview` shows it.
+pub(crate) struct MessageConverter {
+    pub(crate) name: String,
+    pub(crate) config: SourceConfig,
+    pub(crate) transforms: Chain,
+    pub(crate) value_writer: JsonWriter,
+}
+
+impl MessageConverter {
+    pub(crate) async fn convert(&self, body: &str) -> Converted {
+        let failed = |stage, kind: &str, message: String| {
+            Converted::Failed(RecordFailure {
+                stage,
+                error_kind: kind.to_owned(),
+                message,
+            })
+        };
+        let event = match parse_event(body) {
+            Ok(event) => event,
+            Err(reason) => return failed(Stage::ValueConverter, "DecodeError", reason),
+        };
+        let headers: Vec<(String, String)> = self
+            .config
+            .headers
+            .iter()
+            .filter_map(|field| envelope_text(&event, field.name()).map(|text| (field.name().to_owned(), text)))
+            .collect();
+        let key = self.config.key.select_one(&event).cloned().unwrap_or(Value::Null);
+        let context = TransformContext {
+            connector: &self.name,
+            topic: &self.config.topic,
+            partition: -1,
+            offset: -1,
+            timestamp: None,
+        };
+        let decoded = match self.transforms.apply(Decoded { key, value: event }, &context) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => return Converted::Filtered,
+            Err(error) => return failed(Stage::Transformation, "TransformError", error.to_string()),
+        };
+        let key = match &decoded.key {
+            Value::Null => None,
+            Value::String(text) => Some(text.clone().into_bytes()),
+            other => Some(other.to_string().into_bytes()),
+        };
+        match self.value_writer.write(&decoded.value, &self.config.topic, false).await {
+            Ok(value) => Converted::Record(SourceRecord {
+                key,
+                value,
+                headers,
+                event: decoded.value,
+            }),
+            Err(error) if error.is_transient() => Converted::NotNow(error.to_string()),
+            Err(error) => failed(Stage::ValueConverter, "SerializationError", error.to_string()),
+        }
+    }
+}
+
 /// An SQS message's body as the event it carries: a JSON object.
 fn parse_event(body: &str) -> Result<Value, String> {
     match serde_json::from_str::<Value>(body) {
@@ -393,11 +445,7 @@ impl Connector for SourceConnector {
             }
             (None, None) => return Err(SourceError::NoQueue.into()),
         };
-        let value_writer = self
-            .config
-            .value
-            .writer(self.parts.worker.schema_registry.as_ref())
-            .map_err(SourceError::Registry)?;
+        let converter = self.converter()?;
         let producer_config = self.parts.producer_config(
             &self.config.producer_override,
             &[("linger.ms", "5"), ("message.timeout.ms", "120000")],
@@ -417,8 +465,7 @@ impl Connector for SourceConnector {
             sqs,
             producer,
             policy,
-            transforms: self.parts.transforms.clone(),
-            value_writer,
+            converter,
             progress: context.progress.clone(),
             topics: context.topics.clone(),
         });

@@ -219,14 +219,112 @@ struct Loop<'a> {
     metrics: ConnectorMetrics,
     config: &'a ThresholdConfig,
     state: SharedState,
-    decoder: Decoder,
-    transforms: &'a Chain,
-    filter: Option<Pattern>,
+    classifier: Classifier,
     policy: ErrorPolicy,
     producer: FutureProducer<ProducerErrors>,
     writer: JsonWriter,
-    group_names: Vec<String>,
     topics: ActiveTopics,
+}
+
+/// What a record is before it is counted.
+pub(crate) enum Classified {
+    /// A transform dropped it, or the filter does not match; its event time, if it has one, still moves the
+    /// watermark.
+    Skipped { time: Option<i64> },
+    /// A record error, for the errors policy.
+    Failed(RecordFailure),
+    /// To be counted in the windows of its event time, in its group (the `group_by` values, in order).
+    Counted { time: i64, group: Vec<Value> },
+}
+
+/// Decodes a record, runs the transforms and the filter, and takes its event time and group: everything about a
+/// record but the windows, with no effect outside (the loop counts and writes, `preview` shows).
+pub(crate) struct Classifier {
+    pub(crate) name: String,
+    pub(crate) config: ThresholdConfig,
+    pub(crate) decoder: Decoder,
+    pub(crate) transforms: Chain,
+    pub(crate) filter: Option<Pattern>,
+}
+
+impl Classifier {
+    /// The outer error is a failure that is not the record's (the registry is away).
+    pub(crate) async fn classify(&self, record: &Record) -> Result<Classified, ThresholdError> {
+        let failed = |stage, kind: &str, message: String| {
+            Classified::Failed(RecordFailure {
+                stage,
+                error_kind: kind.to_owned(),
+                message,
+            })
+        };
+        let value = match self.decoder.decode(record.value.as_deref()).await {
+            Ok(value) => value,
+            Err(error) if error.is_record_error() => {
+                return Ok(failed(Stage::ValueConverter, "DecodeError", error.to_string()))
+            }
+            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
+        };
+        let key = record
+            .key
+            .as_deref()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map_or(Value::Null, |key| Value::String(key.to_owned()));
+        let position = &record.position;
+        let context = TransformContext {
+            connector: &self.name,
+            topic: &position.topic,
+            partition: position.partition,
+            offset: position.offset,
+            timestamp: record.timestamp,
+        };
+        let value = match self.transforms.apply(Decoded { key, value }, &context) {
+            Ok(Some(decoded)) => decoded.value,
+            Ok(None) => return Ok(Classified::Skipped { time: None }),
+            Err(error) => return Ok(failed(Stage::Transformation, "TransformError", error.to_string())),
+        };
+        let time = event_time(&self.config.event_time, record, &value);
+        if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
+            return Ok(Classified::Skipped { time: time.ok() });
+        }
+        Ok(match time {
+            Ok(time) => Classified::Counted {
+                time,
+                group: self
+                    .config
+                    .group_by
+                    .values()
+                    .map(|path| path.select_one(&value).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            },
+            Err(reason) => failed(Stage::Transformation, "EventTimeError", reason),
+        })
+    }
+
+    /// An alert's output record: the key (the group, as JSON) and the value before it is written in the output
+    /// format. Avro holds the group values as text.
+    pub(crate) fn alert_record(&self, alert: &Alert, avro: bool) -> (Value, Value) {
+        let mut value = Map::new();
+        value.insert("window_start".into(), json!(rfc3339(alert.window_start)));
+        value.insert("window_end".into(), json!(rfc3339(alert.window_end)));
+        let mut key = Map::new();
+        for (name, group_value) in self.config.group_by.keys().zip(&alert.group) {
+            key.insert(name.clone(), group_value.clone());
+            let shown = if avro {
+                as_text(group_value)
+            } else {
+                group_value.clone()
+            };
+            value.insert(name.clone(), shown);
+        }
+        value.insert("event_count".into(), json!(alert.count));
+        value.insert("final".into(), json!(alert.is_final));
+        (Value::Object(key), Value::Object(value))
+    }
+
+    /// Why a record that falls only in closed windows is late.
+    pub(crate) fn late_reason(time: i64) -> String {
+        format!("event time {} falls only in windows already closed", rfc3339(time))
+    }
 }
 
 impl Loop<'_> {
@@ -238,73 +336,23 @@ impl Loop<'_> {
         let position = &record.position;
         let index = self.state.lock().index(&position.topic, position.partition);
         let now = Instant::now();
-        let skip =
-            |state: &SharedState, time: Option<i64>| state.lock().windows.skip(index, position.offset, time, now);
-        let Some(value) = self.transformed(&record).await? else {
-            skip(&self.state, None);
-            return Ok(());
-        };
-        let time = event_time(&self.config.event_time, &record, &value);
-        if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
-            emit(RecordsSkipped {
-                metrics: &self.metrics,
-                count: 1,
-            });
-            skip(&self.state, time.ok());
-            return Ok(());
-        }
-        match time {
-            Ok(time) => self.count(index, &record, &value, time, now).await?,
-            Err(reason) => {
-                self.fail(&record, Stage::Transformation, "EventTimeError", reason)
-                    .await?;
-                skip(&self.state, None);
-                return Ok(());
-            }
-        }
-        self.advance().await
-    }
-
-    /// The record's value, decoded and through the transforms; `None` when it went to the errors policy or a
-    /// transform dropped it.
-    async fn transformed(&self, record: &Record) -> Result<Option<Value>, ThresholdError> {
-        let value = match self.decoder.decode(record.value.as_deref()).await {
-            Ok(value) => value,
-            Err(error) if error.is_record_error() => {
-                self.fail(record, Stage::ValueConverter, "DecodeError", error.to_string())
-                    .await?;
-                return Ok(None);
-            }
-            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
-        };
-        let key = record
-            .key
-            .as_deref()
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .map_or(Value::Null, |key| Value::String(key.to_owned()));
-        let position = &record.position;
-        let context = TransformContext {
-            connector: self.name,
-            topic: &position.topic,
-            partition: position.partition,
-            offset: position.offset,
-            timestamp: record.timestamp,
-        };
-        match self.transforms.apply(Decoded { key, value }, &context) {
-            Ok(Some(decoded)) => Ok(Some(decoded.value)),
-            Ok(None) => {
+        match self.classifier.classify(&record).await? {
+            Classified::Skipped { time } => {
                 emit(RecordsSkipped {
                     metrics: &self.metrics,
                     count: 1,
                 });
-                Ok(None)
+                self.state.lock().windows.skip(index, position.offset, time, now);
+                return Ok(());
             }
-            Err(error) => {
-                self.fail(record, Stage::Transformation, "TransformError", error.to_string())
-                    .await?;
-                Ok(None)
+            Classified::Failed(failure) => {
+                self.policy.handle(&record, failure).await?;
+                self.state.lock().windows.skip(index, position.offset, None, now);
+                return Ok(());
             }
+            Classified::Counted { time, group } => self.count(index, &record, time, group, now).await?,
         }
+        self.advance().await
     }
 
     /// Counts the record in its group's windows; a record later than every window it falls in goes where
@@ -313,16 +361,10 @@ impl Loop<'_> {
         &mut self,
         index: i32,
         record: &Record,
-        value: &Value,
         time: i64,
+        group: Vec<Value>,
         now: Instant,
     ) -> Result<(), ThresholdError> {
-        let group: Vec<Value> = self
-            .config
-            .group_by
-            .values()
-            .map(|path| path.select_one(value).cloned().unwrap_or(Value::Null))
-            .collect();
         let outcome = self
             .state
             .lock()
@@ -332,7 +374,7 @@ impl Loop<'_> {
             Outcome::Counted(early) => self.write(early).await?,
             Outcome::AlreadyCounted => {}
             Outcome::Late => {
-                let reason = format!("event time {} falls only in windows already closed", rfc3339(time));
+                let reason = Classifier::late_reason(time);
                 match self.config.late_records {
                     LateRecords::Drop => emit(LateRecordDropped {
                         connector: self.name,
@@ -369,29 +411,15 @@ impl Loop<'_> {
             topic: topic.clone(),
             reason,
         };
+        let avro = matches!(self.writer, JsonWriter::Avro { .. });
         for alert in alerts {
-            let avro = matches!(self.writer, JsonWriter::Avro { .. });
-            let mut value = Map::new();
-            value.insert("window_start".into(), json!(rfc3339(alert.window_start)));
-            value.insert("window_end".into(), json!(rfc3339(alert.window_end)));
-            let mut key = Map::new();
-            for (name, group_value) in self.group_names.iter().zip(&alert.group) {
-                key.insert(name.clone(), group_value.clone());
-                let shown = if avro {
-                    as_text(group_value)
-                } else {
-                    group_value.clone()
-                };
-                value.insert(name.clone(), shown);
-            }
-            value.insert("event_count".into(), json!(alert.count));
-            value.insert("final".into(), json!(alert.is_final));
+            let (key, value) = self.classifier.alert_record(&alert, avro);
             let bytes = self
                 .writer
-                .write(&Value::Object(value), topic, false)
+                .write(&value, topic, false)
                 .await
                 .map_err(|error| failed(error.to_string()))?;
-            let key = Value::Object(key).to_string();
+            let key = key.to_string();
             let record: FutureRecord<'_, str, [u8]> =
                 FutureRecord::to(topic).key(key.as_str()).payload(bytes.as_slice());
             self.producer
@@ -445,7 +473,18 @@ impl ThresholdConnector {
         })
     }
 
-    fn window_settings(&self) -> Settings {
+    pub(crate) fn classifier(&self) -> Result<Classifier, ThresholdError> {
+        let config = &self.config;
+        Ok(Classifier {
+            name: self.parts.name.as_str().to_owned(),
+            config: config.clone(),
+            decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
+            transforms: self.parts.transforms.clone(),
+            filter: config.filter_pattern().map_err(ThresholdError::Setting)?,
+        })
+    }
+
+    pub(crate) fn window_settings(&self) -> Settings {
         let config = &self.config;
         let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         Settings {
@@ -527,13 +566,10 @@ impl Connector for ThresholdConnector {
             metrics: ConnectorMetrics::new(name),
             config,
             state: parts.state.clone(),
-            decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
-            transforms: &self.parts.transforms,
-            filter: config.filter_pattern().map_err(ThresholdError::Setting)?,
+            classifier: self.classifier()?,
             policy: parts.policy,
             producer: parts.producer,
             writer: parts.writer,
-            group_names: config.group_by.keys().cloned().collect(),
             topics: context.topics.clone(),
         };
         let result = work.run(&parts.consumer, &parts.fatal, &context.shutdown).await;

@@ -282,6 +282,12 @@ impl Windows {
         {
             self.idle_watermark = Some(watermark);
         }
+        self.close_through(watermark)
+    }
+
+    /// Closes the windows that close at or before `watermark` (`i64::MAX`: all of them, as at the end of a
+    /// preview); returns the final alerts of those over the threshold.
+    pub(crate) fn close_through(&mut self, watermark: i64) -> Vec<Alert> {
         let mut alerts = Vec::new();
         while let Some((&start, _)) = self.open.first_key_value() {
             if self.closes_at(start) > watermark {
@@ -311,6 +317,19 @@ impl Windows {
         }
         self.closed_through = self.closed_through.max(watermark);
         alerts
+    }
+
+    /// The count of `group` in each open window that covers `time`, by window start.
+    pub(crate) fn counts(&self, time: i64, group: &GroupKey) -> Vec<(i64, u64)> {
+        self.settings
+            .window
+            .starts(time)
+            .into_iter()
+            .filter_map(|start| {
+                let aggregate = self.open.get(&start)?.groups.get(group)?;
+                Some((start, aggregate.count))
+            })
+            .collect()
     }
 
     /// For each partition, the offset that may be committed now, with the `closed_through` mark to store with it.
