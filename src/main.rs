@@ -89,6 +89,17 @@ enum Command {
         #[arg(long)]
         send: bool,
     },
+    /// Run connector tests: each file names a connector, input records and the outcomes expected of them (as
+    /// `preview --json` prints them). Exits 0 when all hold, 1 with the differences when one does not, 2 when a file
+    /// cannot be used.
+    Test {
+        /// The worker file for test files that name none. Default: config/worker.yaml, when it exists.
+        #[arg(long)]
+        worker: Option<PathBuf>,
+        /// Test files, or directories of `*.yaml` files.
+        #[arg(default_value = "connectors/tests")]
+        paths: Vec<PathBuf>,
+    },
     /// Test an event pattern: prints `true` (exit 0) or `false` (exit 1); an invalid pattern exits 2.
     TestPattern {
         /// The pattern: a file, or the JSON itself.
@@ -361,6 +372,26 @@ fn preview(worker: &std::path::Path, options: ebconnect::tools::preview::Options
     block_on(ebconnect::tools::preview::run(options, &worker))
 }
 
+fn config_tests(worker: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
+    let default_file = PathBuf::from("config/worker.yaml");
+    let worker = match worker.or_else(|| default_file.is_file().then_some(default_file)) {
+        None => None,
+        Some(file) => match load_worker(&file) {
+            Ok((worker, _)) => Some(worker),
+            Err(error) => {
+                eprintln!("{}", ebconnect::redact::scrub(&error.to_string()));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let loader = |file: &std::path::Path| {
+        load_worker(file)
+            .map(|(worker, _)| worker)
+            .map_err(|error| error.to_string())
+    };
+    block_on(ebconnect::tools::config_test::run(&paths, worker.as_ref(), &loader))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -399,6 +430,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Validate { worker, paths } => validate(worker, paths),
+        Command::Test { worker, paths } => config_tests(worker, paths),
         Command::ImportConnect { worker, file } => import_connect(worker, &file),
         Command::TestPattern { pattern, event, events } => test_pattern(&pattern, event, events),
         Command::Run {

@@ -16,8 +16,8 @@ use super::threshold::window::{Outcome as WindowOutcome, Windows};
 use super::threshold::{Classified, Classifier, ThresholdConnector};
 use super::{ConnectorConfig, ConnectorParts, ConnectorSettings};
 use crate::config::{AwsConfig, ErrorTolerance, ErrorsConfig, InvalidSetting, WorkerConfig};
-use crate::pattern::Pattern;
 use crate::eventbridge::{Entry, EntryOutcome, PutEventsService};
+use crate::pattern::Pattern;
 use crate::rate_limit::RateLimits;
 use crate::record::{Record, RecordFailure, Stage};
 
@@ -138,7 +138,7 @@ pub enum Outcome {
     /// eventbridge-sink: the PutEvents entry.
     Entry {
         #[serde(flatten)]
-        entry: PutEventsEntry,
+        entry: Box<PutEventsEntry>,
         /// As EventBridge counts it against the request limit.
         size: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,18 +211,22 @@ pub struct Preview {
 }
 
 enum Path {
-    Sink {
-        preparer: RecordPreparer,
-        connector: Box<SinkConnector>,
-        event_bus: String,
-        aws: AwsConfig,
-    },
-    Source {
-        converter: MessageConverter,
-        /// The rule a provisioning source creates: an event it does not match never reaches the queue.
-        rule: Option<Pattern>,
-    },
+    Sink(Box<SinkPath>),
+    Source(Box<SourcePath>),
     Threshold(Box<ThresholdPath>),
+}
+
+struct SourcePath {
+    converter: MessageConverter,
+    /// The rule a provisioning source creates: an event it does not match never reaches the queue.
+    rule: Option<Pattern>,
+}
+
+struct SinkPath {
+    preparer: RecordPreparer,
+    connector: SinkConnector,
+    event_bus: String,
+    aws: AwsConfig,
 }
 
 struct ThresholdPath {
@@ -248,17 +252,17 @@ impl Preview {
         let path = match &connector.settings {
             ConnectorSettings::EventbridgeSink(settings) => {
                 let event_bus = settings.event_bus.clone();
-                let connector = Box::new(SinkConnector::new(parts, (**settings).clone()));
+                let connector = SinkConnector::new(parts, (**settings).clone());
                 // Never cancelled: a registry outage is bounded by REGISTRY_PATIENCE instead.
                 let preparer = connector
                     .preparer(tokio_util::sync::CancellationToken::new())
                     .map_err(|error| failed(&error))?;
-                Path::Sink {
+                Path::Sink(Box::new(SinkPath {
                     preparer,
                     connector,
                     event_bus,
                     aws: worker.aws.clone(),
-                }
+                }))
             }
             ConnectorSettings::EventbridgeSource(settings) => {
                 let rule = match &settings.provision {
@@ -274,12 +278,12 @@ impl Preview {
                     ),
                     None => None,
                 };
-                Path::Source {
+                Path::Source(Box::new(SourcePath {
                     converter: SourceConnector::new(parts, (**settings).clone())
                         .converter()
                         .map_err(|error| failed(&error))?,
                     rule,
-                }
+                }))
             }
             ConnectorSettings::ThresholdAlert(settings) => {
                 let output_topic = settings.output.topic.clone();
@@ -313,9 +317,10 @@ impl Preview {
         };
         let registry_away = |reason: String| PreviewError::Registry { at: at(), reason };
         match &mut self.path {
-            Path::Sink {
-                preparer, event_bus, ..
-            } => {
+            Path::Sink(sink) => {
+                let SinkPath {
+                    preparer, event_bus, ..
+                } = &**sink;
                 let prepared = tokio::time::timeout(REGISTRY_PATIENCE, preparer.prepare(record))
                     .await
                     .map_err(|_| {
@@ -327,7 +332,7 @@ impl Preview {
                     .map_err(|error| registry_away(error.to_string()))?;
                 Ok(vec![match prepared {
                     Prepared::Entry { entry, upload, size } => Outcome::Entry {
-                        entry: PutEventsEntry::new(entry, event_bus),
+                        entry: Box::new(PutEventsEntry::new(entry, event_bus)),
                         size,
                         offloaded: upload.map(|upload| Offloaded {
                             bucket: upload.bucket,
@@ -339,7 +344,8 @@ impl Preview {
                     Prepared::Failed(failure) => Outcome::error(failure, &self.errors),
                 }])
             }
-            Path::Source { converter, rule } => {
+            Path::Source(source) => {
+                let SourcePath { converter, rule } = &**source;
                 let body = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
                 if let Some(rule) = rule {
                     let delivered = serde_json::from_str::<Value>(&body).is_ok_and(|event| rule.matches(&event));
@@ -353,9 +359,7 @@ impl Preview {
                 Ok(vec![match converted {
                     Converted::Record(written) => Outcome::Record {
                         topic: converter.config.topic.clone(),
-                        key: written
-                            .key
-                            .map(|key| String::from_utf8_lossy(&key).into_owned()),
+                        key: written.key.map(|key| String::from_utf8_lossy(&key).into_owned()),
                         headers: written.headers.into_iter().collect(),
                         value: written.event,
                     },
@@ -381,24 +385,24 @@ impl Preview {
                 let alerts = path.windows.close_through(i64::MAX);
                 path.alerts(alerts, Emitted::EndOfInput)
             }
-            Path::Sink { .. } | Path::Source { .. } => Vec::new(),
+            Path::Sink(_) | Path::Source(_) => Vec::new(),
         }
     }
 
     /// Sends a sink's entries to its bus, ten to a request, each request strictly under the size limit; returns
     /// each entry's event id or why it was not accepted, in order.
     pub async fn send(&self, entries: &[&PutEventsEntry]) -> Result<Vec<Result<String, String>>, PreviewError> {
-        let Path::Sink {
-            connector,
-            preparer,
-            aws,
-            ..
-        } = &self.path
-        else {
+        let Path::Sink(sink) = &self.path else {
             return Err(PreviewError::Send(
                 "only an eventbridge-sink sends to EventBridge".to_owned(),
             ));
         };
+        let SinkPath {
+            connector,
+            preparer,
+            aws,
+            ..
+        } = &**sink;
         let service = connector
             .service(&crate::aws::sdk_config(aws).await)
             .await

@@ -2,4 +2,5 @@
 //! connector against the outcomes its test file expects. Both run the connector's own record path
 //! (`connectors::preview`) and have no effect outside, but `preview --send`.
 
+pub mod config_test;
 pub mod preview;

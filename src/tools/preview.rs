@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::config::WorkerConfig;
 use crate::connectors::preview::{Outcome, Preview, PutEventsEntry, Then};
 use crate::connectors::{load_connector, ConnectorConfig};
-pub use crate::kafka::peek::Peek;
 use crate::kafka::peek::peek;
+pub use crate::kafka::peek::Peek;
 use crate::record::{Position, Record, TimestampType};
 
 /// How long reading a topic up to its end may take.
@@ -79,7 +79,7 @@ async fn preview(options: &Options, worker: &WorkerConfig, out: &mut impl Write)
             show(out, Some(label), &outcome, options.json)?;
             tally.add(&outcome);
             if let Outcome::Entry { entry, .. } = outcome {
-                entries.push((label.clone(), entry));
+                entries.push((label.clone(), *entry));
             }
         }
     }
@@ -129,7 +129,8 @@ fn read_input(input: &Input, connector: &ConnectorConfig, worker: &WorkerConfig)
         Input::Topic { topic, peek: how } => {
             let no_overrides = BTreeMap::new();
             let overrides = group.as_ref().map_or(&no_overrides, |group| group.overrides);
-            let records = peek(&worker.kafka, overrides, topic, *how, PEEK_TIMEOUT).map_err(|error| error.to_string())?;
+            let records =
+                peek(&worker.kafka, overrides, topic, *how, PEEK_TIMEOUT).map_err(|error| error.to_string())?;
             Ok(records
                 .into_iter()
                 .map(|record| Labelled {
@@ -197,11 +198,7 @@ fn abridged(text: &str) -> String {
 /// One outcome as a line of text, after the record's label.
 pub(crate) fn describe(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Entry {
-            entry,
-            size,
-            offloaded,
-        } => {
+        Outcome::Entry { entry, size, offloaded } => {
             let mut text = format!(
                 "entry     Source={} DetailType={} Time={} Resources={} size={size}",
                 entry.source,
@@ -219,7 +216,9 @@ pub(crate) fn describe(outcome: &Outcome) -> String {
             text
         }
         Outcome::Filtered => "filtered".to_owned(),
-        Outcome::Unmatched => "unmatched the rule's event pattern: EventBridge does not deliver it to the queue".to_owned(),
+        Outcome::Unmatched => {
+            "unmatched the rule's event pattern: EventBridge does not deliver it to the queue".to_owned()
+        }
         Outcome::Error {
             stage,
             kind,
@@ -229,7 +228,12 @@ pub(crate) fn describe(outcome: &Outcome) -> String {
         Outcome::Counted { group, windows } => {
             let windows: Vec<String> = windows
                 .iter()
-                .map(|window| format!("[{}, {}) count {}", window.window_start, window.window_end, window.count))
+                .map(|window| {
+                    format!(
+                        "[{}, {}) count {}",
+                        window.window_start, window.window_end, window.count
+                    )
+                })
                 .collect();
             format!(
                 "counted   group {} in {}",
