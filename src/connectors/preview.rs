@@ -1,13 +1,18 @@
-//! A connector's record path with no effect outside: what it would make of each record. `ebconnect preview` prints
+//! A connector's record path with no effect outside: what it would make of each record (for a receiver, of each
+//! produce record posted to it). `ebconnect preview` prints
 //! it, `ebconnect test` compares it with what a test expects. Nothing is committed, sent to EventBridge or written
 //! to Kafka; the Schema Registry is read (and a source writing Avro registers its schema, as the connector would).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::receiver::wire::{parse_record, ApiError, DataType, RecordData};
+use super::receiver::{ReceiverConnector, RecordMaker};
 use super::sink::prepare::{Prepared, RecordPreparer};
 use super::sink::SinkConnector;
 use super::source::{Converted, MessageConverter, SourceConnector};
@@ -26,11 +31,6 @@ const REGISTRY_PATIENCE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
-    #[error(
-        "`{0}` writes what it is sent over HTTP, so there is nothing to preview; preview covers eventbridge-sink, \
-         eventbridge-source and threshold-alert"
-    )]
-    Unsupported(&'static str),
     #[error("cannot build the connector: {0}")]
     Build(String),
     #[error("record {at}: {reason}")]
@@ -170,12 +170,22 @@ pub enum Outcome {
         value: Value,
         emitted: Emitted,
     },
-    /// eventbridge-source: the Kafka record (its value before the value format, when that is Avro).
+    /// eventbridge-source and rest-produce-receiver: the Kafka record (its value before the value format, when
+    /// that is Avro; a receiver's BINARY data in base64).
     Record {
         topic: String,
         key: Option<String>,
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Option<String>>,
         value: Value,
+        /// RFC 3339, when the record sets its own (a receiver's `timestamp`); else Kafka's producer stamps it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timestamp: Option<String>,
+    },
+    /// rest-produce-receiver: the record is refused with this answer.
+    Rejected {
+        status: u16,
+        error_code: u32,
+        message: String,
     },
 }
 
@@ -200,6 +210,7 @@ impl Outcome {
             Self::Late { .. } => "late",
             Self::Alert { .. } => "alert",
             Self::Record { .. } => "record",
+            Self::Rejected { .. } => "rejected",
         }
     }
 }
@@ -214,6 +225,13 @@ enum Path {
     Sink(Box<SinkPath>),
     Source(Box<SourcePath>),
     Threshold(Box<ThresholdPath>),
+    Receiver(Box<ReceiverPath>),
+}
+
+struct ReceiverPath {
+    maker: RecordMaker,
+    topics: Vec<String>,
+    max_record_bytes: usize,
 }
 
 struct SourcePath {
@@ -299,14 +317,33 @@ impl Preview {
                     avro,
                 }))
             }
-            ConnectorSettings::RestProduceReceiver(_) => {
-                return Err(PreviewError::Unsupported(connector.kind.as_str()))
+            ConnectorSettings::RestProduceReceiver(settings) => {
+                let receiver = ReceiverConnector::new(parts, (**settings).clone());
+                Path::Receiver(Box::new(ReceiverPath {
+                    maker: receiver.maker().map_err(|error| failed(&error))?,
+                    topics: settings.topics.clone(),
+                    max_record_bytes: settings.max_record_bytes,
+                }))
             }
         };
         Ok(Self {
             errors: connector.errors.clone(),
             path,
         })
+    }
+
+    /// The topic a record given without one is placed on: a sink's or threshold-alert's first input topic, a
+    /// receiver's first topic, a source's topic.
+    pub fn default_topic(connector: &ConnectorConfig) -> String {
+        match &connector.settings {
+            ConnectorSettings::EventbridgeSink(settings) => settings.topics.first(),
+            ConnectorSettings::ThresholdAlert(settings) => settings.topics.first(),
+            ConnectorSettings::RestProduceReceiver(settings) => settings.topics.first(),
+            ConnectorSettings::EventbridgeSource(settings) => Some(&settings.topic),
+        }
+        .cloned()
+        // A sink reading by `topics_regex` names none.
+        .unwrap_or_else(|| "preview".to_owned())
     }
 
     /// What the connector makes of `record`. A source reads the record's value as the SQS message's body.
@@ -360,14 +397,20 @@ impl Preview {
                     Converted::Record(written) => Outcome::Record {
                         topic: converter.config.topic.clone(),
                         key: written.key.map(|key| String::from_utf8_lossy(&key).into_owned()),
-                        headers: written.headers.into_iter().collect(),
+                        headers: written
+                            .headers
+                            .into_iter()
+                            .map(|(name, text)| (name, Some(text)))
+                            .collect(),
                         value: written.event,
+                        timestamp: None,
                     },
                     Converted::Filtered => Outcome::Filtered,
                     Converted::Failed(failure) => Outcome::error(failure, &self.errors),
                     Converted::NotNow(reason) => return Err(registry_away(reason)),
                 }])
             }
+            Path::Receiver(receiver) => Ok(vec![receiver.make(record).await]),
             Path::Threshold(path) => {
                 let classified = tokio::time::timeout(REGISTRY_PATIENCE, path.classifier.classify(record))
                     .await
@@ -385,7 +428,7 @@ impl Preview {
                 let alerts = path.windows.close_through(i64::MAX);
                 path.alerts(alerts, Emitted::EndOfInput)
             }
-            Path::Sink(_) | Path::Source(_) => Vec::new(),
+            Path::Sink(_) | Path::Source(_) | Path::Receiver(_) => Vec::new(),
         }
     }
 
@@ -440,6 +483,64 @@ async fn send_batch(service: &PutEventsService, batch: &[&Entry]) -> Result<Vec<
             }
         })
         .collect())
+}
+
+impl ReceiverPath {
+    /// A record's value is a produce record (`{"key": ..., "value": {"type": "JSON", "data": ...}}`), posted to its
+    /// topic.
+    async fn make(&self, record: &Record) -> Outcome {
+        let topic = &record.position.topic;
+        let body = record.value.as_deref().unwrap_or_default();
+        let made = async {
+            if !self.topics.iter().any(|allowed| allowed == topic) {
+                return Err(ApiError::unknown_topic(topic));
+            }
+            if body.len() > self.max_record_bytes {
+                return Err(ApiError::too_large(format!(
+                    "the record is {} bytes, over max_record_bytes ({})",
+                    body.len(),
+                    self.max_record_bytes
+                )));
+            }
+            let produce = serde_json::from_slice::<Value>(body)
+                .map_err(|error| ApiError::malformed(format!("the body is not JSON: {error}")))
+                .and_then(parse_record)?;
+            let made = self.maker.make(topic, &produce).await?;
+            Ok((produce, made))
+        };
+        match made.await {
+            Ok((produce, made)) => {
+                let shown = |part: Option<(DataType, Vec<u8>)>, given: Option<&RecordData>| match part {
+                    None => Value::Null,
+                    Some((DataType::Json, bytes)) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    Some((DataType::String, bytes)) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+                    Some((DataType::Binary, bytes)) => Value::String(BASE64.encode(bytes)),
+                    Some((DataType::Avro, _)) => given.map_or(Value::Null, |given| given.data.clone()),
+                };
+                let key = match shown(made.key, produce.key.as_ref()) {
+                    Value::Null => None,
+                    Value::String(text) => Some(text),
+                    other => Some(other.to_string()),
+                };
+                Outcome::Record {
+                    topic: topic.clone(),
+                    key,
+                    headers: made
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| (name, value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())))
+                        .collect(),
+                    value: shown(made.value, produce.value.as_ref()),
+                    timestamp: produce.timestamp.is_some().then(|| rfc3339(made.timestamp)),
+                }
+            }
+            Err(error) => Outcome::Rejected {
+                status: error.status.as_u16(),
+                error_code: error.error_code,
+                message: error.message,
+            },
+        }
+    }
 }
 
 impl ThresholdPath {

@@ -83,6 +83,7 @@ const OUTCOMES: &[&str] = &[
     "late",
     "alert",
     "record",
+    "rejected",
 ];
 
 /// One expected outcome: its name, the fields to compare, and whether the outcome may have others.
@@ -358,11 +359,7 @@ async fn outcomes(
     let mut preview = Preview::build(connector, worker)
         .await
         .map_err(|error| in_case(error.to_string()))?;
-    let default_topic = connector
-        .settings
-        .consumer_group(&connector.name)
-        .and_then(|group| group.topics.first().cloned())
-        .unwrap_or_else(|| "test".to_owned());
+    let default_topic = Preview::default_topic(connector);
     let mut made = Vec::new();
     let mut show = |outcome: &crate::connectors::preview::Outcome| -> Result<(), String> {
         let json = serde_json::to_value(outcome).map_err(|error| error.to_string())?;

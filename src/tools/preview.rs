@@ -21,7 +21,8 @@ const PEEK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where the records come from.
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// One record value per line (JSON lines); for a source, one event (the SQS message's body) per line.
+    /// One record value per line (JSON lines); for a source, one event (the SQS message's body) per line; for a
+    /// receiver, one produce record.
     File(PathBuf),
     /// A topic, read without joining or committing for any group.
     Topic { topic: String, peek: Peek },
@@ -119,13 +120,7 @@ async fn preview(options: &Options, worker: &WorkerConfig, out: &mut impl Write)
 fn read_input(input: &Input, connector: &ConnectorConfig, worker: &WorkerConfig) -> Result<Vec<Labelled>, String> {
     let group = connector.settings.consumer_group(&connector.name);
     match input {
-        Input::File(file) => {
-            let topic = group
-                .as_ref()
-                .and_then(|group| group.topics.first().cloned())
-                .unwrap_or_else(|| "preview".to_owned());
-            records_of_file(file, &topic)
-        }
+        Input::File(file) => records_of_file(file, &Preview::default_topic(connector)),
         Input::Topic { topic, peek: how } => {
             let no_overrides = BTreeMap::new();
             let overrides = group.as_ref().map_or(&no_overrides, |group| group.overrides);
@@ -256,15 +251,25 @@ pub(crate) fn describe(outcome: &Outcome) -> String {
                 .replace('_', " "),
             abridged(&value.to_string())
         ),
+        Outcome::Rejected {
+            status,
+            error_code,
+            message,
+        } => format!("rejected  HTTP {status} (error_code {error_code}): {message}"),
         Outcome::Record {
             topic,
             key,
             headers,
             value,
+            timestamp,
         } => format!(
-            "record    to {topic} key={} headers={} value={}",
+            "record    to {topic} key={} headers={}{} value={}",
             key.as_deref().unwrap_or("(none)"),
             serde_json::to_string(headers).unwrap_or_default(),
+            timestamp
+                .as_deref()
+                .map(|timestamp| format!(" timestamp={timestamp}"))
+                .unwrap_or_default(),
             abridged(&value.to_string())
         ),
     }

@@ -36,7 +36,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use self::body::RecordReader;
 pub use self::config::ReceiverConfig;
 use self::wire::{
-    parse_record, ApiError, BatchFailure, BatchResponse, BatchSuccess, DataSummary, Delivered, Payload, ProduceRecord,
+    parse_record, ApiError, BatchFailure, BatchResponse, BatchSuccess, DataSummary, DataType, Delivered, Payload,
+    ProduceRecord,
 };
 use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
@@ -74,6 +75,17 @@ impl ReceiverConnector {
     pub(crate) fn new(parts: ConnectorParts, config: ReceiverConfig) -> Self {
         Self { parts, config }
     }
+
+    pub(crate) fn maker(&self) -> Result<RecordMaker, ReceiverError> {
+        Ok(RecordMaker {
+            avro: match &self.parts.worker.schema_registry {
+                Some(registry) => Some(AvroRecordEncoder::new(
+                    crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,
+                )),
+                None => None,
+            },
+        })
+    }
 }
 
 /// What every request handler shares.
@@ -82,7 +94,7 @@ struct Receiver {
     metrics: ConnectorMetrics,
     config: ReceiverConfig,
     producer: FutureProducer<ProducerErrors>,
-    avro: Option<Arc<AvroRecordEncoder>>,
+    maker: RecordMaker,
     in_flight: Arc<Semaphore>,
     /// Bytes of request bodies being read and held, over all requests (`max_buffered_bytes`).
     budget: Arc<Semaphore>,
@@ -168,45 +180,24 @@ impl Receiver {
         record: ProduceRecord,
         _slot: OwnedSemaphorePermit,
     ) -> Result<Delivered, ApiError> {
-        let key = match &record.key {
-            Some(data) => Some((data.data_type(), self.encode(data.payload("key")?, topic, true).await?)),
-            None => None,
-        };
-        let value = match &record.value {
-            Some(data) => Some((
-                data.data_type(),
-                self.encode(data.payload("value")?, topic, false).await?,
-            )),
-            None => None,
-        };
-        let headers = record
-            .headers
-            .iter()
-            .map(wire::RecordHeader::decoded)
-            .collect::<Result<Vec<_>, _>>()?;
-        let timestamp = match &record.timestamp {
-            Some(text) => record_timestamp(text)?,
-            None => chrono::Utc::now().timestamp_millis(),
-        };
-        if record.partition_id.is_some_and(|partition| partition < 0) {
-            return Err(ApiError::invalid("partition_id: must not be negative"));
-        }
-        let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, value) in &headers {
+        let made = self.maker.make(topic, &record).await?;
+        let mut kafka_headers = OwnedHeaders::new_with_capacity(made.headers.len());
+        for (name, value) in &made.headers {
             kafka_headers = kafka_headers.insert(Header {
                 key: name,
                 value: value.as_deref(),
             });
         }
-        let mut kafka_record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).timestamp(timestamp).headers(kafka_headers);
-        if let Some((_, bytes)) = &key {
+        let mut kafka_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .timestamp(made.timestamp)
+            .headers(kafka_headers);
+        if let Some((_, bytes)) = &made.key {
             kafka_record = kafka_record.key(bytes.as_slice());
         }
-        if let Some((_, bytes)) = &value {
+        if let Some((_, bytes)) = &made.value {
             kafka_record = kafka_record.payload(bytes.as_slice());
         }
-        if let Some(partition) = record.partition_id {
+        if let Some(partition) = made.partition {
             kafka_record = kafka_record.partition(partition);
         }
         let delivery = self
@@ -221,40 +212,18 @@ impl Receiver {
             topic_name: topic.to_owned(),
             partition_id: delivery.partition,
             offset: delivery.offset,
-            timestamp: chrono::DateTime::from_timestamp_millis(timestamp)
+            timestamp: chrono::DateTime::from_timestamp_millis(made.timestamp)
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            key: key.map(|(kind, bytes)| DataSummary {
+            key: made.key.map(|(kind, bytes)| DataSummary {
                 kind,
                 size: bytes.len(),
             }),
-            value: value.map(|(kind, bytes)| DataSummary {
+            value: made.value.map(|(kind, bytes)| DataSummary {
                 kind,
                 size: bytes.len(),
             }),
         })
-    }
-
-    async fn encode(&self, payload: Payload, topic: &str, is_key: bool) -> Result<Vec<u8>, ApiError> {
-        match payload {
-            Payload::Bytes(bytes) => Ok(bytes),
-            Payload::Avro { value, schema } => {
-                let Some(encoder) = &self.avro else {
-                    return Err(ApiError::invalid(
-                        "type AVRO needs a schema_registry in the worker configuration",
-                    ));
-                };
-                encoder
-                    .encode(&value, topic, is_key, &schema)
-                    .await
-                    .map_err(|error| match error {
-                        EncodeError::RegistryUnavailable { .. } => ApiError::unavailable(error.to_string()),
-                        EncodeError::Schema { .. } | EncodeError::Mismatch { .. } => {
-                            ApiError::invalid(error.to_string())
-                        }
-                    })
-            }
-        }
     }
 
     /// Parses and writes one record of a body.
@@ -592,6 +561,81 @@ impl Receiver {
     }
 }
 
+/// A produce record's Kafka record, before it is written.
+pub(crate) struct Made {
+    pub(crate) key: Option<(DataType, Vec<u8>)>,
+    pub(crate) value: Option<(DataType, Vec<u8>)>,
+    pub(crate) headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Milliseconds since the epoch: the record's own, or now.
+    pub(crate) timestamp: i64,
+    pub(crate) partition: Option<i32>,
+}
+
+/// A produce record to the Kafka record it becomes: key and value in their types (Avro through the registry),
+/// headers, timestamp, partition. No effect outside but registering an Avro schema: the receiver writes what it
+/// makes, `preview` shows it.
+pub(crate) struct RecordMaker {
+    pub(crate) avro: Option<Arc<AvroRecordEncoder>>,
+}
+
+impl RecordMaker {
+    pub(crate) async fn make(&self, topic: &str, record: &ProduceRecord) -> Result<Made, ApiError> {
+        let key = match &record.key {
+            Some(data) => Some((data.data_type(), self.encode(data.payload("key")?, topic, true).await?)),
+            None => None,
+        };
+        let value = match &record.value {
+            Some(data) => Some((
+                data.data_type(),
+                self.encode(data.payload("value")?, topic, false).await?,
+            )),
+            None => None,
+        };
+        let headers = record
+            .headers
+            .iter()
+            .map(wire::RecordHeader::decoded)
+            .collect::<Result<Vec<_>, _>>()?;
+        let timestamp = match &record.timestamp {
+            Some(text) => record_timestamp(text)?,
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        if record.partition_id.is_some_and(|partition| partition < 0) {
+            return Err(ApiError::invalid("partition_id: must not be negative"));
+        }
+        Ok(Made {
+            key,
+            value,
+            headers,
+            timestamp,
+            partition: record.partition_id,
+        })
+    }
+
+    async fn encode(&self, payload: Payload, topic: &str, is_key: bool) -> Result<Vec<u8>, ApiError> {
+        match payload {
+            Payload::Bytes(bytes) => Ok(bytes),
+            Payload::Avro { value, schema } => {
+                let Some(encoder) = &self.avro else {
+                    return Err(ApiError::invalid(
+                        "type AVRO needs a schema_registry in the worker configuration",
+                    ));
+                };
+                encoder
+                    .encode(&value, topic, is_key, &schema)
+                    .await
+                    .map_err(|error| match error {
+                        EncodeError::RegistryUnavailable { .. } => ApiError::unavailable(error.to_string()),
+                        EncodeError::Schema { .. } | EncodeError::Mismatch { .. } => {
+                            ApiError::invalid(error.to_string())
+                        }
+                    })
+            }
+        }
+    }
+
+}
+
 /// A produce request's `timestamp` in epoch milliseconds.
 fn record_timestamp(text: &str) -> Result<i64, ApiError> {
     let millis = chrono::DateTime::parse_from_rfc3339(text)
@@ -627,12 +671,6 @@ impl Connector for ReceiverConnector {
         producer_config.set("message.timeout.ms", &timeout_ms);
         let fatal = FatalClientError::default();
         let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(ReceiverError::Producer)?;
-        let avro = match &self.parts.worker.schema_registry {
-            Some(registry) => Some(AvroRecordEncoder::new(
-                crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,
-            )),
-            None => None,
-        };
         let credentials = self.config.auth.as_ref().map(|auth| {
             (
                 auth.api_key.value().as_bytes().to_vec(),
@@ -646,7 +684,7 @@ impl Connector for ReceiverConnector {
             budget: Arc::new(Semaphore::new(self.config.max_buffered_bytes)),
             config: self.config.clone(),
             producer,
-            avro,
+            maker: self.maker()?,
             credentials,
             topics: context.topics.clone(),
         });
