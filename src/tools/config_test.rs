@@ -24,7 +24,8 @@ use crate::schema::encode::{AvroRecordEncoder, WriterSchema};
 struct TestFile {
     /// The connector file, relative to the test file.
     connector: PathBuf,
-    /// The worker file, relative to the test file. Default: the one given to `ebconnect test --worker`.
+    /// The worker file, relative to the test file. Default: the one given to `ebconnect test --worker`, else
+    /// config/worker.yaml.
     #[serde(default)]
     worker: Option<PathBuf>,
     tests: Vec<TestCase>,
@@ -207,7 +208,7 @@ fn compare(want: &Value, got: &Value, exact: bool, path: &str, differences: &mut
 
 /// Runs every test file (directories: their `*.yaml` files); exits 0 when every case holds, 1 when one does not,
 /// 2 when a file cannot be used.
-pub async fn run(paths: &[PathBuf], default_worker: Option<&WorkerConfig>, load_worker: &WorkerLoader) -> ExitCode {
+pub async fn run(paths: &[PathBuf], default_worker: Option<&Path>, load_worker: &WorkerLoader) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut files = Vec::new();
     for path in paths {
@@ -269,22 +270,20 @@ pub type WorkerLoader = dyn Fn(&Path) -> Result<WorkerConfig, String>;
 /// Runs one file's cases; returns how many passed and failed.
 async fn run_file(
     file: &Path,
-    default_worker: Option<&WorkerConfig>,
+    default_worker: Option<&Path>,
     load_worker: &WorkerLoader,
     out: &mut impl Write,
 ) -> Result<(usize, usize), String> {
     let text = std::fs::read_to_string(file).map_err(|error| format!("cannot read: {error}"))?;
     let tests: TestFile = serde_norway::from_str(&text).map_err(|error| error.to_string())?;
     let base = file.parent().unwrap_or(Path::new("."));
-    let named_worker;
-    let worker = match &tests.worker {
-        Some(path) => {
-            named_worker = load_worker(&base.join(path)).map_err(|error| format!("worker: {error}"))?;
-            &named_worker
-        }
+    let worker_file = match &tests.worker {
+        Some(path) => base.join(path),
         None => default_worker
-            .ok_or("no worker file: name one with `worker:` in the test file, or with --worker".to_owned())?,
+            .ok_or("no worker file: name one with `worker:` in the test file, or with --worker".to_owned())?
+            .to_owned(),
     };
+    let worker = &load_worker(&worker_file).map_err(|error| format!("worker: {error}"))?;
     let connector_file = base.join(&tests.connector);
     let connector = load_connector(&connector_file, Some(worker)).map_err(|error| format!("connector: {error}"))?;
     let mut expected_by_case = Vec::with_capacity(tests.tests.len());

@@ -15,6 +15,7 @@ mod connect_clients;
 mod connect_migration;
 mod operations;
 mod pattern_differential;
+mod preview;
 mod process;
 mod receiver;
 mod registry_auth;

@@ -131,30 +131,6 @@ fn records() -> Vec<Value> {
         .collect()
 }
 
-/// A CloudTrail record as EventBridge delivers it.
-fn envelope(record: &Value) -> Value {
-    let service = record["eventSource"]
-        .as_str()
-        .unwrap_or("unknown")
-        .trim_end_matches(".amazonaws.com");
-    let detail_type = match record["eventType"].as_str() {
-        Some("AwsServiceEvent") => "AWS Service Event via CloudTrail",
-        Some("AwsConsoleSignIn") => "AWS Console Sign In via CloudTrail",
-        _ => "AWS API Call via CloudTrail",
-    };
-    json!({
-        "version": "0",
-        "id": record["eventID"],
-        "detail-type": detail_type,
-        "source": format!("aws.{service}"),
-        "account": record["recipientAccountId"],
-        "time": record["eventTime"],
-        "region": record["awsRegion"],
-        "resources": [],
-        "detail": record,
-    })
-}
-
 const SPECIAL_STRINGS: &[&str] = &[
     "",
     "ǅ",
@@ -462,7 +438,7 @@ fn condition(random: &mut Random, leaves: &[Leaf]) -> (Vec<String>, Vec<Value>) 
 fn generate(random: &mut Random, records: &[Value]) -> Case {
     let record = random.pick(records);
     let mut event = if random.chance(75) {
-        envelope(record)
+        crate::support::cloudtrail_envelope(record)
     } else {
         record.clone()
     };
@@ -924,7 +900,7 @@ fn the_reference_rule_agrees_on_every_record() {
         .iter()
         .map(|record| Case {
             pattern: pattern.clone(),
-            event: envelope(record).to_string(),
+            event: crate::support::cloudtrail_envelope(record).to_string(),
         })
         .collect();
     let mut oracle = Oracle::start();

@@ -742,3 +742,27 @@ impl Drop for PrivateKafka {
         self.kill();
     }
 }
+
+/// A CloudTrail record as EventBridge delivers it.
+pub fn cloudtrail_envelope(record: &Value) -> Value {
+    let service = record["eventSource"]
+        .as_str()
+        .unwrap_or("unknown")
+        .trim_end_matches(".amazonaws.com");
+    let detail_type = match record["eventType"].as_str() {
+        Some("AwsServiceEvent") => "AWS Service Event via CloudTrail",
+        Some("AwsConsoleSignIn") => "AWS Console Sign In via CloudTrail",
+        _ => "AWS API Call via CloudTrail",
+    };
+    serde_json::json!({
+        "version": "0",
+        "id": record["eventID"],
+        "detail-type": detail_type,
+        "source": format!("aws.{service}"),
+        "account": record["recipientAccountId"],
+        "time": record["eventTime"],
+        "region": record["awsRegion"],
+        "resources": [],
+        "detail": record,
+    })
+}

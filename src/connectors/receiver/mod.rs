@@ -188,9 +188,8 @@ impl Receiver {
                 value: value.as_deref(),
             });
         }
-        let mut kafka_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .timestamp(made.timestamp)
-            .headers(kafka_headers);
+        let mut kafka_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).timestamp(made.timestamp).headers(kafka_headers);
         if let Some((_, bytes)) = &made.key {
             kafka_record = kafka_record.key(bytes.as_slice());
         }
@@ -633,7 +632,6 @@ impl RecordMaker {
             }
         }
     }
-
 }
 
 /// A produce request's `timestamp` in epoch milliseconds.
