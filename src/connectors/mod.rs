@@ -37,6 +37,24 @@ pub(crate) struct ConnectorContext {
     pub(crate) progress: Progress,
     /// The topics the connector reads or writes records of, kept across its restarts.
     pub(crate) topics: ActiveTopics,
+    /// Marked once the connector has built its parts and takes work: only then is it RUNNING.
+    pub(crate) started: Started,
+}
+
+/// Tells the supervisor that the attempt has started: its clients are made, its queue provisioned, its port bound.
+/// Until then the connector is not RUNNING, so that the worker is not ready (`GET /ready`, systemd's `READY=1`)
+/// while a connector may still fail to start.
+#[derive(Clone)]
+pub(crate) struct Started(Arc<dyn Fn() + Send + Sync>);
+
+impl Started {
+    pub(crate) fn new(on_start: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(on_start))
+    }
+
+    pub(crate) fn mark(&self) {
+        (self.0)();
+    }
 }
 
 /// Whether a connector's run has moved records; shared between the run and its supervisor.

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConnectorName, RestartPolicy};
-use crate::connectors::{BoxError, Connector, ConnectorContext, Progress};
+use crate::connectors::{BoxError, Connector, ConnectorContext, Progress, Started};
 use crate::error_chain;
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::{
@@ -43,6 +43,21 @@ pub(crate) fn backoff(policy: &RestartPolicy, failures: u32) -> Duration {
 }
 
 impl Supervisor {
+    /// What the connector calls once it has started: it is RUNNING from then.
+    fn started(&self, attempt: u32, consecutive_failures: u32) -> Started {
+        let status = self.status.clone();
+        let name = self.name.clone();
+        let kind = self.kind;
+        Started::new(move || {
+            status.set(&name, ConnectorState::Running, None, consecutive_failures);
+            emit(ConnectorStarted {
+                connector: name.as_str(),
+                kind,
+                attempt,
+            });
+        })
+    }
+
     /// Runs until `shutdown` is cancelled (then waits for the connector to finish its orderly stop), or until the
     /// connector failed `max_restarts` times in a row.
     pub(crate) async fn run(self, shutdown: CancellationToken) {
@@ -55,17 +70,16 @@ impl Supervisor {
             let progress = Progress::default();
             let outcome = match (self.factory)() {
                 Ok(connector) => {
-                    self.status
-                        .set(&self.name, ConnectorState::Running, None, consecutive_failures);
-                    emit(ConnectorStarted {
-                        connector: name,
-                        kind: self.kind,
-                        attempt,
-                    });
+                    // A connector seen for the first time is UNASSIGNED until it starts; one being restarted keeps
+                    // the state that says why (FAILED with its trace, RESTARTING, PAUSED).
+                    if self.status.get(&self.name).is_none() {
+                        self.status.set(&self.name, ConnectorState::Unassigned, None, 0);
+                    }
                     let context = ConnectorContext {
                         shutdown: shutdown.clone(),
                         progress: progress.clone(),
                         topics: self.status.topics(&self.name),
+                        started: self.started(attempt, consecutive_failures),
                     };
                     // A panic inside the connector becomes a failure of this attempt, not of the worker.
                     match std::panic::AssertUnwindSafe(connector.run(context))
@@ -150,9 +164,55 @@ mod tests {
                 }
                 return Err(format!("broken run {run}").into());
             }
+            context.started.mark();
             context.shutdown.cancelled().await;
             Ok(())
         }
+    }
+
+    /// Starts only when `go` is notified.
+    struct SlowStart {
+        go: Arc<tokio::sync::Notify>,
+    }
+
+    #[async_trait]
+    impl Connector for SlowStart {
+        async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
+            self.go.notified().await;
+            context.started.mark();
+            context.shutdown.cancelled().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connector_is_running_only_once_it_has_started() {
+        let go = Arc::new(tokio::sync::Notify::new());
+        let status = StatusRegistry::default();
+        let start = go.clone();
+        let supervisor = Supervisor {
+            name: name(),
+            kind: "test",
+            factory: Arc::new(move || Ok(Box::new(SlowStart { go: start.clone() }) as Box<dyn Connector>)),
+            policy: RestartPolicy {
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(40),
+                max_restarts: 1,
+            },
+            status: status.clone(),
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(supervisor.run(shutdown.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status.get(&name()).unwrap().state, ConnectorState::Unassigned);
+        go.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while status.get(&name()).unwrap().state != ConnectorState::Running {
+            assert!(Instant::now() < deadline, "the connector did not become RUNNING");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     fn supervisor(failures: u32, panic: bool, max_restarts: u32) -> (Supervisor, Arc<AtomicU32>, StatusRegistry) {

@@ -426,8 +426,9 @@ fn next_notification(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
         .collect()
 }
 
-/// Under systemd (`Type=notify` with `WatchdogSec=`), through the `NOTIFY_SOCKET` datagram socket: READY=1 with the
-/// connector RUNNING, WATCHDOG=1 at half of `WATCHDOG_USEC`, STOPPING=1 on SIGTERM.
+/// Under systemd (`Type=notify` with `WatchdogSec=`), through the `NOTIFY_SOCKET` datagram socket: no READY=1 while a
+/// connector cannot start (a receiver whose port the test holds), READY=1 once both connectors run (the receiver's
+/// port then accepts connections), WATCHDOG=1 at half of `WATCHDOG_USEC`, STOPPING=1 on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tells_systemd_when_it_is_ready_alive_and_stopping() {
     let topic = unique("process-systemd");
@@ -440,7 +441,14 @@ async fn tells_systemd_when_it_is_ready_alive_and_stopping() {
         "source: ebconnect.test.systemd\ndetail: value",
         "",
     );
-    let config = ConfigDir::new(&worker_yaml(""), &[("sink.yaml", &connector)]);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let receiver = format!(
+        "name: {name}-receiver\ntype: rest-produce-receiver\nconfig:\n  listen: 127.0.0.1:{port}\n  topics: [{topic}]\n"
+    );
+    // Restarted for as long as the port is held.
+    let worker = worker_yaml("").replace("max_restarts: 3", "max_restarts: 100");
+    let config = ConfigDir::new(&worker, &[("sink.yaml", &connector), ("receiver.yaml", &receiver)]);
     let socket_path = config.dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -452,17 +460,34 @@ async fn tells_systemd_when_it_is_ready_alive_and_stopping() {
             ("WATCHDOG_USEC", "1000000"),
         ],
     );
+    let holding = Instant::now();
+    let mut states = Vec::new();
+    while holding.elapsed() < Duration::from_secs(3) {
+        let lines = tokio::task::block_in_place(|| next_notification(&socket));
+        assert!(
+            !lines.iter().any(|line| line == "READY=1"),
+            "READY=1 while the receiver cannot bind: {lines:?}"
+        );
+        states.extend(lines.into_iter().filter(|line| line.starts_with("STATUS=")));
+        assert_running(&mut worker, &config, "worker.log");
+    }
+    assert!(states.iter().any(|line| line.contains("FAILED")), "{states:?}");
+    drop(held);
     let status_url = format!("http://{}/connectors/{name}/status", config.rest_address());
     loop {
         let lines = tokio::task::block_in_place(|| next_notification(&socket));
         if lines.iter().any(|line| line == "READY=1") {
+            assert!(
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                "READY=1 before the receiver listened"
+            );
             let status: serde_json::Value = reqwest::get(&status_url).await.unwrap().json().await.unwrap();
             assert_eq!(
                 status["connector"]["state"], "RUNNING",
                 "READY=1 before the connector ran"
             );
             assert!(
-                lines.iter().any(|line| line == "STATUS=1 connectors: 1 RUNNING"),
+                lines.iter().any(|line| line == "STATUS=2 connectors: 2 RUNNING"),
                 "{lines:?}"
             );
             break;

@@ -694,6 +694,7 @@ impl Connector for ReceiverConnector {
             connector: name,
             address,
         });
+        context.started.mark();
         let limits = server::ServerLimits {
             max_connections: self.config.max_connections,
             header_timeout: self.config.header_timeout,

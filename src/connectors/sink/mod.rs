@@ -657,6 +657,7 @@ impl SinkConnector {
 impl Connector for SinkConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
         let parts = self.build(&context).await?;
+        context.started.mark();
         let state = Loop {
             name: self.parts.name.as_str(),
             metrics: parts.deliverer.metrics.clone(),

@@ -469,6 +469,7 @@ impl Connector for SourceConnector {
             progress: context.progress.clone(),
             topics: context.topics.clone(),
         });
+        context.started.mark();
         // One poller's failure stops the others; shutdown stops all of them.
         let stop = context.shutdown.child_token();
         let mut pollers = JoinSet::new();

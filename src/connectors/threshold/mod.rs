@@ -561,6 +561,7 @@ impl Connector for ThresholdConnector {
         let name = self.parts.name.as_str();
         let config = &self.config;
         let parts = self.build(&context)?;
+        context.started.mark();
         let mut work = Loop {
             name,
             metrics: ConnectorMetrics::new(name),
