@@ -341,10 +341,17 @@ fn converter(
             }
             "json"
         }
-        "io.confluent.connect.avro.AvroConverter" => {
+        converter @ ("io.confluent.connect.avro.AvroConverter"
+        | "io.confluent.connect.protobuf.ProtobufConverter"
+        | "io.confluent.connect.json.JsonSchemaConverter") => {
             allowed = &["schema.registry.url"];
-            let url = setting("schema.registry.url")
-                .ok_or_else(|| error(&format!("{key}.schema.registry.url"), "required with the AvroConverter"))?;
+            let short = converter.rsplit('.').next().unwrap_or(converter);
+            let url = setting("schema.registry.url").ok_or_else(|| {
+                error(
+                    &format!("{key}.schema.registry.url"),
+                    format!("required with the {short}"),
+                )
+            })?;
             let registry = worker.and_then(|worker| worker.schema_registry.as_ref());
             if let Some(registry) = registry {
                 if registry.url.value().trim_end_matches('/') != url.trim_end_matches('/') {
@@ -358,14 +365,19 @@ fn converter(
                     ));
                 }
             }
-            "avro"
+            match short {
+                "ProtobufConverter" => "protobuf",
+                "JsonSchemaConverter" => "json_schema",
+                _ => "avro",
+            }
         }
         other => {
             return Err(error(
                 &key,
                 format!(
-                "`{other}`: ebconnect reads StringConverter, ByteArrayConverter, JsonConverter and AvroConverter data"
-            ),
+                    "`{other}`: ebconnect reads StringConverter, ByteArrayConverter, JsonConverter, AvroConverter, \
+                     ProtobufConverter and JsonSchemaConverter data"
+                ),
             ))
         }
     };

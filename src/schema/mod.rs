@@ -1,8 +1,10 @@
-//! Turning record bytes into JSON: the plain formats here; Schema Registry Avro in `avro` and `registry`.
+//! Turning record bytes into JSON: the plain formats here; the Schema Registry's formats (Avro, Protobuf, JSON
+//! Schema) in `registry`, Avro's body in `avro`.
 
 pub mod avro;
 pub mod encode;
 mod oauth;
+pub mod protobuf;
 pub mod registry;
 
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::avro::AvroJsonOptions;
-use self::registry::{AvroRecordDecoder, RegistrySetupError};
+use self::protobuf::ProtobufRecordDecoder;
+use self::registry::{AvroRecordDecoder, JsonSchemaRecordDecoder, RegistrySetupError};
 use crate::config::{InvalidSetting, SchemaRegistryConfig};
 
 /// How bytes from Kafka become JSON.
@@ -27,6 +30,30 @@ pub(crate) enum Format {
     Bytes,
     /// Confluent Schema Registry Avro (magic byte, schema id, Avro body), as readable JSON.
     Avro,
+    /// Confluent Schema Registry Protobuf (magic byte, schema id, message indexes, message), as protobuf's
+    /// canonical JSON.
+    Protobuf,
+    /// Confluent Schema Registry JSON Schema (magic byte, schema id, JSON text): the JSON as it is, checked against
+    /// the schema with `validate: true`.
+    JsonSchema,
+}
+
+impl Format {
+    /// Whether the bytes name a schema in the registry.
+    pub(crate) fn needs_registry(self) -> bool {
+        matches!(self, Self::Avro | Self::Protobuf | Self::JsonSchema)
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::String => "string",
+            Self::Bytes => "bytes",
+            Self::Avro => "avro",
+            Self::Protobuf => "protobuf",
+            Self::JsonSchema => "json_schema",
+        }
+    }
 }
 
 /// `key:` or `value:` in a connector's config.
@@ -38,6 +65,10 @@ pub(crate) struct FormatConfig {
     /// does, instead of unwrapping it. Default: false.
     #[serde(default)]
     pub(crate) union_type_tags: bool,
+    /// `json_schema` only: check each value against its schema; one that does not conform is a record error
+    /// naming where (a JSON pointer). Default: false (the JSON is taken as it is).
+    #[serde(default)]
+    pub(crate) validate: bool,
 }
 
 impl FormatConfig {
@@ -45,6 +76,7 @@ impl FormatConfig {
         Self {
             format,
             union_type_tags: false,
+            validate: false,
         }
     }
 
@@ -60,10 +92,16 @@ impl FormatConfig {
                 "avro`",
             ));
         }
-        if self.format == Format::Avro && matches!(registry, Some(None)) {
+        if self.validate && self.format != Format::JsonSchema {
+            return Err(InvalidSetting::new(
+                format!("{key}.validate"),
+                "applies only to `format: json_schema`",
+            ));
+        }
+        if self.format.needs_registry() && matches!(registry, Some(None)) {
             return Err(InvalidSetting::new(
                 format!("{key}.format"),
-                "`avro` needs the worker file's schema_registry",
+                format!("`{}` needs the worker file's schema_registry", self.format.as_str()),
             ));
         }
         Ok(())
@@ -189,10 +227,14 @@ pub(crate) enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("not valid UTF-8: {0}")]
     Utf8(#[from] std::str::Utf8Error),
-    #[error("not Confluent Schema Registry Avro: {0}")]
-    NotConfluentAvro(String),
+    #[error("not Confluent Schema Registry {format}: {reason}")]
+    NotConfluentFramed { format: &'static str, reason: String },
     #[error("cannot decode Avro with schema id {schema_id}: {reason}")]
     Avro { schema_id: u32, reason: String },
+    #[error("cannot decode Protobuf with schema id {schema_id}: {reason}")]
+    Protobuf { schema_id: u32, reason: String },
+    #[error("JSON with schema id {schema_id}: {reason}")]
+    JsonSchema { schema_id: u32, reason: String },
     /// The registry could not be asked (network, 5xx): not the record's fault.
     #[error("the Schema Registry is unavailable (fetching schema id {schema_id}): {reason}")]
     RegistryUnavailable { schema_id: u32, reason: String },
@@ -210,6 +252,8 @@ impl DecodeError {
 pub(crate) enum Decoder {
     Plain(Format),
     Avro(Arc<AvroRecordDecoder>),
+    Protobuf(Arc<ProtobufRecordDecoder>),
+    JsonSchema(Arc<JsonSchemaRecordDecoder>),
 }
 
 impl Decoder {
@@ -225,9 +269,16 @@ impl Decoder {
                     union_type_tags: config.union_type_tags,
                 },
             ))),
-            (Format::Avro, None) => Err(RegistrySetupError {
+            (Format::Protobuf, Some(registry)) => Ok(Self::Protobuf(ProtobufRecordDecoder::new(
+                self::registry::settings(registry)?,
+            ))),
+            (Format::JsonSchema, Some(registry)) => Ok(Self::JsonSchema(JsonSchemaRecordDecoder::new(
+                self::registry::settings(registry)?,
+                config.validate,
+            ))),
+            (format, None) if format.needs_registry() => Err(RegistrySetupError {
                 url: String::new(),
-                reason: "format `avro` needs the worker's schema_registry".into(),
+                reason: format!("format `{}` needs the worker's schema_registry", format.as_str()),
             }),
             (format, _) => Ok(Self::Plain(format)),
         }
@@ -241,6 +292,8 @@ impl Decoder {
         match self {
             Self::Plain(format) => decode_plain(*format, bytes),
             Self::Avro(decoder) => decoder.decode(bytes).await,
+            Self::Protobuf(decoder) => decoder.decode(bytes).await,
+            Self::JsonSchema(decoder) => decoder.decode(bytes).await,
         }
     }
 }
@@ -250,10 +303,11 @@ fn decode_plain(format: Format, bytes: &[u8]) -> Result<Value, DecodeError> {
         Format::Json => serde_json::from_slice(bytes)?,
         Format::String => Value::String(std::str::from_utf8(bytes)?.to_owned()),
         Format::Bytes => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Format::Avro => {
-            return Err(DecodeError::NotConfluentAvro(
-                "no Schema Registry client was set up".into(),
-            ))
+        format @ (Format::Avro | Format::Protobuf | Format::JsonSchema) => {
+            return Err(DecodeError::NotConfluentFramed {
+                format: format.as_str(),
+                reason: "no Schema Registry client was set up".into(),
+            })
         }
     })
 }

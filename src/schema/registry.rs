@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::json::JsonDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use serde_json::Value;
@@ -111,33 +112,12 @@ impl AvroRecordDecoder {
     }
 
     pub(crate) async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
-        let (schema_id, body) = match bytes {
-            [0, a, b, c, d, body @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), body),
-            [] => return Err(DecodeError::NotConfluentAvro("the record is empty".into())),
-            [first, ..] if *first != 0 => {
-                return Err(DecodeError::NotConfluentAvro(format!(
-                    "the first byte is {first:#04x}, not the magic byte 0x00"
-                )))
-            }
-            _ => {
-                return Err(DecodeError::NotConfluentAvro(format!(
-                    "{} bytes are too few for the 5-byte header",
-                    bytes.len()
-                )))
-            }
-        };
+        let (schema_id, body) = confluent_header(bytes, "Avro")?;
         let classify = |error: SRCError| {
-            if error.retriable {
-                DecodeError::RegistryUnavailable {
-                    schema_id,
-                    reason: describe(&error),
-                }
-            } else {
-                DecodeError::Avro {
-                    schema_id,
-                    reason: describe(&error),
-                }
-            }
+            classified(schema_id, &error, |schema_id, reason| DecodeError::Avro {
+                schema_id,
+                reason,
+            })
         };
         // The registry client fetches and caches the writer schema; the body is decoded here, straight to JSON.
         let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
@@ -145,5 +125,80 @@ impl AvroRecordDecoder {
             schema_id,
             reason: error.to_string(),
         })
+    }
+}
+
+/// The schema id of Confluent's framing (magic byte 0, a big-endian 4-byte id) and what follows it.
+pub(crate) fn confluent_header<'a>(bytes: &'a [u8], format: &'static str) -> Result<(u32, &'a [u8]), DecodeError> {
+    let not_framed = |reason: String| DecodeError::NotConfluentFramed { format, reason };
+    match bytes {
+        [0, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        [] => Err(not_framed("the record is empty".into())),
+        [first, ..] if *first != 0 => Err(not_framed(format!(
+            "the first byte is {first:#04x}, not the magic byte 0x00"
+        ))),
+        _ => Err(not_framed(format!(
+            "{} bytes are too few for the 5-byte header",
+            bytes.len()
+        ))),
+    }
+}
+
+/// A registry client's error: the registry could not be asked (not the record's fault), or the record is bad.
+pub(crate) fn classified(
+    schema_id: u32,
+    error: &SRCError,
+    record_error: impl FnOnce(u32, String) -> DecodeError,
+) -> DecodeError {
+    if error.retriable {
+        DecodeError::RegistryUnavailable {
+            schema_id,
+            reason: describe(error),
+        }
+    } else {
+        record_error(schema_id, describe(error))
+    }
+}
+
+/// Decodes Confluent-framed JSON Schema: the JSON after the header, its schema fetched (and cached) from the
+/// registry, and, with `validate`, checked against it.
+pub(crate) struct JsonSchemaRecordDecoder {
+    decoder: JsonDecoder,
+    validate: bool,
+}
+
+impl std::fmt::Debug for JsonSchemaRecordDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonSchemaRecordDecoder")
+            .field("validate", &self.validate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonSchemaRecordDecoder {
+    pub(crate) fn new(settings: SrSettings, validate: bool) -> Arc<Self> {
+        Arc::new(Self {
+            decoder: JsonDecoder::new(settings),
+            validate,
+        })
+    }
+
+    pub(crate) async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        let (schema_id, body) = confluent_header(bytes, "JSON Schema")?;
+        let record_error = |schema_id, reason| DecodeError::JsonSchema { schema_id, reason };
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|error| record_error(schema_id, format!("not valid JSON: {error}")))?;
+        // Fetched even when not validating: an id the registry does not know is a record error.
+        let schema = self
+            .decoder
+            .get_schema(schema_id)
+            .await
+            .map_err(|error| classified(schema_id, &error, record_error))?;
+        if self.validate {
+            self.decoder
+                .validate(&schema, &value)
+                .map_err(|error| record_error(schema_id, describe(&error)))?;
+        }
+        Ok(value)
     }
 }

@@ -20,6 +20,7 @@ mod process;
 mod receiver;
 mod registry_auth;
 mod rest;
+mod schema_formats;
 mod sink;
 mod source;
 mod stack;
