@@ -515,7 +515,9 @@ impl ReceiverPath {
                     Some((DataType::Json, bytes)) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                     Some((DataType::String, bytes)) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
                     Some((DataType::Binary, bytes)) => Value::String(BASE64.encode(bytes)),
-                    Some((DataType::Avro, _)) => given.map_or(Value::Null, |given| given.data.clone()),
+                    Some((DataType::Avro | DataType::Protobuf | DataType::Jsonschema, _)) => {
+                        given.map_or(Value::Null, |given| given.data.clone())
+                    }
                 };
                 let key = match shown(made.key, produce.key.as_ref()) {
                     Value::Null => None,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::avro::AvroJsonOptions;
-use self::protobuf::ProtobufRecordDecoder;
+use self::protobuf::{ProtobufRecordDecoder, ProtobufRecordEncoder};
 use self::registry::{AvroRecordDecoder, JsonSchemaRecordDecoder, RegistrySetupError};
 use crate::config::{InvalidSetting, SchemaRegistryConfig};
 
@@ -115,22 +115,40 @@ pub(crate) enum OutputFormat {
     Json,
     /// Confluent Schema Registry Avro.
     Avro,
+    /// Confluent Schema Registry Protobuf.
+    Protobuf,
+    /// Confluent Schema Registry JSON Schema.
+    JsonSchema,
+}
+
+impl OutputFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Avro => "avro",
+            Self::Protobuf => "protobuf",
+            Self::JsonSchema => "json_schema",
+        }
+    }
 }
 
 /// `value:` of a connector that writes to Kafka.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OutputFormatConfig {
-    /// `json` or `avro`. Default: `json`.
+    /// `json`, `avro`, `protobuf` or `json_schema`. Default: `json`.
     pub(crate) format: OutputFormat,
-    /// Avro: a schema file (`.avsc`, relative to the working directory), registered under `<topic>-value` (a
-    /// registered schema is found again, not duplicated). Excludes `subject`.
+    /// A schema file (`.avsc`, `.proto` without imports, or a JSON Schema; relative to the working directory),
+    /// registered under `<topic>-value` (a registered schema is found again, not duplicated). Excludes `subject`.
     #[serde(default)]
     pub(crate) schema_file: Option<std::path::PathBuf>,
-    /// Avro: write with the latest schema of this subject. Without `schema_file` or `subject`: the latest schema of
+    /// Write with the latest schema of this subject. Without `schema_file` or `subject`: the latest schema of
     /// `<topic>-value`.
     #[serde(default)]
     pub(crate) subject: Option<String>,
+    /// Protobuf: the full name of the message to write (`package.Message`). Default: the schema's first message.
+    #[serde(default)]
+    pub(crate) message: Option<String>,
 }
 
 impl Default for OutputFormatConfig {
@@ -139,6 +157,7 @@ impl Default for OutputFormatConfig {
             format: OutputFormat::Json,
             schema_file: None,
             subject: None,
+            message: None,
         }
     }
 }
@@ -151,11 +170,17 @@ impl OutputFormatConfig {
                 if self.schema_file.is_some() || self.subject.is_some() {
                     return Err(InvalidSetting::new(
                         key,
-                        "`schema_file` and `subject` apply only to `format: avro`",
+                        "`schema_file` and `subject` apply only to the Schema Registry's formats",
                     ));
                 }
             }
-            OutputFormat::Avro => {
+            _ if self.message.is_some() && self.format != OutputFormat::Protobuf => {
+                return Err(InvalidSetting::new(
+                    format!("{key}.message"),
+                    "applies only to `format: protobuf`",
+                ));
+            }
+            OutputFormat::Avro | OutputFormat::Protobuf | OutputFormat::JsonSchema => {
                 if self.schema_file.is_some() && self.subject.is_some() {
                     return Err(InvalidSetting::new(
                         key,
@@ -179,12 +204,27 @@ impl OutputFormatConfig {
                 format!("cannot read {}: {error}", file.display()),
             )
         })?;
-        apache_avro::Schema::parse_str(&text).map_err(|error| {
+        let invalid = |what: &str, error: String| {
             InvalidSetting::new(
                 format!("{key}.schema_file"),
-                format!("{} is not an Avro schema: {error}", file.display()),
+                format!("{} is not {what}: {error}", file.display()),
             )
-        })?;
+        };
+        match self.format {
+            OutputFormat::Avro => {
+                apache_avro::Schema::parse_str(&text).map_err(|error| invalid("an Avro schema", error.to_string()))?;
+            }
+            OutputFormat::Protobuf => {
+                protox::file::File::from_source(&file.to_string_lossy(), &text)
+                    .map_err(|error| invalid("a Protobuf schema", error.to_string()))?;
+            }
+            OutputFormat::JsonSchema => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(_) | Value::Bool(_)) => {}
+                Ok(other) => return Err(invalid("a JSON Schema", format!("{other} is not an object"))),
+                Err(error) => return Err(invalid("a JSON Schema", error.to_string())),
+            },
+            OutputFormat::Json => {}
+        }
         Ok(Some(text))
     }
 
@@ -193,14 +233,14 @@ impl OutputFormatConfig {
         &self,
         registry: Option<&SchemaRegistryConfig>,
     ) -> Result<self::encode::JsonWriter, RegistrySetupError> {
-        use self::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
+        use self::encode::{AvroRecordEncoder, JsonSchemaRecordEncoder, JsonWriter, WriterSchema};
         if self.format == OutputFormat::Json {
             return Ok(JsonWriter::Json);
         }
         let Some(registry) = registry else {
             return Err(RegistrySetupError {
                 url: String::new(),
-                reason: "format `avro` needs the worker's schema_registry".into(),
+                reason: format!("format `{}` needs the worker's schema_registry", self.format.as_str()),
             });
         };
         let schema = match (self.schema_text("value"), &self.subject) {
@@ -214,9 +254,20 @@ impl OutputFormatConfig {
             (Ok(None), Some(subject)) => WriterSchema::Subject(subject.clone()),
             (Ok(None), None) => WriterSchema::TopicLatest,
         };
-        Ok(JsonWriter::Avro {
-            encoder: AvroRecordEncoder::new(self::registry::settings(registry)?),
-            schema,
+        let settings = self::registry::settings(registry)?;
+        Ok(match self.format {
+            OutputFormat::Protobuf => JsonWriter::Protobuf {
+                encoder: ProtobufRecordEncoder::new(settings, self.message.clone()),
+                schema,
+            },
+            OutputFormat::JsonSchema => JsonWriter::JsonSchema {
+                encoder: JsonSchemaRecordEncoder::new(settings),
+                schema,
+            },
+            OutputFormat::Avro | OutputFormat::Json => JsonWriter::Avro {
+                encoder: AvroRecordEncoder::new(settings),
+                schema,
+            },
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Confluent-framed Protobuf (magic byte 0, a big-endian 4-byte schema id, the message indexes, the message) decoded
-//! to protobuf's canonical JSON. The schema and the schemas it imports (its references) are fetched from the
+//! to protobuf's canonical JSON, and JSON encoded to it. The schema and the schemas it imports (its references) are fetched from the
 //! registry once per id and compiled with protox; a registry may hold a schema as `.proto` text or, as Apicurio
 //! keeps what confluent-kafka's serializers register, as a base64 `FileDescriptorProto`: both are read. Google's
 //! well-known types are protox's own.
@@ -8,14 +8,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
-use schema_registry_converter::async_impl::schema_registry::{get_referenced_schema, get_schema_by_id, SrSettings};
+use schema_registry_converter::async_impl::schema_registry::{
+    get_referenced_schema, get_schema_by_id, get_schema_by_subject, SrSettings,
+};
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{RegisteredSchema, SchemaType};
+use schema_registry_converter::schema_registry_common::{
+    RegisteredSchema, SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use super::encode::{classify, EncodeError, WriterSchema};
 use super::registry::{classified, confluent_header, describe};
 use super::DecodeError;
 
@@ -80,46 +86,44 @@ impl ProtobufRecordDecoder {
 
     async fn fetch(&self, schema_id: u32) -> Result<Compiled, Fetch> {
         let schema = get_schema_by_id(schema_id, &self.settings).await.map_err(Fetch::from)?;
-        if schema.schema_type != SchemaType::Protobuf {
-            return Err(Fetch::Schema(format!(
-                "schema id {schema_id} is a {:?} schema, not Protobuf",
-                schema.schema_type
-            )));
-        }
-        let mut files = HashMap::new();
-        self.add_references(&schema, &mut files).await?;
-        let main = schema_file(&format!("schema-{schema_id}.proto"), &schema.schema).map_err(Fetch::Schema)?;
-        let name = main.name().to_owned();
-        files.insert(name.clone(), main);
-        let mut resolver = ChainFileResolver::new();
-        resolver.add(Files(files));
-        resolver.add(GoogleFileResolver::new());
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler
-            .open_file(&name)
-            .map_err(|error| Fetch::Schema(format!("the schema does not compile: {error}")))?;
-        Ok(Compiled {
-            pool: compiler.descriptor_pool(),
-            file: name,
-        })
+        compile(&self.settings, &schema, schema_id).await
     }
+}
 
-    /// The schemas `schema` imports, and those they import, each under the name it is imported by.
-    async fn add_references(&self, schema: &RegisteredSchema, files: &mut HashMap<String, File>) -> Result<(), Fetch> {
-        let mut pending: Vec<_> = schema.references.clone();
-        while let Some(reference) = pending.pop() {
-            if files.contains_key(&reference.name) {
-                continue;
-            }
-            let referenced = get_referenced_schema(&self.settings, &reference)
-                .await
-                .map_err(Fetch::from)?;
-            pending.extend(referenced.references.iter().cloned());
-            let file = schema_file(&reference.name, &referenced.schema).map_err(Fetch::Schema)?;
-            files.insert(reference.name.clone(), file);
-        }
-        Ok(())
+/// A registered Protobuf schema compiled with the schemas it imports (its references, and those they import, each
+/// under the name it is imported by).
+async fn compile(settings: &SrSettings, schema: &RegisteredSchema, schema_id: u32) -> Result<Compiled, Fetch> {
+    if schema.schema_type != SchemaType::Protobuf {
+        return Err(Fetch::Schema(format!(
+            "schema id {schema_id} is a {:?} schema, not Protobuf",
+            schema.schema_type
+        )));
     }
+    let mut files = HashMap::new();
+    let mut pending: Vec<_> = schema.references.clone();
+    while let Some(reference) = pending.pop() {
+        if files.contains_key(&reference.name) {
+            continue;
+        }
+        let referenced = get_referenced_schema(settings, &reference).await.map_err(Fetch::from)?;
+        pending.extend(referenced.references.iter().cloned());
+        let file = schema_file(&reference.name, &referenced.schema).map_err(Fetch::Schema)?;
+        files.insert(reference.name.clone(), file);
+    }
+    let main = schema_file(&format!("schema-{schema_id}.proto"), &schema.schema).map_err(Fetch::Schema)?;
+    let name = main.name().to_owned();
+    files.insert(name.clone(), main);
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(Files(files));
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler
+        .open_file(&name)
+        .map_err(|error| Fetch::Schema(format!("the schema does not compile: {error}")))?;
+    Ok(Compiled {
+        pool: compiler.descriptor_pool(),
+        file: name,
+    })
 }
 
 /// Why a schema could not be had: the registry (which may answer later), or the schema itself.
@@ -222,9 +226,186 @@ fn message_at(compiled: &Compiled, indexes: &[usize]) -> Result<MessageDescripto
     Ok(message)
 }
 
+/// Writes JSON values as Confluent-framed Protobuf: the schema registered (or looked up) once per subject or id and
+/// compiled, the JSON read with protobuf's JSON mapping into the message (`message`, by default the file's first),
+/// framed with the schema id and the message's indexes.
+pub(crate) struct ProtobufRecordEncoder {
+    settings: SrSettings,
+    message: Option<String>,
+    /// By the schema's subject or id.
+    schemas: RwLock<HashMap<String, (u32, Arc<Compiled>)>>,
+}
+
+impl std::fmt::Debug for ProtobufRecordEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtobufRecordEncoder")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtobufRecordEncoder {
+    /// `message`: the full name of the message to write (`package.Message`); `None` takes the file's first.
+    pub(crate) fn new(settings: SrSettings, message: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            message,
+            schemas: RwLock::default(),
+        })
+    }
+
+    pub(crate) async fn encode(
+        &self,
+        value: &Value,
+        topic: &str,
+        is_key: bool,
+        schema: &WriterSchema,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let (schema_id, compiled) = self.schema(topic, is_key, schema).await?;
+        let mismatch = |reason: String| EncodeError::Mismatch { schema_id, reason };
+        let file = compiled
+            .pool
+            .get_file_by_name(&compiled.file)
+            .ok_or_else(|| mismatch(format!("the compiled schema has no file `{}`", compiled.file)))?;
+        let descriptor = match &self.message {
+            Some(name) => compiled
+                .pool
+                .get_message_by_name(name)
+                .filter(|message| message.parent_file().name() == file.name())
+                .ok_or_else(|| mismatch(format!("the schema has no message `{name}`")))?,
+            None => file
+                .messages()
+                .next()
+                .ok_or_else(|| mismatch("the schema has no message".to_owned()))?,
+        };
+        let message = DynamicMessage::deserialize(descriptor.clone(), value)
+            .map_err(|error| mismatch(format!("not a `{}`: {error}", descriptor.full_name())))?;
+        let mut framed = vec![0];
+        framed.extend_from_slice(&schema_id.to_be_bytes());
+        write_message_indexes(&indexes_of(&descriptor), &mut framed);
+        framed.extend_from_slice(&message.encode_to_vec());
+        Ok(framed)
+    }
+
+    async fn schema(
+        &self,
+        topic: &str,
+        is_key: bool,
+        schema: &WriterSchema,
+    ) -> Result<(u32, Arc<Compiled>), EncodeError> {
+        let strategy = match schema {
+            WriterSchema::Supplied(text) => Some(SubjectNameStrategy::TopicNameStrategyWithSchema(
+                topic.to_owned(),
+                is_key,
+                SuppliedSchema::new(None, SchemaType::Protobuf, text.clone()),
+            )),
+            WriterSchema::Subject(subject) => Some(SubjectNameStrategy::RecordNameStrategy(subject.clone())),
+            WriterSchema::TopicLatest => Some(SubjectNameStrategy::TopicNameStrategy(topic.to_owned(), is_key)),
+            WriterSchema::Id(_) => None,
+        };
+        let what = match (&strategy, schema) {
+            (Some(strategy), _) => format!(
+                "subject `{}`",
+                strategy
+                    .get_subject()
+                    .map_err(|error| classify("the subject".into(), &error))?
+            ),
+            (None, WriterSchema::Id(id)) => format!("schema id {id}"),
+            (None, _) => String::new(),
+        };
+        if let Some(known) = self.schemas.read().await.get(&what) {
+            return Ok(known.clone());
+        }
+        let registered = match (&strategy, schema) {
+            (Some(strategy), _) => get_schema_by_subject(&self.settings, strategy).await,
+            (None, WriterSchema::Id(id)) => get_schema_by_id(*id, &self.settings).await,
+            (None, _) => {
+                return Err(EncodeError::Schema {
+                    what,
+                    reason: "no schema named".into(),
+                })
+            }
+        }
+        .map_err(|error| classify(what.clone(), &error))?;
+        let compiled = match compile(&self.settings, &registered, registered.id).await {
+            Ok(compiled) => Arc::new(compiled),
+            Err(Fetch::Registry(error)) => return Err(classify(what, &error)),
+            Err(Fetch::Schema(reason)) => return Err(EncodeError::Schema { what, reason }),
+        };
+        let found = (registered.id, compiled);
+        self.schemas.write().await.insert(what, found.clone());
+        Ok(found)
+    }
+}
+
+/// The message's indexes in its file: its place among the file's messages, then among each parent's nested ones.
+fn indexes_of(message: &MessageDescriptor) -> Vec<usize> {
+    let mut indexes = Vec::new();
+    let mut current = message.clone();
+    loop {
+        match current.parent_message() {
+            Some(parent) => {
+                let at = parent
+                    .child_messages()
+                    .position(|child| child.full_name() == current.full_name())
+                    .unwrap_or_default();
+                indexes.push(at);
+                current = parent;
+            }
+            None => {
+                let at = current
+                    .parent_file()
+                    .messages()
+                    .position(|top| top.full_name() == current.full_name())
+                    .unwrap_or_default();
+                indexes.push(at);
+                break;
+            }
+        }
+    }
+    indexes.reverse();
+    indexes
+}
+
+/// Confluent's message indexes: a lone 0 for the file's first message, else the count and each index, as zigzag
+/// varints.
+fn write_message_indexes(indexes: &[usize], out: &mut Vec<u8>) {
+    if indexes == [0] {
+        out.push(0);
+        return;
+    }
+    let mut write = |value: usize| {
+        // Zigzag of a non-negative number: twice it.
+        let mut value = (value as u64) << 1;
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    };
+    write(indexes.len());
+    for &index in indexes {
+        write(index);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_indexes_are_written_as_they_are_read() {
+        for indexes in [vec![0], vec![1], vec![1, 0], vec![0, 2, 70]] {
+            let mut written = Vec::new();
+            write_message_indexes(&indexes, &mut written);
+            written.push(9);
+            assert_eq!(message_indexes(&written).unwrap(), (indexes.clone(), &[9][..]));
+        }
+    }
 
     #[test]
     fn message_indexes_read_the_short_form_and_the_long_one() {

@@ -139,3 +139,174 @@ async fn json_schema_records_are_taken_as_written_and_checked_when_asked() {
     )
     .await;
 }
+
+/// Reads `count` records of `topic` with `tests/support/consume_formats.py` (`format`: `protobuf:FILE:MESSAGE` or
+/// `json_schema`).
+async fn consume(format: &str, topic: &str, count: usize) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_formats.py");
+    let (format, topic) = (format.to_owned(), topic.to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::stack("EBCONNECT_STACK_PYTHON"))
+            .args([script, &format, &topic, &count.to_string()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "consume_formats.py: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Every number as a float: protobuf's `Struct` holds only doubles.
+fn numbers_as_floats(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => json!(number.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), numbers_as_floats(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// eventbridge-source writing Protobuf and JSON Schema (each with a schema file) from a bus through moto's SQS, read
+/// back by confluent-kafka's deserializers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_writes_protobuf_and_json_schema() {
+    let config = support::aws_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let bus = unique("formats-bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut connectors = Vec::new();
+    let mut topics = Vec::new();
+    for (format, schema_file) in [
+        ("protobuf", format!("{fixtures}/protobuf/event.proto")),
+        ("json_schema", format!("{fixtures}/jsonschema/event.json")),
+    ] {
+        let topic = unique(&format!("formats-source-{format}"));
+        support::create_topic(&topic, 1).await;
+        let name = unique(&format!("formats-source-{}", format.replace('_', "-")));
+        connectors.push((
+            format!("{name}.yaml"),
+            format!(
+                "name: {name}\ntype: eventbridge-source\nconfig:\n  provision:\n    event_bus: {bus}\n    event_pattern: {{source: [aws.s3]}}\n  topic: {topic}\n  value:\n    format: {format}\n    schema_file: {schema_file}\n  wait_time: 1s\n"
+            ),
+        ));
+        topics.push((format, topic, name));
+    }
+    let files: Vec<(&str, &str)> = connectors
+        .iter()
+        .map(|(file, text)| (file.as_str(), text.as_str()))
+        .collect();
+    let worker = RunningWorker::start(&support::worker_yaml(""), &files);
+    for (_, _, name) in &topics {
+        crate::source::provisioned(&events, &bus, name).await;
+    }
+    let mut details = std::collections::BTreeMap::new();
+    for n in 0..3 {
+        let detail = crate::source::cloudtrail_event(n, "s3.amazonaws.com", &format!("AIDA{n}"));
+        let id = crate::source::put(&events, &bus, "aws.s3", &detail).await;
+        details.insert(id, detail);
+    }
+    for (format, topic, _) in &topics {
+        let reader = match *format {
+            "protobuf" => format!("protobuf:{fixtures}/protobuf/event.proto:ebconnect.test.Event"),
+            other => other.to_owned(),
+        };
+        let records = consume(&reader, topic, 3).await;
+        for record in &records {
+            let value = &record["value"];
+            let id = value["id"].as_str().unwrap();
+            assert_eq!(value["source"], "aws.s3", "{format}: {value}");
+            assert_eq!(value["detail-type"], "AWS API Call via CloudTrail", "{format}: {value}");
+            assert_eq!(
+                numbers_as_floats(&value["detail"]),
+                numbers_as_floats(&details[id]),
+                "{format}"
+            );
+        }
+    }
+    worker.stop().await;
+}
+
+/// rest-produce-receiver's `"type": "PROTOBUF"` and `"JSONSCHEMA"` with the schema in the request, read back by
+/// confluent-kafka's deserializers; a value that does not fit its schema is refused with 422.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receiver_writes_protobuf_and_json_schema() {
+    let proto = "syntax = \"proto3\";\npackage ebconnect.test;\nmessage Call {\n  string event_name = 1;\n  int64 bytes = 2;\n  repeated string resources = 3;\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let proto_file = dir.path().join("call.proto");
+    std::fs::write(&proto_file, proto).unwrap();
+    let json_schema =
+        json!({"type": "object", "properties": {"eventName": {"type": "string"}}, "required": ["eventName"]});
+    let protobuf_topic = unique("formats-receiver-protobuf");
+    let json_topic = unique("formats-receiver-json");
+    support::create_topic(&protobuf_topic, 1).await;
+    support::create_topic(&json_topic, 1).await;
+    let address = support::rest_address();
+    let connector = format!(
+        "name: {}\ntype: rest-produce-receiver\nconfig:\n  listen: {address}\n  topics: [{protobuf_topic}, {json_topic}]\n",
+        unique("formats-receiver")
+    );
+    let worker = RunningWorker::start(&support::worker_yaml(""), &[("receiver.yaml", &connector)]);
+    support::wait_for("the receiver to listen", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(address).await.ok()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let post = |topic: &str, body: Value| {
+        client
+            .post(format!(
+                "http://{address}/kafka/v3/clusters/ebconnect/topics/{topic}/records"
+            ))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let call = json!({"eventName": "GetObject", "bytes": "1099511627779", "resources": ["arn:aws:s3:::b"]});
+    let answer = post(
+        &protobuf_topic,
+        json!({"value": {"type": "PROTOBUF", "schema": proto, "data": call}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let misfit = json!({"value": {"type": "PROTOBUF", "schema": proto, "data": {"eventName": 7, "nope": 1}}});
+    let answer = post(&protobuf_topic, misfit).await.unwrap();
+    assert_eq!(answer.status(), 422);
+    let answer = post(&json_topic, json!({"value": {"type": "JSONSCHEMA", "schema": json_schema.to_string(), "data": {"eventName": "ListBuckets", "n": 1}}}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let answer = post(
+        &json_topic,
+        json!({"value": {"type": "JSONSCHEMA", "schema": json_schema.to_string(), "data": {"n": 1}}}),
+    )
+    .await
+    .unwrap();
+    let refusal = answer.text().await.unwrap();
+    assert!(refusal.contains("eventName"), "{refusal}");
+
+    let written = consume(
+        &format!("protobuf:{}:ebconnect.test.Call", proto_file.display()),
+        &protobuf_topic,
+        1,
+    )
+    .await;
+    assert_eq!(written[0]["value"], call);
+    let written = consume("json_schema", &json_topic, 1).await;
+    assert_eq!(written[0]["value"], json!({"eventName": "ListBuckets", "n": 1}));
+    worker.stop().await;
+}

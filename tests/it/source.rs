@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::{unique, worker_yaml, RunningWorker};
 use serde_json::{json, Value};
 
-fn cloudtrail_event(n: usize, event_source: &str, principal: &str) -> Value {
+pub(crate) fn cloudtrail_event(n: usize, event_source: &str, principal: &str) -> Value {
     json!({
         "eventVersion": "1.08",
         "eventSource": event_source,
@@ -19,7 +19,7 @@ fn cloudtrail_event(n: usize, event_source: &str, principal: &str) -> Value {
     })
 }
 
-async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, detail: &Value) -> String {
+pub(crate) async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, detail: &Value) -> String {
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
         .event_bus_name(bus)
         .source(source)
@@ -33,7 +33,7 @@ async fn put(events: &aws_sdk_eventbridge::Client, bus: &str, source: &str, deta
 
 /// Waits until connector `name`'s rule on `bus` has its queue as target. The rule is created before the queue,
 /// and the target attached last: an event put in between matches a rule with nowhere to send it, and is dropped.
-async fn provisioned(events: &aws_sdk_eventbridge::Client, bus: &str, name: &str) {
+pub(crate) async fn provisioned(events: &aws_sdk_eventbridge::Client, bus: &str, name: &str) {
     support::wait_for("the rule and its target", Duration::from_secs(30), || async {
         let answer = events
             .list_targets_by_rule()

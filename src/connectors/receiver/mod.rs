@@ -42,7 +42,8 @@ use self::wire::{
 use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
-use crate::schema::encode::{AvroRecordEncoder, EncodeError};
+use crate::schema::encode::{AvroRecordEncoder, EncodeError, JsonSchemaRecordEncoder};
+use crate::schema::protobuf::ProtobufRecordEncoder;
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{
     emit, ConnectorMetrics, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten, SourceRecordsPolled,
@@ -77,14 +78,18 @@ impl ReceiverConnector {
     }
 
     pub(crate) fn maker(&self) -> Result<RecordMaker, ReceiverError> {
-        Ok(RecordMaker {
-            avro: match &self.parts.worker.schema_registry {
-                Some(registry) => Some(AvroRecordEncoder::new(
-                    crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?,
-                )),
-                None => None,
-            },
-        })
+        let encoders = match &self.parts.worker.schema_registry {
+            Some(registry) => {
+                let settings = crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?;
+                Some(RegistryEncoders {
+                    avro: AvroRecordEncoder::new(settings.clone()),
+                    protobuf: ProtobufRecordEncoder::new(settings.clone(), None),
+                    json_schema: JsonSchemaRecordEncoder::new(settings),
+                })
+            }
+            None => None,
+        };
+        Ok(RecordMaker { encoders })
     }
 }
 
@@ -574,7 +579,7 @@ pub(crate) struct Made {
 /// headers, timestamp, partition. No effect outside but registering an Avro schema: the receiver writes what it
 /// makes, `preview` shows it.
 pub(crate) struct RecordMaker {
-    pub(crate) avro: Option<Arc<AvroRecordEncoder>>,
+    pub(crate) encoders: Option<RegistryEncoders>,
 }
 
 impl RecordMaker {
@@ -612,26 +617,37 @@ impl RecordMaker {
     }
 
     async fn encode(&self, payload: Payload, topic: &str, is_key: bool) -> Result<Vec<u8>, ApiError> {
-        match payload {
-            Payload::Bytes(bytes) => Ok(bytes),
-            Payload::Avro { value, schema } => {
-                let Some(encoder) = &self.avro else {
-                    return Err(ApiError::invalid(
-                        "type AVRO needs a schema_registry in the worker configuration",
-                    ));
-                };
-                encoder
-                    .encode(&value, topic, is_key, &schema)
-                    .await
-                    .map_err(|error| match error {
-                        EncodeError::RegistryUnavailable { .. } => ApiError::unavailable(error.to_string()),
-                        EncodeError::Schema { .. } | EncodeError::Mismatch { .. } => {
-                            ApiError::invalid(error.to_string())
-                        }
-                    })
-            }
-        }
+        let (kind, value, schema) = match payload {
+            Payload::Bytes(bytes) => return Ok(bytes),
+            Payload::Registry { kind, value, schema } => (kind, value, schema),
+        };
+        let Some(encoders) = &self.encoders else {
+            return Err(ApiError::invalid(format!(
+                "type {} needs a schema_registry in the worker configuration",
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|kind| kind.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )));
+        };
+        let encoded = match kind {
+            DataType::Protobuf => encoders.protobuf.encode(&value, topic, is_key, &schema).await,
+            DataType::Jsonschema => encoders.json_schema.encode(&value, topic, is_key, &schema).await,
+            _ => encoders.avro.encode(&value, topic, is_key, &schema).await,
+        };
+        encoded.map_err(|error| match error {
+            EncodeError::RegistryUnavailable { .. } => ApiError::unavailable(error.to_string()),
+            EncodeError::Schema { .. } | EncodeError::Mismatch { .. } => ApiError::invalid(error.to_string()),
+        })
     }
+}
+
+/// The registry's encoders, one per type a produce record may name.
+pub(crate) struct RegistryEncoders {
+    avro: Arc<AvroRecordEncoder>,
+    /// A schema's first message, as Confluent's REST produce API writes.
+    protobuf: Arc<ProtobufRecordEncoder>,
+    json_schema: Arc<JsonSchemaRecordEncoder>,
 }
 
 /// A produce request's `timestamp` in epoch milliseconds.

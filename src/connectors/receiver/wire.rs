@@ -38,7 +38,7 @@ pub(crate) struct RecordHeader {
     pub(crate) value: Option<String>,
 }
 
-/// A key or a value: its type, its data, and for Avro the schema to write it with.
+/// A key or a value: its type, its data, and for the registry's types the schema to write it with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecordData {
@@ -46,13 +46,13 @@ pub(crate) struct RecordData {
     pub(crate) kind: Option<DataType>,
     #[serde(default)]
     pub(crate) data: Value,
-    /// Avro: the schema text, registered under the topic's subject.
+    /// AVRO, PROTOBUF, JSONSCHEMA: the schema text, registered under the topic's subject.
     #[serde(default)]
     pub(crate) schema: Option<String>,
-    /// Avro: the latest schema of this subject.
+    /// AVRO, PROTOBUF, JSONSCHEMA: the latest schema of this subject.
     #[serde(default)]
     pub(crate) subject: Option<String>,
-    /// Avro: the schema with this id.
+    /// AVRO, PROTOBUF, JSONSCHEMA: the schema with this id.
     #[serde(default)]
     pub(crate) schema_id: Option<u32>,
 }
@@ -64,13 +64,27 @@ pub(crate) enum DataType {
     Json,
     String,
     Avro,
+    Protobuf,
+    Jsonschema,
+}
+
+impl DataType {
+    /// Written through the Schema Registry, with a schema the record names (or its topic's latest).
+    pub(crate) fn has_schema(self) -> bool {
+        matches!(self, Self::Avro | Self::Protobuf | Self::Jsonschema)
+    }
 }
 
 /// What a record's key or value becomes before it is written.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Payload {
     Bytes(Vec<u8>),
-    Avro { value: Value, schema: WriterSchema },
+    /// Avro, Protobuf or JSON Schema, written with the schema named.
+    Registry {
+        kind: DataType,
+        value: Value,
+        schema: WriterSchema,
+    },
 }
 
 impl RecordData {
@@ -83,16 +97,16 @@ impl RecordData {
         }
     }
 
-    /// Turns the data into bytes, or into what the Avro encoder needs; `what` is `key` or `value`, for messages.
+    /// Turns the data into bytes, or into what a registry encoder needs; `what` is `key` or `value`, for messages.
     pub(crate) fn payload(&self, what: &str) -> Result<Payload, ApiError> {
         let kind = self.data_type();
         let named = [self.schema.is_some(), self.subject.is_some(), self.schema_id.is_some()]
             .into_iter()
             .filter(|named| *named)
             .count();
-        if kind != DataType::Avro && named > 0 {
+        if !kind.has_schema() && named > 0 {
             return Err(ApiError::invalid(format!(
-                "{what}: `schema`, `subject` and `schema_id` apply only to type AVRO"
+                "{what}: `schema`, `subject` and `schema_id` apply only to types AVRO, PROTOBUF and JSONSCHEMA"
             )));
         }
         if named > 1 {
@@ -126,7 +140,8 @@ impl RecordData {
                     )))
                 }
             },
-            DataType::Avro => Payload::Avro {
+            DataType::Avro | DataType::Protobuf | DataType::Jsonschema => Payload::Registry {
+                kind,
                 value: self.data.clone(),
                 schema: match (&self.schema, &self.subject, self.schema_id) {
                     (Some(schema), _, _) => WriterSchema::Supplied(schema.clone()),
@@ -379,12 +394,13 @@ mod tests {
         let by_subject = data(json!({"type": "AVRO", "subject": "s", "data": {}}));
         assert!(matches!(
             by_subject.payload("value").unwrap(),
-            Payload::Avro { schema: WriterSchema::Subject(subject), .. } if subject == "s"
+            Payload::Registry { kind: DataType::Avro, schema: WriterSchema::Subject(subject), .. } if subject == "s"
         ));
         let implied = data(json!({"schema_id": 7, "data": {}}));
         assert!(matches!(
             implied.payload("value").unwrap(),
-            Payload::Avro {
+            Payload::Registry {
+                kind: DataType::Avro,
                 schema: WriterSchema::Id(7),
                 ..
             }

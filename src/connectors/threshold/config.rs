@@ -201,6 +201,12 @@ impl ThresholdConfig {
         if self.output.topic.is_empty() {
             return Err(InvalidSetting::new("config.output.topic", "must not be empty"));
         }
+        if matches!(self.output.format, OutputFormat::Protobuf | OutputFormat::JsonSchema) {
+            return Err(InvalidSetting::new(
+                "config.output.format",
+                "a threshold-alert writes `json`, or `avro` with the schema it generates",
+            ));
+        }
         if self.output.format == OutputFormat::Avro {
             if worker.is_some_and(|worker| worker.schema_registry.is_none()) {
                 return Err(InvalidSetting::new(

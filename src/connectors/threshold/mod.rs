@@ -545,6 +545,12 @@ impl ThresholdConnector {
                 encoder: AvroRecordEncoder::new(crate::schema::registry::settings(registry)?),
                 schema: WriterSchema::Supplied(output_schema(&group_names)),
             },
+            (format @ (OutputFormat::Protobuf | OutputFormat::JsonSchema), _) => {
+                return Err(ThresholdError::Setting(InvalidSetting::new(
+                    "config.output.format",
+                    format!("`{format:?}`: a threshold-alert writes `json`, or `avro` with the schema it generates"),
+                )))
+            }
             (OutputFormat::Avro, None) => {
                 return Err(ThresholdError::Setting(InvalidSetting::new(
                     "config.output.format",
