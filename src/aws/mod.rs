@@ -17,6 +17,7 @@ pub(crate) enum Service {
     S3,
     SecretsManager,
     Ssm,
+    Glue,
 }
 
 /// The endpoint override for one service: `aws.service_endpoints.<service>`, else `aws.endpoint_url`.
@@ -34,6 +35,7 @@ fn service_endpoint(aws: &AwsConfig, service: Service) -> Option<&crate::config:
         Service::S3 => endpoints.s3.as_ref(),
         Service::SecretsManager => endpoints.secretsmanager.as_ref(),
         Service::Ssm => endpoints.ssm.as_ref(),
+        Service::Glue => endpoints.glue.as_ref(),
     }
 }
 

@@ -481,6 +481,9 @@ pub struct ServiceEndpoints {
     /// SSM Parameter Store: `${aws-ssm:}` placeholders.
     #[serde(default)]
     pub(crate) ssm: Option<Interpolated>,
+    /// Glue: the schemas of `format: glue` records (AWS Glue Schema Registry).
+    #[serde(default)]
+    pub(crate) glue: Option<Interpolated>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

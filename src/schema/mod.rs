@@ -3,6 +3,7 @@
 
 pub mod avro;
 pub mod encode;
+pub mod glue;
 mod oauth;
 pub mod protobuf;
 pub mod registry;
@@ -14,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::avro::AvroJsonOptions;
+use self::glue::GlueRecordDecoder;
 use self::protobuf::{ProtobufRecordDecoder, ProtobufRecordEncoder};
 use self::registry::{AvroRecordDecoder, JsonSchemaRecordDecoder, RegistrySetupError};
-use crate::config::{InvalidSetting, SchemaRegistryConfig};
+use crate::config::{AwsConfig, InvalidSetting, SchemaRegistryConfig};
 
 /// How bytes from Kafka become JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -36,6 +38,9 @@ pub(crate) enum Format {
     /// Confluent Schema Registry JSON Schema (magic byte, schema id, JSON text): the JSON as it is, checked against
     /// the schema with `validate: true`.
     JsonSchema,
+    /// AWS Glue Schema Registry (header version 3, compression, schema version UUID): Avro or JSON by the schema's
+    /// data format.
+    Glue,
 }
 
 impl Format {
@@ -52,6 +57,7 @@ impl Format {
             Self::Avro => "avro",
             Self::Protobuf => "protobuf",
             Self::JsonSchema => "json_schema",
+            Self::Glue => "glue",
         }
     }
 }
@@ -69,6 +75,10 @@ pub(crate) struct FormatConfig {
     /// naming where (a JSON pointer). Default: false (the JSON is taken as it is).
     #[serde(default)]
     pub(crate) validate: bool,
+    /// `glue` only: the format of records without Glue's header (e.g. `avro` while producers move from the
+    /// Confluent registry to Glue). Default: none, such a record is a record error.
+    #[serde(default)]
+    pub(crate) secondary: Option<Format>,
 }
 
 impl FormatConfig {
@@ -77,6 +87,7 @@ impl FormatConfig {
             format,
             union_type_tags: false,
             validate: false,
+            secondary: None,
         }
     }
 
@@ -86,7 +97,19 @@ impl FormatConfig {
         key: &str,
         registry: Option<Option<&SchemaRegistryConfig>>,
     ) -> Result<(), InvalidSetting> {
-        if self.union_type_tags && self.format != Format::Avro {
+        if self.secondary.is_some() && self.format != Format::Glue {
+            return Err(InvalidSetting::new(
+                format!("{key}.secondary"),
+                "applies only to `format: glue`",
+            ));
+        }
+        if self.secondary == Some(Format::Glue) {
+            return Err(InvalidSetting::new(
+                format!("{key}.secondary"),
+                "is the format of records that are not Glue's",
+            ));
+        }
+        if self.union_type_tags && !matches!(self.format, Format::Avro | Format::Glue) {
             return Err(InvalidSetting::new(
                 format!("{key}.union_type_tags applies only to `format"),
                 "avro`",
@@ -98,10 +121,17 @@ impl FormatConfig {
                 "applies only to `format: json_schema`",
             ));
         }
-        if self.format.needs_registry() && matches!(registry, Some(None)) {
+        let registry_needed = self.format.needs_registry() || self.secondary.is_some_and(Format::needs_registry);
+        if registry_needed && matches!(registry, Some(None)) {
             return Err(InvalidSetting::new(
                 format!("{key}.format"),
-                format!("`{}` needs the worker file's schema_registry", self.format.as_str()),
+                format!(
+                    "`{}` needs the worker file's schema_registry",
+                    self.secondary
+                        .filter(|_| !self.format.needs_registry())
+                        .unwrap_or(self.format)
+                        .as_str()
+                ),
             ));
         }
         Ok(())
@@ -289,12 +319,19 @@ pub(crate) enum DecodeError {
     /// The registry could not be asked (network, 5xx): not the record's fault.
     #[error("the Schema Registry is unavailable (fetching schema id {schema_id}): {reason}")]
     RegistryUnavailable { schema_id: u32, reason: String },
+    #[error("not AWS Glue Schema Registry data: {0}")]
+    NotGlueFramed(String),
+    #[error("cannot decode with Glue schema version {version}: {reason}")]
+    Glue { version: String, reason: String },
+    /// Glue could not be asked (network, throttling, permissions): not the record's fault.
+    #[error("AWS Glue is unavailable (fetching schema version {version}): {reason}")]
+    GlueUnavailable { version: String, reason: String },
 }
 
 impl DecodeError {
     /// True when the record itself is bad, false when decoding may work later (the registry was unreachable).
     pub(crate) fn is_record_error(&self) -> bool {
-        !matches!(self, Self::RegistryUnavailable { .. })
+        !matches!(self, Self::RegistryUnavailable { .. } | Self::GlueUnavailable { .. })
     }
 }
 
@@ -305,20 +342,39 @@ pub(crate) enum Decoder {
     Avro(Arc<AvroRecordDecoder>),
     Protobuf(Arc<ProtobufRecordDecoder>),
     JsonSchema(Arc<JsonSchemaRecordDecoder>),
+    Glue(Arc<GlueRecordDecoder>),
 }
 
 impl Decoder {
-    /// `registry` is the connector's shared client settings, needed for `avro`.
+    /// `registry` is the worker's Schema Registry, needed for `avro`, `protobuf` and `json_schema`; `aws` its AWS
+    /// settings, for `glue`.
     pub(crate) fn new(
         config: &FormatConfig,
         registry: Option<&SchemaRegistryConfig>,
+        aws: &AwsConfig,
     ) -> Result<Self, RegistrySetupError> {
+        let options = AvroJsonOptions {
+            union_type_tags: config.union_type_tags,
+        };
         match (config.format, registry) {
+            (Format::Glue, _) => {
+                let secondary = match config.secondary {
+                    Some(format) => Some(Self::new(
+                        &FormatConfig {
+                            format,
+                            secondary: None,
+                            ..config.clone()
+                        },
+                        registry,
+                        aws,
+                    )?),
+                    None => None,
+                };
+                Ok(Self::Glue(GlueRecordDecoder::new(aws, options, secondary)))
+            }
             (Format::Avro, Some(registry)) => Ok(Self::Avro(AvroRecordDecoder::new(
                 self::registry::settings(registry)?,
-                AvroJsonOptions {
-                    union_type_tags: config.union_type_tags,
-                },
+                options,
             ))),
             (Format::Protobuf, Some(registry)) => Ok(Self::Protobuf(ProtobufRecordDecoder::new(
                 self::registry::settings(registry)?,
@@ -345,6 +401,7 @@ impl Decoder {
             Self::Avro(decoder) => decoder.decode(bytes).await,
             Self::Protobuf(decoder) => decoder.decode(bytes).await,
             Self::JsonSchema(decoder) => decoder.decode(bytes).await,
+            Self::Glue(decoder) => decoder.decode(bytes).await,
         }
     }
 }
@@ -354,7 +411,7 @@ fn decode_plain(format: Format, bytes: &[u8]) -> Result<Value, DecodeError> {
         Format::Json => serde_json::from_slice(bytes)?,
         Format::String => Value::String(std::str::from_utf8(bytes)?.to_owned()),
         Format::Bytes => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        format @ (Format::Avro | Format::Protobuf | Format::JsonSchema) => {
+        format @ (Format::Avro | Format::Protobuf | Format::JsonSchema | Format::Glue) => {
             return Err(DecodeError::NotConfluentFramed {
                 format: format.as_str(),
                 reason: "no Schema Registry client was set up".into(),

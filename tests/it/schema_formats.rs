@@ -310,3 +310,49 @@ async fn the_receiver_writes_protobuf_and_json_schema() {
     assert_eq!(written[0]["value"], json!({"eventName": "ListBuckets", "n": 1}));
     worker.stop().await;
 }
+
+/// AWS Glue Schema Registry records written by aws-glue-schema-registry (PyPI) against moto's Glue: Avro and JSON,
+/// compressed and not; a record without Glue's header is a record error, or read by `secondary`; an unknown schema
+/// version is a record error.
+#[tokio::test(flavor = "multi_thread")]
+async fn glue_records_are_read_by_their_schema_version() {
+    let topic = unique("formats-glue");
+    support::create_topic(&topic, 1).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/produce_glue.py");
+    let registry = unique("formats-glue-registry");
+    let arguments = [script.to_owned(), registry, topic.clone()];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::stack("EBCONNECT_STACK_PYTHON"))
+            .args(&arguments)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let expected: Vec<Value> = lines.iter().filter_map(|line| line.get("expected").cloned()).collect();
+    let plain: Vec<Value> = lines.iter().filter_map(|line| line.get("plain").cloned()).collect();
+    assert_eq!((expected.len(), plain.len()), (4, 1));
+    sink_and_compare(
+        "{format: glue}",
+        &topic,
+        &expected,
+        &[
+            "not AWS Glue Schema Registry data: the first byte is 0x7b, not the header version 3",
+            "Glue has no such schema version",
+        ],
+    )
+    .await;
+    let with_plain: Vec<Value> = expected.iter().chain(&plain).cloned().collect();
+    sink_and_compare(
+        "{format: glue, secondary: json}",
+        &topic,
+        &with_plain,
+        &["Glue has no such schema version"],
+    )
+    .await;
+}

@@ -594,8 +594,8 @@ impl SinkConnector {
         let registry = self.parts.worker.schema_registry.as_ref();
         Ok(RecordPreparer {
             connector: self.parts.name.as_str().to_owned(),
-            key_decoder: Decoder::new(&config.key, registry)?,
-            value_decoder: Decoder::new(&config.value, registry)?,
+            key_decoder: Decoder::new(&config.key, registry, &self.parts.worker.aws)?,
+            value_decoder: Decoder::new(&config.value, registry, &self.parts.worker.aws)?,
             transforms: self.parts.transforms.clone(),
             builder: EntryBuilder::new(&self.parts.name, config),
             max_bytes: config.batch.max_bytes,

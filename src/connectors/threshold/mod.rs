@@ -478,7 +478,11 @@ impl ThresholdConnector {
         Ok(Classifier {
             name: self.parts.name.as_str().to_owned(),
             config: config.clone(),
-            decoder: Decoder::new(&config.value, self.parts.worker.schema_registry.as_ref())?,
+            decoder: Decoder::new(
+                &config.value,
+                self.parts.worker.schema_registry.as_ref(),
+                &self.parts.worker.aws,
+            )?,
             transforms: self.parts.transforms.clone(),
             filter: config.filter_pattern().map_err(ThresholdError::Setting)?,
         })
