@@ -1,8 +1,10 @@
 //! AWS Glue Schema Registry records: a header version byte (3), a compression byte (0, or 5 for zlib), the 16-byte
 //! UUID of the schema version, then the payload. The schema version is fetched with `GetSchemaVersion` (the worker's
 //! AWS credentials, `aws.service_endpoints.glue`) once and cached; the payload is read by the schema's data format,
-//! Avro to the same JSON as the Confluent Avro records, JSON as it is. Records that are not Glue-framed go to the
-//! `secondary` decoder when there is one, as Glue's deserializer hands them to its secondary deserializer.
+//! Avro to the same JSON as the Confluent Avro records, JSON as it is, Protobuf to its canonical JSON (the payload
+//! starts with its message's index among all the file's messages sorted by full name, as Glue's serializer numbers
+//! them). Records that are not Glue-framed go to the `secondary` decoder when there is one, as Glue's deserializer
+//! hands them to its secondary deserializer.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -13,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, RwLock};
 
 use super::avro::{decode_to_json, AvroJsonOptions};
+use super::protobuf::{compile_glue_schema, decode_glue_message};
 use super::{DecodeError, Decoder};
 use crate::aws::{sdk_config, service_config, Service};
 use crate::config::AwsConfig;
@@ -28,6 +31,8 @@ const MAX_INFLATED_BYTES: u64 = 16 * 1024 * 1024;
 enum GlueSchema {
     Avro(apache_avro::Schema),
     Json,
+    /// Every message of the file, in Glue's index order.
+    Protobuf(Vec<prost_reflect::MessageDescriptor>),
 }
 
 pub(crate) struct GlueRecordDecoder {
@@ -108,6 +113,7 @@ impl GlueRecordDecoder {
                 decode_to_json(payload, schema, self.options).map_err(|error| failed(error.to_string()))
             }
             GlueSchema::Json => serde_json::from_slice(payload).map_err(|error| failed(format!("not JSON: {error}"))),
+            GlueSchema::Protobuf(messages) => decode_glue_message(messages, payload).map_err(failed),
         }
     }
 
@@ -162,8 +168,9 @@ fn parse(format: Option<&DataFormat>, definition: Option<&str>) -> Result<GlueSc
             .map(GlueSchema::Avro)
             .map_err(|error| format!("the Avro schema does not parse: {error}")),
         Some(DataFormat::Json) => Ok(GlueSchema::Json),
+        Some(DataFormat::Protobuf) => compile_glue_schema(definition).map(GlueSchema::Protobuf),
         other => Err(format!(
-            "data format {} is not read yet (Avro and JSON are)",
+            "data format {} is not one of AVRO, JSON and PROTOBUF",
             other.map_or("(none)", DataFormat::as_str)
         )),
     }

@@ -126,6 +126,63 @@ async fn compile(settings: &SrSettings, schema: &RegisteredSchema, schema_id: u3
     })
 }
 
+/// A Glue schema version's definition (`.proto` text, importing at most Google's well-known types) compiled, and
+/// every message of its file in Glue's order: all of them, nested ones included, sorted by full name (the index a
+/// Glue record names its message by).
+pub(crate) fn compile_glue_schema(definition: &str) -> Result<Vec<MessageDescriptor>, String> {
+    let name = "glue-schema.proto";
+    let file = File::from_source(name, definition).map_err(|error| format!("the schema does not parse: {error}"))?;
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(Files(HashMap::from([(name.to_owned(), file)])));
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler
+        .open_file(name)
+        .map_err(|error| format!("the schema does not compile: {error}"))?;
+    let pool = compiler.descriptor_pool();
+    let file = pool
+        .get_file_by_name(name)
+        .ok_or_else(|| format!("the compiled schema has no file `{name}`"))?;
+    let mut messages: Vec<MessageDescriptor> = Vec::new();
+    let mut level: Vec<MessageDescriptor> = file.messages().collect();
+    while !level.is_empty() {
+        let next = level.iter().flat_map(MessageDescriptor::child_messages).collect();
+        messages.append(&mut level);
+        level = next;
+    }
+    messages.sort_by(|left, right| left.full_name().cmp(right.full_name()));
+    Ok(messages)
+}
+
+/// A Glue Protobuf payload (the message's index as a varint, then the message) as canonical JSON.
+pub(crate) fn decode_glue_message(messages: &[MessageDescriptor], payload: &[u8]) -> Result<Value, String> {
+    let (index, message) = varint(payload).ok_or("the message index ends early")?;
+    let descriptor = usize::try_from(index)
+        .ok()
+        .and_then(|index| messages.get(index))
+        .ok_or_else(|| {
+            format!(
+                "message index {index} does not exist: the schema has {} messages",
+                messages.len()
+            )
+        })?;
+    let decoded = DynamicMessage::decode(descriptor.clone(), message)
+        .map_err(|error| format!("not a valid `{}`: {error}", descriptor.full_name()))?;
+    serde_json::to_value(&decoded).map_err(|error| error.to_string())
+}
+
+/// An unsigned varint and the bytes after it.
+fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value: u64 = 0;
+    for (at, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * at);
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[at + 1..]));
+        }
+    }
+    None
+}
+
 /// Why a schema could not be had: the registry (which may answer later), or the schema itself.
 enum Fetch {
     Registry(SRCError),
@@ -178,16 +235,10 @@ fn schema_file(name: &str, schema: &str) -> Result<File, String> {
 fn message_indexes(bytes: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
     let mut rest = bytes;
     let mut next = || -> Result<i64, String> {
-        let mut value: u64 = 0;
-        for (at, byte) in rest.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * at);
-            if byte & 0x80 == 0 {
-                rest = &rest[at + 1..];
-                // Zigzag: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err("the message indexes end early".to_owned())
+        let (value, after) = varint(rest).ok_or("the message indexes end early")?;
+        rest = after;
+        // Zigzag: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
     };
     let count = next()?;
     if count == 0 {
