@@ -1,11 +1,12 @@
-//! End-to-end sink throughput: a topic pre-filled with ~1 KiB Schema Registry Avro CloudTrail-like records (built
-//! from the real CloudTrail fixture), the release `ebconnect` binary as a separate process, and a fast local PutEvents
-//! endpoint in this process that acknowledges every entry. No rate limit. Reports records/s, the worker's CPU time
+//! End-to-end sink throughput: a topic pre-filled with ~1 KiB Schema Registry Avro (or Protobuf, or JSON Schema)
+//! CloudTrail-like records (built from the real CloudTrail fixture), the release `ebconnect` binary as a separate
+//! process, and a fast local PutEvents endpoint in this process that acknowledges every entry. No rate limit. Reports records/s, the worker's CPU time
 //! and its peak RSS (VmHWM).
 //!
 //!     scripts/stack up && source <(scripts/stack env) && cargo bench --bench sink_throughput
 //!
-//! `BENCH_RECORDS` (default 300000) sets the number of records, `BENCH_LATENCY_MS` (default 0) how long the endpoint
+//! `BENCH_FORMAT` (`avro`, the default; `protobuf`; `json_schema`) the records' format, each in the Schema Registry's
+//! wire format, `BENCH_RECORDS` (default 300000) the number of records, `BENCH_LATENCY_MS` (default 0) how long the endpoint
 //! takes to answer each request (a real PutEvents call takes tens of milliseconds), and `BENCH_SINK_CONFIG` YAML
 //! lines added under the connector's `config:` (e.g. `request: {adaptive: false, max_in_flight: 32}`).
 //!
@@ -54,6 +55,45 @@ const SCHEMA: &str = r#"{"type":"record","name":"CloudTrailEvent","namespace":"e
     {"name":"tlsDetails","type":["null",{"type":"map","values":"string"}],"default":null},
   {"name":"additionalEventData","type":["null","string"],"default":null},
   {"name":"resources","type":["null","string"],"default":null}]}"#;
+
+/// `SCHEMA` as Protobuf: the times as `Timestamp` (RFC 3339 in the JSON), the text fields as strings.
+const PROTO_SCHEMA: &str = r#"syntax = "proto3";
+package ebconnect.bench;
+import "google/protobuf/timestamp.proto";
+message CloudTrailEvent {
+  string eventVersion = 1;
+  UserIdentity userIdentity = 2;
+  google.protobuf.Timestamp eventTime = 3;
+  string eventSource = 4;
+  string eventName = 5;
+  string awsRegion = 6;
+  string sourceIPAddress = 7;
+  string userAgent = 8;
+  string errorCode = 9;
+  string requestParameters = 10;
+  string responseElements = 11;
+  string requestID = 12;
+  string eventID = 13;
+  bool readOnly = 14;
+  string eventType = 15;
+  string recipientAccountId = 16;
+  map<string, string> tlsDetails = 17;
+  string additionalEventData = 18;
+  string resources = 19;
+  message UserIdentity {
+    string type = 1;
+    string principalId = 2;
+    string arn = 3;
+    string accountId = 4;
+    string accessKeyId = 5;
+    string userName = 6;
+    string sessionContext = 7;
+  }
+}
+"#;
+
+/// A JSON Schema for the same records, as loose as producers' often are: the JSON is taken as it is.
+const JSON_SCHEMA: &str = r#"{"type":"object","properties":{"eventName":{"type":"string"},"eventTime":{"type":"string"}},"required":["eventName","eventTime"]}"#;
 
 mod support;
 
@@ -123,11 +163,11 @@ fn json_to_avro(value: Value) -> Avro {
     }
 }
 
-async fn register(schema: &str, subject: &str) -> u32 {
+async fn register(schema: &str, schema_type: &str, subject: &str) -> u32 {
     let response: Value = reqwest::Client::new()
         .post(format!("{}/subjects/{subject}/versions", env("SCHEMA_REGISTRY_URL")))
         .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .json(&json!({ "schema": schema }))
+        .json(&json!({ "schema": schema, "schemaType": schema_type }))
         .send()
         .await
         .unwrap()
@@ -139,15 +179,76 @@ async fn register(schema: &str, subject: &str) -> u32 {
     response["id"].as_u64().unwrap() as u32
 }
 
-/// The fixture's events in this schema's shape, and how to frame one as a Schema Registry Avro record.
+/// The record format (`BENCH_FORMAT`): each is the Schema Registry's wire format of the same fixture events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Avro,
+    Protobuf,
+    JsonSchema,
+}
+
+impl Format {
+    fn from_env() -> Self {
+        match std::env::var("BENCH_FORMAT").as_deref() {
+            Err(_) | Ok("avro") => Self::Avro,
+            Ok("protobuf") => Self::Protobuf,
+            Ok("json_schema") => Self::JsonSchema,
+            Ok(other) => panic!("BENCH_FORMAT `{other}` is not avro, protobuf or json_schema"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Avro => "avro",
+            Self::Protobuf => "protobuf",
+            Self::JsonSchema => "json_schema",
+        }
+    }
+
+    /// The schema and its type, as the registry takes them.
+    fn schema(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Avro => (SCHEMA, "AVRO"),
+            Self::Protobuf => (PROTO_SCHEMA, "PROTOBUF"),
+            Self::JsonSchema => (JSON_SCHEMA, "JSON"),
+        }
+    }
+}
+
+/// The fixture's events in this schema's shape, and how to frame one in the Schema Registry's wire format.
 struct Encoder {
+    format: Format,
     schema: Schema,
+    message: prost_reflect::MessageDescriptor,
     schema_id: u32,
     events: Vec<Value>,
 }
 
+/// The bench schema's Protobuf message, compiled.
+fn proto_message() -> prost_reflect::MessageDescriptor {
+    use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+    struct Schema;
+    impl FileResolver for Schema {
+        fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+            match name {
+                "bench.proto" => File::from_source(name, PROTO_SCHEMA),
+                _ => Err(protox::Error::file_not_found(name)),
+            }
+        }
+    }
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(Schema);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.open_file("bench.proto").unwrap();
+    compiler
+        .descriptor_pool()
+        .get_message_by_name("ebconnect.bench.CloudTrailEvent")
+        .unwrap()
+}
+
 impl Encoder {
-    fn new(schema_id: u32) -> Self {
+    fn new(format: Format, schema_id: u32) -> Self {
         let fixture = include_str!("../tests/fixtures/cloudtrail/invictus_aws_dataset.jsonl");
         let events = fixture
             .lines()
@@ -155,20 +256,41 @@ impl Encoder {
             .map(|(n, line)| shaped(&serde_json::from_str(line).unwrap(), n))
             .collect();
         Self {
+            format,
             schema: Schema::parse_str(SCHEMA).unwrap(),
+            message: proto_message(),
             schema_id,
             events,
         }
     }
 
-    fn framed(&self, event: Value) -> Vec<u8> {
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
-            .build()
-            .unwrap();
-        let value = json_to_avro(event).resolve(&self.schema).unwrap();
+    fn framed(&self, mut event: Value) -> Vec<u8> {
         let mut framed = vec![0];
         framed.extend(self.schema_id.to_be_bytes());
-        framed.extend(writer.write_value_to_vec(value).unwrap());
+        if self.format != Format::Avro {
+            // Avro's timestamp-millis decodes to RFC 3339, which the sink's `time` reads; the others carry it so.
+            let millis = event["eventTime"].as_i64().unwrap();
+            event["eventTime"] = json!(chrono::DateTime::from_timestamp_millis(millis)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+        match self.format {
+            Format::Avro => {
+                let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
+                    .build()
+                    .unwrap();
+                let value = json_to_avro(event).resolve(&self.schema).unwrap();
+                framed.extend(writer.write_value_to_vec(value).unwrap());
+            }
+            Format::Protobuf => {
+                use prost::Message;
+                let message = prost_reflect::DynamicMessage::deserialize(self.message.clone(), &event).unwrap();
+                // The first message of the file: the short form of the message indexes.
+                framed.push(0);
+                framed.extend(message.encode_to_vec());
+            }
+            Format::JsonSchema => framed.extend(event.to_string().into_bytes()),
+        }
         framed
     }
 }
@@ -297,9 +419,11 @@ async fn main() {
         .collect();
     let run = format!("bench-{}", std::process::id());
     let topic = format!("{run}-cloudtrail");
-    let schema_id = register(SCHEMA, &format!("{topic}-value")).await;
+    let format = Format::from_env();
+    let (schema, schema_type) = format.schema();
+    let schema_id = register(schema, schema_type, &format!("{topic}-value")).await;
     support::create_topic(&topic, 4).await;
-    let encoder = Arc::new(Encoder::new(schema_id));
+    let encoder = Arc::new(Encoder::new(format, schema_id));
     let mut mean_size = 0;
     if rate == 0.0 {
         let started = Instant::now();
@@ -332,7 +456,8 @@ async fn main() {
             env("SCHEMA_REGISTRY_URL")
         ),
         &format!(
-            "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: avro\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n{sink_config}"
+            "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  value:\n    format: {format}\n  detail: value\n  detail_type:\n    json_path: $.eventName\n  time:\n    json_path: $.eventTime\n{sink_config}",
+            format = format.name()
         ),
     );
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -375,10 +500,12 @@ async fn main() {
 
     match &counters.delays_ms {
         None => println!(
-            "sink_throughput: {records} Avro records of {mean_size} bytes (mean) to a local PutEvents endpoint answering after {latency:?}"
+            "sink_throughput: {records} {} records of {mean_size} bytes (mean) to a local PutEvents endpoint answering after {latency:?}",
+            format.name()
         ),
         Some(_) => println!(
-            "sink_throughput: {records} Avro records of {mean_size} bytes (mean) produced at {rate:.0}/s to a local PutEvents endpoint answering after {latency:?}"
+            "sink_throughput: {records} {} records of {mean_size} bytes (mean) produced at {rate:.0}/s to a local PutEvents endpoint answering after {latency:?}",
+            format.name()
         ),
     }
     println!("  records/s:        {:.0}", records as f64 / seconds);
