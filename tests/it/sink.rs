@@ -591,7 +591,11 @@ async fn throttling_slows_the_sink_but_never_fails_it() {
     let deadline = started + Duration::from_secs(180);
     loop {
         assert!(std::time::Instant::now() < deadline, "not every record was delivered");
-        let Some(status) = worker.state(&name) else {
+        // UNASSIGNED until its first start completes.
+        let Some(status) = worker
+            .state(&name)
+            .filter(|status| status.state.as_str() != "UNASSIGNED")
+        else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
