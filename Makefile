@@ -29,11 +29,11 @@ build:
 	$(CARGO) build --release
 
 ## Benchmarks (README "Performance"): sink, receiver and source throughput, threshold-alert, pattern matching, quota
-## sharing.
+## sharing, topic-processor.
 bench: stack-up
 	source <(scripts/stack env) && $(CARGO) bench --bench sink_throughput && $(CARGO) bench --bench pattern_match \
 		&& $(CARGO) bench --bench source_throughput && $(CARGO) bench --bench threshold_alert \
-		&& $(CARGO) bench --bench quota_sharing
+		&& $(CARGO) bench --bench quota_sharing && $(CARGO) bench --bench topic_processor
 
 stack-up:
 	scripts/stack up

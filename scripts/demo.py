@@ -3,8 +3,9 @@
   real CloudTrail records --PutEvents--> bus `cloudtrail`
     --(rule + SQS, connector cloudtrail-from-bus)--> Kafka topic `audit_trail_topic`
     --(connector s3-calls-to-bus: S3 calls only, principal masked)--> bus `security-findings`
-    --(connector s3-principals-over-threshold: > 10 calls of one S3 API in a minute)--> topic `flagged_principals`
-    --(connector flagged-to-bus: principal masked)--> bus `security-findings`
+    --(connector s3-principals-over-threshold: > 10 calls of one S3 API in a minute)--> topic `flagged_topic`
+    --(connector mask-flagged: principal masked, exactly once)--> topic `final_flagged_topic`
+    --(connector flagged-to-bus)--> bus `security-findings`
     --(a rule + SQS queue of this script's)--> printed here
 
 Run by `make demo` with the stack's Python (it has boto3 and confluent-kafka).
@@ -72,7 +73,8 @@ def prepare(events, sqs):
     events.put_targets(Rule="ebconnect-demo-findings", EventBusName="security-findings",
                        Targets=[{"Id": "queue", "Arn": queue_arn}])
     admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
-    for future in admin.create_topics([NewTopic("audit_trail_topic", 3, 1), NewTopic("flagged_principals", 3, 1)]).values():
+    for future in admin.create_topics([NewTopic("audit_trail_topic", 3, 1), NewTopic("flagged_topic", 3, 1),
+                                        NewTopic("final_flagged_topic", 3, 1)]).values():
         try:
             future.result()
         except Exception as error:  # the topic exists from an earlier run

@@ -16,20 +16,23 @@ pub enum ConnectorType {
     RestProduceReceiver,
     /// Kafka to Kafka: a record for each (window, group) whose count is over a threshold.
     ThresholdAlert,
+    /// Kafka to Kafka: records through the transforms (mask, filter, dedupe) to an output topic, exactly once.
+    TopicProcessor,
 }
 
 impl ConnectorType {
-    pub(crate) const ALL: [ConnectorType; 4] = [
+    pub(crate) const ALL: [ConnectorType; 5] = [
         Self::EventbridgeSink,
         Self::EventbridgeSource,
         Self::RestProduceReceiver,
         Self::ThresholdAlert,
+        Self::TopicProcessor,
     ];
 
     /// Kafka Connect's plugin type: `sink` reads from Kafka, `source` writes to it.
     pub(crate) fn direction(self) -> &'static str {
         match self {
-            Self::EventbridgeSink | Self::ThresholdAlert => "sink",
+            Self::EventbridgeSink | Self::ThresholdAlert | Self::TopicProcessor => "sink",
             Self::EventbridgeSource | Self::RestProduceReceiver => "source",
         }
     }
@@ -40,6 +43,7 @@ impl ConnectorType {
             Self::EventbridgeSource => "eventbridge-source",
             Self::RestProduceReceiver => "rest-produce-receiver",
             Self::ThresholdAlert => "threshold-alert",
+            Self::TopicProcessor => "topic-processor",
         }
     }
 
@@ -50,6 +54,7 @@ impl ConnectorType {
             Self::EventbridgeSource => "dev.ebconnect.EventBridgeSourceConnector",
             Self::RestProduceReceiver => "dev.ebconnect.RestProduceReceiverConnector",
             Self::ThresholdAlert => "dev.ebconnect.ThresholdAlertConnector",
+            Self::TopicProcessor => "dev.ebconnect.TopicProcessorConnector",
         }
     }
 

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::ClientConfig;
+use rdkafka::producer::Producer;
+use rdkafka::{ClientConfig, TopicPartitionList};
 
 use super::ConnectorParts;
 use crate::config::Interpolated;
@@ -38,6 +41,33 @@ impl ConnectorParts {
     pub(super) fn error_policy(&self, producer_config: ClientConfig) -> Result<ErrorPolicy, KafkaError> {
         ErrorPolicy::new(self.name.as_str(), self.errors.clone(), producer_config)
     }
+}
+
+/// Runs a blocking client call (a transaction's round trips) without stalling the other tasks of a multi-threaded
+/// runtime.
+pub(super) fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
+    }
+}
+
+/// Adds the input `offsets` to the producer's open transaction, with the consumer's group metadata (so that a member
+/// the group has moved on from is fenced, KIP-447), and commits it. The error names the step that failed.
+pub(super) fn commit_transaction<P: Producer<X>, X: rdkafka::producer::ProducerContext, C: ConsumerContext>(
+    producer: &P,
+    consumer: &impl Consumer<C>,
+    offsets: &TopicPartitionList,
+    timeout: Duration,
+) -> Result<(), (&'static str, String)> {
+    if offsets.count() > 0 {
+        let metadata = consumer
+            .group_metadata()
+            .ok_or(("send offsets", "the consumer has no group metadata".to_owned()))?;
+        blocking(|| producer.send_offsets_to_transaction(offsets, &metadata, timeout))
+            .map_err(|error| ("send offsets", error.to_string()))?;
+    }
+    blocking(|| producer.commit_transaction(timeout)).map_err(|error| ("commit", error.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 mod common;
 mod file;
 pub mod preview;
+pub mod processor;
 pub mod receiver;
 pub mod settings;
 pub mod sink;
@@ -85,6 +86,7 @@ pub enum ConnectorSettings {
     EventbridgeSource(Box<source::SourceConfig>),
     RestProduceReceiver(Box<receiver::ReceiverConfig>),
     ThresholdAlert(Box<threshold::ThresholdConfig>),
+    TopicProcessor(Box<processor::ProcessorConfig>),
 }
 
 impl ConnectorSettings {
@@ -102,6 +104,12 @@ impl ConnectorSettings {
                 topics: &threshold.topics,
                 topics_regex: None,
                 overrides: &threshold.consumer_override,
+            }),
+            Self::TopicProcessor(processor) => Some(crate::kafka::committed::Group {
+                id: processor.group_id(name),
+                topics: &processor.topics,
+                topics_regex: None,
+                overrides: &processor.consumer_override,
             }),
             Self::EventbridgeSource(_) | Self::RestProduceReceiver(_) => None,
         }
@@ -135,6 +143,7 @@ pub(crate) fn parse_document<'de, D: serde::Deserializer<'de>>(
             ConnectorSettings::RestProduceReceiver(Box::new(config))
         }),
         ConnectorType::ThresholdAlert => read(document, |config| ConnectorSettings::ThresholdAlert(Box::new(config))),
+        ConnectorType::TopicProcessor => read(document, |config| ConnectorSettings::TopicProcessor(Box::new(config))),
     }
 }
 
@@ -146,6 +155,7 @@ pub(crate) fn check(settings: &ConnectorSettings, worker: Option<&WorkerConfig>)
         ConnectorSettings::EventbridgeSource(settings) => settings.check(worker),
         ConnectorSettings::RestProduceReceiver(settings) => settings.check(),
         ConnectorSettings::ThresholdAlert(settings) => settings.check(worker),
+        ConnectorSettings::TopicProcessor(settings) => settings.check(worker),
     }
 }
 
@@ -172,6 +182,9 @@ pub(crate) fn build(
         }
         ConnectorSettings::ThresholdAlert(settings) => {
             Box::new(threshold::ThresholdConnector::new(parts, (**settings).clone()))
+        }
+        ConnectorSettings::TopicProcessor(settings) => {
+            Box::new(processor::ProcessorConnector::new(parts, (**settings).clone()))
         }
     })
 }

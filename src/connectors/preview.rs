@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::processor::{Processed, ProcessorConnector, RecordProcessor, DEDUPE_KEY_HEADER};
 use super::receiver::wire::{parse_record, ApiError, DataType, RecordData};
 use super::receiver::{ReceiverConnector, RecordMaker};
 use super::sink::prepare::{Prepared, RecordPreparer};
@@ -170,8 +171,8 @@ pub enum Outcome {
         value: Value,
         emitted: Emitted,
     },
-    /// eventbridge-source and rest-produce-receiver: the Kafka record (its value before the value format, when
-    /// that is Avro; a receiver's BINARY data in base64).
+    /// eventbridge-source, rest-produce-receiver and topic-processor: the Kafka record (its value before the value
+    /// format, when that is Avro; a receiver's BINARY data in base64).
     Record {
         topic: String,
         key: Option<String>,
@@ -226,6 +227,48 @@ enum Path {
     Source(Box<SourcePath>),
     Threshold(Box<ThresholdPath>),
     Receiver(Box<ReceiverPath>),
+    Processor(Box<ProcessorPath>),
+}
+
+struct ProcessorPath {
+    processor: RecordProcessor,
+    output_topic: String,
+}
+
+impl ProcessorPath {
+    /// The outer error: the registry is away.
+    async fn outcome(&self, record: &Record, errors: &ErrorsConfig) -> Result<Outcome, String> {
+        let processed = tokio::time::timeout(REGISTRY_PATIENCE, self.processor.process(record))
+            .await
+            .map_err(|_| "the Schema Registry did not answer".to_owned())?
+            .map_err(|error| error.to_string())?;
+        Ok(match processed {
+            Processed::Output { key, value, dedupe_key } => {
+                let mut headers: BTreeMap<String, Option<String>> = record
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let text = value
+                            .as_deref()
+                            .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+                        (name.clone(), text)
+                    })
+                    .collect();
+                if let Some(dedupe_key) = dedupe_key {
+                    headers.insert(DEDUPE_KEY_HEADER.to_owned(), Some(dedupe_key));
+                }
+                Outcome::Record {
+                    topic: self.output_topic.clone(),
+                    key: key.map(|key| String::from_utf8_lossy(&key).into_owned()),
+                    headers,
+                    value: value.unwrap_or(Value::Null),
+                    timestamp: record.timestamp.map(rfc3339),
+                }
+            }
+            Processed::Skipped => Outcome::Filtered,
+            Processed::Failed(failure) => Outcome::error(failure, errors),
+        })
+    }
 }
 
 struct ReceiverPath {
@@ -317,6 +360,12 @@ impl Preview {
                     avro,
                 }))
             }
+            ConnectorSettings::TopicProcessor(settings) => Path::Processor(Box::new(ProcessorPath {
+                processor: ProcessorConnector::new(parts, (**settings).clone())
+                    .record_processor()
+                    .map_err(|error| failed(&error))?,
+                output_topic: settings.output.topic.clone(),
+            })),
             ConnectorSettings::RestProduceReceiver(settings) => {
                 let receiver = ReceiverConnector::new(parts, (**settings).clone());
                 Path::Receiver(Box::new(ReceiverPath {
@@ -338,6 +387,7 @@ impl Preview {
         match &connector.settings {
             ConnectorSettings::EventbridgeSink(settings) => settings.topics.first(),
             ConnectorSettings::ThresholdAlert(settings) => settings.topics.first(),
+            ConnectorSettings::TopicProcessor(settings) => settings.topics.first(),
             ConnectorSettings::RestProduceReceiver(settings) => settings.topics.first(),
             ConnectorSettings::EventbridgeSource(settings) => Some(&settings.topic),
         }
@@ -411,6 +461,7 @@ impl Preview {
                 }])
             }
             Path::Receiver(receiver) => Ok(vec![receiver.make(record).await]),
+            Path::Processor(path) => Ok(vec![path.outcome(record, &self.errors).await.map_err(registry_away)?]),
             Path::Threshold(path) => {
                 let classified = tokio::time::timeout(REGISTRY_PATIENCE, path.classifier.classify(record))
                     .await
@@ -428,7 +479,7 @@ impl Preview {
                 let alerts = path.windows.close_through(i64::MAX);
                 path.alerts(alerts, Emitted::EndOfInput)
             }
-            Path::Sink(_) | Path::Source(_) | Path::Receiver(_) => Vec::new(),
+            Path::Sink(_) | Path::Source(_) | Path::Receiver(_) | Path::Processor(_) => Vec::new(),
         }
     }
 

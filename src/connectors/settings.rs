@@ -23,6 +23,27 @@ impl OffsetReset {
     }
 }
 
+/// How a connector that writes to Kafka what it reads from Kafka commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Processing {
+    /// Output records and input offsets in one Kafka transaction: a `read_committed` consumer of the output sees
+    /// each result once, across crashes and rebalances.
+    ExactlyOnce,
+    /// Offsets committed after the output is acknowledged: after a crash, some output may be written again.
+    AtLeastOnce,
+}
+
+impl Processing {
+    pub(crate) fn exactly_once() -> Self {
+        Self::ExactlyOnce
+    }
+
+    pub(crate) fn at_least_once() -> Self {
+        Self::AtLeastOnce
+    }
+}
+
 /// Where a record's time comes from: the sink's event `time`, threshold-alert's `event_time`.
 #[derive(Debug, Clone, Default)]
 pub enum TimeConfig {

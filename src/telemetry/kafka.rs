@@ -93,6 +93,45 @@ impl InternalEvent for OffsetCommitFailed<'_> {
     }
 }
 
+/// A Kafka transaction committed: output records and the input offsets they came from, at once.
+pub struct TransactionCommitted<'a> {
+    pub(crate) connector: &'a str,
+    pub(crate) partitions: usize,
+    pub(crate) reason: &'a str,
+}
+
+impl InternalEvent for TransactionCommitted<'_> {
+    fn emit(self) {
+        metrics()
+            .transactions
+            .get_or_create(&super::metrics::connector(self.connector))
+            .inc();
+        tracing::debug!(
+            connector = self.connector,
+            partitions = self.partitions,
+            reason = self.reason,
+            "transaction committed"
+        );
+    }
+}
+
+/// A transaction that could not be committed was aborted: its output is discarded and its input is read again.
+pub struct TransactionAborted<'a> {
+    pub(crate) connector: &'a str,
+    pub(crate) error: &'a str,
+}
+
+impl InternalEvent for TransactionAborted<'_> {
+    fn emit(self) {
+        count_error(self.connector, "kafka", "transaction");
+        warn!(
+            connector = self.connector,
+            error = self.error,
+            "transaction aborted; its input is read again"
+        );
+    }
+}
+
 /// librdkafka's statistics: how far behind each assigned partition the consumer is.
 pub struct ConsumerLagReported<'a> {
     pub(crate) connector: &'a str,

@@ -62,6 +62,9 @@ pub struct Metrics {
     pub(crate) source_records_polled: Family<ConnectorLabels, Counter>,
     pub(crate) source_records_written: Family<ConnectorLabels, Counter>,
     pub(crate) records_skipped: Family<ConnectorLabels, Counter>,
+    pub(crate) duplicates_dropped: Family<ConnectorLabels, Counter>,
+    pub(crate) seen_keys_evicted: Family<ConnectorLabels, Counter>,
+    pub(crate) transactions: Family<ConnectorLabels, Counter>,
     pub(crate) record_errors: Family<StageLabels, Counter>,
     pub(crate) errors: Family<ErrorLabels, Counter>,
     pub(crate) dead_lettered: Family<ConnectorLabels, Counter>,
@@ -100,6 +103,9 @@ impl Metrics {
             source_records_polled: Family::default(),
             source_records_written: Family::default(),
             records_skipped: Family::default(),
+            duplicates_dropped: Family::default(),
+            seen_keys_evicted: Family::default(),
+            transactions: Family::default(),
             record_errors: Family::default(),
             errors: Family::default(),
             dead_lettered: Family::default(),
@@ -144,6 +150,21 @@ impl Metrics {
             "records_skipped",
             "Records a filter dropped; they count as settled",
             metrics.records_skipped.clone(),
+        );
+        registry.register(
+            "dedupe_dropped",
+            "Records the dedupe transform dropped as duplicates; they count as settled",
+            metrics.duplicates_dropped.clone(),
+        );
+        registry.register(
+            "dedupe_evicted_early",
+            "Keys the dedupe transform forgot before their window ended, because of max_keys",
+            metrics.seen_keys_evicted.clone(),
+        );
+        registry.register(
+            "transactions_committed",
+            "Kafka transactions a topic-processor or threshold-alert committed (exactly-once processing)",
+            metrics.transactions.clone(),
         );
         registry.register(
             "errors",

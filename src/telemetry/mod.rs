@@ -10,6 +10,7 @@ mod records;
 mod sink;
 mod source;
 mod threshold;
+mod transform;
 mod worker;
 
 pub use self::connector::{
@@ -18,7 +19,7 @@ pub use self::connector::{
 };
 pub use self::kafka::{
     ConsumerLagReported, KafkaClientError, KafkaConsumerError, MskIamSigning, OffsetCommitFailed, OffsetsCommitted,
-    TlsHostnameUnverified,
+    TlsHostnameUnverified, TransactionAborted, TransactionCommitted,
 };
 pub use self::receiver::{ReceiverAcceptFailed, ReceiverListening, ReceiverRecordRejected, ReceiverRecordWritten};
 pub use self::records::{
@@ -30,6 +31,7 @@ pub use self::sink::{
 };
 pub use self::source::{SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight};
 pub use self::threshold::LateRecordDropped;
+pub use self::transform::{DuplicateDropped, SeenKeyEvicted};
 pub use self::worker::{
     RestUnauthenticated, SecretChanged, SecretRefreshFailed, ServiceManagerUnreachable, ShutdownRequested,
     ShutdownTimedOut,

@@ -2,6 +2,7 @@
 //! one-key map in the connector's `transforms:` list, checked at load, and applied to a record's decoded key and
 //! value. A record a transform cannot handle is a record error (the connector's `errors` policy), never a panic.
 
+mod dedupe;
 mod input_transformer;
 mod mask;
 
@@ -10,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use self::dedupe::Verdict;
+pub use self::dedupe::{Dedupe, DedupeConfig};
 pub use self::input_transformer::{InputTransformer, InputTransformerConfig};
 pub use self::mask::{Mask, MaskConfig};
 use crate::json_path::JsonPath;
@@ -58,6 +61,8 @@ pub(crate) enum TransformConfig {
     RenameFields(RenameFieldsConfig),
     /// Set the record key to the value at a path of the value.
     SetKey(PathConfig),
+    /// Drop records whose key was seen within a window. At most one per connector.
+    Dedupe(DedupeConfig),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -130,6 +135,7 @@ enum Transform {
     ExtractField(JsonPath),
     RenameFields(Vec<(JsonPath, String, String)>),
     SetKey(JsonPath),
+    Dedupe(Dedupe),
 }
 
 /// A record as the transforms see it.
@@ -155,11 +161,22 @@ fn field_path(path: &JsonPath, what: &str) -> Result<(JsonPath, String), String>
 impl Chain {
     /// Checks every transform; the error names its position, e.g. `transforms[1].mask: ...`.
     pub(crate) fn new(configs: &[TransformConfig]) -> Result<Self, String> {
-        let transforms = configs
+        let transforms: Vec<Transform> = configs
             .iter()
             .enumerate()
             .map(|(index, config)| Self::build(config).map_err(|message| format!("transforms[{index}].{message}")))
             .collect::<Result<_, _>>()?;
+        if let Some(index) = transforms
+            .iter()
+            .enumerate()
+            .filter(|(_, transform)| matches!(transform, Transform::Dedupe(_)))
+            .nth(1)
+            .map(|(index, _)| index)
+        {
+            return Err(format!(
+                "transforms[{index}].dedupe: a connector has at most one dedupe"
+            ));
+        }
         Ok(Self { transforms })
     }
 
@@ -219,6 +236,17 @@ impl Chain {
                 }
                 Transform::SetKey(set.path.clone())
             }
+            TransformConfig::Dedupe(config) => {
+                Transform::Dedupe(Dedupe::new(config).map_err(|error| format!("dedupe.{error}"))?)
+            }
+        })
+    }
+
+    /// The chain's dedupe transform, if it has one.
+    pub(crate) fn dedupe(&self) -> Option<&Dedupe> {
+        self.transforms.iter().find_map(|transform| match transform {
+            Transform::Dedupe(dedupe) => Some(dedupe),
+            _ => None,
         })
     }
 
@@ -226,8 +254,18 @@ impl Chain {
         self.transforms.is_empty()
     }
 
-    /// Applies every transform. `Ok(None)` means a filter dropped the record.
-    pub(crate) fn apply(&self, mut record: Decoded, context: &Context<'_>) -> Result<Option<Decoded>, TransformError> {
+    /// Applies every transform. `Ok(None)` means a filter or the dedupe dropped the record.
+    pub(crate) fn apply(&self, record: Decoded, context: &Context<'_>) -> Result<Option<Decoded>, TransformError> {
+        Ok(self.apply_keyed(record, context)?.map(|applied| applied.record))
+    }
+
+    /// As `apply`, also giving the key the dedupe admitted the record by.
+    pub(crate) fn apply_keyed(
+        &self,
+        mut record: Decoded,
+        context: &Context<'_>,
+    ) -> Result<Option<Applied>, TransformError> {
+        let mut dedupe_key = None;
         for transform in &self.transforms {
             match transform {
                 Transform::Filter { pattern, negate } => {
@@ -299,10 +337,29 @@ impl Chain {
                         message: format!("`{path}` selects nothing in this record"),
                     })?;
                 }
+                Transform::Dedupe(dedupe) => {
+                    // A record without a timestamp is judged at the time it is read.
+                    let timestamp = context
+                        .timestamp
+                        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+                    match dedupe.judge(context.connector, &record.value, timestamp) {
+                        Verdict::Duplicate => return Ok(None),
+                        Verdict::Admitted(key) => dedupe_key = Some(key),
+                        Verdict::Unkeyed => {}
+                    }
+                }
             }
         }
-        Ok(Some(record))
+        Ok(Some(Applied { record, dedupe_key }))
     }
+}
+
+/// A record the chain let through.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    pub(crate) record: Decoded,
+    /// The key the dedupe transform remembered it by.
+    pub(crate) dedupe_key: Option<String>,
 }
 
 /// The object at `path`, making missing objects on the way; `None` if something else is in the way or the path has

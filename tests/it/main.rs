@@ -17,6 +17,7 @@ mod operations;
 mod pattern_differential;
 mod preview;
 mod process;
+mod processor;
 mod receiver;
 mod registry_auth;
 mod rest;

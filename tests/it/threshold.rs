@@ -221,6 +221,72 @@ async fn after_sigkill_every_window_is_still_emitted_with_its_exact_count() {
     assert!(second.wait().unwrap().success());
 }
 
+/// `processing: exactly_once`: the worker is killed right after its first alerts are written, with a commit
+/// interval long enough that, at least once, those alerts would be written again by the replay. A `read_committed`
+/// consumer (confluent-kafka) must see each flagged window exactly once, with its full count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_each_window_is_seen_once_by_a_read_committed_consumer_across_sigkill() {
+    let mut events = fixture();
+    events.sort_by_key(|event| event["eventTime"].as_str().unwrap_or_default().to_owned());
+    let expected = offline_count(&events);
+    let input = unique("audit-eos");
+    let output = unique("flagged-eos");
+    support::create_topic(&input, 2).await;
+    support::create_topic(&output, 1).await;
+    let name = unique("threshold-eos");
+    let connector = connector(&name, &input, &output, "0s").replace("commit_interval: 200ms", "commit_interval: 30s")
+        + "  processing: exactly_once\n";
+    let config = support::ConfigDir::new(&worker_yaml(""), &[("alert.yaml", &connector)]);
+    let first = support::spawn_worker(&config, "first.log");
+    let (head, tail) = events.split_at(events.len() / 2);
+    feed(&input, head).await;
+    support::wait_for("the first alerts", Duration::from_secs(60), || async {
+        let output = output.clone();
+        tokio::task::spawn_blocking(move || (support::end_offsets(&output, 1)[&0] > 0).then_some(()))
+            .await
+            .unwrap()
+    })
+    .await;
+    support::signal(&first, "KILL");
+    let mut first = first;
+    first.wait().unwrap();
+    feed(&input, tail).await;
+    push_watermark(&input, 2).await;
+    let mut second = support::spawn_worker(&config, "second.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let seen = loop {
+        let alerts = support::read_committed(&output).await;
+        let mut seen: BTreeMap<(i64, String, String), Vec<u64>> = BTreeMap::new();
+        for alert in &alerts {
+            let start = chrono::DateTime::parse_from_rfc3339(alert["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            let group = (
+                start,
+                alert["eventName"].as_str().unwrap().to_owned(),
+                alert["principalId"].as_str().unwrap_or_default().to_owned(),
+            );
+            seen.entry(group)
+                .or_default()
+                .push(alert["event_count"].as_u64().unwrap());
+        }
+        if expected.keys().all(|key| seen.contains_key(key)) {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "alerts so far: {seen:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let repeated: Vec<_> = seen.iter().filter(|(_, counts)| counts.len() > 1).collect();
+    assert!(repeated.is_empty(), "windows written more than once: {repeated:?}");
+    let flagged: Flagged = seen.into_iter().map(|(key, counts)| (key, counts[0])).collect();
+    assert_eq!(
+        flagged, expected,
+        "every window over the threshold, once, with its exact count"
+    );
+    support::terminate(&second);
+    assert!(second.wait().unwrap().success());
+}
+
 /// A window closed and emitted before a crash, whose records straddle the offset the restart reads from, must not
 /// be emitted again with the partial count the replay sees. Offsets and times (one partition, lateness 1m):
 /// 0 @ 00:00:20 (window 0), 1 @ 00:01:10 (window 1), 2 and 3 @ 00:00:30 (window 0), 4 @ 00:02:30 (closes window 0).

@@ -182,6 +182,29 @@ pub fn consume_with(mut config: ClientConfig, topic: &str, count: usize, timeout
     records
 }
 
+/// The values of `topic` as a `read_committed` confluent-kafka consumer sees them, read to the end.
+pub async fn read_committed(topic: &str) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_committed.py");
+    let topic = topic.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
+            .args([script, &topic])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "consume_committed.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect()
+}
+
 /// Creates an SQS queue named `name`; returns its URL.
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     sqs.create_queue()

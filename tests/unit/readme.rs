@@ -177,8 +177,8 @@ fn the_time_setting_round_trips() {
 
 #[test]
 fn every_connector_key_is_in_the_reference() {
-    use ebconnect::connectors::{receiver, sink, source, threshold};
-    let cases: [(&str, Value); 4] = [
+    use ebconnect::connectors::{processor, receiver, sink, source, threshold};
+    let cases: [(&str, Value); 5] = [
         (
             "### `type: eventbridge-sink`",
             serde_json::to_value(shipped::<sink::SinkConfig>("flagged-to-bus.yaml")).unwrap(),
@@ -197,6 +197,10 @@ fn every_connector_key_is_in_the_reference() {
                 "s3-principals-over-threshold.yaml",
             ))
             .unwrap(),
+        ),
+        (
+            "### `type: topic-processor`",
+            serde_json::to_value(shipped::<processor::ProcessorConfig>("mask-flagged.yaml")).unwrap(),
         ),
     ];
     let mut gaps = Vec::new();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{Interpolated, InvalidSetting, WorkerConfig};
-use crate::connectors::settings::{OffsetReset, TimeConfig};
+use crate::connectors::settings::{OffsetReset, Processing, TimeConfig};
 use crate::json_path::JsonPath;
 use crate::pattern::Pattern;
 use crate::schema::{Format, FormatConfig, OutputFormat};
@@ -63,6 +63,11 @@ pub struct ThresholdConfig {
     #[serde(default)]
     pub(crate) emit: Emit,
     pub(crate) output: OutputConfig,
+    /// `at_least_once` (default): after a crash a closed window may be written again (with the same count).
+    /// `exactly_once`: the alerts of each closing and the input offsets with it are committed in one Kafka
+    /// transaction, so a `read_committed` consumer sees each window once.
+    #[serde(default = "Processing::at_least_once")]
+    pub(crate) processing: Processing,
     /// How often the input offsets are committed. Default: 5s.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     pub(crate) commit_interval: Duration,

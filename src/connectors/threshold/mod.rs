@@ -7,6 +7,10 @@
 //! the open windows need; the commit's metadata carries how far windows were closed, so that records of windows
 //! already emitted are not counted again into partial ones. Rebalancing is eager: on revocation the positions are
 //! committed and the state dropped, and the new assignment is rebuilt from the commits.
+//!
+//! With `processing: exactly_once` the producer is transactional: each batch of alerts is written in a transaction
+//! that also carries the commit (offsets and `closed_through`) that goes with it, so an alert counts exactly when
+//! its window counts as closed. Commits without alerts stay plain commits: nothing is written with them.
 
 pub mod config;
 pub mod window;
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -26,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::ThresholdConfig;
 use self::config::{Comparison, Emit, LateRecords};
 use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
-use super::common::{consumer_error, subscribe, ClientFailure, SubscribeError};
-use super::settings::TimeConfig;
+use super::common::{blocking, commit_transaction, consumer_error, subscribe, ClientFailure, SubscribeError};
+use super::settings::{Processing, TimeConfig};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
@@ -41,6 +45,7 @@ use crate::schema::registry::RegistrySetupError;
 use crate::schema::{Decoder, OutputFormat};
 use crate::telemetry::{
     emit, ConnectorMetrics, LateRecordDropped, RecordsSkipped, SinkRecordsRead, SourceRecordWritten,
+    TransactionAborted, TransactionCommitted,
 };
 use crate::transform::{Chain, Context as TransformContext, Decoded};
 
@@ -60,6 +65,8 @@ pub(crate) enum ThresholdError {
     RegistryUnavailable(String),
     #[error("writing an alert to `{topic}` failed: {reason}")]
     Output { topic: String, reason: String },
+    #[error("the Kafka transaction failed ({step}), and its alerts were discarded: {reason}")]
+    Transaction { step: &'static str, reason: String },
     #[error(transparent)]
     Setting(InvalidSetting),
 }
@@ -214,8 +221,12 @@ fn event_time(config: &TimeConfig, record: &Record, value: &Value) -> Result<i64
     }
 }
 
+/// How long a transaction call (init, commit, abort) may take before the connector fails and restarts.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 struct Loop<'a> {
     name: &'a str,
+    consumer: &'a StreamConsumer<AlertContext>,
     metrics: ConnectorMetrics,
     config: &'a ThresholdConfig,
     state: SharedState,
@@ -404,8 +415,28 @@ impl Loop<'_> {
         self.write(alerts).await
     }
 
-    /// Writes alerts and waits for Kafka to acknowledge each, before anything after them is committed.
+    /// Writes alerts and waits for Kafka to acknowledge each, before anything after them is committed; exactly
+    /// once, in a transaction with the commit that goes with them.
     async fn write(&self, alerts: Vec<Alert>) -> Result<(), ThresholdError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let written = match self.config.processing {
+            Processing::ExactlyOnce => self.write_in_transaction(alerts).await,
+            Processing::AtLeastOnce => self.write_acknowledged(alerts).await,
+        };
+        if written.is_err() {
+            // The windows these alerts closed are gone from memory, and commits after this one (on stop, on the
+            // revocation closing the consumer) would mark them closed: commit nothing more, so that the restart
+            // counts their records again and writes the alerts.
+            let mut state = self.state.lock();
+            state.windows.reset();
+            state.index.clear();
+        }
+        written
+    }
+
+    async fn write_acknowledged(&self, alerts: Vec<Alert>) -> Result<(), ThresholdError> {
         let topic = &self.config.output.topic;
         let failed = |reason: String| ThresholdError::Output {
             topic: topic.clone(),
@@ -430,6 +461,72 @@ impl Loop<'_> {
             emit(SourceRecordWritten { metrics: &self.metrics });
         }
         Ok(())
+    }
+
+    async fn write_in_transaction(&self, alerts: Vec<Alert>) -> Result<(), ThresholdError> {
+        let failed = |step| move |reason: String| ThresholdError::Transaction { step, reason };
+        self.producer
+            .begin_transaction()
+            .map_err(|error| failed("begin")(error.to_string()))?;
+        let written = self.send_all(alerts).await;
+        let committed = written.and_then(|count| {
+            let offsets = self.state.lock().commit_list();
+            commit_transaction(&self.producer, self.consumer, &offsets, TRANSACTION_TIMEOUT)
+                .map(|()| (count, offsets.count()))
+                .map_err(|(step, reason)| failed(step)(reason))
+        });
+        match committed {
+            Ok((count, partitions)) => {
+                emit(TransactionCommitted {
+                    connector: self.name,
+                    partitions,
+                    reason: "alerts",
+                });
+                for _ in 0..count {
+                    emit(SourceRecordWritten { metrics: &self.metrics });
+                }
+                Ok(())
+            }
+            Err(error) => {
+                emit(TransactionAborted {
+                    connector: self.name,
+                    error: &error.to_string(),
+                });
+                blocking(|| self.producer.abort_transaction(TRANSACTION_TIMEOUT))
+                    .map_err(|abort| failed("abort")(format!("{abort} (after: {error})")))?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues every alert in the open transaction; its commit waits for them.
+    async fn send_all(&self, alerts: Vec<Alert>) -> Result<usize, ThresholdError> {
+        let topic = &self.config.output.topic;
+        let failed = |reason: String| ThresholdError::Output {
+            topic: topic.clone(),
+            reason,
+        };
+        let avro = matches!(self.writer, JsonWriter::Avro { .. });
+        let count = alerts.len();
+        for alert in alerts {
+            let (key, value) = self.classifier.alert_record(&alert, avro);
+            let bytes = self
+                .writer
+                .write(&value, topic, false)
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+            let key = key.to_string();
+            let record: FutureRecord<'_, str, [u8]> =
+                FutureRecord::to(topic).key(key.as_str()).payload(bytes.as_slice());
+            // Not awaited: committing the transaction waits for every record in it, and fails if one failed.
+            drop(
+                self.producer
+                    .send_result(record)
+                    .map_err(|(error, _)| failed(error.to_string()))?,
+            );
+            self.topics.record(topic);
+        }
+        Ok(count)
     }
 }
 
@@ -458,7 +555,21 @@ impl ThresholdConnector {
             .parts
             .producer_config(&config.producer_override, &[("linger.ms", "5")], name);
         let client = |what| move |source| ThresholdError::Create { what, source };
-        let producer = ProducerErrors::producer(&producer_config, name, &fatal).map_err(client("producer"))?;
+        let mut output_config = producer_config.clone();
+        if config.processing == Processing::ExactlyOnce {
+            // Stable across this worker's restarts (which fence what it left open), distinct between workers.
+            let transactional_id = format!("ebconnect-{}-{}", self.parts.name, self.parts.worker.worker_id());
+            output_config.set("transactional.id", transactional_id);
+        }
+        let producer = ProducerErrors::producer(&output_config, name, &fatal).map_err(client("producer"))?;
+        if config.processing == Processing::ExactlyOnce {
+            blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(|error| {
+                ThresholdError::Transaction {
+                    step: "init",
+                    reason: error.to_string(),
+                }
+            })?;
+        }
         let policy = self
             .parts
             .error_policy(producer_config)
@@ -524,6 +635,8 @@ impl ThresholdConnector {
                 ("group.id", group_id.as_str()),
                 ("enable.auto.commit", "false"),
                 ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                // An upstream transactional writer's aborted records are not input.
+                ("isolation.level", "read_committed"),
                 // Eager: every rebalance drops the whole state and rebuilds it from the commits.
                 ("partition.assignment.strategy", "range"),
                 ("enable.partition.eof", "false"),
@@ -574,6 +687,7 @@ impl Connector for ThresholdConnector {
         context.started.mark();
         let mut work = Loop {
             name,
+            consumer: &parts.consumer,
             metrics: ConnectorMetrics::new(name),
             config,
             state: parts.state.clone(),
@@ -583,7 +697,7 @@ impl Connector for ThresholdConnector {
             writer: parts.writer,
             topics: context.topics.clone(),
         };
-        let result = work.run(&parts.consumer, &parts.fatal, &context.shutdown).await;
+        let result = work.run(&parts.fatal, &context.shutdown).await;
         // Whatever happened, what is settled is committed; a failed record stays uncommitted.
         let list = parts.state.lock().commit_list();
         commit_list(name, &parts.consumer, &list, CommitMode::Sync, "stop");
@@ -593,12 +707,8 @@ impl Connector for ThresholdConnector {
 
 impl Loop<'_> {
     /// Reads and counts until shutdown or a failure; closes windows every second as the clock moves.
-    async fn run(
-        &mut self,
-        consumer: &StreamConsumer<AlertContext>,
-        fatal: &FatalClientError,
-        shutdown: &CancellationToken,
-    ) -> Result<(), ThresholdError> {
+    async fn run(&mut self, fatal: &FatalClientError, shutdown: &CancellationToken) -> Result<(), ThresholdError> {
+        let consumer = self.consumer;
         let mut commits = tokio::time::interval(self.config.commit_interval);
         let mut clock = tokio::time::interval(Duration::from_secs(1));
         // Made once, not for every record the loop turns for.
