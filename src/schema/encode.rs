@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use apache_avro::types::Value as AvroValue;
 use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema as AvroSchemaNode;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::json::JsonDecoder;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_subject, SrSettings};
@@ -52,6 +53,98 @@ impl EncodeError {
     }
 }
 
+/// JSON to an Avro value for `schema`, reading back what the decoder writes: the logical types it shows as text
+/// (dates, times of day, timestamps) are parsed into their Avro values, so that a record read as Avro can be written
+/// as Avro again (a topic-processor's Avro in and out). The rest is converted as apache-avro converts JSON, and
+/// resolution against the schema does the rest. Inside a named type reused by reference, logical types are left as
+/// text (and then fail to resolve, naming the field).
+fn avro_value(json: &Value, schema: &AvroSchemaNode) -> Result<AvroValue, apache_avro::Error> {
+    let generic = || AvroValue::try_from(json.clone());
+    Ok(match (schema, json) {
+        (AvroSchemaNode::Record(record), Value::Object(fields)) => AvroValue::Record(
+            fields
+                .iter()
+                .map(|(name, field)| {
+                    let known = record.lookup.get(name).and_then(|index| record.fields.get(*index));
+                    let converted = match known {
+                        Some(known) => avro_value(field, &known.schema),
+                        None => AvroValue::try_from(field.clone()),
+                    };
+                    converted.map(|converted| (name.clone(), converted))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        (AvroSchemaNode::Array(array), Value::Array(items)) => AvroValue::Array(
+            items
+                .iter()
+                .map(|item| avro_value(item, &array.items))
+                .collect::<Result<_, _>>()?,
+        ),
+        (AvroSchemaNode::Map(map), Value::Object(entries)) => AvroValue::Map(
+            entries
+                .iter()
+                .map(|(name, entry)| avro_value(entry, &map.types).map(|converted| (name.clone(), converted)))
+                .collect::<Result<_, _>>()?,
+        ),
+        (AvroSchemaNode::Union(union), Value::String(text)) => {
+            match union.variants().iter().find_map(|variant| logical(text, variant)) {
+                Some(converted) => converted,
+                None => generic()?,
+            }
+        }
+        (AvroSchemaNode::Union(union), Value::Object(_) | Value::Array(_)) => {
+            let container = union.variants().iter().find(|variant| {
+                matches!(
+                    (variant, json),
+                    (AvroSchemaNode::Record(_) | AvroSchemaNode::Map(_), Value::Object(_))
+                        | (AvroSchemaNode::Array(_), Value::Array(_))
+                )
+            });
+            match container {
+                Some(variant) => avro_value(json, variant)?,
+                None => generic()?,
+            }
+        }
+        (_, Value::String(text)) => match logical(text, schema) {
+            Some(converted) => converted,
+            None => generic()?,
+        },
+        _ => generic()?,
+    })
+}
+
+/// The Avro value of a logical type's text as the decoder writes it; `None` when `schema` is not such a type or the
+/// text does not parse (resolution then names the mismatch).
+fn logical(text: &str, schema: &AvroSchemaNode) -> Option<AvroValue> {
+    use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+    let instant = || chrono::DateTime::parse_from_rfc3339(text).ok();
+    let local = || {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|time| time.and_utc())
+    };
+    let time_of_day = || {
+        NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
+            .ok()
+            .map(|time| i64::from(time.num_seconds_from_midnight()) * 1_000_000_000 + i64::from(time.nanosecond()))
+    };
+    Some(match schema {
+        AvroSchemaNode::TimestampMillis => AvroValue::TimestampMillis(instant()?.timestamp_millis()),
+        AvroSchemaNode::TimestampMicros => AvroValue::TimestampMicros(instant()?.timestamp_micros()),
+        AvroSchemaNode::TimestampNanos => AvroValue::TimestampNanos(instant()?.timestamp_nanos_opt()?),
+        AvroSchemaNode::LocalTimestampMillis => AvroValue::LocalTimestampMillis(local()?.timestamp_millis()),
+        AvroSchemaNode::LocalTimestampMicros => AvroValue::LocalTimestampMicros(local()?.timestamp_micros()),
+        AvroSchemaNode::LocalTimestampNanos => AvroValue::LocalTimestampNanos(local()?.timestamp_nanos_opt()?),
+        AvroSchemaNode::Date => {
+            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+            AvroValue::Date(date.to_epoch_days())
+        }
+        AvroSchemaNode::TimeMillis => AvroValue::TimeMillis(i32::try_from(time_of_day()? / 1_000_000).ok()?),
+        AvroSchemaNode::TimeMicros => AvroValue::TimeMicros(time_of_day()? / 1_000),
+        _ => return None,
+    })
+}
+
 /// Writes JSON values as Confluent-framed Avro.
 pub(crate) struct AvroRecordEncoder {
     encoder: AvroEncoder,
@@ -86,7 +179,7 @@ impl AvroRecordEncoder {
             schema_id: schema.id,
             reason: error.to_string(),
         };
-        let resolved = AvroValue::try_from(value.clone())
+        let resolved = avro_value(value, &schema.parsed)
             .and_then(|value| value.resolve(&schema.parsed))
             .map_err(mismatch)?;
         let body = GenericDatumWriter::builder(&schema.parsed)
@@ -243,5 +336,67 @@ impl JsonWriter {
             Self::Protobuf { encoder, schema } => encoder.encode(value, topic, is_key, schema).await,
             Self::JsonSchema { encoder, schema } => encoder.encode(value, topic, is_key, schema).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::writer::datum::GenericDatumWriter;
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::avro::{decode_to_json, AvroJsonOptions};
+
+    /// What the decoder writes, encoded again and decoded: the same JSON.
+    #[test]
+    fn what_the_decoder_writes_encodes_back_to_the_same_values() {
+        let schema = AvroSchemaNode::parse_str(
+            r#"{"type":"record","name":"Call","fields":[
+                {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+                {"name":"atu","type":{"type":"long","logicalType":"timestamp-micros"}},
+                {"name":"local","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+                {"name":"day","type":{"type":"int","logicalType":"date"}},
+                {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
+                {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
+                {"name":"seen","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null},
+                {"name":"who","type":["null",{"type":"record","name":"Who","fields":[
+                    {"name":"since","type":{"type":"long","logicalType":"timestamp-millis"}},
+                    {"name":"name","type":"string"}]}],"default":null},
+                {"name":"calls","type":{"type":"array","items":{"type":"int","logicalType":"date"}}},
+                {"name":"last","type":{"type":"map","values":{"type":"long","logicalType":"timestamp-millis"}}},
+                {"name":"note","type":"string"}]}"#,
+        )
+        .unwrap();
+        let written = json!({
+            "at": "2023-07-10T11:42:31.123Z",
+            "atu": "2023-07-10T11:42:31.123456Z",
+            "local": "2023-07-10T11:42:31.123",
+            "day": "2023-07-10",
+            "tm": "11:42:31.123",
+            "tu": "11:42:31.123456",
+            "seen": "2023-07-10T11:42:00.000Z",
+            "who": {"since": "2020-01-01T00:00:00.000Z", "name": "benjamin"},
+            "calls": ["2023-07-09", "2023-07-10"],
+            "last": {"GetObject": "2023-07-10T11:42:31.000Z"},
+            "note": "2023-07-10"
+        });
+        let resolved = avro_value(&written, &schema)
+            .and_then(|value| value.resolve(&schema))
+            .unwrap();
+        let bytes = GenericDatumWriter::builder(&schema)
+            .build()
+            .and_then(|writer| writer.write_value_to_vec(resolved))
+            .unwrap();
+        let read = decode_to_json(&bytes, &schema, AvroJsonOptions::default()).unwrap();
+        assert_eq!(read, written);
+    }
+
+    #[test]
+    fn text_that_is_not_the_logical_type_fails_resolution() {
+        let schema =
+            AvroSchemaNode::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#)
+                .unwrap();
+        let failed = avro_value(&json!({"at": "yesterday"}), &schema).and_then(|value| value.resolve(&schema));
+        assert!(failed.is_err());
     }
 }
