@@ -458,3 +458,34 @@ async fn sigkill_mid_stream_loses_no_message() {
         "every message reaches Kafka at least once ({before_restart} records before the kill, {total} in all)"
     );
 }
+
+/// SQS delivers at least once, and EventBridge may put one event twice: with `dedupe` on the event id, the copies
+/// one worker receives within the window become one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_writes_one_record_per_event_id() {
+    let config = support::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = support::create_queue(&sqs, &unique("source-dedupe")).await;
+    let topic = unique("source-dedupe");
+    support::create_topic(&topic, 1).await;
+    fill(&sqs, &queue_url, 20).await;
+    // Ten of the twenty again, as a redelivery would bring them.
+    fill(&sqs, &queue_url, 10).await;
+    let name = unique("dedupe");
+    let connector = format!(
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\ntransforms:\n  - dedupe: {{key: $.id, window: 10m}}\n"
+    );
+    let worker = RunningWorker::start(&worker_yaml(""), &[("source.yaml", &connector)]);
+    support::wait_for("the queue to be drained", Duration::from_secs(60), || async {
+        support::queue_is_empty(&sqs, &queue_url).await.then_some(())
+    })
+    .await;
+    worker.stop().await;
+    let written = support::end_offsets(&topic, 1)[&0];
+    assert_eq!(written, 20, "one record per event id");
+    let records = tokio::task::spawn_blocking(move || support::consume_all(&topic, 20, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let ids: std::collections::BTreeSet<Vec<u8>> = records.into_iter().filter_map(|record| record.key).collect();
+    assert_eq!(ids.len(), 20);
+}
