@@ -66,18 +66,7 @@ async fn main() {
     );
     let client = reqwest::Client::new();
     let sample = format!("ebconnect_sink_record_read_total{{connector=\"{run}\"}}");
-    let read = || async {
-        let text = client
-            .get(format!("http://{rest}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample.as_str())?.trim().parse::<f64>().ok())
-    };
+    let read = || support::metric(&client, rest, &sample);
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<Instant> = None;
     let (cpu_before, _) = worker.usage();

@@ -150,3 +150,17 @@ pub fn records_in(topic: &str) -> i64 {
         })
         .sum()
 }
+
+/// The value of one sample (`name{labels}`) of the worker's `/metrics` at `rest`; `None` until it is there.
+pub async fn metric(client: &reqwest::Client, rest: std::net::SocketAddr, sample: &str) -> Option<f64> {
+    let text = client
+        .get(format!("http://{rest}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
+}

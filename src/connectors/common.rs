@@ -11,11 +11,16 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::{ClientConfig, TopicPartitionList};
 
+use serde_json::Value;
+
 use super::ConnectorParts;
 use crate::config::Interpolated;
 use crate::dead_letter::ErrorPolicy;
 use crate::kafka::{client_config, ClientRole, FatalClientError};
+use crate::record::{Record, RecordFailure, Stage};
+use crate::schema::Decoder;
 use crate::telemetry::{emit, KafkaConsumerError};
+use crate::transform::{Applied, Chain, Context as TransformContext, Decoded};
 
 impl ConnectorParts {
     /// The settings of the connector's producers, its output and its dead-letter writer alike: `defaults`, the
@@ -41,6 +46,63 @@ impl ConnectorParts {
     pub(super) fn error_policy(&self, producer_config: ClientConfig) -> Result<ErrorPolicy, KafkaError> {
         ErrorPolicy::new(self.name.as_str(), self.errors.clone(), producer_config)
     }
+}
+
+/// A Kafka record decoded and through the connector's transforms: where the threshold-alert and the topic-processor
+/// both start.
+pub(super) enum Transformed {
+    /// What the transforms let through, with the key (the input's, as UTF-8 text, or null) it came in with.
+    Kept { applied: Applied, input_key: Value },
+    /// A filter or the dedupe dropped it.
+    Dropped,
+    /// A record error, for the errors policy.
+    Failed(RecordFailure),
+}
+
+/// Decodes `record`'s value and applies `transforms`. The error is a failure that is not the record's (the
+/// registry is away).
+pub(super) async fn decode_and_transform(
+    connector: &str,
+    decoder: &Decoder,
+    transforms: &Chain,
+    record: &Record,
+) -> Result<Transformed, String> {
+    let failed = |stage, kind: &str, message: String| {
+        Transformed::Failed(RecordFailure {
+            stage,
+            error_kind: kind.to_owned(),
+            message,
+        })
+    };
+    let value = match decoder.decode(record.value.as_deref()).await {
+        Ok(value) => value,
+        Err(error) if error.is_record_error() => {
+            return Ok(failed(Stage::ValueConverter, "DecodeError", error.to_string()))
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    let input_key = record
+        .key
+        .as_deref()
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .map_or(Value::Null, |key| Value::String(key.to_owned()));
+    let position = &record.position;
+    let context = TransformContext {
+        connector,
+        topic: &position.topic,
+        partition: position.partition,
+        offset: position.offset,
+        timestamp: record.timestamp,
+    };
+    let decoded = Decoded {
+        key: input_key.clone(),
+        value,
+    };
+    Ok(match transforms.apply_keyed(decoded, &context) {
+        Ok(Some(applied)) => Transformed::Kept { applied, input_key },
+        Ok(None) => Transformed::Dropped,
+        Err(error) => failed(Stage::Transformation, "TransformError", error.to_string()),
+    })
 }
 
 /// Runs a blocking client call (a transaction's round trips) without stalling the other tasks of a multi-threaded

@@ -14,17 +14,7 @@ use crate::support::{self, unique, BusCapture, RunningWorker};
 
 /// Writes the records; returns what each good one should become, and what is wrong with each poison one.
 async fn produce(format: &str, topic: &str) -> (Vec<Value>, Vec<String>) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/produce_formats.py");
-    let (format, topic) = (format.to_owned(), topic.to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(support::stack("EBCONNECT_STACK_PYTHON"))
-            .args([script, &format, &topic])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = support::stack_python("produce_formats.py", &[format, topic]).await;
     let mut expected = Vec::new();
     let mut poison = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -143,22 +133,7 @@ async fn json_schema_records_are_taken_as_written_and_checked_when_asked() {
 /// Reads `count` records of `topic` with `tests/support/consume_formats.py` (`format`: `protobuf:FILE:MESSAGE` or
 /// `json_schema`).
 async fn consume(format: &str, topic: &str, count: usize) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_formats.py");
-    let (format, topic) = (format.to_owned(), topic.to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(support::stack("EBCONNECT_STACK_PYTHON"))
-            .args([script, &format, &topic, &count.to_string()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "consume_formats.py: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let output = support::stack_python("consume_formats.py", &[format, topic, &count.to_string()]).await;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -319,18 +294,8 @@ async fn the_receiver_writes_protobuf_and_json_schema() {
 async fn glue_records_are_read_by_their_schema_version() {
     let topic = unique("formats-glue");
     support::create_topic(&topic, 1).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/produce_glue.py");
     let registry = unique("formats-glue-registry");
-    let arguments = [script.to_owned(), registry, topic.clone()];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(support::stack("EBCONNECT_STACK_PYTHON"))
-            .args(&arguments)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = support::stack_python("produce_glue.py", &[&registry, &topic]).await;
     let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())

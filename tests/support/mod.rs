@@ -184,11 +184,22 @@ pub fn consume_with(mut config: ClientConfig, topic: &str, count: usize, timeout
 
 /// The values of `topic` as a `read_committed` confluent-kafka consumer sees them, read to the end.
 pub async fn read_committed(topic: &str) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_committed.py");
-    let topic = topic.to_owned();
+    let output = stack_python("consume_committed.py", &[topic]).await;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect()
+}
+
+/// Runs `tests/support/SCRIPT` with the stack's Python (it has confluent-kafka and its Schema Registry clients) and
+/// `args`; fails the test, with what the script printed, if it fails.
+pub async fn stack_python(script: &str, args: &[&str]) -> std::process::Output {
+    let path = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
-            .args([script, &topic])
+            .arg(path)
+            .args(args)
             .output()
             .unwrap()
     })
@@ -196,13 +207,11 @@ pub async fn read_committed(topic: &str) -> Vec<Value> {
     .unwrap();
     assert!(
         output.status.success(),
-        "consume_committed.py: {}",
-        String::from_utf8_lossy(&output.stderr)
+        "{script}: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
-        .collect()
+    output
 }
 
 /// Creates an SQS queue named `name`; returns its URL.
@@ -613,17 +622,7 @@ pub fn sink_yaml(name: &str, topic: &str, bus: &str, config_extra: &str, tail: &
 /// Writes Avro records with confluent-kafka's AvroSerializer (`tests/support/produce_avro.py`); returns the
 /// registered schema id.
 pub async fn produce_avro(case: &str, topic: &str, count: usize) -> u32 {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/produce_avro.py");
-    let (case, topic) = (case.to_owned(), topic.to_owned());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
-            .args([script, &case, &topic, &count.to_string()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = stack_python("produce_avro.py", &[case, topic, &count.to_string()]).await;
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     summary["schema_id"].as_u64().unwrap() as u32
 }
@@ -639,22 +638,7 @@ pub struct AvroConsumed {
 
 /// Reads `count` Avro records from `topic` with confluent-kafka's AvroDeserializer (an independent client).
 pub async fn consume_avro(topic: &str, count: usize) -> Vec<AvroConsumed> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/consume_avro.py");
-    let topic = topic.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(stack("EBCONNECT_STACK_PYTHON"))
-            .args([script, &topic, &count.to_string(), "60"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "consume_avro.py: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let output = stack_python("consume_avro.py", &[topic, &count.to_string(), "60"]).await;
     output
         .stdout
         .split(|byte| *byte == b'\n')

@@ -35,7 +35,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::ProcessorConfig;
-use super::common::{blocking, commit_transaction, consumer_error, subscribe, ClientFailure, SubscribeError};
+use super::common::{
+    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, SubscribeError,
+    Transformed,
+};
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
@@ -49,7 +52,7 @@ use crate::telemetry::{
     emit, ConnectorMetrics, RecordsSkipped, SinkRecordsRead, SourceRecordWritten, TransactionAborted,
     TransactionCommitted,
 };
-use crate::transform::{Chain, Context as TransformContext, Decoded};
+use crate::transform::Chain;
 
 /// The header an output record carries the key the dedupe transform admitted it by: what a restart rebuilds the
 /// seen set from.
@@ -292,13 +295,6 @@ pub(crate) struct RecordProcessor {
 impl RecordProcessor {
     /// The outer error is a failure that is not the record's (the registry is away).
     pub(crate) async fn process(&self, record: &Record) -> Result<Processed, ProcessorError> {
-        let failed = |stage, kind: &str, message: String| {
-            Processed::Failed(RecordFailure {
-                stage,
-                error_kind: kind.to_owned(),
-                message,
-            })
-        };
         // A tombstone passes as it is: it deletes its key downstream as it did upstream.
         if record.value.is_none() {
             return Ok(Processed::Output {
@@ -307,34 +303,13 @@ impl RecordProcessor {
                 dedupe_key: None,
             });
         }
-        let value = match self.decoder.decode(record.value.as_deref()).await {
-            Ok(value) => value,
-            Err(error) if error.is_record_error() => {
-                return Ok(failed(Stage::ValueConverter, "DecodeError", error.to_string()))
-            }
-            Err(error) => return Err(ProcessorError::RegistryUnavailable(error.to_string())),
-        };
-        let key = record
-            .key
-            .as_deref()
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .map_or(Value::Null, |key| Value::String(key.to_owned()));
-        let position = &record.position;
-        let context = TransformContext {
-            connector: &self.name,
-            topic: &position.topic,
-            partition: position.partition,
-            offset: position.offset,
-            timestamp: record.timestamp,
-        };
-        let decoded = Decoded {
-            key: key.clone(),
-            value,
-        };
-        let applied = match self.transforms.apply_keyed(decoded, &context) {
-            Ok(Some(applied)) => applied,
-            Ok(None) => return Ok(Processed::Skipped),
-            Err(error) => return Ok(failed(Stage::Transformation, "TransformError", error.to_string())),
+        let (applied, key) = match decode_and_transform(&self.name, &self.decoder, &self.transforms, record)
+            .await
+            .map_err(ProcessorError::RegistryUnavailable)?
+        {
+            Transformed::Kept { applied, input_key } => (applied, input_key),
+            Transformed::Dropped => return Ok(Processed::Skipped),
+            Transformed::Failed(failure) => return Ok(Processed::Failed(failure)),
         };
         // The input's key bytes unless a transform set another key.
         let output_key = if applied.record.key == key {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::ThresholdConfig;
 use self::config::{Comparison, Emit, LateRecords};
 use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
-use super::common::{blocking, commit_transaction, consumer_error, subscribe, ClientFailure, SubscribeError};
+use super::common::{
+    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, SubscribeError,
+    Transformed,
+};
 use super::settings::{Processing, TimeConfig};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
@@ -47,7 +50,7 @@ use crate::telemetry::{
     emit, ConnectorMetrics, LateRecordDropped, RecordsSkipped, SinkRecordsRead, SourceRecordWritten,
     TransactionAborted, TransactionCommitted,
 };
-use crate::transform::{Chain, Context as TransformContext, Decoded};
+use crate::transform::Chain;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ThresholdError {
@@ -268,30 +271,13 @@ impl Classifier {
                 message,
             })
         };
-        let value = match self.decoder.decode(record.value.as_deref()).await {
-            Ok(value) => value,
-            Err(error) if error.is_record_error() => {
-                return Ok(failed(Stage::ValueConverter, "DecodeError", error.to_string()))
-            }
-            Err(error) => return Err(ThresholdError::RegistryUnavailable(error.to_string())),
-        };
-        let key = record
-            .key
-            .as_deref()
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .map_or(Value::Null, |key| Value::String(key.to_owned()));
-        let position = &record.position;
-        let context = TransformContext {
-            connector: &self.name,
-            topic: &position.topic,
-            partition: position.partition,
-            offset: position.offset,
-            timestamp: record.timestamp,
-        };
-        let value = match self.transforms.apply(Decoded { key, value }, &context) {
-            Ok(Some(decoded)) => decoded.value,
-            Ok(None) => return Ok(Classified::Skipped { time: None }),
-            Err(error) => return Ok(failed(Stage::Transformation, "TransformError", error.to_string())),
+        let value = match decode_and_transform(&self.name, &self.decoder, &self.transforms, record)
+            .await
+            .map_err(ThresholdError::RegistryUnavailable)?
+        {
+            Transformed::Kept { applied, .. } => applied.record.value,
+            Transformed::Dropped => return Ok(Classified::Skipped { time: None }),
+            Transformed::Failed(failure) => return Ok(Classified::Failed(failure)),
         };
         let time = event_time(&self.config.event_time, record, &value);
         if self.filter.as_ref().is_some_and(|filter| !filter.matches(&value)) {
@@ -437,27 +423,15 @@ impl Loop<'_> {
     }
 
     async fn write_acknowledged(&self, alerts: Vec<Alert>) -> Result<(), ThresholdError> {
-        let topic = &self.config.output.topic;
-        let failed = |reason: String| ThresholdError::Output {
-            topic: topic.clone(),
-            reason,
-        };
-        let avro = matches!(self.writer, JsonWriter::Avro { .. });
-        for alert in alerts {
-            let (key, value) = self.classifier.alert_record(&alert, avro);
-            let bytes = self
-                .writer
-                .write(&value, topic, false)
+        for delivery in self.queue(alerts).await? {
+            delivery
                 .await
-                .map_err(|error| failed(error.to_string()))?;
-            let key = key.to_string();
-            let record: FutureRecord<'_, str, [u8]> =
-                FutureRecord::to(topic).key(key.as_str()).payload(bytes.as_slice());
-            self.producer
-                .send(record, Duration::from_secs(60))
-                .await
-                .map_err(|(error, _)| failed(error.to_string()))?;
-            self.topics.record(topic);
+                .map_err(|_| "the producer dropped the alert".to_owned())
+                .and_then(|delivered| delivered.map_err(|(error, _)| error.to_string()))
+                .map_err(|reason| ThresholdError::Output {
+                    topic: self.config.output.topic.clone(),
+                    reason,
+                })?;
             emit(SourceRecordWritten { metrics: &self.metrics });
         }
         Ok(())
@@ -468,8 +442,10 @@ impl Loop<'_> {
         self.producer
             .begin_transaction()
             .map_err(|error| failed("begin")(error.to_string()))?;
-        let written = self.send_all(alerts).await;
-        let committed = written.and_then(|count| {
+        let count = alerts.len();
+        // Not awaited one by one: committing the transaction waits for every record in it, and fails if one failed.
+        let queued = self.queue(alerts).await;
+        let committed = queued.and_then(|_| {
             let offsets = self.state.lock().commit_list();
             commit_transaction(&self.producer, self.consumer, &offsets, TRANSACTION_TIMEOUT)
                 .map(|()| (count, offsets.count()))
@@ -499,15 +475,15 @@ impl Loop<'_> {
         }
     }
 
-    /// Queues every alert in the open transaction; its commit waits for them.
-    async fn send_all(&self, alerts: Vec<Alert>) -> Result<usize, ThresholdError> {
+    /// Queues every alert with the producer; their acknowledgements are to be awaited.
+    async fn queue(&self, alerts: Vec<Alert>) -> Result<Vec<DeliveryFuture>, ThresholdError> {
         let topic = &self.config.output.topic;
         let failed = |reason: String| ThresholdError::Output {
             topic: topic.clone(),
             reason,
         };
         let avro = matches!(self.writer, JsonWriter::Avro { .. });
-        let count = alerts.len();
+        let mut deliveries = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let (key, value) = self.classifier.alert_record(&alert, avro);
             let bytes = self
@@ -518,15 +494,14 @@ impl Loop<'_> {
             let key = key.to_string();
             let record: FutureRecord<'_, str, [u8]> =
                 FutureRecord::to(topic).key(key.as_str()).payload(bytes.as_slice());
-            // Not awaited: committing the transaction waits for every record in it, and fails if one failed.
-            drop(
-                self.producer
-                    .send_result(record)
-                    .map_err(|(error, _)| failed(error.to_string()))?,
-            );
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(error, _)| failed(error.to_string()))?;
+            deliveries.push(delivery);
             self.topics.record(topic);
         }
-        Ok(count)
+        Ok(deliveries)
     }
 }
 
