@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{ClientConfig, TopicPartitionList};
 
 use serde_json::Value;
 
+use super::settings::Processing;
 use super::ConnectorParts;
 use crate::config::Interpolated;
 use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, ClientRole, FatalClientError};
+use crate::kafka::{client_config, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::Decoder;
 use crate::telemetry::{emit, KafkaConsumerError};
@@ -42,10 +43,45 @@ impl ConnectorParts {
         config
     }
 
+    /// The producer a connector writes its output with: exactly once, transactional, with a `transactional.id`
+    /// stable across this worker's restarts (so that a restart fences the transaction the last run left open, in
+    /// `init_transactions`) and distinct between workers; at least once, idempotent.
+    pub(super) fn output_producer(
+        &self,
+        producer_config: &ClientConfig,
+        processing: Processing,
+        fatal: &FatalClientError,
+    ) -> Result<FutureProducer<ProducerErrors>, OutputProducerError> {
+        let name = self.name.as_str();
+        let mut config = producer_config.clone();
+        if processing == Processing::ExactlyOnce {
+            config.set(
+                "transactional.id",
+                format!("ebconnect-{name}-{}", self.worker.worker_id()),
+            );
+        }
+        let producer = ProducerErrors::producer(&config, name, fatal).map_err(OutputProducerError::Create)?;
+        if processing == Processing::ExactlyOnce {
+            blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(OutputProducerError::Init)?;
+        }
+        Ok(producer)
+    }
+
     /// The connector's `errors` policy; its dead-letter writer, when one is configured, uses `producer_config`.
     pub(super) fn error_policy(&self, producer_config: ClientConfig) -> Result<ErrorPolicy, KafkaError> {
         ErrorPolicy::new(self.name.as_str(), self.errors.clone(), producer_config)
     }
+}
+
+/// How long a transaction call (init, commit, abort, or a flush) may take before the connector fails and restarts.
+pub(super) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OutputProducerError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("the Kafka producer cannot start its transactions: {0}")]
+    Init(#[source] KafkaError),
 }
 
 /// A Kafka record decoded and through the connector's transforms: where the threshold-alert and the topic-processor

@@ -22,7 +22,6 @@ mod seen_keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -36,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::ProcessorConfig;
 use super::common::{
-    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, SubscribeError,
-    Transformed,
+    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, OutputProducerError,
+    SubscribeError, Transformed, TRANSACTION_TIMEOUT,
 };
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
@@ -58,9 +57,6 @@ use crate::transform::Chain;
 /// seen set from.
 pub(crate) const DEDUPE_KEY_HEADER: &str = "ebconnect.dedupe.key";
 
-/// How long a transaction call (init, commit, abort) may take before the connector fails and restarts.
-const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Output records written but not committed, past which a transaction is committed before the interval ends.
 const MAX_UNCOMMITTED: usize = 20_000;
 
@@ -68,6 +64,8 @@ const MAX_UNCOMMITTED: usize = 20_000;
 pub(crate) enum ProcessorError {
     #[error("cannot create the Kafka {what}: {source}")]
     Create { what: &'static str, source: KafkaError },
+    #[error(transparent)]
+    Producer(#[from] OutputProducerError),
     #[error(transparent)]
     Subscribe(#[from] SubscribeError),
     #[error(transparent)]
@@ -558,20 +556,9 @@ impl ProcessorConnector {
         let producer_config = self
             .parts
             .producer_config(&config.producer_override, &[("linger.ms", "5")], name);
-        let mut output_config = producer_config.clone();
-        if config.processing == Processing::ExactlyOnce {
-            output_config.set("transactional.id", self.transactional_id());
-        }
-        let producer = ProducerErrors::producer(&output_config, name, &fatal).map_err(client("producer"))?;
-        if config.processing == Processing::ExactlyOnce {
-            // Fences this worker's previous incarnation and aborts the transaction it left open.
-            blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(|error| {
-                ProcessorError::Transaction {
-                    step: "init",
-                    reason: error.to_string(),
-                }
-            })?;
-        }
+        let producer = self
+            .parts
+            .output_producer(&producer_config, config.processing, &fatal)?;
         let committer = Committer {
             connector: name.to_owned(),
             output_topic: config.output.topic.clone(),
@@ -598,11 +585,6 @@ impl ProcessorConnector {
             committer,
             policy,
         })
-    }
-
-    /// Stable across restarts of this worker, so that a restart fences what it left; distinct between workers.
-    fn transactional_id(&self) -> String {
-        format!("ebconnect-{}-{}", self.parts.name, self.parts.worker.worker_id())
     }
 
     fn consumer_config(&self) -> rdkafka::ClientConfig {

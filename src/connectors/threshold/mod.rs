@@ -31,8 +31,8 @@ pub use self::config::ThresholdConfig;
 use self::config::{Comparison, Emit, LateRecords};
 use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
 use super::common::{
-    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, SubscribeError,
-    Transformed,
+    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, OutputProducerError,
+    SubscribeError, Transformed, TRANSACTION_TIMEOUT,
 };
 use super::settings::{Processing, TimeConfig};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
@@ -56,6 +56,8 @@ use crate::transform::Chain;
 pub(crate) enum ThresholdError {
     #[error("cannot create the Kafka {what}: {source}")]
     Create { what: &'static str, source: KafkaError },
+    #[error(transparent)]
+    Producer(#[from] OutputProducerError),
     #[error(transparent)]
     Subscribe(#[from] SubscribeError),
     #[error(transparent)]
@@ -223,9 +225,6 @@ fn event_time(config: &TimeConfig, record: &Record, value: &Value) -> Result<i64
         },
     }
 }
-
-/// How long a transaction call (init, commit, abort) may take before the connector fails and restarts.
-const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Loop<'a> {
     name: &'a str,
@@ -530,21 +529,9 @@ impl ThresholdConnector {
             .parts
             .producer_config(&config.producer_override, &[("linger.ms", "5")], name);
         let client = |what| move |source| ThresholdError::Create { what, source };
-        let mut output_config = producer_config.clone();
-        if config.processing == Processing::ExactlyOnce {
-            // Stable across this worker's restarts (which fence what it left open), distinct between workers.
-            let transactional_id = format!("ebconnect-{}-{}", self.parts.name, self.parts.worker.worker_id());
-            output_config.set("transactional.id", transactional_id);
-        }
-        let producer = ProducerErrors::producer(&output_config, name, &fatal).map_err(client("producer"))?;
-        if config.processing == Processing::ExactlyOnce {
-            blocking(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(|error| {
-                ThresholdError::Transaction {
-                    step: "init",
-                    reason: error.to_string(),
-                }
-            })?;
-        }
+        let producer = self
+            .parts
+            .output_producer(&producer_config, config.processing, &fatal)?;
         let policy = self
             .parts
             .error_policy(producer_config)
