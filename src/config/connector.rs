@@ -58,6 +58,13 @@ impl ConnectorType {
         }
     }
 
+    /// Whether the `dedupe` transform may run in the connector: where a key is remembered only for a record that
+    /// was settled (the topic-processor rebuilds its set from its committed output; the source forgets the key of a
+    /// message it leaves for SQS to deliver again).
+    pub(crate) fn can_dedupe(self) -> bool {
+        matches!(self, Self::TopicProcessor | Self::EventbridgeSource)
+    }
+
     /// Whether the connector runs `transforms` and follows `errors`. The receiver does neither: it answers every
     /// failure to the client that sent the record, and writes what the client sent.
     pub(crate) fn has_record_pipeline(self) -> bool {

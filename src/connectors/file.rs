@@ -83,6 +83,14 @@ fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -
     }
     super::check(&document.config, worker).map_err(|invalid| fail(invalid.to_string()))?;
     let transforms = Chain::new(&document.transforms.0).map_err(fail)?;
+    if transforms.dedupe().is_some() && !kind.can_dedupe() {
+        return Err(fail(format!(
+            "transforms: `dedupe` runs only in topic-processor and eventbridge-source connectors, not in {}: after a \
+             restart or rebalance it reads again records whose keys the dedupe would remember, and drop; deduplicate \
+             its input with a topic-processor",
+            kind.as_str()
+        )));
+    }
     Ok(ConnectorConfig {
         name: document.name,
         kind,

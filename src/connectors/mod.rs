@@ -168,7 +168,7 @@ pub(crate) fn build(
     let parts = ConnectorParts {
         name: connector.name.clone(),
         errors: connector.errors.clone(),
-        transforms: connector.transforms.clone(),
+        transforms: connector.transforms.for_run(),
         worker: worker.clone(),
         rate_limits: rate_limits.clone(),
     };

@@ -305,7 +305,7 @@ impl Preview {
         let parts = ConnectorParts {
             name: connector.name.clone(),
             errors: connector.errors.clone(),
-            transforms: connector.transforms.clone(),
+            transforms: connector.transforms.for_run(),
             worker: worker.clone(),
             rate_limits: RateLimits::new(&worker.rate_limits),
         };

@@ -6,9 +6,11 @@
 //! The first sighting counts: a duplicate does not extend its key's window. The seen set is bounded by `max_keys`;
 //! past it the oldest keys go first, each early eviction counted, since a duplicate of an evicted key passes.
 //!
-//! The set lives in the process, shared by the clones of one loaded connector (its restarts keep it). A
-//! `topic-processor` with exactly-once processing replaces it on each start and rebalance with the keys its output
-//! topic holds ([`Dedupe::restore`]), so it survives a crash too.
+//! The set lives in the process, shared by the clones of one run of a connector; each run starts with an empty one,
+//! since it reads again what the last run did not settle. A key is only as good as its record's fate: the source
+//! forgets the key of a message it leaves for SQS to deliver again ([`Dedupe::forget`]), and a `topic-processor`
+//! with exactly-once processing replaces the set on each start and rebalance with the keys its committed output
+//! holds ([`Dedupe::restore`]), so it survives a crash too.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -124,6 +126,21 @@ impl Dedupe {
         }
         seen.remember(key.clone(), timestamp);
         Verdict::Admitted(key)
+    }
+
+    /// Forgets `key`, whose record was not settled after all (its write failed), so that the record delivered
+    /// again is not taken for a duplicate of itself.
+    pub(crate) fn forget(&self, key: &str) {
+        self.seen().first_seen.remove(key);
+    }
+
+    /// The same settings with nothing seen: a connector's run starts from its input's committed position, so what
+    /// an earlier run admitted but never settled must not count.
+    pub(crate) fn fresh(&self) -> Self {
+        Self {
+            seen: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// Replaces what was seen with `keys` (key, timestamp of its first sighting), as a restart rebuilds it.
@@ -248,6 +265,18 @@ mod tests {
         assert_eq!(judge(&dedupe, "gone", 101), Verdict::Admitted("gone".into()));
         assert_eq!(judge(&dedupe, "x", 150), Verdict::Duplicate);
         assert_eq!(judge(&dedupe, "y", 120), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn a_forgotten_key_passes_again_and_a_fresh_set_has_seen_nothing() {
+        let dedupe = dedupe(600, 100);
+        judge(&dedupe, "a", 0);
+        judge(&dedupe, "b", 0);
+        dedupe.forget("a");
+        assert_eq!(judge(&dedupe, "a", 1), Verdict::Admitted("a".into()));
+        let fresh = dedupe.fresh();
+        assert_eq!(judge(&fresh, "b", 1), Verdict::Admitted("b".into()));
+        assert_eq!(judge(&dedupe, "b", 1), Verdict::Duplicate, "the original keeps its set");
     }
 
     #[test]

@@ -242,6 +242,20 @@ impl Chain {
         })
     }
 
+    /// The chain for one run of its connector: the same transforms, the dedupe with nothing seen.
+    pub(crate) fn for_run(&self) -> Self {
+        Self {
+            transforms: self
+                .transforms
+                .iter()
+                .map(|transform| match transform {
+                    Transform::Dedupe(dedupe) => Transform::Dedupe(dedupe.fresh()),
+                    other => other.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The chain's dedupe transform, if it has one.
     pub(crate) fn dedupe(&self) -> Option<&Dedupe> {
         self.transforms.iter().find_map(|transform| match transform {

@@ -194,6 +194,21 @@ fn every_kind_of_bad_file_is_named_with_its_key_and_problem() {
             "name: p\ntype: threshold-alert\nconfig:\n  topics: [t]\n  window: 1m\n  group_by: {who: $.who}\n  threshold: {count: 3, op: '=='}\n  output: {topic: out}\n",
             &["threshold-op.yaml", "config.threshold.op: unknown variant `==`"],
         ),
+        (
+            "sink-dedupe.yaml",
+            "name: q\ntype: eventbridge-sink\nconfig:\n  topics: [t]\n  event_bus: b\ntransforms:\n  - dedupe: {key: $.id, window: 10m}\n",
+            &["sink-dedupe.yaml", "transforms: `dedupe` runs only in topic-processor and eventbridge-source connectors, not in eventbridge-sink"],
+        ),
+        (
+            "processor-two-dedupes.yaml",
+            "name: r\ntype: topic-processor\nconfig:\n  topics: [t]\n  output: {topic: out}\ntransforms:\n  - dedupe: {key: $.id, window: 10m}\n  - dedupe: {key: $.other, window: 1m}\n",
+            &["processor-two-dedupes.yaml", "transforms[1].dedupe: a connector has at most one dedupe"],
+        ),
+        (
+            "processor-loop.yaml",
+            "name: s\ntype: topic-processor\nconfig:\n  topics: [t]\n  output: {topic: t}\n",
+            &["processor-loop.yaml", "config.output.topic: `t` is also an input topic"],
+        ),
         ("zz-duplicate.yaml", GOOD_SINK, &["zz-duplicate.yaml", "connector `good` is already defined in"]),
     ];
     let mut files: Vec<(&str, &str)> = cases.iter().map(|(file, text, _)| (*file, *text)).collect();

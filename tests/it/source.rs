@@ -306,6 +306,8 @@ async fn queued_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
         .sum()
 }
 
+/// With `dedupe` on the event ids, so that a message whose write failed must not be taken, when SQS delivers it
+/// again, for a duplicate of itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrives() {
     let mut kafka = tokio::task::block_in_place(support::PrivateKafka::start);
@@ -323,7 +325,7 @@ async fn while_kafka_is_down_nothing_is_deleted_and_afterwards_everything_arrive
     };
     let name = unique("outage");
     let connector = format!(
-        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\n  visibility_timeout: 4s\n  producer_override:\n    message.timeout.ms: '6000'\n"
+        "name: {name}\ntype: eventbridge-source\nconfig:\n  queue_url: {queue_url}\n  topic: {topic}\n  wait_time: 1s\n  visibility_timeout: 4s\n  producer_override:\n    message.timeout.ms: '6000'\ntransforms:\n  - dedupe: {{key: $.id, window: 10m}}\n"
     );
     let worker = RunningWorker::start(
         &support::worker_yaml_for_kafka(&kafka.bootstrap(), ""),

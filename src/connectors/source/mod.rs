@@ -209,7 +209,14 @@ impl Poller {
 
     async fn handle(&self, message: &Message) -> Result<Fate, SourceError> {
         match self.converter.convert(message.body().unwrap_or_default()).await {
-            Converted::Record(record) => self.produce(message, record).await,
+            Converted::Record(record) => {
+                let dedupe_key = record.dedupe_key.clone();
+                let fate = self.produce(message, record).await;
+                if !matches!(fate, Ok(Fate::Settled)) {
+                    self.converter.forget(dedupe_key.as_deref());
+                }
+                fate
+            }
             Converted::Filtered => {
                 emit(RecordsSkipped {
                     metrics: &self.metrics,
@@ -347,6 +354,8 @@ pub(crate) struct SourceRecord {
     pub(crate) headers: Vec<(String, String)>,
     /// The value before it was written in the value format.
     pub(crate) event: Value,
+    /// The key the dedupe transform admitted the event by: forgotten if the record is not written.
+    pub(crate) dedupe_key: Option<String>,
 }
 
 /// What an SQS message's body becomes.
@@ -396,8 +405,8 @@ impl MessageConverter {
             offset: -1,
             timestamp: None,
         };
-        let decoded = match self.transforms.apply(Decoded { key, value: event }, &context) {
-            Ok(Some(decoded)) => decoded,
+        let (decoded, dedupe_key) = match self.transforms.apply_keyed(Decoded { key, value: event }, &context) {
+            Ok(Some(applied)) => (applied.record, applied.dedupe_key),
             Ok(None) => return Converted::Filtered,
             Err(error) => return failed(Stage::Transformation, "TransformError", error.to_string()),
         };
@@ -412,9 +421,22 @@ impl MessageConverter {
                 value,
                 headers,
                 event: decoded.value,
+                dedupe_key,
             }),
-            Err(error) if error.is_transient() => Converted::NotNow(error.to_string()),
+            Err(error) if error.is_transient() => {
+                self.forget(dedupe_key.as_deref());
+                Converted::NotNow(error.to_string())
+            }
             Err(error) => failed(Stage::ValueConverter, "SerializationError", error.to_string()),
+        }
+    }
+}
+
+impl MessageConverter {
+    /// The event admitted by `key` was left for SQS to deliver again: its next delivery is not a duplicate.
+    pub(crate) fn forget(&self, key: Option<&str>) {
+        if let (Some(dedupe), Some(key)) = (self.transforms.dedupe(), key) {
+            dedupe.forget(key);
         }
     }
 }
