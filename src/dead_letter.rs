@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use tokio::sync::OnceCell;
@@ -186,20 +186,8 @@ impl ErrorPolicy {
         let context = if dlq.context_headers { &context[..] } else { &[] };
         // The record's headers, the context headers, and any more (the truncation mark) after them.
         let headers = |more: &[(&str, &str)]| {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + context.len() + more.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: value.as_deref(),
-                });
-            }
-            for (key, value) in context.iter().chain(more) {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(*value),
-                });
-            }
-            headers
+            let extra: Vec<(&str, &str)> = context.iter().chain(more).copied().collect();
+            record.headers_and(&extra)
         };
         if let Some(replication_factor) = dlq.replication_factor {
             self.create_topic(&dlq.topic, replication_factor).await;

@@ -1,6 +1,6 @@
 //! A Kafka record as every connector sees it, owned, with its position.
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::Timestamp;
 
 /// Where a record sits: what an offset commit and a dead-letter header name.
@@ -68,6 +68,24 @@ impl Record {
             value: message.payload().map(<[u8]>::to_vec),
             headers,
         }
+    }
+
+    /// The record's headers, to write it again elsewhere, followed by `more` text headers.
+    pub(crate) fn headers_and(&self, more: &[(&str, &str)]) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len() + more.len());
+        for (key, value) in &self.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        for (key, value) in more {
+            headers = headers.insert(Header {
+                key,
+                value: Some(*value),
+            });
+        }
+        headers
     }
 
     pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {

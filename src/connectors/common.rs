@@ -141,6 +141,16 @@ pub(super) async fn decode_and_transform(
     })
 }
 
+/// A record key given as JSON, as the bytes written: a string as its text, another value as its JSON, null as no
+/// key.
+pub(super) fn key_bytes(key: &Value) -> Option<Vec<u8>> {
+    match key {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone().into_bytes()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
 /// Runs a blocking client call (a transaction's round trips) without stalling the other tasks of a multi-threaded
 /// runtime.
 pub(super) fn blocking<T>(call: impl FnOnce() -> T) -> T {

@@ -27,7 +27,6 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::Value;
@@ -35,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::ProcessorConfig;
 use super::common::{
-    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, OutputProducerError,
-    SubscribeError, Transformed, TRANSACTION_TIMEOUT,
+    blocking, commit_transaction, consumer_error, decode_and_transform, key_bytes, subscribe, ClientFailure,
+    OutputProducerError, SubscribeError, Transformed, TRANSACTION_TIMEOUT,
 };
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
@@ -153,24 +152,31 @@ impl Committer {
     /// Ends what is uncommitted: exactly once, commits the transaction with the offsets, or aborts it if that
     /// fails (`Aborted`: the consumer's positions are past input that must be read again); at least once, waits
     /// for the output and commits the offsets. Any other `Err` means the output producer cannot go on.
+    /// Opens a transaction if none is.
+    fn begin(&self, uncommitted: &mut Uncommitted) -> Result<(), ProcessorError> {
+        if !uncommitted.open {
+            self.producer
+                .begin_transaction()
+                .map_err(|error| ProcessorError::Transaction {
+                    step: "begin",
+                    reason: error.to_string(),
+                })?;
+            uncommitted.open = true;
+        }
+        Ok(())
+    }
+
     fn commit<C: ConsumerContext>(&self, consumer: &impl Consumer<C>, reason: &str) -> Result<(), ProcessorError> {
         let mut uncommitted = self.shared.lock();
         let offsets = uncommitted.offset_list();
         match self.processing {
             Processing::ExactlyOnce => {
-                if !uncommitted.open {
-                    if offsets.count() == 0 {
-                        return Ok(());
-                    }
-                    // Only filtered or dead-lettered records since the last commit: their offsets still go
-                    // through a transaction, the one way this group's offsets are committed.
-                    self.producer
-                        .begin_transaction()
-                        .map_err(|error| ProcessorError::Transaction {
-                            step: "begin",
-                            reason: error.to_string(),
-                        })?;
+                if !uncommitted.open && offsets.count() == 0 {
+                    return Ok(());
                 }
+                // With no transaction open, only filtered or dead-lettered records came since the last commit: their
+                // offsets still go through a transaction, the one way this group's offsets are committed.
+                self.begin(&mut uncommitted)?;
                 let result = commit_transaction(&self.producer, consumer, &offsets, TRANSACTION_TIMEOUT)
                     .map_err(|(step, reason)| ProcessorError::Transaction { step, reason });
                 uncommitted.clear();
@@ -313,11 +319,7 @@ impl RecordProcessor {
         let output_key = if applied.record.key == key {
             record.key.clone()
         } else {
-            match &applied.record.key {
-                Value::Null => None,
-                Value::String(text) => Some(text.clone().into_bytes()),
-                other => Some(other.to_string().into_bytes()),
-            }
+            key_bytes(&applied.record.key)
         };
         Ok(Processed::Output {
             key: output_key,
@@ -424,27 +426,27 @@ impl Loop<'_> {
             }),
             Processed::Failed(failure) => self.policy.handle(&record, failure).await?,
             Processed::Output { key, value, dedupe_key } => {
-                let topic = &self.config.output.topic;
                 let encoded = match &value {
-                    Some(value) => match self.writer.write(value, topic, false).await {
-                        Ok(bytes) => Some(bytes),
-                        Err(error) if error.is_transient() => {
-                            return Err(ProcessorError::RegistryUnavailable(error.to_string()))
-                        }
-                        Err(error) => {
-                            let failure = RecordFailure {
-                                stage: Stage::ValueConverter,
-                                error_kind: "EncodeError".to_owned(),
-                                message: error.to_string(),
-                            };
-                            self.policy.handle(&record, failure).await?;
-                            None
-                        }
-                    },
-                    None => None,
+                    None => Ok(None),
+                    Some(value) => self
+                        .writer
+                        .write(value, &self.config.output.topic, false)
+                        .await
+                        .map(Some),
                 };
-                if encoded.is_some() || value.is_none() {
-                    self.write(consumer, &record, key, encoded, dedupe_key)?;
+                match encoded {
+                    Ok(bytes) => self.write(consumer, &record, key, bytes, dedupe_key)?,
+                    Err(error) if error.is_transient() => {
+                        return Err(ProcessorError::RegistryUnavailable(error.to_string()))
+                    }
+                    Err(error) => {
+                        let failure = RecordFailure {
+                            stage: Stage::ValueConverter,
+                            error_kind: "EncodeError".to_owned(),
+                            message: error.to_string(),
+                        };
+                        self.policy.handle(&record, failure).await?;
+                    }
                 }
             }
         }
@@ -466,19 +468,8 @@ impl Loop<'_> {
         dedupe_key: Option<String>,
     ) -> Result<(), ProcessorError> {
         let topic = self.config.output.topic.as_str();
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 1);
-        for (name, header_value) in &record.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: header_value.as_deref(),
-            });
-        }
-        if let Some(dedupe_key) = &dedupe_key {
-            headers = headers.insert(Header {
-                key: DEDUPE_KEY_HEADER,
-                value: Some(dedupe_key.as_bytes()),
-            });
-        }
+        let dedupe_header: Vec<(&str, &str)> = dedupe_key.iter().map(|key| (DEDUPE_KEY_HEADER, key.as_str())).collect();
+        let headers = record.headers_and(&dedupe_header);
         let mut output: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = &key {
             output = output.key(key.as_slice());
@@ -517,18 +508,7 @@ impl Loop<'_> {
         if self.config.processing != Processing::ExactlyOnce {
             return Ok(());
         }
-        let mut uncommitted = self.committer.shared.lock();
-        if !uncommitted.open {
-            self.committer
-                .producer
-                .begin_transaction()
-                .map_err(|error| ProcessorError::Transaction {
-                    step: "begin",
-                    reason: error.to_string(),
-                })?;
-            uncommitted.open = true;
-        }
-        Ok(())
+        self.committer.begin(&mut self.committer.shared.lock())
     }
 
     fn output_error(&self, error: &KafkaError) -> ProcessorError {

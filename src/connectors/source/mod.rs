@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::SourceConfig;
-use super::common::ClientFailure;
+use super::common::{key_bytes, ClientFailure};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::{sdk_config, service_config, Service};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
@@ -410,11 +410,7 @@ impl MessageConverter {
             Ok(None) => return Converted::Filtered,
             Err(error) => return failed(Stage::Transformation, "TransformError", error.to_string()),
         };
-        let key = match &decoded.key {
-            Value::Null => None,
-            Value::String(text) => Some(text.clone().into_bytes()),
-            other => Some(other.to_string().into_bytes()),
-        };
+        let key = key_bytes(&decoded.key);
         match self.value_writer.write(&decoded.value, &self.config.topic, false).await {
             Ok(value) => Converted::Record(SourceRecord {
                 key,
