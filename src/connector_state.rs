@@ -1,7 +1,17 @@
-//! Kafka Connect's connector states, the words the status API, the supervisor and the metrics share; a leaf, so that
-//! telemetry can name them without importing the runtime.
+//! Kafka Connect's connector states, the words the status API, the supervisor and the metrics share, and its target
+//! states; a leaf, so that telemetry can name them without importing the runtime.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// What the operator wants a connector to be doing: a new connector's `initial_state` (KIP-980), and in cluster mode
+/// the target state in the config topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Target {
+    Running,
+    Paused,
+    Stopped,
+}
 
 /// Kafka Connect's connector states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -312,6 +312,11 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
         }
     };
     let log_levels = init_logging(log_format.unwrap_or(worker.log_format));
+    let connector_paths = if worker.reads_connector_files() {
+        connector_paths
+    } else {
+        Vec::new()
+    };
     let (connectors, errors) = ebconnect::connectors::load_connectors(&connector_paths, Some(&worker));
     if !errors.is_empty() {
         for error in &errors {

@@ -26,9 +26,9 @@ pub use interpolate::{
     Interpolated, InterpolationError, Secret, HIDDEN,
 };
 pub use worker::{
-    AssumeRoleConfig, AwsConfig, BasicAuth, KafkaConfig, LogFormat, OAuthConfig, RegistryOAuthConfig, RestConfig,
-    RestartPolicy, SaslConfig, SaslMechanism, SchemaRegistryConfig, SecurityProtocol, ServiceEndpoints, TlsConfig,
-    WorkerConfig,
+    AssumeRoleConfig, AwsConfig, BasicAuth, ClusterConfig, ClusterFiles, KafkaConfig, LogFormat, OAuthConfig,
+    RegistryOAuthConfig, RestConfig, RestartPolicy, SaslConfig, SaslMechanism, SchemaRegistryConfig, SecurityProtocol,
+    ServiceEndpoints, TlsConfig, WorkerConfig,
 };
 
 /// A setting written either as a plain string (a shorthand) or as a map of its full form. Unlike an untagged

@@ -47,6 +47,75 @@ pub struct WorkerConfig {
     /// Default: 60s.
     #[serde(default = "default_summary_interval", with = "humantime_serde")]
     pub(crate) summary_interval: Duration,
+    /// Cluster mode: every worker with the same `cluster.group_id` shares one set of connectors and their states,
+    /// kept in Kafka. Default: none (each worker runs the files it reads).
+    #[serde(default)]
+    pub(crate) cluster: Option<ClusterConfig>,
+}
+
+/// `cluster:`, Kafka Connect's distributed mode: connector documents and target states in a compacted config topic,
+/// each worker's connector states in a compacted status topic.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The workers of one cluster; names the topics' defaults. Required.
+    pub(crate) group_id: String,
+    /// Connector documents and target states (RUNNING/PAUSED/STOPPED), keyed by connector: one partition,
+    /// compacted. Created if missing. Default: `<group_id>-configs`.
+    #[serde(default)]
+    pub(crate) config_topic: Option<String>,
+    /// Each worker's connector states, keyed by worker: compacted. Created if missing. Default:
+    /// `<group_id>-status`.
+    #[serde(default)]
+    pub(crate) status_topic: Option<String>,
+    /// Replicas of the two topics when this worker creates them. Default: the broker's
+    /// `default.replication.factor`.
+    #[serde(default)]
+    pub(crate) replication_factor: Option<i16>,
+    /// `write` (default): the connector files are written to the config topic at start and whenever one changes,
+    /// so a file wins over a change made through the REST API. `ignore`: the files are not read.
+    #[serde(default)]
+    pub(crate) files: ClusterFiles,
+    /// How often this worker publishes its connectors' states. Default: 2s.
+    #[serde(default = "default_status_interval", with = "humantime_serde")]
+    pub(crate) status_interval: Duration,
+    /// A worker not heard from for this long is shown as gone. Default: 10s.
+    #[serde(default = "default_worker_timeout", with = "humantime_serde")]
+    pub(crate) worker_timeout: Duration,
+    /// Join the connectors' consumer groups as static members (`group.instance.id`: the worker id), so that a restarted worker gets its partitions back without waiting for the session timeout.
+    /// Requires a `worker_id` that stays the same across restarts and differs between workers. Default: true.
+    #[serde(default = "default_true")]
+    pub(crate) static_membership: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterFiles {
+    #[default]
+    Write,
+    Ignore,
+}
+
+impl ClusterConfig {
+    pub(crate) fn config_topic(&self) -> String {
+        self.config_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-configs", self.group_id))
+    }
+
+    pub(crate) fn status_topic(&self) -> String {
+        self.status_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-status", self.group_id))
+    }
+}
+
+fn default_status_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_worker_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_reload_interval() -> Duration {
@@ -65,6 +134,22 @@ impl WorkerConfig {
                 .map(|name| name.trim().to_owned())
                 .unwrap_or_else(|_| "ebconnect".to_owned())
         })
+    }
+
+    /// Whether the connector files are read: always, but in cluster mode with `cluster.files: ignore`.
+    pub fn reads_connector_files(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_none_or(|cluster| cluster.files == ClusterFiles::Write)
+    }
+
+    /// This worker's `group.instance.id` in the connectors' consumer groups (cluster mode with
+    /// `static_membership`); none otherwise. Unique per group, since a worker runs a connector once.
+    pub(crate) fn static_member_id(&self) -> Option<String> {
+        self.cluster
+            .as_ref()
+            .filter(|cluster| cluster.static_membership)
+            .map(|_| self.worker_id())
     }
 }
 

@@ -48,7 +48,12 @@ pub fn check_document(text: &str, worker: Option<&WorkerConfig>) -> Result<Conne
         .map_err(|error| error.message)
 }
 
-fn load_connector_text(file: &Path, text: &str, worker: Option<&WorkerConfig>) -> Result<ConnectorConfig, ConfigError> {
+/// Reads a connector document given as text; `file` names where it came from, in errors.
+pub fn load_connector_text(
+    file: &Path,
+    text: &str,
+    worker: Option<&WorkerConfig>,
+) -> Result<ConnectorConfig, ConfigError> {
     let written: serde_json::Value = parse(file, text)?;
     let flat_form = is_flat(&written);
     let (document, written) = if flat_form {

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub use crate::config::ConnectorType;
 pub use crate::kafka::ActiveTopics;
 pub use file::{
-    check_document, connector_files, import_connect, is_yaml, load_connector, load_connectors, ConnectorConfig,
+    check_document, connector_files, import_connect, is_yaml, load_connector, load_connector_text, load_connectors,
+    ConnectorConfig,
 };
 
 use crate::config::{ConnectorDocument, ConnectorName, ErrorsConfig, InvalidSetting, WorkerConfig};
@@ -40,6 +41,18 @@ pub(crate) struct ConnectorContext {
     pub(crate) topics: ActiveTopics,
     /// Marked once the connector has built its parts and takes work: only then is it RUNNING.
     pub(crate) started: Started,
+    /// The whole worker's shutdown, cancelled with `shutdown` when the worker stops but not when only this
+    /// connector does.
+    pub(crate) worker_shutdown: CancellationToken,
+}
+
+impl ConnectorContext {
+    /// Whether the connector stops while its worker goes on (paused, stopped, deleted, restarted): its consumer
+    /// then leaves its group, which a static member does not do when it closes, so that the group can empty (as
+    /// KIP-875's offset changes need) and its partitions move at once.
+    pub(crate) fn stops_alone(&self) -> bool {
+        self.shutdown.is_cancelled() && !self.worker_shutdown.is_cancelled()
+    }
 }
 
 /// Tells the supervisor that the attempt has started: its clients are made, its queue provisioned, its port bound.

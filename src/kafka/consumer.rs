@@ -150,6 +150,17 @@ pub(crate) fn commit_list<X: ConsumerContext, C: Consumer<X>>(
 }
 
 /// A consumer error that no retry by librdkafka will fix.
+/// Leaves the consumer's group now rather than on close: unsubscribing sends the LeaveGroup that a static member
+/// skips when it closes. The revocation is served (by reading) until the assignment is empty, or for a few seconds.
+pub(crate) async fn leave_group<C: ConsumerContext + 'static>(consumer: &rdkafka::consumer::StreamConsumer<C>) {
+    consumer.unsubscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline && consumer.assignment().is_ok_and(|assignment| assignment.count() > 0)
+    {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), consumer.recv()).await;
+    }
+}
+
 pub(crate) fn is_fatal(error: &KafkaError) -> bool {
     let code = match error {
         KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,

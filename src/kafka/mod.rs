@@ -100,6 +100,15 @@ pub(crate) fn client_config(
     config
 }
 
+/// `config` for a connector's consumer, made a static member of its group when the worker is (cluster mode): a
+/// restarted worker then gets its partitions back without a rebalance, if it is back within the session timeout.
+pub(crate) fn group_member(mut config: ClientConfig, worker: &crate::config::WorkerConfig) -> ClientConfig {
+    if let Some(id) = worker.static_member_id() {
+        config.set("group.instance.id", id);
+    }
+    config
+}
+
 /// An admin client, its first token set when the cluster takes MSK IAM (nobody polls an admin client's main queue).
 pub(crate) fn admin_client(config: &ClientConfig) -> Result<AdminClient<SigningContext>, String> {
     let admin: AdminClient<SigningContext> = config

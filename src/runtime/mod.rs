@@ -1,5 +1,6 @@
 //! The worker runtime: supervision of connectors, their status, and shutdown.
 
+mod cluster;
 pub mod controller;
 mod definitions;
 pub mod readiness;

@@ -1,6 +1,7 @@
 //! `GET /ready`: the worker is ready when every connector is RUNNING (or PAUSED or STOPPED, as the operator asked)
 //! and the services they depend on answer: Kafka (a metadata request) and, when configured, the Schema Registry.
-//! AWS is not probed here: a connector that cannot reach it fails, and its state says so.
+//! In cluster mode, the config topic must be readable too. AWS is not probed here: a connector that cannot reach it
+//! fails, and its state says so.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rdkafka::ClientConfig;
 use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
 use serde::Serialize;
 
+use super::cluster::TopicHealth;
 use super::status::StatusRegistry;
 use crate::config::WorkerConfig;
 use crate::kafka::{client_config, ClientRole, SigningContext};
@@ -22,6 +24,8 @@ pub(crate) struct Readiness {
     kafka_config: ClientConfig,
     kafka: Arc<OnceLock<Result<Arc<BaseConsumer<SigningContext>>, String>>>,
     registry: Option<Result<SrSettings, String>>,
+    /// Cluster mode: whether the config topic can be read.
+    config_topic: Option<TopicHealth>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,7 +46,13 @@ impl Readiness {
             kafka_config,
             kafka: Arc::default(),
             registry,
+            config_topic: None,
         }
+    }
+
+    pub(crate) fn with_config_topic(mut self, health: TopicHealth) -> Self {
+        self.config_topic = Some(health);
+        self
     }
 
     pub(crate) async fn check(&self, status: &StatusRegistry) -> ReadinessReport {
@@ -52,6 +62,9 @@ impl Readiness {
             .filter(|(_, status)| !status.state.is_settled())
             .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
             .collect();
+        if let Some(problem) = self.config_topic.as_ref().and_then(TopicHealth::problem) {
+            problems.push(problem);
+        }
         let kafka = self
             .kafka
             .get_or_init(|| crate::kafka::lookup_consumer(&self.kafka_config).map(Arc::new));

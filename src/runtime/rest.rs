@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::{Instance, Peers, Reported};
 use super::controller::{Action, ConnectorView, ControlError, ControlHandle, Target};
 use super::definitions::{definitions, ConfigKey};
 use super::readiness::Readiness;
@@ -41,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) connectors: ConnectorView,
     pub(crate) control: ControlHandle,
     pub(crate) readiness: Readiness,
+    /// Cluster mode: the other workers' connector states.
+    pub(crate) peers: Option<Peers>,
     /// The Kafka cluster's id, asked once it is first needed.
     pub(crate) cluster_id: Arc<tokio::sync::OnceCell<String>>,
     /// The process's log filter, when this worker owns it.
@@ -102,12 +105,34 @@ impl ApiState {
             None => (shown.map_or("UNASSIGNED", ConnectorState::as_str), None),
         };
         let mut head = json!({"state": state, "worker_id": self.worker_id});
-        let mut task = json!({"id": 0, "state": state, "worker_id": self.worker_id});
-        if let Some(trace) = trace {
+        if let Some(trace) = &trace {
             head["trace"] = json!(trace);
-            task["trace"] = json!(trace);
         }
-        json!({"name": connector.name, "connector": head, "tasks": [task], "type": connector.kind.direction()})
+        // In cluster mode, one task per worker that runs the connector, in the order of their ids so that every
+        // worker numbers them alike.
+        let mut instances = vec![Instance {
+            worker_id: self.worker_id.clone(),
+            reported: Reported {
+                state: state.to_owned(),
+                trace,
+            },
+        }];
+        if let Some(peers) = &self.peers {
+            instances.extend(peers.instances(connector.name.as_str()));
+            instances.sort_by(|one, other| one.worker_id.cmp(&other.worker_id));
+        }
+        let tasks: Vec<Value> = instances
+            .into_iter()
+            .enumerate()
+            .map(|(id, instance)| {
+                let mut task = json!({"id": id, "state": instance.reported.state, "worker_id": instance.worker_id});
+                if let Some(trace) = instance.reported.trace {
+                    task["trace"] = json!(trace);
+                }
+                task
+            })
+            .collect();
+        json!({"name": connector.name, "connector": head, "tasks": tasks, "type": connector.kind.direction()})
     }
 
     fn lookup(&self, name: &str) -> Option<(ConnectorName, Arc<ConnectorConfig>)> {
@@ -220,14 +245,24 @@ fn task_zero(name: &str, task: &str) -> Result<(), Refusal> {
     }
 }
 
+/// A task's status: task 0, or in cluster mode the task of each worker that runs the connector.
 async fn task_status(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
-    if let Err(refused) = task_zero(&name, &task) {
-        return refused.into_response();
+    if state.peers.is_none() {
+        if let Err(refused) = task_zero(&name, &task) {
+            return refused.into_response();
+        }
     }
     match state.lookup(&name) {
         Some((key, connector)) => {
             let status = state.status_of(&connector, state.status.get(&key), None);
-            Json(status["tasks"][0].clone()).into_response()
+            let found = task
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| status["tasks"].get(index).cloned());
+            match found {
+                Some(found) => Json(found).into_response(),
+                None => Refusal(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")).into_response(),
+            }
         }
         None => not_found(&name),
     }

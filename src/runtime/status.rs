@@ -28,6 +28,7 @@ pub struct ConnectorStatus {
 pub struct StatusRegistry {
     inner: Arc<RwLock<BTreeMap<ConnectorName, ConnectorStatus>>>,
     topics: Arc<RwLock<BTreeMap<ConnectorName, ActiveTopics>>>,
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl StatusRegistry {
@@ -48,6 +49,7 @@ impl StatusRegistry {
         // A poisoned lock only means another thread panicked mid-update of a plain map; the map is still usable.
         let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.insert(name.clone(), status);
+        self.changed.notify_one();
         emit(ConnectorStateChanged {
             connector: name.as_str(),
             state,
@@ -58,6 +60,7 @@ impl StatusRegistry {
     pub(crate) fn remove(&self, name: &ConnectorName) {
         let mut map = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(name);
+        self.changed.notify_one();
         let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         topics.remove(name);
     }
@@ -66,6 +69,11 @@ impl StatusRegistry {
     pub(crate) fn topics(&self, name: &ConnectorName) -> ActiveTopics {
         let mut topics = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         topics.entry(name.clone()).or_default().clone()
+    }
+
+    /// Notified after each change, for one waiter (the cluster's status publisher).
+    pub(crate) fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     pub fn get(&self, name: &ConnectorName) -> Option<ConnectorStatus> {

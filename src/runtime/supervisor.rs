@@ -25,6 +25,8 @@ pub(crate) struct Supervisor {
     pub(crate) factory: ConnectorFactory,
     pub(crate) policy: RestartPolicy,
     pub(crate) status: StatusRegistry,
+    /// The worker's shutdown, of which the token `run` is given is a child.
+    pub(crate) worker_shutdown: CancellationToken,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -80,6 +82,7 @@ impl Supervisor {
                         progress: progress.clone(),
                         topics: self.status.topics(&self.name),
                         started: self.started(attempt, consecutive_failures),
+                        worker_shutdown: self.worker_shutdown.clone(),
                     };
                     // A panic inside the connector becomes a failure of this attempt, not of the worker.
                     match std::panic::AssertUnwindSafe(connector.run(context))
@@ -200,6 +203,7 @@ mod tests {
                 max_restarts: 1,
             },
             status: status.clone(),
+            worker_shutdown: CancellationToken::new(),
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(supervisor.run(shutdown.clone()));
@@ -245,6 +249,7 @@ mod tests {
                 max_restarts,
             },
             status: status.clone(),
+            worker_shutdown: CancellationToken::new(),
         };
         (supervisor, runs, status)
     }

@@ -11,14 +11,15 @@ use crate::aws::secrets::AwsSecrets;
 use crate::config::{SaslMechanism, WorkerConfig};
 use crate::connectors::ConnectorConfig;
 use crate::kafka::msk_iam::{self, MskIamError, MskIamSigner};
-use crate::runtime::controller::{self, Controller, SecretRefresh};
+use crate::runtime::cluster::{self, ClusterError};
+use crate::runtime::controller::{self, ClusterLink, Controller, SecretRefresh};
 use crate::runtime::readiness::Readiness;
 use crate::runtime::rest::{self, ApiState};
 use crate::runtime::status::{ConnectorState, StatusRegistry};
 use crate::telemetry::log_levels::LogLevels;
 use crate::telemetry::metrics::{metrics, Summary};
 use crate::telemetry::{
-    emit, ConnectorSummary, MskIamSigning, RestUnauthenticated, ShutdownTimedOut, TlsHostnameUnverified,
+    emit, ClusterJoined, ConnectorSummary, MskIamSigning, RestUnauthenticated, ShutdownTimedOut, TlsHostnameUnverified,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum WorkerError {
     ShutdownTimedOut { timeout: Duration, unfinished: Vec<String> },
     #[error(transparent)]
     MskIam(#[from] MskIamError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 pub struct Worker {
@@ -113,7 +116,7 @@ impl Worker {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| WorkerError::RestListen { address, source })?;
-        let controller = Controller::new(
+        let mut controller = Controller::new(
             self.config.clone(),
             self.status.clone(),
             shutdown.clone(),
@@ -121,13 +124,38 @@ impl Worker {
             self.secrets,
         );
         let (control, commands) = controller::channel();
+        let mut readiness = Readiness::new(&self.config);
+        let mut peers = None;
+        let mut status_publisher = None;
+        if let Some(settings) = &self.config.cluster {
+            let joined = cluster::join(&self.config, settings).await?;
+            emit(ClusterJoined {
+                group_id: &settings.group_id,
+                config_topic: joined.writer.topic(),
+                connectors: joined.snapshot.documents.len(),
+            });
+            readiness = readiness.with_config_topic(joined.health.clone());
+            let cluster_peers = joined.peers.clone();
+            peers = Some(cluster_peers.clone());
+            let following = joined.follow(self.status.clone(), shutdown.clone());
+            status_publisher = Some(following.publisher);
+            let link = ClusterLink::new(
+                following.writer,
+                cluster_peers,
+                settings.files,
+                following.snapshot,
+                following.updates,
+            );
+            controller = controller.in_cluster(link);
+        }
         let api = ApiState {
             worker_id: self.config.worker_id(),
             worker: self.config.clone(),
             status: self.status.clone(),
             connectors: controller.view(),
             control,
-            readiness: Readiness::new(&self.config),
+            readiness,
+            peers,
             cluster_id: Default::default(),
             log_levels: self.log_levels.clone(),
         };
@@ -156,6 +184,10 @@ impl Worker {
         if tokio::time::timeout(timeout, &mut controller).await.is_ok() {
             // The API ends with the shutdown token; a failure there does not change how the connectors stopped.
             let _ = rest.await;
+            // This worker's states leave the status topic, so that the others stop showing them at once.
+            if let Some(publisher) = status_publisher {
+                let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+            }
             return Ok(());
         }
         let unfinished: Vec<String> = self

@@ -1,6 +1,7 @@
 //! Every event worth reporting, as a type. Emitting one writes its log line and updates its metric in one step,
 //! so that logs and metrics cannot drift apart.
 
+mod cluster;
 mod connector;
 mod kafka;
 pub mod log_levels;
@@ -13,6 +14,10 @@ mod threshold;
 mod transform;
 mod worker;
 
+pub use self::cluster::{
+    ClusterFileWritten, ClusterJoined, ClusterRecordRejected, ClusterStatusNotPublished, ClusterTopicRecovered,
+    ClusterTopicUnreadable,
+};
 pub use self::connector::{
     ConnectorFailed, ConnectorFileRejected, ConnectorGaveUp, ConnectorRemoved, ConnectorRestartScheduled,
     ConnectorStarted, ConnectorStateChanged, ConnectorStopped, ConnectorSummary,

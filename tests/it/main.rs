@@ -10,6 +10,7 @@ mod support;
 mod alert_rules;
 mod avro;
 mod aws_secrets;
+mod cluster;
 mod config;
 mod connect_clients;
 mod connect_migration;

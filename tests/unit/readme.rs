@@ -149,6 +149,7 @@ rest:
   basic_auth: {username: u, password: p}
 rate_limits:
   group: {requests_per_second: 1, entries_per_second: 10}
+cluster: {group_id: g, config_topic: c, status_topic: s, replication_factor: 3}
 ",
     )
     .unwrap();

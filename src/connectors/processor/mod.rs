@@ -40,8 +40,8 @@ use super::common::{
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
-use crate::kafka::consumer::commit_list;
-use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::consumer::{commit_list, leave_group};
+use crate::kafka::{client_config, group_member, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
@@ -570,21 +570,24 @@ impl ProcessorConnector {
     fn consumer_config(&self) -> rdkafka::ClientConfig {
         let config = &self.config;
         let group_id = config.group_id(&self.parts.name);
-        client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Consumer,
-            &config.consumer_override,
-            &[("queued.max.messages.kbytes", "16384")],
-            &[
-                ("group.id", group_id.as_str()),
-                ("enable.auto.commit", "false"),
-                ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
-                // An upstream transactional writer's aborted records are not input.
-                ("isolation.level", "read_committed"),
-                // Eager: a revocation ends the open transaction for every partition at once.
-                ("partition.assignment.strategy", "range"),
-                ("enable.partition.eof", "false"),
-            ],
+        group_member(
+            client_config(
+                &self.parts.worker.kafka,
+                ClientRole::Consumer,
+                &config.consumer_override,
+                &[("queued.max.messages.kbytes", "16384")],
+                &[
+                    ("group.id", group_id.as_str()),
+                    ("enable.auto.commit", "false"),
+                    ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                    // An upstream transactional writer's aborted records are not input.
+                    ("isolation.level", "read_committed"),
+                    // Eager: a revocation ends the open transaction for every partition at once.
+                    ("partition.assignment.strategy", "range"),
+                    ("enable.partition.eof", "false"),
+                ],
+            ),
+            &self.parts.worker,
         )
     }
 
@@ -646,6 +649,9 @@ impl Connector for ProcessorConnector {
             Ok(()) => parts.committer.commit(&parts.consumer, "stop"),
             Err(error) => Err(error),
         };
+        if context.stops_alone() {
+            leave_group(&parts.consumer).await;
+        }
         stopped.map_err(Into::into)
     }
 }

@@ -50,9 +50,9 @@ use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
 use crate::eventbridge::{Batcher, Entry, PutEventsService};
-use crate::kafka::consumer::{commit, SharedTracker, TrackingContext};
+use crate::kafka::consumer::{commit, leave_group, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
-use crate::kafka::{client_config, ClientRole, FatalClientError};
+use crate::kafka::{client_config, group_member, ClientRole, FatalClientError};
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
 use crate::schema::registry::RegistrySetupError;
@@ -555,29 +555,32 @@ impl SinkConnector {
     ) -> Result<StreamConsumer<TrackingContext>, SinkError> {
         let config = &self.config;
         let group_id = config.group_id(&self.parts.name);
-        client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Consumer,
-            &config.consumer_override,
-            // librdkafka prefetches up to 64 MiB by default; a few seconds of records is plenty and keeps the
-            // worker's memory small.
-            &[
-                ("queued.max.messages.kbytes", "16384"),
-                ("queued.min.messages", "20000"),
-                // librdkafka waits this long (1 s by default) to fetch again once the queue above is full; the
-                // queue holds less than a second of records, so it ran dry and capped the sink at ~22,000 records/s.
-                ("fetch.queue.backoff.ms", "10"),
-                // For the consumer lag metric.
-                ("statistics.interval.ms", "10000"),
-            ],
-            &[
-                ("group.id", &group_id),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
-                ("partition.assignment.strategy", "cooperative-sticky"),
-                ("enable.partition.eof", "false"),
-            ],
+        group_member(
+            client_config(
+                &self.parts.worker.kafka,
+                ClientRole::Consumer,
+                &config.consumer_override,
+                // librdkafka prefetches up to 64 MiB by default; a few seconds of records is plenty and keeps the
+                // worker's memory small.
+                &[
+                    ("queued.max.messages.kbytes", "16384"),
+                    ("queued.min.messages", "20000"),
+                    // librdkafka waits this long (1 s by default) to fetch again once the queue above is full; the
+                    // queue holds less than a second of records, so it ran dry and capped the sink at ~22,000 records/s.
+                    ("fetch.queue.backoff.ms", "10"),
+                    // For the consumer lag metric.
+                    ("statistics.interval.ms", "10000"),
+                ],
+                &[
+                    ("group.id", &group_id),
+                    ("enable.auto.commit", "false"),
+                    ("enable.auto.offset.store", "false"),
+                    ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                    ("partition.assignment.strategy", "cooperative-sticky"),
+                    ("enable.partition.eof", "false"),
+                ],
+            ),
+            &self.parts.worker,
         )
         .create_with_context(TrackingContext {
             connector: self.parts.name.as_str().to_owned(),
@@ -678,6 +681,10 @@ impl Connector for SinkConnector {
             failure: None,
             progress: &context.progress,
         };
-        Ok(state.run(&context.shutdown, &parts.fatal).await?)
+        let result = state.run(&context.shutdown, &parts.fatal).await;
+        if context.stops_alone() {
+            leave_group(&parts.consumer).await;
+        }
+        Ok(result?)
     }
 }

@@ -38,8 +38,8 @@ use super::settings::{Processing, TimeConfig};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
-use crate::kafka::consumer::commit_list;
-use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::consumer::{commit_list, leave_group};
+use crate::kafka::{client_config, group_member, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
@@ -588,21 +588,24 @@ impl ThresholdConnector {
     ) -> Result<StreamConsumer<AlertContext>, ThresholdError> {
         let config = &self.config;
         let group_id = config.group_id(&self.parts.name);
-        client_config(
-            &self.parts.worker.kafka,
-            ClientRole::Consumer,
-            &config.consumer_override,
-            &[("queued.max.messages.kbytes", "16384")],
-            &[
-                ("group.id", group_id.as_str()),
-                ("enable.auto.commit", "false"),
-                ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
-                // An upstream transactional writer's aborted records are not input.
-                ("isolation.level", "read_committed"),
-                // Eager: every rebalance drops the whole state and rebuilds it from the commits.
-                ("partition.assignment.strategy", "range"),
-                ("enable.partition.eof", "false"),
-            ],
+        group_member(
+            client_config(
+                &self.parts.worker.kafka,
+                ClientRole::Consumer,
+                &config.consumer_override,
+                &[("queued.max.messages.kbytes", "16384")],
+                &[
+                    ("group.id", group_id.as_str()),
+                    ("enable.auto.commit", "false"),
+                    ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
+                    // An upstream transactional writer's aborted records are not input.
+                    ("isolation.level", "read_committed"),
+                    // Eager: every rebalance drops the whole state and rebuilds it from the commits.
+                    ("partition.assignment.strategy", "range"),
+                    ("enable.partition.eof", "false"),
+                ],
+            ),
+            &self.parts.worker,
         )
         .create_with_context(AlertContext {
             connector: self.parts.name.as_str().to_owned(),
@@ -663,6 +666,9 @@ impl Connector for ThresholdConnector {
         // Whatever happened, what is settled is committed; a failed record stays uncommitted.
         let list = parts.state.lock().commit_list();
         commit_list(name, &parts.consumer, &list, CommitMode::Sync, "stop");
+        if context.stops_alone() {
+            leave_group(&parts.consumer).await;
+        }
         result.map_err(Into::into)
     }
 }

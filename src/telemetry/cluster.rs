@@ -1,0 +1,102 @@
+//! Cluster mode's events: joining, the config and status topics' records and health, connector files written.
+
+use tracing::{error, info, warn};
+
+use super::{count_error, InternalEvent};
+
+/// The worker read its cluster's config topic to its end and runs what it holds.
+pub struct ClusterJoined<'a> {
+    pub(crate) group_id: &'a str,
+    pub(crate) config_topic: &'a str,
+    pub(crate) connectors: usize,
+}
+
+impl InternalEvent for ClusterJoined<'_> {
+    fn emit(self) {
+        info!(
+            group_id = self.group_id,
+            config_topic = self.config_topic,
+            connectors = self.connectors,
+            "joined the cluster"
+        );
+    }
+}
+
+/// A record of the config or status topic that cannot be read; it is skipped.
+pub struct ClusterRecordRejected<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) offset: i64,
+    pub(crate) error: &'a str,
+}
+
+impl InternalEvent for ClusterRecordRejected<'_> {
+    fn emit(self) {
+        count_error("", "cluster", "record_rejected");
+        error!(
+            topic = self.topic,
+            offset = self.offset,
+            error = self.error,
+            "a record of the cluster's topic cannot be read; skipped"
+        );
+    }
+}
+
+/// The config topic cannot be read: the worker keeps running what it has, and is not ready.
+pub struct ClusterTopicUnreadable<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) error: &'a str,
+}
+
+impl InternalEvent for ClusterTopicUnreadable<'_> {
+    fn emit(self) {
+        count_error("", "cluster", "config_topic_unreadable");
+        warn!(
+            topic = self.topic,
+            error = self.error,
+            "the config topic cannot be read; connectors keep running as they are"
+        );
+    }
+}
+
+pub struct ClusterTopicRecovered<'a> {
+    pub(crate) topic: &'a str,
+}
+
+impl InternalEvent for ClusterTopicRecovered<'_> {
+    fn emit(self) {
+        info!(topic = self.topic, "the config topic can be read again");
+    }
+}
+
+/// This worker's connector states did not reach the status topic; the next publication tries again.
+pub struct ClusterStatusNotPublished<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) error: &'a str,
+}
+
+impl InternalEvent for ClusterStatusNotPublished<'_> {
+    fn emit(self) {
+        count_error("", "cluster", "status_not_published");
+        warn!(
+            topic = self.topic,
+            error = self.error,
+            "the status topic was not written"
+        );
+    }
+}
+
+/// A connector file was written to the config topic (at start, or changed since).
+pub struct ClusterFileWritten<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) connector: &'a str,
+}
+
+impl InternalEvent for ClusterFileWritten<'_> {
+    fn emit(self) {
+        info!(
+            file = self.file,
+            connector = self.connector,
+            "connector file written to the config topic"
+        );
+    }
+}

@@ -1,0 +1,660 @@
+//! Cluster mode against the real broker, with three worker processes sharing one config and one status topic:
+//! what is written through one worker's REST API takes effect on all of them.
+
+use std::collections::BTreeSet;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::fault_server::{FaultServer, Faults};
+use crate::support::{self, unique, ConfigDir};
+
+/// One worker process of the cluster; killed when dropped, so that a failing test leaves none behind.
+struct Node {
+    id: String,
+    config: ConfigDir,
+    child: Option<Child>,
+    runs: usize,
+}
+
+impl Node {
+    fn start(id: &str, worker: &str) -> Self {
+        Self::with_files(id, worker, &[])
+    }
+
+    fn with_files(id: &str, worker: &str, connectors: &[(&str, &str)]) -> Self {
+        let mut node = Self {
+            id: id.to_owned(),
+            config: ConfigDir::new(worker, connectors),
+            child: None,
+            runs: 0,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        self.child = Some(support::spawn_worker(
+            &self.config,
+            &format!("{}-{}.log", self.id, self.runs),
+        ));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.config.rest_address())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            support::signal(&child, "KILL");
+            let _ = child.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|run| {
+                let path = self.config.dir.path().join(format!("{}-{run}.log", self.id));
+                std::fs::read_to_string(path).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stops the worker as systemd would, and checks that it stopped cleanly.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            support::terminate(&child);
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "worker {} stopped with {status}:\n{}",
+                self.id,
+                self.logs()
+            );
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    http: reqwest::Client,
+    config_topic: String,
+}
+
+impl Cluster {
+    /// Three workers, `a`, `b` and `c`, of a new cluster, sending PutEvents to `endpoint`.
+    async fn start(endpoint: &str, static_membership: bool) -> Self {
+        let group = unique("cluster");
+        let nodes: Vec<Node> = ["a", "b", "c"]
+            .into_iter()
+            .map(|id| {
+                Node::start(
+                    id,
+                    &worker_file(id, &group, endpoint, &format!("static_membership: {static_membership}")),
+                )
+            })
+            .collect();
+        Self::of(nodes, &group).await
+    }
+
+    /// The cluster `group` of `nodes`, once every one is ready.
+    async fn of(nodes: Vec<Node>, group: &str) -> Self {
+        let cluster = Self {
+            nodes,
+            http: reqwest::Client::new(),
+            config_topic: format!("{group}-configs"),
+        };
+        for node in 0..cluster.nodes.len() {
+            cluster.wait_ready(node).await;
+        }
+        cluster
+    }
+
+    async fn wait_ready(&self, node: usize) {
+        let url = self.nodes[node].url("/ready");
+        let http = self.http.clone();
+        support::wait_for(
+            &format!("worker {} to be ready", self.nodes[node].id),
+            Duration::from_secs(60),
+            || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let answer = http.get(&url).send().await.ok()?;
+                    answer.status().is_success().then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    async fn call(&self, node: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.nodes[node].url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The connector's status as `node` answers it: the state of each task, by worker id.
+    async fn task_states(&self, node: usize, connector: &str) -> Option<Vec<(String, String)>> {
+        let (code, status) = self
+            .call(
+                node,
+                reqwest::Method::GET,
+                &format!("/connectors/{connector}/status"),
+                None,
+            )
+            .await;
+        if code != 200 {
+            return None;
+        }
+        Some(
+            status["tasks"]
+                .as_array()?
+                .iter()
+                .map(|task| {
+                    (
+                        task["worker_id"].as_str().unwrap_or_default().to_owned(),
+                        task["state"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Waits until `node` shows the connector in `state` on all three workers.
+    async fn wait_everywhere(&self, node: usize, connector: &str, state: &str) {
+        let wanted: Vec<(String, String)> = ["a", "b", "c"]
+            .into_iter()
+            .map(|id| (id.to_owned(), state.to_owned()))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self.task_states(node, connector).await;
+            if seen.as_ref() == Some(&wanted) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} shows {connector} as {seen:?}, not {state} on a, b and c\n{}",
+                self.nodes[node].id,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("--- worker {} ---\n{}", node.id, node.logs()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A worker file of cluster `group`, with `cluster_extra` under `cluster:`.
+fn worker_file(id: &str, group: &str, endpoint: &str, cluster_extra: &str) -> String {
+    let extra = format!(
+        "worker_id: {id}\ncluster:\n  group_id: {group}\n  status_interval: 500ms\n  worker_timeout: 5s\n  {cluster_extra}\n"
+    );
+    support::worker_yaml_with_endpoint(endpoint, &extra)
+}
+
+fn sink_document(name: &str, topic: &str, session_timeout_ms: u64) -> Value {
+    json!({
+        "name": name,
+        "type": "eventbridge-sink",
+        "config": {
+            "topics": [topic],
+            "event_bus": "cluster-bus",
+            "detail": "value",
+            "auto_offset_reset": "earliest",
+            "consumer_override": {"session.timeout.ms": session_timeout_ms.to_string()},
+        },
+    })
+}
+
+/// How many distinct records the endpoint acknowledged, and how many sends it saw in all.
+fn delivered(server: &FaultServer) -> (usize, usize) {
+    let observed = server.observed.lock().unwrap();
+    (observed.acknowledged.len(), observed.entries_sent)
+}
+
+async fn wait_delivered(server: &FaultServer, count: usize, cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while delivered(server).0 < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} records delivered\n{}",
+            delivered(server).0,
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Values `{"n": from..to}`, spread over every partition.
+async fn produce_range(topic: &str, from: u64, to: u64, partitions: i32) {
+    let producer = support::producer();
+    for n in from..to {
+        let value = json!({ "n": n }).to_string();
+        let record = rdkafka::producer::FutureRecord::<[u8], [u8]>::to(topic)
+            .payload(value.as_bytes())
+            .partition((n % partitions as u64) as i32);
+        producer.send(record, Duration::from_secs(10)).await.unwrap();
+    }
+}
+
+/// A connector created through worker a runs on b and c; paused through b, no worker sends; resumed through c,
+/// all send again; deleted through a, it is gone everywhere. Any worker lists all three in its status, and a
+/// worker stopped in order leaves the others' status at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_any_worker_takes_effect_on_every_worker() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-life");
+    support::create_topic(&topic, 6).await;
+    let cluster = Cluster::start(&server.url, true).await;
+    let name = unique("shared");
+
+    let (code, created) = cluster
+        .call(
+            0,
+            reqwest::Method::POST,
+            "/connectors",
+            Some(sink_document(&name, &topic, 6000)),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let started = Instant::now();
+    for node in [1, 2] {
+        cluster.wait_everywhere(node, &name, "RUNNING").await;
+    }
+    eprintln!("created through a, RUNNING on a, b and c after {:?}", started.elapsed());
+    for node in [1, 2] {
+        let (code, listed) = cluster.call(node, reqwest::Method::GET, "/connectors", None).await;
+        assert_eq!((code, listed), (200, json!([name])));
+    }
+    support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
+    produce_range(&topic, 0, 600, 6).await;
+    wait_delivered(&server, 600, &cluster).await;
+
+    let (code, answer) = cluster
+        .call(1, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), None)
+        .await;
+    assert_eq!(code, 202, "{answer}");
+    cluster.wait_everywhere(2, &name, "PAUSED").await;
+    let before = delivered(&server);
+    produce_range(&topic, 600, 900, 6).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        delivered(&server),
+        before,
+        "a worker sent while the connector was paused"
+    );
+
+    let (code, answer) = cluster
+        .call(2, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), None)
+        .await;
+    assert_eq!(code, 202, "{answer}");
+    cluster.wait_everywhere(0, &name, "RUNNING").await;
+    wait_delivered(&server, 900, &cluster).await;
+
+    let (code, answer) = cluster
+        .call(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), None)
+        .await;
+    assert_eq!(code, 204, "{answer}");
+    for node in [1, 2] {
+        support::wait_for(
+            &format!("{name} to be gone from worker {}", cluster.nodes[node].id),
+            Duration::from_secs(30),
+            || async {
+                let (code, listed) = cluster.call(node, reqwest::Method::GET, "/connectors", None).await;
+                (code == 200 && listed == json!([])).then_some(())
+            },
+        )
+        .await;
+    }
+    let observed = server.observed.lock().unwrap();
+    let resent: Vec<_> = observed.acknowledged.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(resent.len() < 50, "records delivered more than once: {resent:?}");
+    let expected: BTreeSet<String> = (0..900).map(|n| json!({ "n": n }).to_string()).collect();
+    let seen: BTreeSet<String> = observed.acknowledged.keys().cloned().collect();
+    assert_eq!(seen, expected);
+}
+
+/// KIP-875 through the cluster: the offsets of a connector stopped through b are reset through c once every worker
+/// reports it STOPPED (static members leave the group when stopped, or it would not empty); resumed through a,
+/// every worker reads again from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_reset_through_any_worker_once_stopped_everywhere() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-offsets");
+    support::create_topic(&topic, 6).await;
+    let cluster = Cluster::start(&server.url, true).await;
+    let name = unique("reset");
+    let group = format!("connect-{name}");
+    let (code, created) = cluster
+        .call(
+            0,
+            reqwest::Method::POST,
+            "/connectors",
+            Some(sink_document(&name, &topic, 6000)),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    cluster.wait_everywhere(0, &name, "RUNNING").await;
+    support::wait_for_stable_group(&group, 3).await;
+    produce_range(&topic, 0, 300, 6).await;
+    wait_delivered(&server, 300, &cluster).await;
+    support::wait_for("the offsets to be committed", Duration::from_secs(30), || async {
+        let committed: i64 = support::committed_offsets(&group, &topic, 6).values().sum();
+        (committed == 300).then_some(())
+    })
+    .await;
+
+    let path = format!("/connectors/{name}/offsets");
+    let (code, refused) = cluster.call(2, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(code, 400, "a running connector's offsets were reset: {refused}");
+
+    let (code, answer) = cluster
+        .call(1, reqwest::Method::PUT, &format!("/connectors/{name}/stop"), None)
+        .await;
+    assert_eq!(code, 204, "{answer}");
+    cluster.wait_everywhere(2, &name, "STOPPED").await;
+    let (code, answer) = cluster.call(2, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(code, 200, "{answer}\n{}", cluster.logs());
+    assert!(support::committed_offsets(&group, &topic, 6).is_empty());
+
+    let (code, answer) = cluster
+        .call(0, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), None)
+        .await;
+    assert_eq!(code, 202, "{answer}");
+    cluster.wait_everywhere(1, &name, "RUNNING").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let twice = {
+            let observed = server.observed.lock().unwrap();
+            observed.acknowledged.values().filter(|count| **count == 2).count()
+        };
+        if twice == 300 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{twice} of 300 records read again after the reset\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    support::wait_for_stable_group(&group, 3).await;
+}
+
+const SESSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A killed worker's partitions go to the others once its session times out, and nothing is lost. A worker
+/// killed and restarted at once with its worker id: how long until records on every partition are delivered again.
+async fn kill_and_restart(static_membership: bool) -> Duration {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-kill");
+    support::create_topic(&topic, 6).await;
+    let mut cluster = Cluster::start(&server.url, static_membership).await;
+    let name = unique("kill");
+    let document = sink_document(&name, &topic, SESSION_TIMEOUT.as_millis() as u64);
+    let (code, created) = cluster
+        .call(0, reqwest::Method::POST, "/connectors", Some(document))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    cluster.wait_everywhere(0, &name, "RUNNING").await;
+    support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
+    produce_range(&topic, 0, 600, 6).await;
+    wait_delivered(&server, 600, &cluster).await;
+
+    cluster.nodes[1].kill();
+    produce_range(&topic, 600, 1200, 6).await;
+    wait_delivered(&server, 1200, &cluster).await;
+    // Quiet for longer than `worker_timeout` (5 s), the killed worker is shown as gone.
+    let status_path = format!("/connectors/{name}/status");
+    support::wait_for("a to show b as gone", Duration::from_secs(30), || async {
+        let (_, status) = cluster.call(0, reqwest::Method::GET, &status_path, None).await;
+        let b = status["tasks"]
+            .as_array()?
+            .iter()
+            .find(|task| task["worker_id"] == "b")?
+            .clone();
+        let gone = b["state"] == "UNASSIGNED" && b["trace"].as_str()?.contains("it is gone");
+        gone.then_some(())
+    })
+    .await;
+
+    cluster.nodes[2].kill();
+    cluster.nodes[2].spawn();
+    let restarted = Instant::now();
+    produce_range(&topic, 1200, 1800, 6).await;
+    wait_delivered(&server, 1800, &cluster).await;
+    let took = restarted.elapsed();
+    cluster.nodes[0].terminate();
+    cluster.nodes[2].terminate();
+    took
+}
+
+/// SIGKILL one worker: its partitions move and nothing is lost. Restarted at once with the same worker id, a static
+/// member gets its partitions back without waiting for its session to time out; a dynamic one waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_gets_its_partitions_back_without_a_session_timeout() {
+    let with_static = kill_and_restart(true).await;
+    let without = kill_and_restart(false).await;
+    eprintln!(
+        "records on every partition delivered again {with_static:?} after the restart with static membership, \
+         {without:?} without (session.timeout.ms {})",
+        SESSION_TIMEOUT.as_millis()
+    );
+    assert!(with_static < SESSION_TIMEOUT, "{with_static:?} with static membership");
+    assert!(without >= SESSION_TIMEOUT / 2, "{without:?} without static membership");
+}
+
+/// The config topic deleted: every worker keeps running what it has and reports not ready; once the topic is
+/// back, they are ready again, the connector they run is written back to it, and a change through the API takes
+/// effect everywhere again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_config_topic_the_cluster_keeps_running_and_recovers() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-outage");
+    support::create_topic(&topic, 3).await;
+    let cluster = Cluster::start(&server.url, true).await;
+    let name = unique("outage");
+    let (code, created) = cluster
+        .call(
+            0,
+            reqwest::Method::POST,
+            "/connectors",
+            Some(sink_document(&name, &topic, 6000)),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    cluster.wait_everywhere(0, &name, "RUNNING").await;
+    produce_range(&topic, 0, 300, 3).await;
+    wait_delivered(&server, 300, &cluster).await;
+
+    let admin: AdminClient<_> = support::kafka_config().create().unwrap();
+    let deleted = admin
+        .delete_topics(&[&cluster.config_topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    for node in 0..3 {
+        let url = cluster.nodes[node].url("/ready");
+        support::wait_for("the worker to report not ready", Duration::from_secs(30), || async {
+            let answer = cluster.http.get(&url).send().await.ok()?;
+            let code = answer.status().as_u16();
+            let report: Value = answer.json().await.ok()?;
+            let named = report["problems"].to_string().contains(&cluster.config_topic);
+            (code == 503 && named).then_some(())
+        })
+        .await;
+    }
+    produce_range(&topic, 300, 600, 3).await;
+    wait_delivered(&server, 600, &cluster).await;
+
+    // Kafka refuses to create a topic again while its deletion is still under way.
+    support::wait_for(
+        "the config topic to be created again",
+        Duration::from_secs(60),
+        || async {
+            let new =
+                rdkafka::admin::NewTopic::new(&cluster.config_topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+                    .set("cleanup.policy", "compact");
+            let created = admin.create_topics([&new], &AdminOptions::new()).await.ok()?;
+            created.into_iter().all(|result| result.is_ok()).then_some(())
+        },
+    )
+    .await;
+    for node in 0..3 {
+        cluster.wait_ready(node).await;
+    }
+    // Its target state, then its document: written back by each worker that found them missing.
+    let key = format!("connector-{name}");
+    support::wait_for(
+        &format!("{key} to be written back"),
+        Duration::from_secs(30),
+        || async {
+            let end = support::end_offsets(&cluster.config_topic, 1)
+                .get(&0)
+                .copied()
+                .unwrap_or_default();
+            let records = support::consume_all(&cluster.config_topic, end as usize, Duration::from_secs(10));
+            records
+                .iter()
+                .any(|record| record.key.as_deref() == Some(key.as_bytes()))
+                .then_some(())
+        },
+    )
+    .await;
+    let (code, answer) = cluster
+        .call(2, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), None)
+        .await;
+    assert_eq!(code, 202, "{answer}");
+    cluster.wait_everywhere(1, &name, "PAUSED").await;
+}
+
+/// Connector files in cluster mode: a worker writes its files to the config topic at start, so that a worker
+/// without them (`files: ignore`, which reads none of its own) runs them too; a change through the API reaches every
+/// worker, and an edit of the file is written again and wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_files_go_to_the_config_topic_and_an_edited_file_wins_over_the_api() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-files");
+    support::create_topic(&topic, 2).await;
+    let group = unique("cluster");
+    let name = unique("from-file");
+    let file = |bus: &str| support::sink_yaml(&name, &topic, bus, "detail: value", "");
+    let ignored = support::sink_yaml(&unique("ignored"), &topic, "ignored-bus", "", "");
+    let nodes = vec![
+        Node::with_files(
+            "a",
+            &worker_file("a", &group, &server.url, "files: write"),
+            &[("sink.yaml", &file("file-bus"))],
+        ),
+        Node::with_files(
+            "b",
+            &worker_file("b", &group, &server.url, "files: ignore"),
+            &[("other.yaml", &ignored)],
+        ),
+    ];
+    let cluster = Cluster::of(nodes, &group).await;
+    let bus_on = |node: usize| {
+        let cluster = &cluster;
+        let path = format!("/connectors/{name}/config");
+        async move {
+            let (code, config) = cluster.call(node, reqwest::Method::GET, &path, None).await;
+            (code == 200).then(|| config["event_bus"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    support::wait_for("b to run a's file", Duration::from_secs(30), || async {
+        (bus_on(1).await.as_deref() == Some("file-bus")).then_some(())
+    })
+    .await;
+    let (code, listed) = cluster.call(1, reqwest::Method::GET, "/connectors", None).await;
+    assert_eq!(
+        (code, listed),
+        (200, json!([name])),
+        "b ran its own file despite `files: ignore`"
+    );
+
+    let mut changed = sink_document(&name, &topic, 6000);
+    changed["config"]["event_bus"] = json!("api-bus");
+    let (code, answer) = cluster
+        .call(
+            1,
+            reqwest::Method::PUT,
+            &format!("/connectors/{name}/config"),
+            Some(changed),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    support::wait_for("a to take the API's change", Duration::from_secs(30), || async {
+        (bus_on(0).await.as_deref() == Some("api-bus")).then_some(())
+    })
+    .await;
+
+    std::fs::write(
+        cluster.nodes[0].config.connectors().join("sink.yaml"),
+        file("edited-bus"),
+    )
+    .unwrap();
+    support::wait_for("b to take the edited file", Duration::from_secs(30), || async {
+        (bus_on(1).await.as_deref() == Some("edited-bus")).then_some(())
+    })
+    .await;
+}
+
+/// A config topic that exists with settings that would lose the cluster's state or its order stops the worker at
+/// start, naming the setting, the topic and the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_topic_with_wrong_settings_is_refused_at_start() {
+    let group = unique("cluster-wrong");
+    for (settings, partitions, problem) in [
+        (
+            vec![("cleanup.policy", "delete")],
+            1,
+            "its cleanup.policy is `delete`; it must be `compact`",
+        ),
+        (
+            vec![("cleanup.policy", "compact")],
+            3,
+            "it has 3 partitions; it must have 1",
+        ),
+    ] {
+        let topic = unique(&format!("{group}-configs"));
+        support::create_topic_configured(support::kafka_config(), &topic, partitions, &settings).await;
+        let worker = support::worker_yaml(&format!("cluster:\n  group_id: {group}\n  config_topic: {topic}\n"));
+        let config = ConfigDir::new(&worker, &[]);
+        let output = support::ebconnect()
+            .args(["run", "--worker"])
+            .arg(config.worker())
+            .arg("--connectors")
+            .arg(config.connectors())
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "the worker ran on {topic}:\n{log}");
+        let expected = format!("cluster.config_topic `{topic}`: {problem}");
+        assert!(log.contains(&expected), "expected `{expected}` in:\n{log}");
+    }
+}
