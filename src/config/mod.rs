@@ -274,6 +274,11 @@ pub fn load_worker(file: &Path) -> Result<WorkerConfig, ConfigError> {
             .check()
             .map_err(|invalid| ConfigError::new(file, invalid.to_string()))?;
     }
+    if let Some(cluster) = &worker.cluster {
+        cluster
+            .check()
+            .map_err(|invalid| ConfigError::new(file, invalid.to_string()))?;
+    }
     let rest = &worker.rest;
     if rest.basic_auth.is_none() && !rest.allow_unauthenticated && !rest.listen.ip().is_loopback() {
         return Err(ConfigError::new(

@@ -97,6 +97,53 @@ pub enum ClusterFiles {
 }
 
 impl ClusterConfig {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
+        let topic_name = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 249
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !topic_name(&self.group_id) {
+            return Err(InvalidSetting::new(
+                "cluster.group_id",
+                "must be 1 to 249 letters, digits, `.`, `_` or `-`: it names the cluster's topics",
+            ));
+        }
+        for (key, topic) in [
+            ("cluster.config_topic", &self.config_topic),
+            ("cluster.status_topic", &self.status_topic),
+        ] {
+            if topic.as_deref().is_some_and(|topic| !topic_name(topic)) {
+                return Err(InvalidSetting::new(
+                    key,
+                    "must be a Kafka topic name: 1 to 249 letters, digits, `.`, `_` or `-`",
+                ));
+            }
+        }
+        if self.config_topic() == self.status_topic() {
+            return Err(InvalidSetting::new(
+                "cluster.status_topic",
+                "must differ from cluster.config_topic",
+            ));
+        }
+        if self.status_interval.is_zero() {
+            return Err(InvalidSetting::new("cluster.status_interval", "must be more than 0s"));
+        }
+        if self.worker_timeout <= self.status_interval {
+            return Err(InvalidSetting::new(
+                "cluster.worker_timeout",
+                format!(
+                    "must be longer than cluster.status_interval ({:?}), or every worker would show as gone between \
+                     its reports",
+                    self.status_interval
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn config_topic(&self) -> String {
         self.config_topic
             .clone()

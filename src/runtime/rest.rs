@@ -17,12 +17,13 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{Instance, Peers, Reported};
-use super::controller::{Action, ConnectorView, ControlError, ControlHandle, Target};
+use super::controller::{Action, ConnectorView, ControlError, ControlHandle};
 use super::definitions::{definitions, ConfigKey};
 use super::readiness::Readiness;
 use super::status::{ConnectorState, ConnectorStatus, StatusRegistry};
 use crate::config::flat::FlatConfig;
 use crate::config::{ConnectorName, InterpolationError, WorkerConfig, HIDDEN};
+use crate::connector_state::Target;
 use crate::connectors::ConnectorConfig;
 use crate::connectors::ConnectorType;
 use crate::kafka::committed::OffsetChange;

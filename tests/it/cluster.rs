@@ -124,19 +124,22 @@ impl Cluster {
 
     async fn wait_ready(&self, node: usize) {
         let url = self.nodes[node].url("/ready");
-        let http = self.http.clone();
-        support::wait_for(
-            &format!("worker {} to be ready", self.nodes[node].id),
-            Duration::from_secs(60),
-            || {
-                let (http, url) = (http.clone(), url.clone());
-                async move {
-                    let answer = http.get(&url).send().await.ok()?;
-                    answer.status().is_success().then_some(())
-                }
-            },
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        loop {
+            match self.http.get(&url).send().await {
+                Ok(answer) if answer.status().is_success() => return,
+                Ok(answer) => last = answer.text().await.unwrap_or_default(),
+                Err(error) => last = error.to_string(),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} is not ready: {last}\n{}",
+                self.nodes[node].id,
+                self.nodes[node].logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn call(&self, node: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

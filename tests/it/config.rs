@@ -249,6 +249,43 @@ fn worker_file_errors_are_reported() {
     let (ok, output) = validate(&dir, true);
     assert!(!ok);
     assert!(output.contains("worker.yaml: shutdown_timeout: "), "{output}");
+
+    for (cluster, expected) in [
+        ("{}", "cluster: missing field `group_id`"),
+        ("{group_id: 'a b'}", "cluster.group_id: must be 1 to 249 letters"),
+        (
+            "{group_id: g, config_topic: 'x/y'}",
+            "cluster.config_topic: must be a Kafka topic name",
+        ),
+        (
+            "{group_id: g, config_topic: t, status_topic: t}",
+            "cluster.status_topic: must differ from cluster.config_topic",
+        ),
+        (
+            "{group_id: g, status_interval: 0s}",
+            "cluster.status_interval: must be more than 0s",
+        ),
+        (
+            "{group_id: g, status_interval: 5s, worker_timeout: 5s}",
+            "cluster.worker_timeout: must be longer than",
+        ),
+        (
+            "{group_id: g, files: maybe}",
+            "cluster.files: unknown variant `maybe`, expected `write` or `ignore`",
+        ),
+        ("{group_id: g, leader: w1}", "unknown field `leader`"),
+    ] {
+        let dir = ConfigDir::new(
+            &format!("kafka:\n  bootstrap_servers: x:1\ncluster: {cluster}\n"),
+            &[("good.yaml", GOOD_SINK)],
+        );
+        let (ok, output) = validate(&dir, true);
+        assert!(!ok, "cluster: {cluster} was accepted");
+        assert!(
+            output.contains(expected),
+            "expected `{expected}` for {cluster}:\n{output}"
+        );
+    }
 }
 
 #[test]

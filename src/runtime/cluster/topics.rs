@@ -1,7 +1,7 @@
 //! The cluster's two topics: created compacted when missing, refused when they exist with settings that would lose
 //! the cluster's state (deleted by retention) or its order (more than one partition of the config topic).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
@@ -10,6 +10,8 @@ use super::ClusterError;
 use crate::kafka::SigningContext;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a topic just created may take to be known to every broker.
+const SETTLING: Duration = Duration::from_secs(10);
 
 /// One topic the cluster keeps its state in, and the setting that names it (for errors).
 pub(crate) struct StateTopic<'a> {
@@ -43,26 +45,24 @@ pub(crate) async fn ensure(
         Some(Ok(_)) | None | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {}
         Some(Err((_, code))) => return Err(fail(format!("cannot create it: {code}"))),
     }
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic.name)], &options)
-        .await
-        .map_err(|error| fail(format!("cannot read its settings: {error}")))?;
-    let resource = described
-        .into_iter()
-        .next()
-        .ok_or_else(|| fail("Kafka did not describe it".into()))?
-        .map_err(|code| fail(format!("cannot read its settings: {code}")))?;
-    let policy = resource
-        .get("cleanup.policy")
-        .and_then(|entry| entry.value.clone())
-        .unwrap_or_default();
+    // Another worker starting at the same time may have just created it: until every broker knows it, its settings
+    // and partitions are not to be read yet.
+    let deadline = Instant::now() + SETTLING;
+    let (policy, count) = loop {
+        match settings(admin, topic.name, &options).await {
+            Ok((Some(policy), count)) if count > 0 => break (policy, count),
+            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok((None, _)) => return Err(fail("Kafka does not give its cleanup.policy".into())),
+            Ok((_, count)) => return Err(fail(format!("it has {count} partitions"))),
+            Err(problem) => return Err(fail(problem)),
+        }
+    };
     if policy != "compact" {
         return Err(fail(format!(
             "its cleanup.policy is `{policy}`; it must be `compact`, or retention deletes connectors and states"
         )));
     }
     if let Some(wanted) = topic.partitions {
-        let count = partition_count(admin, topic.name).map_err(fail)?;
         if count != wanted {
             return Err(fail(format!(
                 "it has {count} partitions; it must have {wanted}, so that every worker reads its records in one \
@@ -71,6 +71,25 @@ pub(crate) async fn ensure(
         }
     }
     Ok(())
+}
+
+/// The topic's `cleanup.policy` (none while a topic just created is not fully known) and partition count.
+async fn settings(
+    admin: &AdminClient<SigningContext>,
+    topic: &str,
+    options: &AdminOptions,
+) -> Result<(Option<String>, i32), String> {
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .await
+        .map_err(|error| format!("cannot read its settings: {error}"))?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or("Kafka did not describe it")?
+        .map_err(|code| format!("cannot read its settings: {code}"))?;
+    let policy = resource.get("cleanup.policy").and_then(|entry| entry.value.clone());
+    Ok((policy, partition_count(admin, topic)?))
 }
 
 fn partition_count(admin: &AdminClient<SigningContext>, topic: &str) -> Result<i32, String> {

@@ -1,0 +1,398 @@
+//! Cluster mode's side of the controller: changes written to the config topic and applied here, the topic's records
+//! applied as they are read, the connector files written to it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Action, ControlError, Controller, Target};
+use crate::config::{ClusterFiles, ConfigError, ConnectorName};
+use crate::connectors::{self, ConnectorConfig};
+use crate::runtime::cluster::{ConfigRecord, ConfigUpdate, ConfigWriter, Peers, Snapshot};
+use crate::telemetry::{emit, ClusterFileWritten};
+
+/// What the controller keeps in cluster mode.
+pub(crate) struct ClusterLink {
+    pub(crate) writer: ConfigWriter,
+    pub(crate) peers: Peers,
+    pub(crate) files: ClusterFiles,
+    /// The config topic as read at start; taken when the controller starts.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// The config topic's records as read since, in order; taken when the controller starts.
+    pub(super) updates: Option<mpsc::Receiver<ConfigUpdate>>,
+    /// The target states the config topic holds; a connector without one runs.
+    targets: BTreeMap<String, Target>,
+    /// Each connector file's text when it was last written to the config topic (or rejected), to notice edits.
+    written: BTreeMap<PathBuf, String>,
+}
+
+impl ClusterLink {
+    pub(crate) fn new(
+        writer: ConfigWriter,
+        peers: Peers,
+        files: ClusterFiles,
+        snapshot: Snapshot,
+        updates: mpsc::Receiver<ConfigUpdate>,
+    ) -> Self {
+        Self {
+            writer,
+            peers,
+            files,
+            snapshot: Some(snapshot),
+            updates: Some(updates),
+            targets: BTreeMap::new(),
+            written: BTreeMap::new(),
+        }
+    }
+}
+
+/// A config topic document as the text a connector is loaded from; the same document gives the same text, so that
+/// a record read back after this worker applied it changes nothing.
+fn document_text(document: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(document).unwrap_or_default()
+}
+
+impl Controller {
+    /// Writes the action to the config topic, then applies it here; the other workers apply it as they read it.
+    /// Answered once written (a delete: once applied here too), as `handle` answers in file mode.
+    pub(super) async fn act_in_cluster(
+        &mut self,
+        key: &ConnectorName,
+        action: Action,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    ) {
+        let Some(link) = &self.cluster else {
+            return;
+        };
+        let name = key.as_str().to_owned();
+        let target = |target| ConfigRecord::Target {
+            name: name.clone(),
+            target: Some(target),
+        };
+        let records = match action {
+            Action::Pause => vec![target(Target::Paused)],
+            Action::Resume => vec![target(Target::Running)],
+            Action::Stop => vec![target(Target::Stopped)],
+            Action::Restart => vec![ConfigRecord::Restart {
+                name: name.clone(),
+                by: link.writer.worker_id.clone(),
+                nonce: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_nanos() as u64),
+            }],
+            Action::Delete => vec![
+                ConfigRecord::Connector {
+                    name: name.clone(),
+                    document: None,
+                },
+                ConfigRecord::Target {
+                    name: name.clone(),
+                    target: None,
+                },
+            ],
+        };
+        for record in &records {
+            if let Err(error) = link.writer.write(record).await {
+                let _ = reply.send(Err(ControlError::Failed(error)));
+                return;
+            }
+        }
+        let deleting = matches!(action, Action::Delete);
+        let reply = if deleting {
+            Some(reply)
+        } else {
+            let _ = reply.send(Ok(()));
+            None
+        };
+        for record in records {
+            match record {
+                ConfigRecord::Restart { .. } => self.restart_if_running(key).await,
+                record => self.apply(record).await,
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Applies a record of the config topic.
+    pub(super) async fn apply(&mut self, record: ConfigRecord) {
+        match record {
+            ConfigRecord::Connector { name, document } => self.apply_document(&name, document).await,
+            ConfigRecord::Target { name, target } => self.apply_target(&name, target).await,
+            ConfigRecord::Restart { name, by, .. } => {
+                let mine = self.cluster.as_ref().is_some_and(|link| link.writer.worker_id == by);
+                if !mine {
+                    if let Some(key) = self.key(&name) {
+                        self.restart_if_running(&key).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Restarts the connector unless the cluster wants it paused or stopped.
+    async fn restart_if_running(&mut self, key: &ConnectorName) {
+        if self
+            .managed
+            .get(key)
+            .is_some_and(|managed| managed.target == Target::Running)
+        {
+            self.act(key, Action::Restart).await;
+        }
+    }
+
+    /// Loads a document of the config topic as the connector `name`; the error names the topic and connector.
+    fn load_document(&self, name: &str, text: &str) -> Result<ConnectorConfig, ConfigError> {
+        let topic = self.cluster.as_ref().map_or("", |link| link.writer.topic());
+        let origin = PathBuf::from(format!("config topic {topic}, connector {name}"));
+        let loaded = connectors::load_connector_text(&origin, text, Some(&self.worker))?;
+        if loaded.name.as_str() != name {
+            return Err(ConfigError::new(
+                &origin,
+                format!("name: the document names connector `{}`", loaded.name),
+            ));
+        }
+        Ok(loaded)
+    }
+
+    /// Runs a document of the config topic (or removes its connector, `None`); an unchanged one is left running.
+    /// A document that does not load is reported, and the running version kept.
+    async fn apply_document(&mut self, name: &str, document: Option<serde_json::Value>) {
+        let key = self.key(name);
+        let Some(document) = document else {
+            if let Some(key) = key {
+                self.act(&key, Action::Delete).await;
+            }
+            return;
+        };
+        let text = document_text(&document);
+        if key
+            .as_ref()
+            .and_then(|key| self.managed.get(key))
+            .is_some_and(|managed| managed.text == text)
+        {
+            return;
+        }
+        let loaded = match self.load_document(name, &text) {
+            Ok(loaded) => loaded,
+            Err(error) => return self.report(&error),
+        };
+        let target = self
+            .cluster
+            .as_ref()
+            .and_then(|link| link.targets.get(name).copied())
+            .unwrap_or(Target::Running);
+        if let Some(mut managed) = key.and_then(|key| self.managed.remove(&key)) {
+            self.halt(&mut managed).await;
+        }
+        self.start(loaded, text, target);
+    }
+
+    async fn apply_target(&mut self, name: &str, target: Option<Target>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        match target {
+            Some(target) => link.targets.insert(name.to_owned(), target),
+            None => link.targets.remove(name),
+        };
+        let Some(key) = self.key(name) else {
+            return;
+        };
+        let wanted = target.unwrap_or(Target::Running);
+        if self.managed.get(&key).is_some_and(|managed| managed.target == wanted) {
+            return;
+        }
+        let action = match wanted {
+            Target::Running => Action::Resume,
+            Target::Paused => Action::Pause,
+            Target::Stopped => Action::Stop,
+        };
+        self.act(&key, action).await;
+    }
+
+    /// Applies all the config topic holds. A connector this worker runs that the topic lacks (it was deleted and
+    /// created again, empty) is written back, with its target state, rather than removed: only a delete removes.
+    pub(super) async fn resync(&mut self, snapshot: Snapshot) {
+        let Snapshot { documents, targets } = snapshot;
+        for (name, target) in &targets {
+            self.apply_target(name, Some(*target)).await;
+        }
+        let lost: Vec<(String, String, Target)> = self
+            .managed
+            .iter()
+            .filter(|(name, _)| !documents.contains_key(name.as_str()))
+            .map(|(name, managed)| (name.to_string(), managed.text.clone(), managed.target))
+            .collect();
+        for (name, document) in documents {
+            self.apply_document(&name, Some(document)).await;
+        }
+        let Some(link) = &self.cluster else {
+            return;
+        };
+        for (name, text, target) in lost {
+            let Ok(document) = serde_json::from_str(&text) else {
+                continue;
+            };
+            let records = [
+                ConfigRecord::Target {
+                    name: name.clone(),
+                    target: Some(target),
+                },
+                ConfigRecord::Connector {
+                    name: name.clone(),
+                    document: Some(document),
+                },
+            ];
+            for record in &records {
+                if let Err(error) = link.writer.write(record).await {
+                    self.report(&ConfigError::new(
+                        Path::new(link.writer.topic()),
+                        format!("connector {name} could not be written back: {error}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Cluster mode with `files: write`: writes each connector file that is new or changed since it was last
+    /// written to the config topic, and runs it. A file that does not load is reported once per version.
+    pub(super) async fn sync_files(&mut self) {
+        let Some(paths) = self.paths.clone() else {
+            return;
+        };
+        if self
+            .cluster
+            .as_ref()
+            .is_none_or(|link| link.files == ClusterFiles::Ignore)
+        {
+            return;
+        }
+        let files = match connectors::connector_files(&paths) {
+            Ok(files) => files,
+            Err(error) => return self.report(&error),
+        };
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            if self
+                .cluster
+                .as_ref()
+                .is_some_and(|link| link.written.get(&file) == Some(&text))
+            {
+                continue;
+            }
+            let written = connectors::load_connector(&file, Some(&self.worker)).and_then(|loaded| {
+                let document: serde_json::Value =
+                    serde_norway::from_str(&text).map_err(|error| ConfigError::new(&file, error.to_string()))?;
+                Ok((loaded.name, document))
+            });
+            let (name, document) = match written {
+                Ok(written) => written,
+                Err(error) => {
+                    self.report(&error);
+                    if let Some(link) = self.cluster.as_mut() {
+                        link.written.insert(file, text);
+                    }
+                    continue;
+                }
+            };
+            let unchanged = self
+                .managed
+                .get(&name)
+                .is_some_and(|managed| managed.text == document_text(&document));
+            let Some(link) = self.cluster.as_mut() else {
+                return;
+            };
+            if !unchanged {
+                let record = ConfigRecord::Connector {
+                    name: name.to_string(),
+                    document: Some(document.clone()),
+                };
+                if let Err(error) = link.writer.write(&record).await {
+                    // Not remembered as written: the next reload tries again.
+                    self.report(&ConfigError::new(&file, error));
+                    continue;
+                }
+                emit(ClusterFileWritten {
+                    file: &file.display().to_string(),
+                    connector: name.as_str(),
+                });
+            }
+            link.written.insert(file, text);
+            self.apply_document(name.as_str(), Some(document)).await;
+        }
+    }
+
+    /// Checks the document, writes it to the config topic (a new connector's `initial` target state first, as
+    /// Kafka Connect does), then runs it here.
+    pub(super) async fn write_in_cluster(
+        &mut self,
+        name: &str,
+        document: serde_json::Value,
+        created: bool,
+        initial: Option<Target>,
+    ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
+        let text = document_text(&document);
+        let loaded = self
+            .load_document(name, &text)
+            .map_err(|error| ControlError::Invalid(error.message))?;
+        let Some(link) = &self.cluster else {
+            return Err(ControlError::ShuttingDown);
+        };
+        let initial = initial.filter(|_| created);
+        if let Some(initial) = initial {
+            let record = ConfigRecord::Target {
+                name: name.to_owned(),
+                target: Some(initial),
+            };
+            link.writer.write(&record).await.map_err(ControlError::Failed)?;
+        }
+        let record = ConfigRecord::Connector {
+            name: name.to_owned(),
+            document: Some(document.clone()),
+        };
+        link.writer.write(&record).await.map_err(ControlError::Failed)?;
+        if initial.is_some() {
+            self.apply_target(name, initial).await;
+        }
+        self.apply_document(name, Some(document)).await;
+        let config = self
+            .key(name)
+            .and_then(|key| self.managed.get(&key))
+            .map_or_else(|| Arc::new(loaded), |managed| managed.config.clone());
+        Ok((config, created))
+    }
+
+    /// Cluster mode: files changed since written go to the config topic; connectors using a changed secret are
+    /// loaded again from their documents.
+    pub(super) async fn reload_in_cluster(&mut self) {
+        self.sync_files().await;
+        let stale: Vec<ConnectorName> = self
+            .managed
+            .iter()
+            .filter(|(_, managed)| self.stale.contains(&managed.config.file))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.stale.clear();
+        for name in stale {
+            let Some(mut managed) = self.managed.remove(&name) else {
+                continue;
+            };
+            match self.load_document(name.as_str(), &managed.text) {
+                Ok(loaded) => {
+                    self.halt(&mut managed).await;
+                    self.start(loaded, managed.text, managed.target);
+                }
+                Err(error) => {
+                    self.report(&error);
+                    self.managed.insert(name, managed);
+                }
+            }
+        }
+    }
+}
