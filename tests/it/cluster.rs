@@ -125,13 +125,12 @@ impl Cluster {
     async fn wait_ready(&self, node: usize) {
         let url = self.nodes[node].url("/ready");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = String::new();
         loop {
-            match self.http.get(&url).send().await {
+            let last = match self.http.get(&url).send().await {
                 Ok(answer) if answer.status().is_success() => return,
-                Ok(answer) => last = answer.text().await.unwrap_or_default(),
-                Err(error) => last = error.to_string(),
-            }
+                Ok(answer) => answer.text().await.unwrap_or_default(),
+                Err(error) => error.to_string(),
+            };
             assert!(
                 Instant::now() < deadline,
                 "worker {} is not ready: {last}\n{}",
