@@ -13,17 +13,45 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 
 use serde_json::Value;
 
-use super::settings::Processing;
+use super::settings::{OffsetReset, Processing};
 use super::ConnectorParts;
 use crate::config::Interpolated;
 use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{client_config, group_member, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::Decoder;
 use crate::telemetry::{emit, KafkaConsumerError};
 use crate::transform::{Applied, Chain, Context as TransformContext, Decoded};
 
 impl ConnectorParts {
+    /// The consumer settings of a type that reads committed input only and rebalances eagerly (threshold-alert,
+    /// topic-processor): a revocation ends all its work at once, its state or its open transaction.
+    pub(super) fn eager_consumer_config(
+        &self,
+        group_id: &str,
+        overrides: &BTreeMap<String, Interpolated>,
+        auto_offset_reset: OffsetReset,
+    ) -> ClientConfig {
+        group_member(
+            client_config(
+                &self.worker.kafka,
+                ClientRole::Consumer,
+                overrides,
+                &[("queued.max.messages.kbytes", "16384")],
+                &[
+                    ("group.id", group_id),
+                    ("enable.auto.commit", "false"),
+                    ("auto.offset.reset", auto_offset_reset.as_librdkafka()),
+                    // An upstream transactional writer's aborted records are not input.
+                    ("isolation.level", "read_committed"),
+                    ("partition.assignment.strategy", "range"),
+                    ("enable.partition.eof", "false"),
+                ],
+            ),
+            &self.worker,
+        )
+    }
+
     /// The settings of the connector's producers, its output and its dead-letter writer alike: `defaults`, the
     /// worker's cluster and producer overrides, the connector's `overrides`, then what the dead-letter writer needs.
     pub(super) fn producer_config(

@@ -152,6 +152,20 @@ impl Cluster {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Creates a connector through `node`.
+    async fn create(&self, node: usize, document: Value) {
+        let (code, created) = self
+            .call(node, reqwest::Method::POST, "/connectors", Some(document))
+            .await;
+        assert_eq!(code, 201, "{created}");
+    }
+
+    /// Calls `path` with no body through `node`, expecting `code`.
+    async fn expect(&self, node: usize, method: reqwest::Method, path: &str, code: u16) {
+        let (answered, answer) = self.call(node, method, path, None).await;
+        assert_eq!(answered, code, "{answer}\n{}", self.logs());
+    }
+
     /// The connector's status as `node` answers it: the state of each task, by worker id.
     async fn task_states(&self, node: usize, connector: &str) -> Option<Vec<(String, String)>> {
         let (code, status) = self
@@ -274,15 +288,7 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
     let cluster = Cluster::start(&server.url, true).await;
     let name = unique("shared");
 
-    let (code, created) = cluster
-        .call(
-            0,
-            reqwest::Method::POST,
-            "/connectors",
-            Some(sink_document(&name, &topic, 6000)),
-        )
-        .await;
-    assert_eq!(code, 201, "{created}");
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
     let started = Instant::now();
     for node in [1, 2] {
         cluster.wait_everywhere(node, &name, "RUNNING").await;
@@ -296,10 +302,9 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
     produce_range(&topic, 0, 600, 6).await;
     wait_delivered(&server, 600, &cluster).await;
 
-    let (code, answer) = cluster
-        .call(1, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), None)
+    cluster
+        .expect(1, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), 202)
         .await;
-    assert_eq!(code, 202, "{answer}");
     cluster.wait_everywhere(2, &name, "PAUSED").await;
     let before = delivered(&server);
     produce_range(&topic, 600, 900, 6).await;
@@ -310,17 +315,15 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
         "a worker sent while the connector was paused"
     );
 
-    let (code, answer) = cluster
-        .call(2, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), None)
+    cluster
+        .expect(2, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), 202)
         .await;
-    assert_eq!(code, 202, "{answer}");
     cluster.wait_everywhere(0, &name, "RUNNING").await;
     wait_delivered(&server, 900, &cluster).await;
 
-    let (code, answer) = cluster
-        .call(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), None)
+    cluster
+        .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
         .await;
-    assert_eq!(code, 204, "{answer}");
     for node in [1, 2] {
         support::wait_for(
             &format!("{name} to be gone from worker {}", cluster.nodes[node].id),
@@ -351,15 +354,7 @@ async fn offsets_reset_through_any_worker_once_stopped_everywhere() {
     let cluster = Cluster::start(&server.url, true).await;
     let name = unique("reset");
     let group = format!("connect-{name}");
-    let (code, created) = cluster
-        .call(
-            0,
-            reqwest::Method::POST,
-            "/connectors",
-            Some(sink_document(&name, &topic, 6000)),
-        )
-        .await;
-    assert_eq!(code, 201, "{created}");
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
     cluster.wait_everywhere(0, &name, "RUNNING").await;
     support::wait_for_stable_group(&group, 3).await;
     produce_range(&topic, 0, 300, 6).await;
@@ -374,19 +369,16 @@ async fn offsets_reset_through_any_worker_once_stopped_everywhere() {
     let (code, refused) = cluster.call(2, reqwest::Method::DELETE, &path, None).await;
     assert_eq!(code, 400, "a running connector's offsets were reset: {refused}");
 
-    let (code, answer) = cluster
-        .call(1, reqwest::Method::PUT, &format!("/connectors/{name}/stop"), None)
+    cluster
+        .expect(1, reqwest::Method::PUT, &format!("/connectors/{name}/stop"), 204)
         .await;
-    assert_eq!(code, 204, "{answer}");
     cluster.wait_everywhere(2, &name, "STOPPED").await;
-    let (code, answer) = cluster.call(2, reqwest::Method::DELETE, &path, None).await;
-    assert_eq!(code, 200, "{answer}\n{}", cluster.logs());
+    cluster.expect(2, reqwest::Method::DELETE, &path, 200).await;
     assert!(support::committed_offsets(&group, &topic, 6).is_empty());
 
-    let (code, answer) = cluster
-        .call(0, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), None)
+    cluster
+        .expect(0, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), 202)
         .await;
-    assert_eq!(code, 202, "{answer}");
     cluster.wait_everywhere(1, &name, "RUNNING").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -418,10 +410,7 @@ async fn kill_and_restart(static_membership: bool) -> Duration {
     let mut cluster = Cluster::start(&server.url, static_membership).await;
     let name = unique("kill");
     let document = sink_document(&name, &topic, SESSION_TIMEOUT.as_millis() as u64);
-    let (code, created) = cluster
-        .call(0, reqwest::Method::POST, "/connectors", Some(document))
-        .await;
-    assert_eq!(code, 201, "{created}");
+    cluster.create(0, document).await;
     cluster.wait_everywhere(0, &name, "RUNNING").await;
     support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
     produce_range(&topic, 0, 600, 6).await;
@@ -481,15 +470,7 @@ async fn without_its_config_topic_the_cluster_keeps_running_and_recovers() {
     support::create_topic(&topic, 3).await;
     let cluster = Cluster::start(&server.url, true).await;
     let name = unique("outage");
-    let (code, created) = cluster
-        .call(
-            0,
-            reqwest::Method::POST,
-            "/connectors",
-            Some(sink_document(&name, &topic, 6000)),
-        )
-        .await;
-    assert_eq!(code, 201, "{created}");
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
     cluster.wait_everywhere(0, &name, "RUNNING").await;
     produce_range(&topic, 0, 300, 3).await;
     wait_delivered(&server, 300, &cluster).await;
@@ -548,10 +529,9 @@ async fn without_its_config_topic_the_cluster_keeps_running_and_recovers() {
         },
     )
     .await;
-    let (code, answer) = cluster
-        .call(2, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), None)
+    cluster
+        .expect(2, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), 202)
         .await;
-    assert_eq!(code, 202, "{answer}");
     cluster.wait_everywhere(1, &name, "PAUSED").await;
 }
 

@@ -41,7 +41,7 @@ use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::consumer::{commit_list, leave_group};
-use crate::kafka::{client_config, group_member, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
@@ -567,27 +567,13 @@ impl ProcessorConnector {
         })
     }
 
+    /// Eager: a revocation ends the open transaction for every partition at once.
     fn consumer_config(&self) -> rdkafka::ClientConfig {
         let config = &self.config;
-        let group_id = config.group_id(&self.parts.name);
-        group_member(
-            client_config(
-                &self.parts.worker.kafka,
-                ClientRole::Consumer,
-                &config.consumer_override,
-                &[("queued.max.messages.kbytes", "16384")],
-                &[
-                    ("group.id", group_id.as_str()),
-                    ("enable.auto.commit", "false"),
-                    ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
-                    // An upstream transactional writer's aborted records are not input.
-                    ("isolation.level", "read_committed"),
-                    // Eager: a revocation ends the open transaction for every partition at once.
-                    ("partition.assignment.strategy", "range"),
-                    ("enable.partition.eof", "false"),
-                ],
-            ),
-            &self.parts.worker,
+        self.parts.eager_consumer_config(
+            &config.group_id(&self.parts.name),
+            &config.consumer_override,
+            config.auto_offset_reset,
         )
     }
 

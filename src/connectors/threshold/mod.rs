@@ -39,7 +39,7 @@ use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::consumer::{commit_list, leave_group};
-use crate::kafka::{client_config, group_member, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
@@ -587,36 +587,23 @@ impl ThresholdConnector {
         fatal: &FatalClientError,
     ) -> Result<StreamConsumer<AlertContext>, ThresholdError> {
         let config = &self.config;
-        let group_id = config.group_id(&self.parts.name);
-        group_member(
-            client_config(
-                &self.parts.worker.kafka,
-                ClientRole::Consumer,
+        // Eager: every rebalance drops the whole state and rebuilds it from the commits.
+        self.parts
+            .eager_consumer_config(
+                &config.group_id(&self.parts.name),
                 &config.consumer_override,
-                &[("queued.max.messages.kbytes", "16384")],
-                &[
-                    ("group.id", group_id.as_str()),
-                    ("enable.auto.commit", "false"),
-                    ("auto.offset.reset", config.auto_offset_reset.as_librdkafka()),
-                    // An upstream transactional writer's aborted records are not input.
-                    ("isolation.level", "read_committed"),
-                    // Eager: every rebalance drops the whole state and rebuilds it from the commits.
-                    ("partition.assignment.strategy", "range"),
-                    ("enable.partition.eof", "false"),
-                ],
-            ),
-            &self.parts.worker,
-        )
-        .create_with_context(AlertContext {
-            connector: self.parts.name.as_str().to_owned(),
-            state: state.clone(),
-            topics: context.topics.clone(),
-            fatal: fatal.clone(),
-        })
-        .map_err(|source| ThresholdError::Create {
-            what: "consumer",
-            source,
-        })
+                config.auto_offset_reset,
+            )
+            .create_with_context(AlertContext {
+                connector: self.parts.name.as_str().to_owned(),
+                state: state.clone(),
+                topics: context.topics.clone(),
+                fatal: fatal.clone(),
+            })
+            .map_err(|source| ThresholdError::Create {
+                what: "consumer",
+                source,
+            })
     }
 
     fn writer(&self) -> Result<JsonWriter, ThresholdError> {
