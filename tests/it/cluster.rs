@@ -278,7 +278,7 @@ async fn produce_range(topic: &str, from: u64, to: u64, partitions: i32) {
 }
 
 /// A connector created through worker a runs on b and c; paused through b, no worker sends; resumed through c,
-/// all send again; deleted through a, it is gone everywhere. Any worker lists all three in its status, and a
+/// all send again; restarted through b, each restarts it once; deleted through a, it is gone everywhere. Any worker lists all three in its status, and a
 /// worker stopped in order leaves the others' status at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_any_worker_takes_effect_on_every_worker() {
@@ -320,6 +320,27 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
         .await;
     cluster.wait_everywhere(0, &name, "RUNNING").await;
     wait_delivered(&server, 900, &cluster).await;
+
+    // A restart through b restarts the connector on every worker, once each.
+    let starts = |node: &Node| {
+        node.logs()
+            .matches(&format!("connector started connector=\"{name}\""))
+            .count()
+    };
+    let before: Vec<usize> = cluster.nodes.iter().map(starts).collect();
+    cluster
+        .expect(1, reqwest::Method::POST, &format!("/connectors/{name}/restart"), 204)
+        .await;
+    support::wait_for(
+        "every worker to restart the connector",
+        Duration::from_secs(30),
+        || async {
+            let after: Vec<usize> = cluster.nodes.iter().map(starts).collect();
+            (after.iter().zip(&before).all(|(after, before)| *after == before + 1)).then_some(())
+        },
+    )
+    .await;
+    cluster.wait_everywhere(2, &name, "RUNNING").await;
 
     cluster
         .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
