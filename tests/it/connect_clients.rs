@@ -2,7 +2,8 @@
 //! read with a mapper as strict as its RestClient's (tests/oracle/ConnectRestOracle.java), and the PyPI client
 //! libraries kafka-connect-py and kafka-connect-api (tests/clients/connect_clients.py). Each drives a connector
 //! through create, read, update, pause, resume, stop, restart, tasks, topics, offsets, plugins, validate and
-//! loggers, and prints one line per check; every check must pass.
+//! loggers, and prints one line per check; every check must pass, against a worker in file mode and one in cluster
+//! mode.
 
 use crate::support;
 
@@ -31,10 +32,21 @@ fn run_client(what: &str, command: &mut Command) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_connect_clients_work_unchanged() {
+    drive_with_clients("").await;
+}
+
+/// The same clients against a worker in cluster mode, where every change goes through the config topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_connect_clients_work_unchanged_in_cluster_mode() {
+    drive_with_clients(&format!("cluster:\n  group_id: {}\n", unique("clients-cluster"))).await;
+}
+
+/// Runs both clients against a worker with `worker_extra` in its file.
+async fn drive_with_clients(worker_extra: &str) {
     let topic = unique("clients");
     support::create_topic(&topic, 1).await;
     support::produce_numbered(&topic, 3).await;
-    let config = ConfigDir::new(&worker_yaml(""), &[]);
+    let config = ConfigDir::new(&worker_yaml(worker_extra), &[]);
     let address = config.rest_address();
     let mut child = support::spawn_worker(&config, "worker.log");
     let base = format!("http://{address}");
