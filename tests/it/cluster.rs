@@ -513,6 +513,18 @@ async fn without_its_config_topic_the_cluster_keeps_running_and_recovers() {
         })
         .await;
     }
+    // A change is refused rather than written where no worker reads it, and creates no topic with Kafka's defaults.
+    let (code, refused) = cluster
+        .call(0, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), None)
+        .await;
+    assert_eq!(code, 500, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&cluster.config_topic),
+        "{refused}"
+    );
     produce_range(&topic, 300, 600, 3).await;
     wait_delivered(&server, 600, &cluster).await;
 

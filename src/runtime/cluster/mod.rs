@@ -29,7 +29,8 @@ use crate::kafka::{admin_client, client_config, lookup_consumer, ClientRole, Sig
 
 /// How long a start may take to read the config topic to its end.
 const READ_AT_START: Duration = Duration::from_secs(60);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write may wait for room in the producer's queue.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -49,12 +50,17 @@ pub enum ClusterError {
 pub(crate) struct ConfigWriter {
     producer: FutureProducer<SigningContext>,
     topic: String,
+    health: TopicHealth,
     pub(crate) worker_id: String,
 }
 
 impl ConfigWriter {
-    /// Writes a record and waits until Kafka has it (all in-sync replicas), so that every worker will read it.
+    /// Writes a record and waits until Kafka has it (all in-sync replicas), so that every worker will read it. While
+    /// the topic cannot be read, nothing is written: the write would not reach the other workers either.
     pub(crate) async fn write(&self, record: &ConfigRecord) -> Result<(), String> {
+        if let Some(problem) = self.health.problem() {
+            return Err(format!("nothing was changed: {problem}"));
+        }
         let key = record.key();
         let value = record.value();
         let mut message = FutureRecord::<String, String>::to(&self.topic).key(&key);
@@ -62,7 +68,7 @@ impl ConfigWriter {
             message = message.payload(value);
         }
         self.producer
-            .send(message, WRITE_TIMEOUT)
+            .send(message, QUEUE_TIMEOUT)
             .await
             .map(|_| ())
             .map_err(|(error, _)| format!("cannot write to the config topic {}: {error}", self.topic))
@@ -165,7 +171,15 @@ pub(crate) async fn join(worker: &WorkerConfig, cluster: &ClusterConfig) -> Resu
             ClientRole::Producer,
             &Default::default(),
             &[],
-            &[("enable.idempotence", "true"), ("acks", "all")],
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                // A write the cluster cannot take is answered within the API call, not five minutes later.
+                ("message.timeout.ms", "30000"),
+                // Kafka would create a missing topic with its defaults, not compacted: a lost config topic is
+                // created again by a worker's start, with the right settings, or by the operator.
+                ("allow.auto.create.topics", "false"),
+            ],
         );
         config.set("client.id", format!("ebconnect-cluster-{}", worker.worker_id()));
         config
@@ -199,6 +213,7 @@ pub(crate) async fn join(worker: &WorkerConfig, cluster: &ClusterConfig) -> Resu
         writer: ConfigWriter {
             producer: producer()?,
             topic: config_topic,
+            health: health.clone(),
             worker_id: worker.worker_id(),
         },
         health,

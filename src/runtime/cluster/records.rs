@@ -26,7 +26,6 @@ pub(crate) enum ConfigRecord {
     Restart {
         name: String,
         by: String,
-        nonce: u64,
     },
 }
 
@@ -46,7 +45,6 @@ struct TargetValue {
 #[serde(deny_unknown_fields)]
 struct RestartValue {
     requested_by: String,
-    nonce: u64,
 }
 
 impl ConfigRecord {
@@ -65,9 +63,8 @@ impl ConfigRecord {
                 document: document.clone()?,
             }),
             Self::Target { target, .. } => serde_json::to_value(TargetValue { state: (*target)? }),
-            Self::Restart { by, nonce, .. } => serde_json::to_value(RestartValue {
+            Self::Restart { by, .. } => serde_json::to_value(RestartValue {
                 requested_by: by.clone(),
-                nonce: *nonce,
             }),
         };
         value.ok().map(|value| value.to_string())
@@ -115,7 +112,6 @@ impl ConfigRecord {
             return Ok(Self::Restart {
                 name: name.to_owned(),
                 by: restart.requested_by,
-                nonce: restart.nonce,
             });
         }
         Err(format!(
@@ -156,7 +152,6 @@ mod tests {
         round_trip(ConfigRecord::Restart {
             name: "a".into(),
             by: "w1".into(),
-            nonce: 7,
         });
     }
 

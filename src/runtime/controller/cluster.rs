@@ -78,9 +78,6 @@ impl Controller {
             Action::Restart => vec![ConfigRecord::Restart {
                 name: name.clone(),
                 by: link.writer.worker_id.clone(),
-                nonce: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |since| since.as_nanos() as u64),
             }],
             Action::Delete => vec![
                 ConfigRecord::Connector {
@@ -122,7 +119,7 @@ impl Controller {
         match record {
             ConfigRecord::Connector { name, document } => self.apply_document(&name, document).await,
             ConfigRecord::Target { name, target } => self.apply_target(&name, target).await,
-            ConfigRecord::Restart { name, by, .. } => {
+            ConfigRecord::Restart { name, by } => {
                 let mine = self.cluster.as_ref().is_some_and(|link| link.writer.worker_id == by);
                 if !mine {
                     if let Some(key) = self.key(&name) {
