@@ -68,20 +68,17 @@ impl InternalEvent for ClusterTopicRecovered<'_> {
     }
 }
 
-/// This worker's connector states did not reach the status topic; the next publication tries again.
-pub struct ClusterStatusNotPublished<'a> {
+/// The status topic could not be written (this worker's states; the next publication tries again) or read (the other
+/// workers' states, which status then shows as they last were).
+pub struct ClusterStatusTopicFailed<'a> {
     pub(crate) topic: &'a str,
     pub(crate) error: &'a str,
 }
 
-impl InternalEvent for ClusterStatusNotPublished<'_> {
+impl InternalEvent for ClusterStatusTopicFailed<'_> {
     fn emit(self) {
-        count_error("", "cluster", "status_not_published");
-        warn!(
-            topic = self.topic,
-            error = self.error,
-            "the status topic was not written"
-        );
+        count_error("", "cluster", "status_topic_failed");
+        warn!(topic = self.topic, error = self.error, "the status topic failed");
     }
 }
 

@@ -15,7 +15,7 @@ mod transform;
 mod worker;
 
 pub use self::cluster::{
-    ClusterFileWritten, ClusterJoined, ClusterRecordRejected, ClusterStatusNotPublished, ClusterTopicRecovered,
+    ClusterFileWritten, ClusterJoined, ClusterRecordRejected, ClusterStatusTopicFailed, ClusterTopicRecovered,
     ClusterTopicUnreadable,
 };
 pub use self::connector::{

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kafka::SigningContext;
 use crate::runtime::status::StatusRegistry;
-use crate::telemetry::{emit, ClusterRecordRejected, ClusterStatusNotPublished};
+use crate::telemetry::{emit, ClusterRecordRejected, ClusterStatusTopicFailed};
 
 const KEY_PREFIX: &str = "worker-";
 /// A gone worker is shown for this long, then forgotten: a replaced pod's name does not come back.
@@ -147,7 +147,7 @@ pub(crate) fn follow(consumer: BaseConsumer<SigningContext>, topic: &str, peers:
             consumer.assign(&partitions).map_err(|error| error.to_string())
         });
     if let Err(error) = assigned {
-        emit(ClusterStatusNotPublished {
+        emit(ClusterStatusTopicFailed {
             topic,
             error: &format!("cannot read the status topic: {error}"),
         });
@@ -224,9 +224,9 @@ pub(crate) async fn publish(
             record = record.payload(payload);
         }
         if let Err((error, _)) = producer.send(record, Duration::from_secs(10)).await {
-            emit(ClusterStatusNotPublished {
+            emit(ClusterStatusTopicFailed {
                 topic: &topic,
-                error: &error.to_string(),
+                error: &format!("cannot write this worker's states: {error}"),
             });
         }
         if stopping {
