@@ -673,3 +673,56 @@ async fn a_config_topic_with_wrong_settings_is_refused_at_start() {
         assert!(log.contains(&expected), "expected `{expected}` in:\n{log}");
     }
 }
+
+/// Updates of one connector sent at once through all three workers: every worker ends with the same
+/// configuration, the one last written to the config topic, whatever order the API calls ran in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_through_different_workers_converge_on_the_last_write() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-race");
+    support::create_topic(&topic, 3).await;
+    let cluster = Cluster::start(&server.url, true).await;
+    let name = unique("race");
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
+    cluster.wait_everywhere(0, &name, "RUNNING").await;
+
+    let path = format!("/connectors/{name}/config");
+    let updates = (0..30).map(|n| {
+        let mut document = sink_document(&name, &topic, 6000);
+        document["config"]["event_bus"] = json!(format!("bus-{n}"));
+        let (cluster, path) = (&cluster, &path);
+        async move {
+            let (code, answer) = cluster.call(n % 3, reqwest::Method::PUT, path, Some(document)).await;
+            assert_eq!(code, 200, "update {n}: {answer}");
+        }
+    });
+    futures::future::join_all(updates).await;
+
+    let end = support::end_offsets(&cluster.config_topic, 1)[&0];
+    let records = support::consume_all(&cluster.config_topic, end as usize, Duration::from_secs(30));
+    let key = format!("connector-{name}");
+    let last = records
+        .iter()
+        .rev()
+        .find(|record| record.key.as_deref() == Some(key.as_bytes()))
+        .and_then(|record| serde_json::from_slice::<Value>(record.value.as_deref()?).ok())
+        .unwrap();
+    let last_bus = last["document"]["config"]["event_bus"].clone();
+    support::wait_for(
+        "every worker to show the last write",
+        Duration::from_secs(30),
+        || async {
+            for node in 0..3 {
+                let (_, config) = cluster.call(node, reqwest::Method::GET, &path, None).await;
+                if config["event_bus"] != last_bus {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for node in 0..3 {
+        cluster.wait_everywhere(node, &name, "RUNNING").await;
+    }
+}
