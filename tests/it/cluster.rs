@@ -16,6 +16,7 @@ struct Node {
     config: ConfigDir,
     child: Option<Child>,
     runs: usize,
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Node {
@@ -24,11 +25,16 @@ impl Node {
     }
 
     fn with_files(id: &str, worker: &str, connectors: &[(&str, &str)]) -> Self {
+        Self::with_env(id, worker, connectors, Vec::new())
+    }
+
+    fn with_env(id: &str, worker: &str, connectors: &[(&str, &str)], env: Vec<(&'static str, &'static str)>) -> Self {
         let mut node = Self {
             id: id.to_owned(),
             config: ConfigDir::new(worker, connectors),
             child: None,
             runs: 0,
+            env,
         };
         node.spawn();
         node
@@ -36,9 +42,10 @@ impl Node {
 
     fn spawn(&mut self) {
         self.runs += 1;
-        self.child = Some(support::spawn_worker(
+        self.child = Some(support::spawn_worker_with_env(
             &self.config,
             &format!("{}-{}.log", self.id, self.runs),
+            &self.env,
         ));
     }
 
@@ -724,5 +731,62 @@ async fn concurrent_updates_through_different_workers_converge_on_the_last_write
     .await;
     for node in 0..3 {
         cluster.wait_everywhere(node, &name, "RUNNING").await;
+    }
+}
+
+/// A document that loads on one worker but not on the others (a variable only that worker has): it runs there, and
+/// every worker's status shows the others FAILED with the reason; deleted, it is gone from all, and they are ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reason() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-partial");
+    support::create_topic(&topic, 3).await;
+    let group = unique("cluster");
+    let nodes = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            let env = if id == "a" {
+                vec![("EBCONNECT_TEST_CLUSTER_ONLY_A", "bus-of-a")]
+            } else {
+                Vec::new()
+            };
+            Node::with_env(id, &worker_file(id, &group, &server.url, "files: write"), &[], env)
+        })
+        .collect();
+    let cluster = Cluster::of(nodes, &group).await;
+    let name = unique("partial");
+    let mut document = sink_document(&name, &topic, 6000);
+    document["config"]["event_bus"] = json!("${env:EBCONNECT_TEST_CLUSTER_ONLY_A}");
+    cluster.create(0, document).await;
+
+    let path = format!("/connectors/{name}/status");
+    support::wait_for("a to show b and c FAILED", Duration::from_secs(30), || async {
+        let (_, status) = cluster.call(0, reqwest::Method::GET, &path, None).await;
+        let tasks = status["tasks"].as_array()?.clone();
+        let state = |id: &str| tasks.iter().find(|task| task["worker_id"] == id).cloned();
+        let failed_with_reason = |task: Option<Value>| {
+            task.is_some_and(|task| {
+                task["state"] == "FAILED"
+                    && task["trace"]
+                        .as_str()
+                        .is_some_and(|trace| trace.contains("EBCONNECT_TEST_CLUSTER_ONLY_A"))
+            })
+        };
+        let shown =
+            state("a")?["state"] == "RUNNING" && failed_with_reason(state("b")) && failed_with_reason(state("c"));
+        shown.then_some(())
+    })
+    .await;
+    let (code, _) = cluster.call(1, reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(
+        code, 503,
+        "b cannot run a connector the cluster has, yet says it is ready"
+    );
+
+    cluster
+        .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
+        .await;
+    for node in 1..3 {
+        cluster.wait_ready(node).await;
     }
 }

@@ -11,7 +11,8 @@ use super::{Action, ControlError, Controller, Target};
 use crate::config::{ClusterFiles, ConfigError, ConnectorName};
 use crate::connectors::{self, ConnectorConfig};
 use crate::runtime::cluster::{ConfigRecord, ConfigUpdate, ConfigWriter, Peers, Snapshot};
-use crate::telemetry::{emit, ClusterFileWritten};
+use crate::runtime::status::ConnectorState;
+use crate::telemetry::{emit, ClusterFileWritten, ConnectorRemoved};
 
 /// What the controller keeps in cluster mode.
 pub(crate) struct ClusterLink {
@@ -156,12 +157,14 @@ impl Controller {
     }
 
     /// Runs a document of the config topic (or removes its connector, `None`); an unchanged one is left running.
-    /// A document that does not load is reported, and the running version kept.
+    /// A document that does not load is reported, and the running version kept; with none running, the connector is
+    /// FAILED here with the reason, so that every worker's status shows which worker cannot run it and why.
     async fn apply_document(&mut self, name: &str, document: Option<serde_json::Value>) {
         let key = self.key(name);
         let Some(document) = document else {
-            if let Some(key) = key {
-                self.act(&key, Action::Delete).await;
+            match key {
+                Some(key) => self.act(&key, Action::Delete).await,
+                None => self.forget_rejected(name),
             }
             return;
         };
@@ -175,7 +178,16 @@ impl Controller {
         }
         let loaded = match self.load_document(name, &text) {
             Ok(loaded) => loaded,
-            Err(error) => return self.report(&error),
+            Err(error) => {
+                self.report(&error);
+                if key.is_none() {
+                    if let Ok(name) = ConnectorName::try_from(name.to_owned()) {
+                        self.status
+                            .set(&name, ConnectorState::Failed, Some(error.to_string()), 0);
+                    }
+                }
+                return;
+            }
         };
         let target = self
             .cluster
@@ -186,6 +198,18 @@ impl Controller {
             self.halt(&mut managed).await;
         }
         self.start(loaded, text, target);
+    }
+
+    /// A connector deleted that this worker could not load: its FAILED state goes too.
+    fn forget_rejected(&self, name: &str) {
+        if let Ok(name) = ConnectorName::try_from(name.to_owned()) {
+            if self.status.get(&name).is_some() {
+                self.status.remove(&name);
+                emit(ConnectorRemoved {
+                    connector: name.as_str(),
+                });
+            }
+        }
     }
 
     async fn apply_target(&mut self, name: &str, target: Option<Target>) {
