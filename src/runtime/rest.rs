@@ -68,7 +68,11 @@ impl IntoResponse for Refusal {
 }
 
 fn not_found(name: &str) -> Response {
-    error(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
+    missing(name).into_response()
+}
+
+fn missing(name: &str) -> Refusal {
+    Refusal(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
 }
 
 fn control_error(failure: ControlError) -> Response {
@@ -246,31 +250,29 @@ fn task_zero(name: &str, task: &str) -> Result<(), Refusal> {
     }
 }
 
-/// A task's status: task 0, or in cluster mode the task of each worker that runs the connector.
-async fn task_status(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
+/// The status of task `task`: task 0, or in cluster mode the task of each worker that runs the connector.
+fn task_of(state: &ApiState, name: &str, task: &str) -> Result<Value, Refusal> {
     if state.peers.is_none() {
-        if let Err(refused) = task_zero(&name, &task) {
-            return refused.into_response();
-        }
+        task_zero(name, task)?;
     }
-    match state.lookup(&name) {
-        Some((key, connector)) => {
-            let status = state.status_of(&connector, state.status.get(&key), None);
-            let found = task
-                .parse::<usize>()
-                .ok()
-                .and_then(|index| status["tasks"].get(index).cloned());
-            match found {
-                Some(found) => Json(found).into_response(),
-                None => Refusal(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")).into_response(),
-            }
-        }
-        None => not_found(&name),
+    let (key, connector) = state.lookup(name).ok_or_else(|| missing(name))?;
+    let status = state.status_of(&connector, state.status.get(&key), None);
+    task.parse::<usize>()
+        .ok()
+        .and_then(|index| status["tasks"].get(index).cloned())
+        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")))
+}
+
+async fn task_status(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
+    match task_of(&state, &name, &task) {
+        Ok(status) => Json(status).into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
+/// Restarts the connector, with its task (in cluster mode: on every worker; a task is a worker's instance).
 async fn task_restart(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Response {
-    if let Err(refused) = task_zero(&name, &task) {
+    if let Err(refused) = task_of(&state, &name, &task) {
         return refused.into_response();
     }
     match state.control.act(&name, Action::Restart).await {

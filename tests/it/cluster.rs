@@ -782,6 +782,35 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
         code, 503,
         "b cannot run a connector the cluster has, yet says it is ready"
     );
+    // Tasks are the workers' instances, in the order of their ids: b's is task 1, and there is no task 3.
+    let (code, task) = cluster
+        .call(
+            0,
+            reqwest::Method::GET,
+            &format!("/connectors/{name}/tasks/1/status"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &task["worker_id"], &task["state"]),
+        (200, &json!("b"), &json!("FAILED"))
+    );
+    cluster
+        .expect(
+            0,
+            reqwest::Method::POST,
+            &format!("/connectors/{name}/tasks/1/restart"),
+            204,
+        )
+        .await;
+    cluster
+        .expect(
+            0,
+            reqwest::Method::GET,
+            &format!("/connectors/{name}/tasks/3/status"),
+            404,
+        )
+        .await;
 
     cluster
         .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
@@ -789,4 +818,37 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
     for node in 1..3 {
         cluster.wait_ready(node).await;
     }
+}
+
+/// A connector created, deleted and created again at once through one worker runs as the config topic orders it,
+/// on that worker as on the others: started twice (once per creation), not a third time when the worker reads its
+/// own writes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_applies_its_own_writes_in_the_topics_order() {
+    let server = FaultServer::start(Faults::default()).await;
+    let topic = unique("cluster-order");
+    support::create_topic(&topic, 1).await;
+    let cluster = Cluster::start(&server.url, true).await;
+    let name = unique("order");
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
+    cluster
+        .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
+        .await;
+    cluster.create(0, sink_document(&name, &topic, 6000)).await;
+    let (code, _) = cluster
+        .call(0, reqwest::Method::GET, &format!("/connectors/{name}"), None)
+        .await;
+    assert_eq!(code, 200, "the connector written last is not there right after its 201");
+    cluster.wait_everywhere(1, &name, "RUNNING").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let starts: Vec<usize> = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            node.logs()
+                .matches(&format!("connector started connector=\"{name}\""))
+                .count()
+        })
+        .collect();
+    assert_eq!(starts, [2, 2, 2], "starts on a, b and c\n{}", cluster.logs());
 }

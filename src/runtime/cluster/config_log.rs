@@ -25,7 +25,10 @@ const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the controller is handed as the config topic is read.
 pub(crate) enum ConfigUpdate {
-    Record(ConfigRecord),
+    Record {
+        record: ConfigRecord,
+        offset: i64,
+    },
     /// The topic came back after it could not be read, with fewer records than were read (deleted and created
     /// again): this is all it holds now.
     Recreated(Snapshot),
@@ -126,22 +129,23 @@ impl ConfigLog {
                     self.topic, self.position
                 ));
             }
-            if let Some(record) = self.next()? {
+            if let Some((record, _)) = self.next()? {
                 snapshot.fold(record);
             }
         }
         Ok(snapshot)
     }
 
-    /// The next record, if one comes within a poll; a record that does not parse is reported and skipped.
-    fn next(&mut self) -> Result<Option<ConfigRecord>, String> {
+    /// The next record and its offset, if one comes within a poll; a record that does not parse is reported and
+    /// skipped.
+    fn next(&mut self) -> Result<Option<(ConfigRecord, i64)>, String> {
         let Some(message) = self.consumer.poll(POLL) else {
             return Ok(None);
         };
         let message = message.map_err(|error| format!("cannot read the config topic {}: {error}", self.topic))?;
         self.position = message.offset() + 1;
         match ConfigRecord::parse(message.key(), message.payload()) {
-            Ok(record) => Ok(Some(record)),
+            Ok(record) => Ok(Some((record, message.offset()))),
             Err(error) => {
                 emit(ClusterRecordRejected {
                     topic: &self.topic,
@@ -188,8 +192,8 @@ impl ConfigLog {
                 continue;
             }
             match self.next() {
-                Ok(Some(record)) => {
-                    if updates.blocking_send(ConfigUpdate::Record(record)).is_err() {
+                Ok(Some((record, offset))) => {
+                    if updates.blocking_send(ConfigUpdate::Record { record, offset }).is_err() {
                         return;
                     }
                 }

@@ -55,9 +55,10 @@ pub(crate) struct ConfigWriter {
 }
 
 impl ConfigWriter {
-    /// Writes a record and waits until Kafka has it (all in-sync replicas), so that every worker will read it. While
-    /// the topic cannot be read, nothing is written: the write would not reach the other workers either.
-    pub(crate) async fn write(&self, record: &ConfigRecord) -> Result<(), String> {
+    /// Writes a record and waits until Kafka has it (all in-sync replicas), so that every worker will read it;
+    /// returns its offset. While the topic cannot be read, nothing is written: the write would not reach the other
+    /// workers either.
+    pub(crate) async fn write(&self, record: &ConfigRecord) -> Result<i64, String> {
         if let Some(problem) = self.health.problem() {
             return Err(format!("nothing was changed: {problem}"));
         }
@@ -70,7 +71,7 @@ impl ConfigWriter {
         self.producer
             .send(message, QUEUE_TIMEOUT)
             .await
-            .map(|_| ())
+            .map(|delivery| delivery.offset)
             .map_err(|(error, _)| format!("cannot write to the config topic {}: {error}", self.topic))
     }
 

@@ -27,6 +27,32 @@ pub(crate) struct ClusterLink {
     targets: BTreeMap<String, Target>,
     /// Each connector file's text when it was last written to the config topic (or rejected), to notice edits.
     written: BTreeMap<PathBuf, String>,
+    /// API calls answered once the record they wrote, at this offset, is read back and applied here: so that what
+    /// a client reads after the answer is the cluster's state, in the topic's order.
+    pending: Vec<(i64, Answer)>,
+}
+
+/// An answer owed to an API call, given once its record is applied.
+pub(super) enum Answer {
+    Acted(oneshot::Sender<Result<(), ControlError>>),
+    Written {
+        name: String,
+        /// The document as checked, answered if it is no longer running here once applied.
+        loaded: Arc<ConnectorConfig>,
+        created: bool,
+        reply: oneshot::Sender<Result<(Arc<ConnectorConfig>, bool), ControlError>>,
+    },
+}
+
+/// What a write through the API did: done (file mode), or written to the config topic at `offset`.
+pub(super) enum Written {
+    Now(Arc<ConnectorConfig>, bool),
+    Later {
+        offset: i64,
+        name: String,
+        loaded: Arc<ConnectorConfig>,
+        created: bool,
+    },
 }
 
 impl ClusterLink {
@@ -45,6 +71,7 @@ impl ClusterLink {
             updates: Some(updates),
             targets: BTreeMap::new(),
             written: BTreeMap::new(),
+            pending: Vec::new(),
         }
     }
 }
@@ -56,8 +83,8 @@ fn document_text(document: &serde_json::Value) -> String {
 }
 
 impl Controller {
-    /// Writes the action to the config topic, then applies it here; the other workers apply it as they read it.
-    /// Answered once written (a delete: once applied here too), as `handle` answers in file mode.
+    /// Writes the action to the config topic; every worker, this one too, applies it as it reads it. Answered once
+    /// written, as Kafka Connect answers (a delete: once applied here).
     pub(super) async fn act_in_cluster(
         &mut self,
         key: &ConnectorName,
@@ -81,37 +108,66 @@ impl Controller {
                 by: link.writer.worker_id.clone(),
             }],
             Action::Delete => vec![
-                ConfigRecord::Connector {
-                    name: name.clone(),
-                    document: None,
-                },
                 ConfigRecord::Target {
                     name: name.clone(),
                     target: None,
                 },
+                ConfigRecord::Connector {
+                    name: name.clone(),
+                    document: None,
+                },
             ],
         };
+        let mut last = 0;
         for record in &records {
-            if let Err(error) = link.writer.write(record).await {
-                let _ = reply.send(Err(ControlError::Failed(error)));
-                return;
+            match link.writer.write(record).await {
+                Ok(offset) => last = offset,
+                Err(error) => {
+                    let _ = reply.send(Err(ControlError::Failed(error)));
+                    return;
+                }
             }
         }
-        let deleting = matches!(action, Action::Delete);
-        let reply = if deleting {
-            Some(reply)
+        if matches!(action, Action::Delete) {
+            self.answer_later(last, Answer::Acted(reply));
         } else {
             let _ = reply.send(Ok(()));
-            None
-        };
-        for record in records {
-            match record {
-                ConfigRecord::Restart { .. } => self.restart_if_running(key).await,
-                record => self.apply(record).await,
-            }
         }
-        if let Some(reply) = reply {
-            let _ = reply.send(Ok(()));
+    }
+
+    pub(super) fn answer_later(&mut self, offset: i64, answer: Answer) {
+        if let Some(link) = self.cluster.as_mut() {
+            link.pending.push((offset, answer));
+        }
+    }
+
+    /// Gives the answers owed for records up to `applied`; `None`: all of them.
+    pub(super) fn settle(&mut self, applied: Option<i64>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut link.pending)
+            .into_iter()
+            .partition(|(offset, _)| applied.is_none_or(|applied| *offset <= applied));
+        link.pending = waiting;
+        for (_, answer) in due {
+            match answer {
+                Answer::Acted(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Answer::Written {
+                    name,
+                    loaded,
+                    created,
+                    reply,
+                } => {
+                    let config = self
+                        .key(&name)
+                        .and_then(|key| self.managed.get(&key))
+                        .map_or(loaded, |managed| managed.config.clone());
+                    let _ = reply.send(Ok((config, created)));
+                }
+            }
         }
     }
 
@@ -120,12 +176,9 @@ impl Controller {
         match record {
             ConfigRecord::Connector { name, document } => self.apply_document(&name, document).await,
             ConfigRecord::Target { name, target } => self.apply_target(&name, target).await,
-            ConfigRecord::Restart { name, by } => {
-                let mine = self.cluster.as_ref().is_some_and(|link| link.writer.worker_id == by);
-                if !mine {
-                    if let Some(key) = self.key(&name) {
-                        self.restart_if_running(&key).await;
-                    }
+            ConfigRecord::Restart { name, .. } => {
+                if let Some(key) = self.key(&name) {
+                    self.restart_if_running(&key).await;
                 }
             }
         }
@@ -280,7 +333,7 @@ impl Controller {
     }
 
     /// Cluster mode with `files: write`: writes each connector file that is new or changed since it was last
-    /// written to the config topic, and runs it. A file that does not load is reported once per version.
+    /// written to the config topic. A file that does not load is reported once per version.
     pub(super) async fn sync_files(&mut self) {
         let Some(paths) = self.paths.clone() else {
             return;
@@ -332,7 +385,7 @@ impl Controller {
             if !unchanged {
                 let record = ConfigRecord::Connector {
                     name: name.to_string(),
-                    document: Some(document.clone()),
+                    document: Some(document),
                 };
                 if let Err(error) = link.writer.write(&record).await {
                     // Not remembered as written: the next reload tries again.
@@ -344,29 +397,27 @@ impl Controller {
                     connector: name.as_str(),
                 });
             }
+            // Run as every worker runs it: when it is read back.
             link.written.insert(file, text);
-            self.apply_document(name.as_str(), Some(document)).await;
         }
     }
 
-    /// Checks the document, writes it to the config topic (a new connector's `initial` target state first, as
-    /// Kafka Connect does), then runs it here.
+    /// Checks the document and writes it to the config topic (a new connector's `initial` target state first, as
+    /// Kafka Connect does); answered once it is read back and applied here.
     pub(super) async fn write_in_cluster(
         &mut self,
         name: &str,
         document: serde_json::Value,
         created: bool,
         initial: Option<Target>,
-    ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
-        let text = document_text(&document);
+    ) -> Result<Written, ControlError> {
         let loaded = self
-            .load_document(name, &text)
+            .load_document(name, &document_text(&document))
             .map_err(|error| ControlError::Invalid(error.message))?;
         let Some(link) = &self.cluster else {
             return Err(ControlError::ShuttingDown);
         };
-        let initial = initial.filter(|_| created);
-        if let Some(initial) = initial {
+        if let Some(initial) = initial.filter(|_| created) {
             let record = ConfigRecord::Target {
                 name: name.to_owned(),
                 target: Some(initial),
@@ -375,18 +426,15 @@ impl Controller {
         }
         let record = ConfigRecord::Connector {
             name: name.to_owned(),
-            document: Some(document.clone()),
+            document: Some(document),
         };
-        link.writer.write(&record).await.map_err(ControlError::Failed)?;
-        if initial.is_some() {
-            self.apply_target(name, initial).await;
-        }
-        self.apply_document(name, Some(document)).await;
-        let config = self
-            .key(name)
-            .and_then(|key| self.managed.get(&key))
-            .map_or_else(|| Arc::new(loaded), |managed| managed.config.clone());
-        Ok((config, created))
+        let offset = link.writer.write(&record).await.map_err(ControlError::Failed)?;
+        Ok(Written::Later {
+            offset,
+            name: name.to_owned(),
+            loaded: Arc::new(loaded),
+            created,
+        })
     }
 
     /// Cluster mode: files changed since written go to the config topic; connectors using a changed secret are

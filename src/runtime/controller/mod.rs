@@ -3,9 +3,9 @@
 //! command at a time, so that no two changes to one connector race.
 //!
 //! Without `cluster:`, pause and stop act on this worker only: each worker reads the same files. In cluster mode every
-//! change (a write, a delete, a target state, a restart) is written to the config topic first, then applied here;
-//! every other worker applies it as it reads the topic (`cluster::ConfigLog`), in the topic's order, so that the
-//! last write wins everywhere. A paused connector is stopped in an orderly way (in-flight work settled, offsets
+//! change (a write, a delete, a target state, a restart) is only written to the config topic; every worker, this one
+//! too, applies it as it reads the topic (`cluster::ConfigLog`), in the topic's order, so that the last write wins
+//! everywhere and no worker applies two changes in different orders. A paused connector is stopped in an orderly way (in-flight work settled, offsets
 //! committed) and shown as PAUSED; for a sink in file mode, its partitions go to the other workers of the group
 //! meanwhile.
 
@@ -22,6 +22,7 @@ use crate::runtime::cluster::ConfigUpdate;
 mod cluster;
 
 pub(crate) use self::cluster::ClusterLink;
+use self::cluster::{Answer, Written};
 use super::status::{ConnectorState, StatusRegistry};
 use super::supervisor::Supervisor;
 use crate::aws::secrets::AwsSecrets;
@@ -247,8 +248,15 @@ impl Controller {
                 },
                 Some(update) = async { match updates.as_mut() { Some(updates) => updates.recv().await, None => std::future::pending().await } } => {
                     match update {
-                        ConfigUpdate::Record(record) => self.apply(record).await,
-                        ConfigUpdate::Recreated(snapshot) => self.resync(snapshot).await,
+                        ConfigUpdate::Record { record, offset } => {
+                            self.apply(record).await;
+                            self.settle(Some(offset));
+                        }
+                        ConfigUpdate::Recreated(snapshot) => {
+                            // The offsets awaited were the old topic's.
+                            self.settle(None);
+                            self.resync(snapshot).await;
+                        }
                     }
                 }
                 _ = async { match reload.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
@@ -354,10 +362,28 @@ impl Controller {
                 create,
                 initial,
                 reply,
-            } => {
-                let result = self.write(name, document, create, initial).await;
-                let _ = reply.send(result);
-            }
+            } => match self.write(name, document, create, initial).await {
+                Ok(Written::Now(config, created)) => {
+                    let _ = reply.send(Ok((config, created)));
+                }
+                Ok(Written::Later {
+                    offset,
+                    name,
+                    loaded,
+                    created,
+                }) => self.answer_later(
+                    offset,
+                    Answer::Written {
+                        name,
+                        loaded,
+                        created,
+                        reply,
+                    },
+                ),
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            },
             Command::ChangeOffsets { name, changes, reply } => {
                 let _ = reply.send(self.change_offsets(&name, changes).await);
             }
@@ -473,7 +499,7 @@ impl Controller {
         mut value: serde_json::Value,
         create: bool,
         initial: Option<Target>,
-    ) -> Result<(Arc<ConnectorConfig>, bool), ControlError> {
+    ) -> Result<Written, ControlError> {
         let object = value
             .as_object_mut()
             .ok_or_else(|| ControlError::Invalid("the body must be an object".into()))?;
@@ -548,7 +574,7 @@ impl Controller {
             self.halt(&mut managed).await;
         }
         let created = existing.is_none();
-        Ok((self.start(loaded, text, target), created))
+        Ok(Written::Now(self.start(loaded, text, target), created))
     }
 
     /// Reads the AWS secrets again. A changed one used by the worker file reloads it and restarts every connector; one
