@@ -82,7 +82,8 @@ pub struct ClusterConfig {
     /// A worker not heard from for this long is shown as gone. Default: 10s.
     #[serde(default = "default_worker_timeout", with = "humantime_serde")]
     pub(crate) worker_timeout: Duration,
-    /// Join the connectors' consumer groups as static members (`group.instance.id`: the worker id), so that a restarted worker gets its partitions back without waiting for the session timeout.
+    /// Join the connectors' consumer groups as static members (`group.instance.id`: the worker id), so that a
+    /// restarted worker gets its partitions back without waiting for the session timeout.
     /// Requires a `worker_id` that stays the same across restarts and differs between workers. Default: true.
     #[serde(default = "default_true")]
     pub(crate) static_membership: bool,

@@ -5,9 +5,9 @@
 //! Without `cluster:`, pause and stop act on this worker only: each worker reads the same files. In cluster mode every
 //! change (a write, a delete, a target state, a restart) is only written to the config topic; every worker, this one
 //! too, applies it as it reads the topic (`cluster::ConfigLog`), in the topic's order, so that the last write wins
-//! everywhere and no worker applies two changes in different orders. A paused connector is stopped in an orderly way (in-flight work settled, offsets
-//! committed) and shown as PAUSED; for a sink in file mode, its partitions go to the other workers of the group
-//! meanwhile.
+//! everywhere and no worker applies two changes in different orders. A paused connector is stopped in an orderly
+//! way (in-flight work settled, offsets committed) and shown as PAUSED; for a sink in file mode, its partitions go
+//! to the other workers of the group meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -246,7 +246,12 @@ impl Controller {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
-                Some(update) = async { match updates.as_mut() { Some(updates) => updates.recv().await, None => std::future::pending().await } } => {
+                Some(update) = async {
+                    match updates.as_mut() {
+                        Some(updates) => updates.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     match update {
                         ConfigUpdate::Record { record, offset } => {
                             self.apply(record).await;
