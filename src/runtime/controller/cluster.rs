@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,7 +30,17 @@ pub(crate) struct ClusterLink {
     written: BTreeMap<PathBuf, String>,
     /// API calls answered once the record they wrote, at this offset, is read back and applied here: so that what
     /// a client reads after the answer is the cluster's state, in the topic's order.
-    pending: Vec<(i64, Answer)>,
+    pending: Vec<Owed>,
+}
+
+/// How long an API call waits for its record to be read back before it is told so.
+const READ_BACK: Duration = Duration::from_secs(30);
+
+/// An answer owed, for the record at `offset`, until `deadline`.
+struct Owed {
+    offset: i64,
+    deadline: Instant,
+    answer: Answer,
 }
 
 /// An answer owed to an API call, given once its record is applied.
@@ -137,7 +148,39 @@ impl Controller {
 
     pub(super) fn answer_later(&mut self, offset: i64, answer: Answer) {
         if let Some(link) = self.cluster.as_mut() {
-            link.pending.push((offset, answer));
+            link.pending.push(Owed {
+                offset,
+                deadline: Instant::now() + READ_BACK,
+                answer,
+            });
+        }
+    }
+
+    /// Tells the API calls whose record has not been read back within `READ_BACK` (the config topic became
+    /// unreadable right after the write) that it was written but is not applied yet.
+    pub(super) fn expire_answers(&mut self) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut link.pending)
+            .into_iter()
+            .partition(|owed| owed.deadline <= now);
+        link.pending = waiting;
+        for owed in expired {
+            let failure = ControlError::Failed(format!(
+                "written to the config topic at offset {}, but not read back within {READ_BACK:?}: each worker \
+                 applies it when it reads it",
+                owed.offset
+            ));
+            match owed.answer {
+                Answer::Acted(reply) => {
+                    let _ = reply.send(Err(failure));
+                }
+                Answer::Written { reply, .. } => {
+                    let _ = reply.send(Err(failure));
+                }
+            }
         }
     }
 
@@ -148,9 +191,9 @@ impl Controller {
         };
         let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut link.pending)
             .into_iter()
-            .partition(|(offset, _)| applied.is_none_or(|applied| *offset <= applied));
+            .partition(|owed| applied.is_none_or(|applied| owed.offset <= applied));
         link.pending = waiting;
-        for (_, answer) in due {
+        for Owed { answer, .. } in due {
             match answer {
                 Answer::Acted(reply) => {
                     let _ = reply.send(Ok(()));

@@ -239,6 +239,7 @@ impl Controller {
         let mut reload = reload_interval.map(ticker);
         let mut refresh = self.secrets.as_ref().map(|secrets| ticker(secrets.interval));
         let mut updates = self.cluster.as_mut().and_then(|link| link.updates.take());
+        let mut expiry = self.cluster.as_ref().map(|_| ticker(Duration::from_secs(1)));
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -269,6 +270,9 @@ impl Controller {
                 }
                 _ = async { match refresh.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
                     self.refresh_secrets().await;
+                }
+                _ = async { match expiry.as_mut() { Some(ticker) => ticker.tick().await, None => std::future::pending().await } } => {
+                    self.expire_answers();
                 }
             }
         }
