@@ -348,7 +348,7 @@ impl Controller {
     async fn handle(&mut self, command: Command) {
         match command {
             Command::Act { name, action, reply } => {
-                let Some(key) = self.managed.keys().find(|key| key.as_str() == name).cloned() else {
+                let Some(key) = self.key(&name) else {
                     let _ = reply.send(Err(ControlError::NotFound(name)));
                     return;
                 };
@@ -399,6 +399,7 @@ impl Controller {
         }
     }
 
+    /// The connector's key, found by its name as the API and the config topic give it.
     fn key(&self, name: &str) -> Option<ConnectorName> {
         self.managed.keys().find(|key| key.as_str() == name).cloned()
     }
@@ -457,10 +458,8 @@ impl Controller {
     /// so it cannot be resumed meanwhile.
     async fn change_offsets(&self, name: &str, changes: Vec<OffsetChange>) -> Result<(), ControlError> {
         let managed = self
-            .managed
-            .iter()
-            .find(|(key, _)| key.as_str() == name)
-            .map(|(_, managed)| managed)
+            .key(name)
+            .and_then(|key| self.managed.get(&key))
             .ok_or_else(|| ControlError::NotFound(name.to_owned()))?;
         if managed.target != Target::Stopped {
             return Err(ControlError::Invalid(format!(
@@ -530,10 +529,9 @@ impl Controller {
             .unwrap_or_default()
             .to_owned();
         let existing = self
-            .managed
-            .iter()
-            .find(|(key, _)| key.as_str() == connector_name)
-            .map(|(_, managed)| (managed.config.file.clone(), managed.target));
+            .key(&connector_name)
+            .and_then(|key| self.managed.get(&key))
+            .map(|managed| (managed.config.file.clone(), managed.target));
         if create && existing.is_some() {
             return Err(ControlError::Conflict(format!(
                 "Connector {connector_name} already exists"
