@@ -115,7 +115,10 @@ impl RecordData {
             )));
         }
         Ok(match kind {
-            DataType::Json => Payload::Bytes(self.data.to_string().into_bytes()),
+            DataType::Json => Payload::Bytes(
+                serde_json::to_vec(&self.data)
+                    .map_err(|error| ApiError::invalid(format!("{what}.data: cannot be written as JSON: {error}")))?,
+            ),
             DataType::String => match &self.data {
                 Value::String(text) => Payload::Bytes(text.clone().into_bytes()),
                 other => {
@@ -354,14 +357,30 @@ pub(crate) struct BatchResponse {
 }
 
 /// Reads one record from its JSON; a well-formed object that is not a record gets 422 naming the problem.
-pub fn parse_record(value: Value) -> Result<ProduceRecord, ApiError> {
+pub fn parse_record(mut value: Value) -> Result<ProduceRecord, ApiError> {
     if !value.is_object() {
         return Err(ApiError::malformed(format!(
             "a record must be a JSON object, not {}",
             json_kind(&value)
         )));
     }
-    serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("not a produce record: {error}")))
+    // A key's or value's `data` is moved out before the typed parse and back after it: parsed into a field, a
+    // `Value` is rebuilt entry by entry, which took an eighth of the receiver's CPU on CloudTrail events.
+    let key_data = take_data(&mut value, "key");
+    let value_data = take_data(&mut value, "value");
+    let mut record: ProduceRecord =
+        serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("not a produce record: {error}")))?;
+    for (part, data) in [(&mut record.key, key_data), (&mut record.value, value_data)] {
+        if let (Some(part), Some(data)) = (part, data) {
+            part.data = data;
+        }
+    }
+    Ok(record)
+}
+
+/// The `data` of the record's `part`, removed from it, when the part is an object that has one.
+fn take_data(record: &mut Value, part: &str) -> Option<Value> {
+    record.get_mut(part)?.as_object_mut()?.shift_remove("data")
 }
 
 #[cfg(test)]
@@ -432,5 +451,23 @@ mod tests {
         assert!(error.message.contains("unknown field `valeu`"), "{}", error.message);
         let record = parse_record(json!({"value": {"type": "JSON", "data": {"id": "e-1"}}})).unwrap();
         assert_eq!(record.value.unwrap().data, json!({"id": "e-1"}));
+    }
+
+    #[test]
+    fn each_part_keeps_its_own_data() {
+        let record = parse_record(json!({
+            "key": {"type": "STRING", "data": "k"},
+            "value": {"data": [1, {"b": 2}], "type": "JSON"},
+        }))
+        .unwrap();
+        assert_eq!(record.key.unwrap().data, json!("k"));
+        assert_eq!(record.value.unwrap().data, json!([1, {"b": 2}]));
+        let record = parse_record(json!({"key": null, "value": {"type": "JSON"}})).unwrap();
+        assert!(record.key.is_none());
+        assert_eq!(record.value.unwrap().data, Value::Null);
+        let error = parse_record(json!({"value": "x"})).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let error = parse_record(json!({"value": {"data": 1, "typo": 2}})).unwrap_err();
+        assert!(error.message.contains("unknown field `typo`"), "{}", error.message);
     }
 }
