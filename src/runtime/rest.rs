@@ -89,12 +89,24 @@ fn control_error(failure: ControlError) -> Response {
 impl ApiState {
     /// Kafka Connect's `ConnectorInfo`.
     fn info(&self, connector: &ConnectorConfig) -> Value {
+        let tasks: Vec<Value> = (0..self.task_count(connector))
+            .map(|task| json!({"connector": connector.name, "task": task}))
+            .collect();
         json!({
             "name": connector.name,
             "config": connector.shown_config(),
-            "tasks": [{"connector": connector.name, "task": 0}],
+            "tasks": tasks,
             "type": connector.kind.direction(),
         })
+    }
+
+    /// One task, or in cluster mode one per worker that runs the connector: as many as `status_of` lists, so that
+    /// a client may ask for the status of each task it is told of.
+    fn task_count(&self, connector: &ConnectorConfig) -> usize {
+        1 + self
+            .peers
+            .as_ref()
+            .map_or(0, |peers| peers.instances(connector.name.as_str()).len())
     }
 
     /// Kafka Connect's `ConnectorStateInfo`; the connector and its one task share a state. `shown` replaces the
@@ -228,14 +240,17 @@ async fn status(State(state): State<ApiState>, Path(name): Path<String>) -> Resp
     }
 }
 
-/// Kafka Connect's `TaskInfo` list: a connector runs one task, task 0, with the connector's configuration.
+/// Kafka Connect's `TaskInfo` list, each task with the connector's configuration: task 0, or in cluster mode one
+/// task per worker that runs the connector.
 async fn tasks(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     match state.lookup(&name) {
-        Some((_, connector)) => Json(json!([{
-            "id": {"connector": connector.name, "task": 0},
-            "config": connector.shown_config(),
-        }]))
-        .into_response(),
+        Some((_, connector)) => {
+            let config = connector.shown_config();
+            let tasks: Vec<Value> = (0..state.task_count(&connector))
+                .map(|task| json!({"id": {"connector": connector.name, "task": task}, "config": config}))
+                .collect();
+            Json(tasks).into_response()
+        }
         None => not_found(&name),
     }
 }

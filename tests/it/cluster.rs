@@ -312,6 +312,17 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
     for node in [1, 2] {
         let (code, listed) = cluster.call(node, reqwest::Method::GET, "/connectors", None).await;
         assert_eq!((code, listed), (200, json!([name])));
+        // The connector's info and task list name as many tasks as its status, one per worker.
+        let task = |task: usize| json!({"connector": name, "task": task});
+        let (_, info) = cluster
+            .call(node, reqwest::Method::GET, &format!("/connectors/{name}"), None)
+            .await;
+        assert_eq!(info["tasks"], json!([task(0), task(1), task(2)]), "{info}");
+        let (_, tasks) = cluster
+            .call(node, reqwest::Method::GET, &format!("/connectors/{name}/tasks"), None)
+            .await;
+        let ids: Vec<&Value> = tasks.as_array().into_iter().flatten().map(|task| &task["id"]).collect();
+        assert_eq!(ids, [&task(0), &task(1), &task(2)], "{tasks}");
     }
     support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
     produce_range(&topic, 0, 600, 6).await;
