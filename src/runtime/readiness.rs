@@ -1,6 +1,6 @@
 //! `GET /ready`: the worker is ready when every connector is RUNNING (or PAUSED or STOPPED, as the operator asked)
 //! and the services they depend on answer: Kafka (a metadata request) and, when configured, the Schema Registry.
-//! In cluster mode, the config topic must be readable too. AWS is not probed here: a connector that cannot reach it
+//! In cluster mode, the config topic must be readable too, and no other running worker may use this worker's id. AWS is not probed here: a connector that cannot reach it
 //! fails, and its state says so.
 
 use std::sync::{Arc, OnceLock};
@@ -11,7 +11,7 @@ use rdkafka::ClientConfig;
 use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
 use serde::Serialize;
 
-use super::cluster::TopicHealth;
+use super::cluster::{Peers, TopicHealth};
 use super::status::StatusRegistry;
 use crate::config::WorkerConfig;
 use crate::kafka::{client_config, ClientRole, SigningContext};
@@ -26,6 +26,8 @@ pub(crate) struct Readiness {
     registry: Option<Result<SrSettings, String>>,
     /// Cluster mode: whether the config topic can be read.
     config_topic: Option<TopicHealth>,
+    /// Cluster mode: whether another worker uses this one's id.
+    peers: Option<Peers>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,11 +49,13 @@ impl Readiness {
             kafka: Arc::default(),
             registry,
             config_topic: None,
+            peers: None,
         }
     }
 
-    pub(crate) fn with_config_topic(mut self, health: TopicHealth) -> Self {
+    pub(crate) fn in_cluster(mut self, health: TopicHealth, peers: Peers) -> Self {
         self.config_topic = Some(health);
+        self.peers = Some(peers);
         self
     }
 
@@ -63,6 +67,9 @@ impl Readiness {
             .map(|(name, status)| format!("connector {name} is {}", status.state.as_str()))
             .collect();
         if let Some(problem) = self.config_topic.as_ref().and_then(TopicHealth::problem) {
+            problems.push(problem);
+        }
+        if let Some(problem) = self.peers.as_ref().and_then(Peers::same_id) {
             problems.push(problem);
         }
         let kafka = self

@@ -134,7 +134,7 @@ impl Worker {
                 config_topic: joined.writer.topic(),
                 connectors: joined.snapshot.documents.len(),
             });
-            readiness = readiness.with_config_topic(joined.health.clone());
+            readiness = readiness.in_cluster(joined.health.clone(), joined.peers.clone());
             let cluster_peers = joined.peers.clone();
             peers = Some(cluster_peers.clone());
             let following = joined.follow(self.status.clone(), shutdown.clone());

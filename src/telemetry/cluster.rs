@@ -41,6 +41,19 @@ impl InternalEvent for ClusterRecordRejected<'_> {
     }
 }
 
+/// Another running worker publishes its states under this worker's id: the worker is not ready until restarted
+/// with an id of its own.
+pub struct ClusterWorkerIdInUse<'a> {
+    pub(crate) problem: &'a str,
+}
+
+impl InternalEvent for ClusterWorkerIdInUse<'_> {
+    fn emit(self) {
+        count_error("", "cluster", "worker_id_in_use");
+        error!(problem = self.problem, "another worker uses this worker's id");
+    }
+}
+
 /// The config topic cannot be read: the worker keeps running what it has, and is not ready.
 pub struct ClusterTopicUnreadable<'a> {
     pub(crate) topic: &'a str,

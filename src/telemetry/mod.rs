@@ -16,7 +16,7 @@ mod worker;
 
 pub use self::cluster::{
     ClusterFileWritten, ClusterJoined, ClusterRecordRejected, ClusterStatusTopicFailed, ClusterTopicRecovered,
-    ClusterTopicUnreadable,
+    ClusterTopicUnreadable, ClusterWorkerIdInUse,
 };
 pub use self::connector::{
     ConnectorFailed, ConnectorFileRejected, ConnectorGaveUp, ConnectorRemoved, ConnectorRestartScheduled,

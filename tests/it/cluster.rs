@@ -859,3 +859,45 @@ async fn a_worker_applies_its_own_writes_in_the_topics_order() {
     let starts: Vec<usize> = cluster.nodes.iter().map(|node| node.starts(&name)).collect();
     assert_eq!(starts, [2, 2, 2], "starts on a, b and c\n{}", cluster.logs());
 }
+
+/// A second running worker with the same `worker_id`: each worker sees the other's reports under its id, and says
+/// so in its log and through `/ready` (their reports would overwrite each other, and static membership fences one).
+/// A worker that restarts under its id is no such problem: the first one's reports stop before it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_running_workers_with_one_id_are_not_ready_and_say_why() {
+    let server = FaultServer::start(Faults::default()).await;
+    let group = unique("cluster-same-id");
+    let mut cluster = Cluster::of(
+        vec![Node::start("a", &worker_file("a", &group, &server.url, ""))],
+        &group,
+    )
+    .await;
+    cluster.nodes[0].kill();
+    cluster.nodes[0].spawn();
+    cluster.wait_ready(0).await;
+    // Longer than the grace a report must come after a worker's start to count, at several reports a second.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (code, report) = cluster.call(0, reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(code, 200, "a worker restarted under its id is not ready: {report}");
+
+    cluster
+        .nodes
+        .push(Node::start("a", &worker_file("a", &group, &server.url, "")));
+    let problem = "worker_id `a` is also used by another running worker";
+    for node in 0..2 {
+        support::wait_for(
+            &format!("worker {node} to say that its id is used twice"),
+            Duration::from_secs(30),
+            || async {
+                let (code, report) = cluster.call(node, reqwest::Method::GET, "/ready", None).await;
+                (code == 503 && report.to_string().contains(problem)).then_some(())
+            },
+        )
+        .await;
+        assert!(
+            cluster.nodes[node].logs().contains(problem),
+            "{}",
+            cluster.nodes[node].logs()
+        );
+    }
+}

@@ -120,7 +120,7 @@ impl Joined {
         let publisher = tokio::spawn(peers::publish(
             self.status_producer,
             self.status_topic,
-            self.writer.worker_id.clone(),
+            self.peers,
             status,
             self.status_interval,
             stop,

@@ -1,6 +1,9 @@
 //! The status topic: each worker publishes its connectors' states under its own key, every `status_interval` and
 //! whenever one changes, and removes its key on an orderly stop. Every worker reads all of them, so that any worker
 //! answers status for the whole cluster. A worker not heard from for `worker_timeout` is shown as gone.
+//!
+//! Each run of a worker publishes under an instance id of its own, so that a second live worker with the same
+//! `worker_id` shows: their reports would overwrite each other, and static membership fences one of them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -15,12 +18,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kafka::SigningContext;
 use crate::runtime::status::StatusRegistry;
-use crate::telemetry::{emit, ClusterRecordRejected, ClusterStatusTopicFailed};
+use crate::telemetry::{emit, ClusterRecordRejected, ClusterStatusTopicFailed, ClusterWorkerIdInUse};
 
 const KEY_PREFIX: &str = "worker-";
 /// A gone worker is shown for this long, then forgotten: a replaced pod's name does not come back.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 const POLL: Duration = Duration::from_millis(200);
+/// Reports under this worker's id from another instance count as a second live worker only when written this long
+/// after this one started: the last reports of the run before a restart are older, give or take the hosts' clocks.
+const SAME_ID_GRACE: Duration = Duration::from_secs(2);
 
 /// One connector as one worker reports it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +41,9 @@ pub(crate) struct Reported {
 #[serde(deny_unknown_fields)]
 struct Report {
     worker_id: String,
+    /// This run of the worker; empty in the reports of workers from before it was published.
+    #[serde(default)]
+    instance: String,
     connectors: BTreeMap<String, Reported>,
 }
 
@@ -55,16 +64,57 @@ pub(crate) struct Instance {
 #[derive(Clone)]
 pub(crate) struct Peers {
     me: String,
+    /// This run of the worker: its process id and when it started.
+    instance: String,
+    started: SystemTime,
     worker_timeout: Duration,
     heard: Arc<RwLock<BTreeMap<String, Heard>>>,
+    /// Set once another live worker is seen publishing under this worker's id: why this worker is not ready.
+    same_id: Arc<RwLock<Option<String>>>,
 }
 
 impl Peers {
     pub(crate) fn new(me: String, worker_timeout: Duration) -> Self {
+        let started = SystemTime::now();
+        let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
         Self {
             me,
+            instance: format!("{}@{}", std::process::id(), since_epoch.as_nanos()),
+            started,
             worker_timeout,
             heard: Arc::default(),
+            same_id: Arc::default(),
+        }
+    }
+
+    /// Another live worker uses this worker's id, and what was seen of it.
+    pub(crate) fn same_id(&self) -> Option<String> {
+        self.same_id
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Notes a report published under this worker's id by another instance after this one started.
+    fn check_same_id(&self, at: SystemTime, report: &Report) {
+        let after_start = at
+            .duration_since(self.started)
+            .is_ok_and(|since| since >= SAME_ID_GRACE);
+        if report.worker_id != self.me || report.instance == self.instance || !after_start {
+            return;
+        }
+        let mut same_id = self.same_id.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if same_id.is_none() {
+            let at = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let problem =
+                format!(
+                "worker_id `{}` is also used by another running worker (instance {}, which reported at {at}); give \
+                 each worker its own worker_id",
+                self.me,
+                if report.instance.is_empty() { "of an older version" } else { &report.instance },
+            );
+            emit(ClusterWorkerIdInUse { problem: &problem });
+            *same_id = Some(problem);
         }
     }
 
@@ -112,6 +162,9 @@ impl Peers {
     }
 
     fn hear(&self, key: &str, at: SystemTime, report: Option<Report>) {
+        if let Some(report) = &report {
+            self.check_same_id(at, report);
+        }
         let mut heard = self.heard.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         match report {
             Some(report) => {
@@ -185,12 +238,12 @@ pub(crate) fn follow(consumer: BaseConsumer<SigningContext>, topic: &str, peers:
 pub(crate) async fn publish(
     producer: FutureProducer<SigningContext>,
     topic: String,
-    me: String,
+    peers: Peers,
     status: StatusRegistry,
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let key = format!("{KEY_PREFIX}{me}");
+    let key = format!("{KEY_PREFIX}{}", peers.me);
     let changed = status.changes();
     let mut ticker = tokio::time::interval(interval);
     loop {
@@ -214,7 +267,8 @@ pub(crate) async fn publish(
                 })
                 .collect();
             serde_json::to_string(&Report {
-                worker_id: me.clone(),
+                worker_id: peers.me.clone(),
+                instance: peers.instance.clone(),
                 connectors,
             })
             .unwrap_or_default()
@@ -242,6 +296,7 @@ mod tests {
     fn report(worker: &str, state: &str) -> Report {
         Report {
             worker_id: worker.into(),
+            instance: format!("{worker}-1"),
             connectors: [(
                 "sink".to_owned(),
                 Reported {
@@ -286,5 +341,32 @@ mod tests {
         // Only live workers hold up an offset change; a gone one cannot.
         assert_eq!(peers.live_not_in("sink", "STOPPED"), ["live"]);
         assert!(peers.live_not_in("sink", "PAUSED").is_empty());
+    }
+
+    #[test]
+    fn another_worker_reporting_under_this_ones_id_after_its_start_is_a_problem() {
+        let peers = Peers::new("me".into(), Duration::from_secs(10));
+        let started = peers.started;
+        let mine = Report {
+            instance: peers.instance.clone(),
+            ..report("me", "RUNNING")
+        };
+        // Its own reports, the last ones of the run before a restart, and another worker's are no problem.
+        peers.hear("me", started + Duration::from_secs(30), Some(mine));
+        peers.hear("me", started - Duration::from_secs(1), Some(report("me", "RUNNING")));
+        peers.hear(
+            "other",
+            started + Duration::from_secs(30),
+            Some(report("other", "RUNNING")),
+        );
+        assert_eq!(peers.same_id(), None);
+        peers.hear("me", started + Duration::from_secs(30), Some(report("me", "RUNNING")));
+        let problem = peers.same_id().unwrap_or_default();
+        assert!(
+            problem.starts_with(
+                "worker_id `me` is also used by another running worker (instance me-1, which reported at "
+            ),
+            "{problem}"
+        );
     }
 }
