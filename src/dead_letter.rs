@@ -15,7 +15,7 @@ use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::OnceCell;
 
 use crate::config::{ErrorTolerance, ErrorsConfig};
@@ -68,7 +68,7 @@ const FRAMING: usize = 1024;
 
 /// The dead-letter producer's own size limit, high enough that the topic's `max.message.bytes` is what decides,
 /// whatever the topic allows. An explicit `message.max.bytes` in the connector's `producer_override` wins.
-const PRODUCER_MESSAGE_LIMIT: &str = "104857600";
+pub(crate) const PRODUCER_MESSAGE_LIMIT: &str = "104857600";
 
 impl ErrorPolicy {
     /// `producer_config` is used only when a dead-letter topic is configured.
@@ -153,6 +153,28 @@ impl ErrorPolicy {
 
     /// Applies the policy. `Ok` means the record is settled (dead-lettered); `Err` means the connector must stop.
     pub(crate) async fn handle(&self, record: &Record, failure: RecordFailure) -> Result<(), PolicyError> {
+        self.apply(record, failure, self.producer.as_ref(), false).await
+    }
+
+    /// As `handle`, but the dead letter is written with `producer` in the transaction it has open, so that it is
+    /// committed or aborted with the output it comes between. A record the broker refuses would fail the whole
+    /// transaction, so one too large for the dead-letter topic is cut to fit before it is sent, not after.
+    pub(crate) async fn handle_in_transaction<C: ClientContext + 'static>(
+        &self,
+        record: &Record,
+        failure: RecordFailure,
+        producer: &FutureProducer<C>,
+    ) -> Result<(), PolicyError> {
+        self.apply(record, failure, Some(producer), true).await
+    }
+
+    async fn apply<C: ClientContext + 'static>(
+        &self,
+        record: &Record,
+        failure: RecordFailure,
+        producer: Option<&FutureProducer<C>>,
+        fit_first: bool,
+    ) -> Result<(), PolicyError> {
         let position = &record.position;
         emit(RecordFailed {
             connector: &self.connector,
@@ -161,7 +183,7 @@ impl ErrorPolicy {
             failure: &failure,
         });
         let (ErrorTolerance::All, Some(dlq), Some(producer)) =
-            (self.config.tolerance, &self.config.deadletterqueue, &self.producer)
+            (self.config.tolerance, &self.config.deadletterqueue, producer)
         else {
             return Err(PolicyError::NotTolerated {
                 topic: position.topic.clone(),
@@ -193,7 +215,19 @@ impl ErrorPolicy {
             self.create_topic(&dlq.topic, replication_factor).await;
         }
         let value = record.value.as_deref();
-        let mut result = send(producer, &dlq.topic, record, headers(&[]), value).await;
+        let key_size = record.key.as_ref().map_or(0, Vec::len);
+        let whole = headers(&[]);
+        let too_large = if fit_first {
+            let size = FRAMING + headers_size(&whole) + key_size + value.map_or(0, <[u8]>::len);
+            size > self.topic_limit(&dlq.topic).await
+        } else {
+            false
+        };
+        let mut result = if too_large {
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))
+        } else {
+            send(producer, &dlq.topic, record, whole, value).await
+        };
         let mut truncated = false;
         if let (Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)), Some(value)) =
             (&result, value)
@@ -202,12 +236,8 @@ impl ErrorPolicy {
             let full_size = value.len().to_string();
             let mark = [(TRUNCATED_HEADER, full_size.as_str())];
             let headers = headers(&mark);
-            let headers_size: usize = headers
-                .iter()
-                .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len))
-                .sum();
             let room = limit
-                .saturating_sub(FRAMING + headers_size + record.key.as_ref().map_or(0, Vec::len))
+                .saturating_sub(FRAMING + headers_size(&headers) + key_size)
                 .min(value.len());
             result = send(producer, &dlq.topic, record, headers, Some(&value[..room])).await;
             truncated = true;
@@ -233,9 +263,17 @@ impl ErrorPolicy {
     }
 }
 
+/// The bytes of the headers' names and values.
+fn headers_size(headers: &OwnedHeaders) -> usize {
+    headers
+        .iter()
+        .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len))
+        .sum()
+}
+
 /// Writes one dead letter: the record's key and timestamp, `headers`, and `value`.
-async fn send(
-    producer: &FutureProducer<SigningContext>,
+async fn send<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     topic: &str,
     record: &Record,
     headers: OwnedHeaders,

@@ -87,6 +87,11 @@ impl ConnectorParts {
                 "transactional.id",
                 format!("ebconnect-{name}-{}", self.worker.worker_id()),
             );
+            // Dead letters are written in the transaction too, cut to the topic's limit, which is then the one
+            // that decides, as for the dead-letter producer of `ErrorPolicy`.
+            if config.get("message.max.bytes").is_none() {
+                config.set("message.max.bytes", crate::dead_letter::PRODUCER_MESSAGE_LIMIT);
+            }
         }
         let producer = ProducerErrors::producer(&config, name, fatal).map_err(OutputProducerError::Create)?;
         if processing == Processing::ExactlyOnce {

@@ -1,5 +1,6 @@
 //! topic-processor against the real broker: exactly once across SIGKILLs, a second worker joining and a paused
-//! member being fenced, checked by an independent `read_committed` consumer (confluent-kafka); and masking.
+//! member being fenced, checked by an independent `read_committed` consumer (confluent-kafka), for the output and
+//! for dead letters; and masking.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -250,5 +251,130 @@ async fn avro_records_are_written_back_as_avro_with_the_input_schema() {
         assert_eq!(record.key, before.key);
     }
     support::terminate(&worker);
+    assert!(worker.wait().unwrap().success());
+}
+
+/// With exactly once, a record that cannot be decoded is dead-lettered in the transaction that carries the output
+/// around it. 6,000 records, every fifth not JSON, go through a worker that is SIGKILLed three times while
+/// transactions are open (committed every 2 s); a `read_committed` reader then finds each bad record in the
+/// dead-letter topic once, and each good one in the output once. Written outside the transaction, a dead letter
+/// stayed behind for a record read again after the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_exactly_once_across_kills() {
+    let mut random = Random(0x5eed_0d1e);
+    let input = unique("eos-dlq-in");
+    let output = unique("eos-dlq-out");
+    let dead = unique("eos-dlq-dead");
+    support::create_topic(&input, 3).await;
+    support::create_topic(&output, 3).await;
+    support::create_topic(&dead, 1).await;
+    let name = unique("eos-dlq");
+    let connector = format!(
+        "name: {name}\ntype: topic-processor\nconfig:\n  topics: [{input}]\n  output: {{topic: {output}}}\n  \
+         commit_interval: 2s\n  consumer_override:\n    session.timeout.ms: '6000'\n    \
+         heartbeat.interval.ms: '1000'\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {dead}\n"
+    );
+    let config = ConfigDir::new(&worker_yaml("worker_id: only\n"), &[("eos-dlq.yaml", &connector)]);
+    let values: Vec<String> = (0..6000)
+        .map(|n| {
+            if n % 5 == 0 {
+                format!("bad-{n}")
+            } else {
+                json!({ "id": format!("good-{n}") }).to_string()
+            }
+        })
+        .collect();
+    let producer = support::producer();
+    let mut worker = support::spawn_worker(&config, "worker-0.log");
+    for (kill, chunk) in values.chunks(1500).enumerate() {
+        let mut acknowledgements = Vec::new();
+        for value in chunk {
+            let record: FutureRecord<'_, str, str> =
+                FutureRecord::to(&input).key(value.as_str()).payload(value.as_str());
+            acknowledgements.push(producer.send_result(record).map_err(|(error, _)| error).unwrap());
+        }
+        for acknowledgement in acknowledgements {
+            acknowledgement.await.unwrap().unwrap();
+        }
+        if kill < 3 {
+            tokio::time::sleep(Duration::from_millis(500 + random.below(1_000) as u64)).await;
+            support::signal(&worker, "KILL");
+            worker.wait().unwrap();
+            worker = support::spawn_worker(&config, &format!("worker-{}.log", kill + 1));
+        }
+    }
+    wait_until_committed(&format!("connect-{name}"), &input, 3, Duration::from_secs(180)).await;
+    let letters = support::stack_python("consume_committed.py", &[&dead]).await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for letter in String::from_utf8_lossy(&letters.stdout).lines() {
+        *counts.entry(letter.to_owned()).or_default() += 1;
+    }
+    for value in support::read_committed(&output).await {
+        *counts.entry(value["id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = values
+        .iter()
+        .map(|value| match serde_json::from_str::<Value>(value) {
+            Ok(good) => (good["id"].as_str().unwrap().to_owned(), 1),
+            Err(_) => (value.clone(), 1),
+        })
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, count)| **count > 1).take(10).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    assert_eq!(counts, expected);
+    support::terminate(&worker);
+    assert!(worker.wait().unwrap().success());
+}
+
+/// With exactly once, a record too large for the dead-letter topic is cut to fit before it is written in the
+/// transaction (the broker refusing it would fail the whole transaction), and the records around it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_for_its_topic_is_cut_to_fit_inside_the_transaction() {
+    let input = unique("eos-huge-in");
+    let output = unique("eos-huge-out");
+    let dead = unique("eos-huge-dead");
+    support::create_topic_configured(support::kafka_config(), &input, 1, &[("max.message.bytes", "2097152")]).await;
+    support::create_topic(&output, 1).await;
+    support::create_topic(&dead, 1).await;
+    let producer: rdkafka::producer::FutureProducer = support::kafka_config()
+        .set("enable.idempotence", "true")
+        .set("message.max.bytes", "3000000")
+        .create()
+        .unwrap();
+    let huge = format!("not JSON {}", "x".repeat(1_200_000));
+    for value in [r#"{"id":"before"}"#, huge.as_str(), r#"{"id":"after"}"#] {
+        support::produce(&producer, &input, None, Some(b"k"), Some(value.as_bytes()), &[]).await;
+    }
+    let name = unique("eos-huge");
+    let connector = format!(
+        "name: {name}\ntype: topic-processor\nconfig:\n  topics: [{input}]\n  output: {{topic: {output}}}\nerrors:\n  \
+         tolerance: all\n  deadletterqueue:\n    topic: {dead}\n"
+    );
+    let config = ConfigDir::new(&worker_yaml(""), &[("eos-huge.yaml", &connector)]);
+    let worker = support::spawn_worker(&config, "worker.log");
+    wait_until_committed(&format!("connect-{name}"), &input, 1, Duration::from_secs(60)).await;
+    let ids: Vec<Value> = support::read_committed(&output)
+        .await
+        .into_iter()
+        .map(|value| value["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("before"), json!("after")]);
+    let letters = tokio::task::spawn_blocking(move || support::consume_all(&dead, 1, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let letter = &letters[0];
+    assert_eq!(
+        letter.headers[ebconnect::dead_letter::TRUNCATED_HEADER],
+        huge.len().to_string()
+    );
+    let value = letter.value.as_deref().unwrap();
+    assert!(
+        value.len() < 1_048_588 && value.len() > 1_000_000,
+        "{} bytes",
+        value.len()
+    );
+    assert!(huge.as_bytes().starts_with(value));
+    support::terminate(&worker);
+    let mut worker = worker;
     assert!(worker.wait().unwrap().success());
 }

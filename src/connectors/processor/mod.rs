@@ -424,7 +424,7 @@ impl Loop<'_> {
                 metrics: &self.metrics,
                 count: 1,
             }),
-            Processed::Failed(failure) => self.policy.handle(&record, failure).await?,
+            Processed::Failed(failure) => self.dead_letter(&record, failure).await?,
             Processed::Output { key, value, dedupe_key } => {
                 let encoded = match &value {
                     None => Ok(None),
@@ -445,7 +445,7 @@ impl Loop<'_> {
                             error_kind: "EncodeError".to_owned(),
                             message: error.to_string(),
                         };
-                        self.policy.handle(&record, failure).await?;
+                        self.dead_letter(&record, failure).await?;
                     }
                 }
             }
@@ -500,6 +500,20 @@ impl Loop<'_> {
         self.committer.shared.lock().deliveries.push(delivery);
         self.topics.record(topic);
         emit(SourceRecordWritten { metrics: &self.metrics });
+        Ok(())
+    }
+
+    /// A record error, for the errors policy. With exactly once its dead letter is written in the open
+    /// transaction, so that a crash before the commit leaves no dead letter behind for a record read again.
+    async fn dead_letter(&self, record: &Record, failure: RecordFailure) -> Result<(), ProcessorError> {
+        if self.config.processing == Processing::ExactlyOnce {
+            self.begin()?;
+            self.policy
+                .handle_in_transaction(record, failure, &self.committer.producer)
+                .await?;
+        } else {
+            self.policy.handle(record, failure).await?;
+        }
         Ok(())
     }
 
