@@ -682,19 +682,9 @@ async fn a_record_too_large_for_the_dead_letter_topic_is_truncated_there() {
     assert_eq!(status.state.as_str(), "RUNNING", "{:?}", status.trace);
     worker.stop().await;
     let letter = &dead[0];
-    assert_eq!(
-        letter.headers[ebconnect::dead_letter::TRUNCATED_HEADER],
-        huge.len().to_string()
-    );
+    support::assert_cut_to_fit(letter, huge.as_bytes());
     assert_eq!(letter.headers["trace"], "abc");
     assert_eq!(letter.key.as_deref(), Some(&b"huge-key"[..]));
-    let value = letter.value.as_deref().unwrap();
-    assert!(
-        value.len() < 1_048_588 && value.len() > 1_000_000,
-        "{} bytes",
-        value.len()
-    );
-    assert!(huge.as_bytes().starts_with(value));
     assert_eq!(
         support::committed_offsets(&format!("connect-{name}"), &topic, 1),
         support::end_offsets(&topic, 1)

@@ -128,6 +128,22 @@ pub struct Consumed {
 }
 
 /// Reads `topic` from the beginning until `count` records arrived.
+/// Checks that `letter` is `original` cut to fit a dead-letter topic of Kafka's default `max.message.bytes`: the
+/// start of its value, and the header giving its full size.
+pub fn assert_cut_to_fit(letter: &Consumed, original: &[u8]) {
+    assert_eq!(
+        letter.headers[ebconnect::dead_letter::TRUNCATED_HEADER],
+        original.len().to_string()
+    );
+    let value = letter.value.as_deref().unwrap_or_default();
+    assert!(
+        value.len() < 1_048_588 && value.len() > 1_000_000,
+        "{} bytes",
+        value.len()
+    );
+    assert!(original.starts_with(value));
+}
+
 pub fn consume_all(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
     consume_with(kafka_config(), topic, count, timeout)
 }
