@@ -1,7 +1,7 @@
 //! `GET /ready`: the worker is ready when every connector is RUNNING (or PAUSED or STOPPED, as the operator asked)
 //! and the services they depend on answer: Kafka (a metadata request) and, when configured, the Schema Registry.
-//! In cluster mode, the config topic must be readable too, and no other running worker may use this worker's id. AWS is not probed here: a connector that cannot reach it
-//! fails, and its state says so.
+//! In cluster mode, the config topic must be readable too, and no other running worker may use this worker's id.
+//! AWS is not probed here: a connector that cannot reach it fails, and its state says so.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
