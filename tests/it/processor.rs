@@ -351,7 +351,7 @@ async fn a_dead_letter_too_large_for_its_topic_is_cut_to_fit_inside_the_transact
          tolerance: all\n  deadletterqueue:\n    topic: {dead}\n"
     );
     let config = ConfigDir::new(&worker_yaml(""), &[("eos-huge.yaml", &connector)]);
-    let worker = support::spawn_worker(&config, "worker.log");
+    let mut worker = support::spawn_worker(&config, "worker.log");
     wait_until_committed(&format!("connect-{name}"), &input, 1, Duration::from_secs(60)).await;
     let ids: Vec<Value> = support::read_committed(&output)
         .await
@@ -364,6 +364,5 @@ async fn a_dead_letter_too_large_for_its_topic_is_cut_to_fit_inside_the_transact
         .unwrap();
     support::assert_cut_to_fit(&letters[0], huge.as_bytes());
     support::terminate(&worker);
-    let mut worker = worker;
     assert!(worker.wait().unwrap().success());
 }
