@@ -223,6 +223,7 @@ impl ErrorPolicy {
         } else {
             false
         };
+        // A record found too large beforehand takes the same way as one the producer refused: cut to fit, below.
         let mut result = if too_large {
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))
         } else {
