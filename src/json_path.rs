@@ -170,6 +170,17 @@ impl JsonPath {
             .collect()
     }
 
+    /// The field names the path starts with, up to its first index or `[*]`: `$.a.b[*].c` gives `[a, b]`.
+    pub(crate) fn leading_field_names(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .map_while(|step| match step {
+                Step::Field(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The `index`-th value the path selects (in `select`'s order), for changing it in place.
     pub(crate) fn select_nth_mut<'v>(&self, value: &'v mut Value, index: usize) -> Option<&'v mut Value> {
         fn walk<'v>(steps: &[Step], value: &'v mut Value, index: &mut usize) -> Option<&'v mut Value> {
@@ -316,6 +327,10 @@ mod tests {
         assert_eq!((parent.as_str(), last), ("$.value", "odd key"));
         assert!(full.strip_field("value").is_none());
         assert!(path("$.a[0]").split_last_field().is_none());
+        assert_eq!(path("$.a['b c'][*].d").leading_field_names(), ["a", "b c"]);
+        assert_eq!(path("$.a.b").leading_field_names(), ["a", "b"]);
+        assert!(path("$[0].a").leading_field_names().is_empty());
+        assert!(path("$").leading_field_names().is_empty());
     }
 
     #[test]

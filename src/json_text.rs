@@ -5,6 +5,7 @@
 //! holds it, by a table that gives each byte's escape at either depth.
 
 use std::cell::RefCell;
+use std::io::Write;
 
 use serde_json::Value;
 
@@ -117,9 +118,51 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
 /// What a thread keeps of its scratch buffer between details: typical details are a few KiB.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
-/// `value`'s compact JSON text (byte for byte what `serde_json::to_string` gives) as a JSON string, quotes
-/// included, and the length of that text.
-pub(crate) fn quoted_json(value: &Value) -> (String, usize) {
+/// JSON text kept as the JSON string that holds it, quotes included, with the length of the text itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QuotedJson {
+    quoted: String,
+    text_len: usize,
+}
+
+impl QuotedJson {
+    /// The JSON string holding the text, quotes included.
+    pub(crate) fn quoted(&self) -> &str {
+        &self.quoted
+    }
+
+    /// The UTF-8 length of the text itself.
+    pub(crate) fn text_len(&self) -> usize {
+        self.text_len
+    }
+}
+
+/// Writes compact JSON text inside a JSON string, piece by piece, counting the text's own length. Its pieces are
+/// whole JSON tokens, so what it writes is valid only if they are put in a valid order.
+pub(crate) struct QuotedWriter<'o> {
+    out: &'o mut Vec<u8>,
+    text_len: usize,
+}
+
+impl QuotedWriter<'_> {
+    /// JSON punctuation (`{`, `:`, `,` ...): ASCII that needs no escaping at any depth.
+    pub(crate) fn punctuation(&mut self, bytes: &'static [u8]) {
+        self.text_len += write_ascii(self.out, bytes);
+    }
+
+    /// `text` as a JSON string.
+    pub(crate) fn string(&mut self, text: &str) {
+        self.text_len += write_string(self.out, text, Depth::InString);
+    }
+
+    /// `value` as compact JSON text.
+    pub(crate) fn value(&mut self, value: &Value) {
+        self.text_len += write_value(self.out, value, Depth::InString);
+    }
+}
+
+/// The JSON text that `write` writes, as a JSON string. An error from `write` is returned as it is.
+pub(crate) fn write_quoted<E>(write: impl FnOnce(&mut QuotedWriter<'_>) -> Result<(), E>) -> Result<QuotedJson, E> {
     thread_local! {
         // Written here first and then copied out at its exact size, so that the many details waiting in a sink's
         // buffer hold no spare capacity, and writing grows no buffer.
@@ -128,20 +171,36 @@ pub(crate) fn quoted_json(value: &Value) -> (String, usize) {
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
         scratch.push(b'"');
-        let text_len = write_value(scratch, value, Depth::InString);
+        let mut writer = QuotedWriter {
+            out: scratch,
+            text_len: 0,
+        };
+        let written = write(&mut writer);
+        let text_len = writer.text_len;
         scratch.push(b'"');
         // Everything written is UTF-8: the strings came from `str`s, escapes are ASCII. (`from_utf8` checks that
         // several times faster than `from_utf8_lossy`, which walks the bytes in chunks.)
-        let quoted = match std::str::from_utf8(scratch) {
+        let quoted = written.map(|()| match std::str::from_utf8(scratch) {
             Ok(text) => text.to_owned(),
             Err(_) => String::from_utf8_lossy(scratch).into_owned(),
-        };
+        });
         // A rare large detail (up to 1 MB, escaped) need not stay allocated on every thread that wrote one.
         if scratch.capacity() > MAX_KEPT_SCRATCH {
             *scratch = Vec::new();
         }
-        (quoted, text_len)
+        quoted.map(|quoted| QuotedJson { quoted, text_len })
     })
+}
+
+/// `value`'s compact JSON text (byte for byte what `serde_json::to_string` gives) as a JSON string.
+pub(crate) fn quoted_json(value: &Value) -> QuotedJson {
+    match write_quoted(|writer| {
+        writer.value(value);
+        Ok::<(), std::convert::Infallible>(())
+    }) {
+        Ok(quoted) => quoted,
+        Err(never) => match never {},
+    }
 }
 
 /// Writes `value` as compact JSON text at `depth`; returns the length of the text.
@@ -150,7 +209,12 @@ fn write_value(out: &mut Vec<u8>, value: &Value, depth: Depth) -> usize {
         Value::Null => write_ascii(out, b"null"),
         Value::Bool(true) => write_ascii(out, b"true"),
         Value::Bool(false) => write_ascii(out, b"false"),
-        Value::Number(number) => write_ascii(out, number.to_string().as_bytes()),
+        Value::Number(number) => {
+            let start = out.len();
+            // Writing into a `Vec` cannot fail.
+            let _ = write!(out, "{number}");
+            out.len() - start
+        }
         Value::String(text) => write_string(out, text, depth),
         Value::Array(items) => {
             let mut len = write_ascii(out, b"[") + items.len().saturating_sub(1) + 1;
@@ -249,9 +313,9 @@ mod tests {
     /// length the text's.
     fn assert_quoted_like_serde_json(value: &Value) {
         let text = serde_json::to_string(value).unwrap();
-        let (quoted, text_len) = quoted_json(value);
-        assert_eq!(quoted, serde_json::to_string(&text).unwrap(), "{value}");
-        assert_eq!(text_len, text.len(), "{value}");
+        let quoted = quoted_json(value);
+        assert_eq!(quoted.quoted(), serde_json::to_string(&text).unwrap(), "{value}");
+        assert_eq!(quoted.text_len(), text.len(), "{value}");
     }
 
     #[test]

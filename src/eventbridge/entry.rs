@@ -2,31 +2,32 @@
 
 use serde_json::Value;
 
-use crate::json_text::quoted_json;
+use crate::json_text::{quoted_json, QuotedJson};
 
 /// An event's detail: JSON text, kept as the JSON string that a PutEvents body carries it in, so that the body
 /// copies it rather than escaping it again (see `json_text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detail {
-    quoted: String,
-    text_len: usize,
-}
+pub struct Detail(QuotedJson);
 
 impl Detail {
     /// The compact JSON text of `value`.
     pub(crate) fn from_value(value: &Value) -> Self {
-        let (quoted, text_len) = quoted_json(value);
-        Self { quoted, text_len }
+        Self(quoted_json(value))
+    }
+
+    /// Text already written in its quoted form; the caller has made sure it is a JSON object.
+    pub(crate) fn from_quoted_object(object: QuotedJson) -> Self {
+        Self(object)
     }
 
     /// The JSON string holding the text, quotes included.
     pub(crate) fn quoted(&self) -> &str {
-        &self.quoted
+        self.0.quoted()
     }
 
     /// The UTF-8 length of the JSON text itself, which is what EventBridge counts.
     pub(crate) fn text_len(&self) -> usize {
-        self.text_len
+        self.0.text_len()
     }
 }
 

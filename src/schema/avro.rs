@@ -22,6 +22,8 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use serde_json::{Map, Number, Value as Json};
 
+use crate::json_text::{write_quoted, QuotedJson, QuotedWriter};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AvroJsonError {
     #[error("the bytes do not fit the schema at {path}: {detail}")]
@@ -426,7 +428,9 @@ impl<'s> AvroToJson<'s> {
         })
     }
 
-    fn union(&self, input: &mut Input<'_>, union: &'s UnionSchema) -> Result<Json, AvroJsonError> {
+    /// The union branch the value was written with, resolved (once here for the tag; `value` then finds it
+    /// already resolved).
+    fn branch(&self, input: &mut Input<'_>, union: &'s UnionSchema) -> Result<&'s Schema, AvroJsonError> {
         let index = input.long()?;
         let branch = usize::try_from(index)
             .ok()
@@ -437,10 +441,18 @@ impl<'s> AvroToJson<'s> {
                     union.variants().len()
                 ))
             })?;
-        // Resolved once here for the tag; `value` then finds it already resolved.
-        let branch = self.resolve(branch)?;
+        self.resolve(branch)
+    }
+
+    /// True when a union's value is written inside `{"<branch type>": ...}`.
+    fn tags(&self, branch: &Schema) -> bool {
+        self.options.union_type_tags && !matches!(branch, Schema::Null)
+    }
+
+    fn union(&self, input: &mut Input<'_>, union: &'s UnionSchema) -> Result<Json, AvroJsonError> {
+        let branch = self.branch(input, union)?;
         let value = self.value(input, branch)?;
-        Ok(if self.options.union_type_tags && !matches!(branch, Schema::Null) {
+        Ok(if self.tags(branch) {
             let mut tagged = Map::new();
             tagged.insert(branch_name(branch), value);
             Json::Object(tagged)
@@ -505,6 +517,218 @@ impl<'s> AvroToJson<'s> {
         let mut object = Map::with_capacity(entries.len());
         object.extend(entries);
         Ok(Json::Object(object))
+    }
+}
+
+/// Fields to keep as JSON values while a record is written as text: a field is kept whole, or only some of its
+/// own fields are (when it is a record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Capture {
+    Whole,
+    Fields(Vec<(String, Capture)>),
+}
+
+impl Capture {
+    /// The fields at the ends of `paths`, each a chain of field names from the top; an empty path keeps nothing.
+    pub(crate) fn fields<'p>(paths: impl IntoIterator<Item = Vec<&'p str>>) -> Self {
+        let mut capture = Self::Fields(Vec::new());
+        for path in paths {
+            capture.add(&path);
+        }
+        capture
+    }
+
+    fn add(&mut self, path: &[&str]) {
+        let Self::Fields(fields) = self else {
+            // Kept whole already, so with everything below.
+            return;
+        };
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let at = match fields.iter().position(|(name, _)| name == first) {
+            Some(at) => at,
+            None => {
+                fields.push(((*first).to_owned(), Self::Fields(Vec::new())));
+                fields.len() - 1
+            }
+        };
+        if rest.is_empty() {
+            fields[at].1 = Self::Whole;
+        } else {
+            fields[at].1.add(rest);
+        }
+    }
+
+    fn wanted<'c>(fields: &'c [(String, Capture)], name: &str) -> Option<&'c Capture> {
+        fields
+            .iter()
+            .find(|(wanted, _)| wanted == name)
+            .map(|(_, capture)| capture)
+    }
+}
+
+/// A record as its JSON text, written straight as the JSON string that holds it, with the fields `capture`
+/// names as JSON values in an object of the same shape (only those fields, nested as in the record).
+pub(crate) struct QuotedRecord {
+    pub(crate) text: QuotedJson,
+    pub(crate) captured: Json,
+}
+
+/// Decodes one value, written with `schema` in Avro's binary encoding, to the JSON text that `decode_to_json`'s
+/// value has, without building that value: the sink's detail, which is most of each record, never exists as a
+/// tree. `None` when the schema is not a record. Errors are those of `decode_to_json`.
+pub(crate) fn decode_to_quoted_json(
+    bytes: &[u8],
+    schema: &Schema,
+    options: AvroJsonOptions,
+    capture: &Capture,
+) -> Result<Option<QuotedRecord>, AvroJsonError> {
+    let decoder = AvroToJson { root: schema, options };
+    let Schema::Record(record) = decoder.resolve(schema)? else {
+        return Ok(None);
+    };
+    let wanted = match capture {
+        Capture::Whole => {
+            // Only a path of no fields (`$`) names the whole record, and then the tree is what is wanted.
+            return Ok(None);
+        }
+        Capture::Fields(fields) => fields,
+    };
+    let mut input = Input {
+        bytes,
+        items_left: bytes.len() + MAX_ITEMS_BEYOND_INPUT,
+        depth: 0,
+    };
+    let mut captured = Map::new();
+    let text = write_quoted(|out| decoder.record_text(&mut input, record, out, wanted, &mut captured))
+        .map_err(|error| error.within("$"))?;
+    Ok(Some(QuotedRecord {
+        text,
+        captured: Json::Object(captured),
+    }))
+}
+
+/// The same walk as above, writing text instead of building values. Maps and values other than strings are
+/// built first and then written: maps are sorted by key, and the rest is short.
+impl<'s> AvroToJson<'s> {
+    fn value_text(
+        &self,
+        input: &mut Input<'_>,
+        schema: &'s Schema,
+        out: &mut QuotedWriter<'_>,
+    ) -> Result<(), AvroJsonError> {
+        match self.resolve(schema)? {
+            Schema::Union(union) => {
+                let branch = self.branch(input, union)?;
+                if self.tags(branch) {
+                    out.punctuation(b"{");
+                    out.string(&branch_name(branch));
+                    out.punctuation(b":");
+                    self.value_text(input, branch, out)?;
+                    out.punctuation(b"}");
+                    Ok(())
+                } else {
+                    self.value_text(input, branch, out)
+                }
+            }
+            Schema::Record(record) => self.record_text(input, record, out, &[], &mut Map::new()),
+            Schema::Array(array) => self.array_text(input, &array.items, out),
+            Schema::Map(map) => {
+                out.value(&self.map(input, &map.types)?);
+                Ok(())
+            }
+            Schema::String => {
+                out.string(input.string()?);
+                Ok(())
+            }
+            scalar => {
+                out.value(&Self::scalar(input, scalar)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a record, and puts the fields `wanted` names into `captured` as values.
+    fn record_text(
+        &self,
+        input: &mut Input<'_>,
+        record: &'s RecordSchema,
+        out: &mut QuotedWriter<'_>,
+        wanted: &[(String, Capture)],
+        captured: &mut Map<String, Json>,
+    ) -> Result<(), AvroJsonError> {
+        input.enter()?;
+        out.punctuation(b"{");
+        for (index, field) in record.fields.iter().enumerate() {
+            if index > 0 {
+                out.punctuation(b",");
+            }
+            out.string(&field.name);
+            out.punctuation(b":");
+            self.field_text(input, &field.schema, out, Capture::wanted(wanted, &field.name))
+                .map(|value| {
+                    if let Some(value) = value {
+                        captured.insert(field.name.clone(), value);
+                    }
+                })
+                .map_err(|error| error.within(&format!(".{}", field.name)))?;
+        }
+        out.punctuation(b"}");
+        input.leave();
+        Ok(())
+    }
+
+    /// Writes a field's value; returns what of it is captured.
+    fn field_text(
+        &self,
+        input: &mut Input<'_>,
+        schema: &'s Schema,
+        out: &mut QuotedWriter<'_>,
+        capture: Option<&Capture>,
+    ) -> Result<Option<Json>, AvroJsonError> {
+        match (capture, self.resolve(schema)?) {
+            (None, _) => self.value_text(input, schema, out).map(|()| None),
+            (Some(Capture::Fields(fields)), Schema::Record(record)) => {
+                let mut captured = Map::new();
+                self.record_text(input, record, out, fields, &mut captured)?;
+                Ok(Some(Json::Object(captured)))
+            }
+            // Kept whole, or a path that goes on inside something other than a record: the whole value.
+            (Some(_), _) => {
+                let value = self.value(input, schema)?;
+                out.value(&value);
+                Ok(Some(value))
+            }
+        }
+    }
+
+    fn array_text(
+        &self,
+        input: &mut Input<'_>,
+        item_schema: &'s Schema,
+        out: &mut QuotedWriter<'_>,
+    ) -> Result<(), AvroJsonError> {
+        input.enter()?;
+        out.punctuation(b"[");
+        let mut written = 0usize;
+        loop {
+            let count = input.block_count()?;
+            if count == 0 {
+                break;
+            }
+            for _ in 0..count {
+                if written > 0 {
+                    out.punctuation(b",");
+                }
+                self.value_text(input, item_schema, out)
+                    .map_err(|error| error.within(&format!("[{written}]")))?;
+                written += 1;
+            }
+        }
+        out.punctuation(b"]");
+        input.leave();
+        Ok(())
     }
 }
 
@@ -820,5 +1044,259 @@ mod tests {
         assert_eq!(float(f64::NAN), json!("NaN"));
         assert_eq!(float(f64::NEG_INFINITY), json!("-Infinity"));
         assert_eq!(float(1.5), json!(1.5));
+    }
+
+    /// Random schemas (nested records, unions, arrays, maps, enums, fixed, logical types) and values for them,
+    /// written by apache_avro's writer.
+    mod generated {
+        use super::*;
+
+        use apache_avro::types::Value as Avro;
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        use serde_json::{json, Value as Json};
+
+        const AWKWARD: [&str; 8] = [
+            "",
+            "plain",
+            r#"{"bucketName":"b\"q","key":[1,2]}"#,
+            "line\nbreak\ttab\r\u{1}\u{8}\u{c}\u{1f}\u{7f} \\ \"",
+            "é ü 日本 🎉",
+            "\u{0}",
+            "ends with a quote\"",
+            "arn:aws:iam::123456789012:user/alice",
+        ];
+
+        pub(super) struct Generator {
+            rng: StdRng,
+            names: usize,
+        }
+
+        impl Generator {
+            pub(super) fn new(seed: u64) -> Self {
+                Self {
+                    rng: StdRng::seed_from_u64(seed),
+                    names: 0,
+                }
+            }
+
+            fn name(&mut self, prefix: &str) -> String {
+                self.names += 1;
+                format!("{prefix}{}", self.names)
+            }
+
+            /// A record schema, as JSON.
+            pub(super) fn record(&mut self, depth: usize) -> Json {
+                let count = self.rng.random_range(0..6);
+                let fields: Vec<Json> = (0..count)
+                    .map(|index| json!({"name": format!("f{index}"), "type": self.schema(depth + 1)}))
+                    .collect();
+                json!({"type": "record", "name": self.name("R"), "fields": fields})
+            }
+
+            fn schema(&mut self, depth: usize) -> Json {
+                let nested = if depth < 4 { 12 } else { 8 };
+                match self.rng.random_range(0..nested + 4) {
+                    0 => json!("null"),
+                    1 => json!("boolean"),
+                    2 => json!("int"),
+                    3 => json!("long"),
+                    4 => json!("float"),
+                    5 => json!("double"),
+                    6 => json!("bytes"),
+                    7 => json!({"type": "enum", "name": self.name("E"), "symbols": ["A", "B", "C"]}),
+                    8 => self.record(depth),
+                    9 => json!({"type": "array", "items": self.schema(depth + 1)}),
+                    10 => json!({"type": "map", "values": self.schema(depth + 1)}),
+                    11 => {
+                        let branch = loop {
+                            let branch = self.schema(depth + 1);
+                            // A union holds no union, and null once.
+                            if !branch.is_array() && branch != json!("null") {
+                                break branch;
+                            }
+                        };
+                        json!(["null", branch])
+                    }
+                    12 => json!({"type": "fixed", "name": self.name("F"), "size": 3}),
+                    13 => json!({"type": "long", "logicalType": "timestamp-millis"}),
+                    14 => json!({"type": "int", "logicalType": "date"}),
+                    _ => json!("string"),
+                }
+            }
+
+            fn text(&mut self) -> String {
+                let mut text = String::new();
+                for _ in 0..self.rng.random_range(0..3) {
+                    text.push_str(AWKWARD[self.rng.random_range(0..AWKWARD.len())]);
+                }
+                text
+            }
+
+            pub(super) fn value(&mut self, schema: &Schema) -> Avro {
+                match schema {
+                    Schema::Null => Avro::Null,
+                    Schema::Boolean => Avro::Boolean(self.rng.random()),
+                    Schema::Int => Avro::Int(self.rng.random()),
+                    Schema::Long => Avro::Long(self.rng.random()),
+                    Schema::Float => Avro::Float(self.rng.random::<f32>() * 1e6 - 5e5),
+                    Schema::Double => Avro::Double(match self.rng.random_range(0..6) {
+                        0 => f64::NAN,
+                        1 => f64::NEG_INFINITY,
+                        _ => self.rng.random::<f64>() * 1e12 - 5e11,
+                    }),
+                    Schema::Bytes => Avro::Bytes(self.text().into_bytes()),
+                    Schema::String => Avro::String(self.text()),
+                    Schema::Enum(enumeration) => {
+                        let index = self.rng.random_range(0..enumeration.symbols.len());
+                        Avro::Enum(index as u32, enumeration.symbols[index].clone())
+                    }
+                    Schema::Fixed(fixed) => {
+                        Avro::Fixed(fixed.size, (0..fixed.size).map(|_| self.rng.random()).collect())
+                    }
+                    Schema::TimestampMillis => {
+                        Avro::TimestampMillis(self.rng.random_range(-1_000_000_000_000..4_000_000_000_000))
+                    }
+                    Schema::Date => Avro::Date(self.rng.random_range(-100_000..100_000)),
+                    Schema::Array(array) => Avro::Array(
+                        (0..self.rng.random_range(0..4))
+                            .map(|_| self.value(&array.items))
+                            .collect(),
+                    ),
+                    Schema::Map(map) => Avro::Map(
+                        (0..self.rng.random_range(0..4))
+                            .map(|_| (self.text(), self.value(&map.types)))
+                            .collect(),
+                    ),
+                    Schema::Union(union) => {
+                        let index = self.rng.random_range(0..union.variants().len());
+                        Avro::Union(index as u32, Box::new(self.value(&union.variants()[index])))
+                    }
+                    Schema::Record(record) => Avro::Record(
+                        record
+                            .fields
+                            .iter()
+                            .map(|field| (field.name.clone(), self.value(&field.schema)))
+                            .collect(),
+                    ),
+                    other => unreachable!("not generated: {other:?}"),
+                }
+            }
+
+            /// Paths of fields to capture, from `value`'s own fields down, and some that are not there.
+            pub(super) fn paths(&mut self, value: &Json) -> Vec<Vec<String>> {
+                let mut paths = Vec::new();
+                for _ in 0..self.rng.random_range(1..4) {
+                    let mut path = Vec::new();
+                    let mut at = value;
+                    while let Some(object) = at.as_object().filter(|object| !object.is_empty()) {
+                        let Some((name, inner)) = object.iter().nth(self.rng.random_range(0..object.len())) else {
+                            break;
+                        };
+                        // A map's keys are any text, which a path written with dots cannot hold.
+                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            break;
+                        }
+                        path.push(name.clone());
+                        at = inner;
+                        if self.rng.random_range(0..3) == 0 {
+                            break;
+                        }
+                    }
+                    if self.rng.random_range(0..4) == 0 {
+                        path.push("absent".to_owned());
+                    }
+                    if !path.is_empty() {
+                        paths.push(path);
+                    }
+                }
+                paths
+            }
+
+            pub(super) fn truncate_at(&mut self, len: usize) -> usize {
+                self.rng.random_range(0..len.max(1))
+            }
+        }
+    }
+
+    /// The text written straight from the bytes is serde_json's text of the value `decode_to_json` builds, as
+    /// a JSON string, and what it captures is what the same paths select in that value; a value cut short fails
+    /// with the same error.
+    #[test]
+    fn text_written_straight_is_serde_jsons_text_of_the_value() {
+        let mut generator = generated::Generator::new(17);
+        let mut captured_values = 0;
+        for case in 0..3000 {
+            let schema = Schema::parse(&generator.record(0)).unwrap();
+            let bytes = encode(&schema, generator.value(&schema));
+            for union_type_tags in [false, true] {
+                let options = AvroJsonOptions { union_type_tags };
+                let tree = decode_to_json(&bytes, &schema, options).unwrap();
+                let paths = generator.paths(&tree);
+                let capture = Capture::fields(paths.iter().map(|path| path.iter().map(String::as_str).collect()));
+                let written = decode_to_quoted_json(&bytes, &schema, options, &capture)
+                    .unwrap()
+                    .expect("a record");
+                let text = serde_json::to_string(&tree).unwrap();
+                assert_eq!(
+                    written.text.quoted(),
+                    serde_json::to_string(&text).unwrap(),
+                    "case {case}"
+                );
+                assert_eq!(written.text.text_len(), text.len(), "case {case}");
+                for path in &paths {
+                    for suffix in ["", "[*]", "[0]"] {
+                        let path: crate::json_path::JsonPath = format!("$.{}{suffix}", path.join(".")).parse().unwrap();
+                        assert_eq!(
+                            path.select(&written.captured),
+                            path.select(&tree),
+                            "case {case}: {path}"
+                        );
+                        captured_values += path.select(&tree).len();
+                    }
+                }
+                let cut = &bytes[..generator.truncate_at(bytes.len())];
+                if let Err(error) = decode_to_json(cut, &schema, options) {
+                    assert_eq!(
+                        decode_to_quoted_json(cut, &schema, options, &capture).err(),
+                        Some(error),
+                        "case {case}, cut to {} bytes",
+                        cut.len()
+                    );
+                }
+            }
+        }
+        assert!(
+            captured_values > 3000,
+            "the paths selected too little to check: {captured_values}"
+        );
+    }
+
+    #[test]
+    fn only_records_are_written_straight() {
+        let capture = Capture::fields([vec!["a"]]);
+        let options = AvroJsonOptions::default();
+        let string = Schema::parse_str(r#""string""#).unwrap();
+        assert!(
+            decode_to_quoted_json(&encode(&string, Avro::String("x".into())), &string, options, &capture)
+                .unwrap()
+                .is_none()
+        );
+        let record = Schema::parse_str(r#"{"type":"record","name":"R","fields":[]}"#).unwrap();
+        assert!(decode_to_quoted_json(&[], &record, options, &Capture::Whole)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn captures_merge_and_a_whole_field_keeps_everything_below() {
+        let capture = Capture::fields([vec!["a", "b"], vec!["a"], vec!["a", "c"], vec!["d", "e"]]);
+        assert_eq!(
+            capture,
+            Capture::Fields(vec![
+                ("a".into(), Capture::Whole),
+                ("d".into(), Capture::Fields(vec![("e".into(), Capture::Whole)])),
+            ])
+        );
     }
 }

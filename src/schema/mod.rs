@@ -14,7 +14,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::avro::AvroJsonOptions;
+use self::avro::{AvroJsonOptions, Capture, QuotedRecord};
 use self::glue::GlueRecordDecoder;
 use self::protobuf::{ProtobufRecordDecoder, ProtobufRecordEncoder};
 use self::registry::{AvroRecordDecoder, JsonSchemaRecordDecoder, RegistrySetupError};
@@ -403,6 +403,24 @@ impl Decoder {
             Self::JsonSchema(decoder) => decoder.decode(bytes).await,
             Self::Glue(decoder) => decoder.decode(bytes).await,
         }
+    }
+
+    /// `bytes` as JSON text and the `capture`d fields, when this decoder writes text straight from the bytes
+    /// (Schema Registry Avro records); `None` when it does not, or the value is not a record.
+    pub(crate) async fn decode_quoted(
+        &self,
+        bytes: &[u8],
+        capture: &Capture,
+    ) -> Result<Option<QuotedRecord>, DecodeError> {
+        match self {
+            Self::Avro(decoder) => decoder.decode_quoted(bytes, capture).await,
+            Self::Plain(_) | Self::Protobuf(_) | Self::JsonSchema(_) | Self::Glue(_) => Ok(None),
+        }
+    }
+
+    /// True when `decode_quoted` can give text for this decoder's records.
+    pub(crate) fn writes_quoted(&self) -> bool {
+        matches!(self, Self::Avro(_))
     }
 }
 

@@ -11,7 +11,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use serde_json::Value;
 
-use super::avro::{decode_to_json, AvroJsonOptions};
+use super::avro::{decode_to_json, decode_to_quoted_json, AvroJsonOptions, Capture, QuotedRecord};
 use super::DecodeError;
 use crate::config::SchemaRegistryConfig;
 
@@ -122,6 +122,25 @@ impl AvroRecordDecoder {
         // The registry client fetches and caches the writer schema; the body is decoded here, straight to JSON.
         let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
         decode_to_json(body, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
+            schema_id,
+            reason: error.to_string(),
+        })
+    }
+
+    /// As `decode`, to the JSON text and the `capture`d fields (see `decode_to_quoted_json`).
+    pub(crate) async fn decode_quoted(
+        &self,
+        bytes: &[u8],
+        capture: &Capture,
+    ) -> Result<Option<QuotedRecord>, DecodeError> {
+        let (schema_id, body) = confluent_header(bytes, "Avro")?;
+        let schema = self.decoder.get_schema(schema_id).await.map_err(|error| {
+            classified(schema_id, &error, |schema_id, reason| DecodeError::Avro {
+                schema_id,
+                reason,
+            })
+        })?;
+        decode_to_quoted_json(body, &schema.parsed, self.options, capture).map_err(|error| DecodeError::Avro {
             schema_id,
             reason: error.to_string(),
         })

@@ -596,12 +596,21 @@ impl SinkConnector {
     pub(crate) fn preparer(&self, stopping: CancellationToken) -> Result<RecordPreparer, SinkError> {
         let config = &self.config;
         let registry = self.parts.worker.schema_registry.as_ref();
+        let value_decoder = Decoder::new(&config.value, registry, &self.parts.worker.aws)?;
+        let builder = EntryBuilder::new(&self.parts.name, config);
+        // Transforms change the value, so it must be built first.
+        let text_detail = if self.parts.transforms.is_empty() && value_decoder.writes_quoted() {
+            builder.text_detail_capture()
+        } else {
+            None
+        };
         Ok(RecordPreparer {
             connector: self.parts.name.as_str().to_owned(),
             key_decoder: Decoder::new(&config.key, registry, &self.parts.worker.aws)?,
-            value_decoder: Decoder::new(&config.value, registry, &self.parts.worker.aws)?,
+            value_decoder,
             transforms: self.parts.transforms.clone(),
-            builder: EntryBuilder::new(&self.parts.name, config),
+            builder,
+            text_detail,
             max_bytes: config.batch.max_bytes,
             stopping,
         })

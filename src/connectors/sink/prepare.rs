@@ -8,12 +8,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::offload::Upload;
-use super::request_builder::EntryBuilder;
+use super::request_builder::{BuildError, EntryBuilder};
 use super::SinkError;
 use crate::eventbridge::Entry;
 use crate::kafka::offsets::Ticket;
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
+use crate::schema::avro::Capture;
 use crate::schema::Decoder;
 use crate::telemetry::{emit, SchemaRegistryWaiting};
 use crate::transform::{Chain, Context as TransformContext, Decoded};
@@ -42,6 +43,9 @@ pub(crate) struct RecordPreparer {
     pub(crate) value_decoder: Decoder,
     pub(crate) transforms: Chain,
     pub(crate) builder: EntryBuilder,
+    /// Set when each value is written straight as its detail's text, never built as a JSON value: the fields
+    /// the entry's other parts are read from, kept as values.
+    pub(crate) text_detail: Option<Capture>,
     pub(crate) max_bytes: usize,
     /// Cancelled when the connector stops: a wait for the registry ends, and the record stays unsettled.
     pub(crate) stopping: CancellationToken,
@@ -65,31 +69,34 @@ impl RecordPreparer {
     }
 
     pub(crate) async fn prepare(&self, record: &Record) -> Result<Prepared, SinkError> {
-        let decoded = match self.decode(record).await? {
-            Ok(decoded) => decoded,
+        let key = match self.decode_part(&self.key_decoder, Stage::KeyConverter, record).await? {
+            Ok(key) => key,
             Err(failure) => return Ok(Prepared::Failed(failure)),
         };
-        let decoded = match self.transform(record, decoded) {
+        if let (Some(capture), Some(bytes)) = (&self.text_detail, record.value.as_deref()) {
+            // Anything but a record written as text (an error, a value that is not a record) is decoded again
+            // below, which says what is wrong as it always has.
+            if let Ok(Some(quoted)) = self.value_decoder.decode_quoted(bytes, capture).await {
+                return Ok(self.checked(
+                    self.builder
+                        .build_from_text(record, &quoted.captured, quoted.text)
+                        .map(|entry| (entry, None)),
+                ));
+            }
+        }
+        let value = match self
+            .decode_part(&self.value_decoder, Stage::ValueConverter, record)
+            .await?
+        {
+            Ok(value) => value,
+            Err(failure) => return Ok(Prepared::Failed(failure)),
+        };
+        let decoded = match self.transform(record, Decoded { key, value }) {
             Ok(Some(decoded)) => decoded,
             Ok(None) => return Ok(Prepared::Filtered),
             Err(failure) => return Ok(Prepared::Failed(failure)),
         };
-        Ok(match self.build_entry(record, decoded.key, decoded.value) {
-            Ok((entry, upload, size)) => Prepared::Entry { entry, upload, size },
-            Err(failure) => Prepared::Failed(failure),
-        })
-    }
-
-    /// The decoded key and value, or why the record has none.
-    async fn decode(&self, record: &Record) -> Result<Result<Decoded, RecordFailure>, SinkError> {
-        let key = match self.decode_part(&self.key_decoder, Stage::KeyConverter, record).await? {
-            Ok(key) => key,
-            Err(failure) => return Ok(Err(failure)),
-        };
-        Ok(self
-            .decode_part(&self.value_decoder, Stage::ValueConverter, record)
-            .await?
-            .map(|value| Decoded { key, value }))
+        Ok(self.checked(self.builder.build(record, decoded.key, decoded.value)))
     }
 
     /// Decodes one part of a record. The outer error is a failure that is not the record's fault (the registry
@@ -156,21 +163,22 @@ impl RecordPreparer {
         })
     }
 
-    fn build_entry(
-        &self,
-        record: &Record,
-        key: Value,
-        value: Value,
-    ) -> Result<(Entry, Option<Upload>, usize), RecordFailure> {
-        let (entry, upload) = self.builder.build(record, key, value).map_err(|error| RecordFailure {
-            stage: Stage::TaskPut,
-            error_kind: "EntryBuildError".into(),
-            message: error.to_string(),
-        })?;
+    /// The entry built, if it was and its size can be sent; else the record's failure.
+    fn checked(&self, built: Result<(Entry, Option<Upload>), BuildError>) -> Prepared {
+        let (entry, upload) = match built {
+            Ok(built) => built,
+            Err(error) => {
+                return Prepared::Failed(RecordFailure {
+                    stage: Stage::TaskPut,
+                    error_kind: "EntryBuildError".into(),
+                    message: error.to_string(),
+                })
+            }
+        };
         let size = entry.size();
         // A request must be less than the limit, so an entry that alone reaches it cannot be sent.
         if size >= self.max_bytes {
-            return Err(RecordFailure {
+            return Prepared::Failed(RecordFailure {
                 stage: Stage::TaskPut,
                 error_kind: "EntryTooLarge".into(),
                 message: format!(
@@ -184,6 +192,6 @@ impl RecordPreparer {
                 ),
             });
         }
-        Ok((entry, upload, size))
+        Prepared::Entry { entry, upload, size }
     }
 }

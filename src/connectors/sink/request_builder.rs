@@ -9,7 +9,10 @@ use super::offload::{Offloader, Upload};
 use crate::config::ConnectorName;
 use crate::connectors::settings::TimeConfig;
 use crate::eventbridge::{Detail, Entry};
+use crate::json_path::JsonPath;
+use crate::json_text::QuotedJson;
 use crate::record::Record;
+use crate::schema::avro::Capture;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum BuildError {
@@ -49,6 +52,28 @@ fn header_value(bytes: Option<&[u8]>) -> Value {
     }
 }
 
+/// An entry but its detail.
+struct EntryFields {
+    source: String,
+    detail_type: String,
+    time: Option<i64>,
+    resources: Vec<String>,
+    trace_header: Option<String>,
+}
+
+impl EntryFields {
+    fn with_detail(self, detail: Detail) -> Entry {
+        Entry {
+            source: self.source,
+            detail_type: self.detail_type,
+            detail,
+            time: self.time,
+            resources: self.resources,
+            trace_header: self.trace_header,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct EntryBuilder {
     source: String,
@@ -80,6 +105,35 @@ impl EntryBuilder {
         }
     }
 
+    /// The fields a detail written straight as text must keep as values, for the entry's detail-type, time and
+    /// resources; `None` when the detail must be built as a value: when it is not the record's value as it is
+    /// (an envelope, or offloading to S3 changes it), or when a path does not start with a field.
+    pub(crate) fn text_detail_capture(&self) -> Option<Capture> {
+        if self.detail != DetailShape::Value || self.offloader.is_some() {
+            return None;
+        }
+        let time = match &self.time {
+            TimeConfig::JsonPath(path) => Some(path),
+            TimeConfig::None | TimeConfig::RecordTimestamp => None,
+        };
+        let resources = self.resources.iter().filter_map(|resource| match resource {
+            ResourceConfig::Path { json_path } => Some(json_path),
+            ResourceConfig::Literal(_) => None,
+        });
+        let paths: Vec<Vec<&str>> = self
+            .detail_type
+            .json_path
+            .iter()
+            .chain(time)
+            .chain(resources)
+            .map(JsonPath::leading_field_names)
+            .collect();
+        if paths.iter().any(Vec::is_empty) {
+            return None;
+        }
+        Some(Capture::fields(paths))
+    }
+
     /// The entry, and the object to write to S3 first when part of the event was offloaded.
     pub(crate) fn build(
         &self,
@@ -87,20 +141,7 @@ impl EntryBuilder {
         key: Value,
         value: Value,
     ) -> Result<(Entry, Option<Upload>), BuildError> {
-        let detail_type = self.detail_type(record, &value)?;
-        let time = self.time(record, &value)?;
-        let resources = self.resources(&value)?;
-        let trace_header = match &self.trace_header {
-            None => None,
-            Some(name) => record
-                .header(name)
-                .map(|bytes| {
-                    std::str::from_utf8(bytes)
-                        .map(str::to_owned)
-                        .map_err(|_| BuildError::BadTraceHeader(name.clone()))
-                })
-                .transpose()?,
-        };
+        let fields = self.fields(record, &value)?;
         let detail = match self.detail {
             DetailShape::Value => match value {
                 Value::Object(_) => value,
@@ -128,15 +169,8 @@ impl EntryBuilder {
                 })
             }
         };
+        let mut entry = fields.with_detail(Detail::from_value(&detail));
         let mut detail = detail;
-        let mut entry = Entry {
-            source: self.source.clone(),
-            detail_type,
-            detail: Detail::from_value(&detail),
-            time,
-            resources,
-            trace_header,
-        };
         let upload = match &self.offloader {
             Some(offloader) if offloader.always || entry.size() >= self.max_bytes => {
                 let upload = offloader.offload(&mut detail);
@@ -148,6 +182,44 @@ impl EntryBuilder {
             _ => None,
         };
         Ok((entry, upload))
+    }
+
+    /// The entry for a record whose value was written straight as its detail's text, a JSON object; `captured`
+    /// holds the fields `text_detail_capture` named.
+    pub(crate) fn build_from_text(
+        &self,
+        record: &Record,
+        captured: &Value,
+        detail: QuotedJson,
+    ) -> Result<Entry, BuildError> {
+        Ok(self
+            .fields(record, captured)?
+            .with_detail(Detail::from_quoted_object(detail)))
+    }
+
+    /// The entry's fields but its detail, from the record and its value.
+    fn fields(&self, record: &Record, value: &Value) -> Result<EntryFields, BuildError> {
+        let detail_type = self.detail_type(record, value)?;
+        let time = self.time(record, value)?;
+        let resources = self.resources(value)?;
+        let trace_header = match &self.trace_header {
+            None => None,
+            Some(name) => record
+                .header(name)
+                .map(|bytes| {
+                    std::str::from_utf8(bytes)
+                        .map(str::to_owned)
+                        .map_err(|_| BuildError::BadTraceHeader(name.clone()))
+                })
+                .transpose()?,
+        };
+        Ok(EntryFields {
+            source: self.source.clone(),
+            detail_type,
+            time,
+            resources,
+            trace_header,
+        })
     }
 
     fn detail_type(&self, record: &Record, value: &Value) -> Result<String, BuildError> {
@@ -338,5 +410,41 @@ mod tests {
             build(&builder, &record("t", vec![]), json!([1])),
             Err(BuildError::DetailNotObject("an array"))
         ));
+    }
+
+    #[test]
+    fn a_detail_written_as_text_takes_its_fields_from_the_captured_values() {
+        let paths = builder_with(
+            "detail_type: {json_path: $.kind}\ntime: {json_path: $.at.when}\n\
+             resources: [arn:aws:s3:::fixed, {json_path: '$.arns[*]'}]\n",
+        );
+        let capture = paths.text_detail_capture().expect("paths that start with fields");
+        assert_eq!(
+            capture,
+            Capture::fields([vec!["kind"], vec!["at", "when"], vec!["arns"]])
+        );
+        let value =
+            json!({"kind": "Refund", "at": {"when": "2024-03-01T12:00:00Z", "other": 1}, "arns": ["a"], "x": 2});
+        let captured = json!({"kind": "Refund", "at": {"when": "2024-03-01T12:00:00Z"}, "arns": ["a"]});
+        let record = record("t", vec![]);
+        let text = crate::json_text::quoted_json(&value);
+        let from_text = paths.build_from_text(&record, &captured, text).unwrap();
+        assert_eq!(from_text, build(&paths, &record, value).unwrap());
+        assert_eq!(from_text.resources, ["arn:aws:s3:::fixed", "a"]);
+
+        // The detail must be built as a value when it is not the record's value as it is, or a path starts
+        // with no field.
+        assert!(builder("detail: envelope\n").text_detail_capture().is_none());
+        assert!(builder_with("detail_type: {json_path: '$[0]'}\n")
+            .text_detail_capture()
+            .is_none());
+        assert_eq!(
+            builder_with("time: none\n").text_detail_capture(),
+            Some(Capture::fields(Vec::<Vec<&str>>::new()))
+        );
+    }
+
+    fn builder_with(config: &str) -> EntryBuilder {
+        builder(&format!("detail: value\n{config}"))
     }
 }
