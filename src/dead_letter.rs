@@ -33,6 +33,14 @@ pub(crate) enum PolicyError {
         offset: i64,
         failure: RecordFailure,
     },
+    /// A policy made for transactions was asked to write with a producer of its own, which it has not.
+    #[error("record {topic}/{partition}@{offset} failed ({failure}); its dead letter belongs in the output's transaction, and none was given")]
+    NoTransaction {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        failure: RecordFailure,
+    },
     #[error("writing record {topic}/{partition}@{offset} to dead-letter topic `{dlq_topic}` failed: {reason}")]
     DeadLetterFailed {
         topic: String,
@@ -70,6 +78,14 @@ const FRAMING: usize = 1024;
 /// whatever the topic allows. An explicit `message.max.bytes` in the connector's `producer_override` wins.
 pub(crate) const PRODUCER_MESSAGE_LIMIT: &str = "104857600";
 
+/// `producer_config` with the dead-letter producer's size limit, unless it sets one.
+fn with_message_limit(mut producer_config: ClientConfig) -> ClientConfig {
+    if producer_config.get("message.max.bytes").is_none() {
+        producer_config.set("message.max.bytes", PRODUCER_MESSAGE_LIMIT);
+    }
+    producer_config
+}
+
 impl ErrorPolicy {
     /// `producer_config` is used only when a dead-letter topic is configured.
     pub(crate) fn new(
@@ -77,22 +93,35 @@ impl ErrorPolicy {
         config: ErrorsConfig,
         producer_config: ClientConfig,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut producer_config = producer_config;
-        if producer_config.get("message.max.bytes").is_none() {
-            producer_config.set("message.max.bytes", PRODUCER_MESSAGE_LIMIT);
-        }
+        let producer_config = with_message_limit(producer_config);
         let producer = match config.deadletterqueue {
             Some(_) => Some(producer_config.create_with_context(SigningContext)?),
             None => None,
         };
-        Ok(Self {
+        Ok(Self::with_producer(connector, config, producer_config, producer))
+    }
+
+    /// A policy whose dead letters are all written in the caller's transactions (`handle_in_transaction`), so
+    /// that it needs no producer of its own; `handle` fails at a record that would be dead-lettered.
+    /// `producer_config` is for reading the dead-letter topic's settings.
+    pub(crate) fn for_transactions(connector: &str, config: ErrorsConfig, producer_config: ClientConfig) -> Self {
+        Self::with_producer(connector, config, with_message_limit(producer_config), None)
+    }
+
+    fn with_producer(
+        connector: &str,
+        config: ErrorsConfig,
+        producer_config: ClientConfig,
+        producer: Option<FutureProducer<SigningContext>>,
+    ) -> Self {
+        Self {
             connector: connector.to_owned(),
             config,
             producer,
             admin_config: producer_config,
             topic_limit: Arc::new(OnceCell::new()),
             topic_created: Arc::new(OnceCell::new()),
-        })
+        }
     }
 
     /// The dead-letter topic's `max.message.bytes`, or Kafka's default when it cannot be read.
@@ -182,15 +211,24 @@ impl ErrorPolicy {
             position: self.config.log.include_messages.then_some(position),
             failure: &failure,
         });
-        let (ErrorTolerance::All, Some(dlq), Some(producer)) =
-            (self.config.tolerance, &self.config.deadletterqueue, producer)
-        else {
-            return Err(PolicyError::NotTolerated {
-                topic: position.topic.clone(),
-                partition: position.partition,
-                offset: position.offset,
-                failure,
-            });
+        let (dlq, producer) = match (self.config.tolerance, &self.config.deadletterqueue, producer) {
+            (ErrorTolerance::All, Some(dlq), Some(producer)) => (dlq, producer),
+            (ErrorTolerance::All, Some(_), None) => {
+                return Err(PolicyError::NoTransaction {
+                    topic: position.topic.clone(),
+                    partition: position.partition,
+                    offset: position.offset,
+                    failure,
+                })
+            }
+            _ => {
+                return Err(PolicyError::NotTolerated {
+                    topic: position.topic.clone(),
+                    partition: position.partition,
+                    offset: position.offset,
+                    failure,
+                })
+            }
         };
         let partition = position.partition.to_string();
         let offset = position.offset.to_string();
@@ -296,4 +334,40 @@ async fn send<C: ClientContext + 'static>(
         .await
         .map(|_| ())
         .map_err(|(error, _)| error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Position, Stage, TimestampType};
+
+    #[tokio::test]
+    async fn a_policy_for_transactions_refuses_to_dead_letter_without_one() {
+        let config: ErrorsConfig =
+            serde_norway::from_str("tolerance: all\ndeadletterqueue: {topic: dlq}\n").expect("errors settings");
+        let policy = ErrorPolicy::for_transactions("c", config, ClientConfig::new());
+        assert!(policy.producer.is_none(), "no producer of its own");
+        let record = Record {
+            position: Position {
+                topic: "in".into(),
+                partition: 2,
+                offset: 7,
+            },
+            timestamp: None,
+            timestamp_type: TimestampType::NotAvailable,
+            key: None,
+            value: Some(b"x".to_vec()),
+            headers: Vec::new(),
+        };
+        let failure = RecordFailure {
+            stage: Stage::Transformation,
+            error_kind: "TransformError".into(),
+            message: "bad".into(),
+        };
+        let refused = policy.handle(&record, failure).await;
+        assert!(
+            matches!(&refused, Err(PolicyError::NoTransaction { offset: 7, .. })),
+            "{refused:?}"
+        );
+    }
 }

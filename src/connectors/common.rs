@@ -17,7 +17,7 @@ use super::settings::{OffsetReset, Processing};
 use super::ConnectorParts;
 use crate::config::Interpolated;
 use crate::dead_letter::ErrorPolicy;
-use crate::kafka::{client_config, group_member, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{blocking, client_config, group_member, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::Decoder;
 use crate::telemetry::{emit, KafkaConsumerError};
@@ -181,15 +181,6 @@ pub(super) fn key_bytes(key: &Value) -> Option<Vec<u8>> {
         Value::Null => None,
         Value::String(text) => Some(text.clone().into_bytes()),
         other => Some(other.to_string().into_bytes()),
-    }
-}
-
-/// Runs a blocking client call (a transaction's round trips) without stalling the other tasks of a multi-threaded
-/// runtime.
-pub(super) fn blocking<T>(call: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
-        _ => call(),
     }
 }
 

@@ -135,3 +135,12 @@ pub(crate) fn cluster_id(kafka: &KafkaConfig) -> Result<String, String> {
         .fetch_cluster_id(std::time::Duration::from_secs(10))
         .ok_or_else(|| "Kafka did not give its cluster id".to_owned())
 }
+
+/// Runs a blocking client call (a transaction's round trips, a metadata request) without stalling the other tasks
+/// of a multi-threaded runtime.
+pub(crate) fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
+    }
+}

@@ -34,14 +34,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::ProcessorConfig;
 use super::common::{
-    blocking, commit_transaction, consumer_error, decode_and_transform, key_bytes, subscribe, ClientFailure,
-    OutputProducerError, SubscribeError, Transformed, TRANSACTION_TIMEOUT,
+    commit_transaction, consumer_error, decode_and_transform, key_bytes, subscribe, ClientFailure, OutputProducerError,
+    SubscribeError, Transformed, TRANSACTION_TIMEOUT,
 };
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::consumer::{commit_list, leave_group};
-use crate::kafka::{client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
+use crate::kafka::{blocking, client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
 use crate::schema::registry::RegistrySetupError;
@@ -569,10 +569,14 @@ impl ProcessorConnector {
             })
             .map_err(client("consumer"))?;
         subscribe(&consumer, &config.topics, None)?;
-        let policy = self
-            .parts
-            .error_policy(producer_config)
-            .map_err(client("dead-letter producer"))?;
+        // Exactly once, dead letters are written with the output's transactional producer (`dead_letter`).
+        let policy = match config.processing {
+            Processing::ExactlyOnce => ErrorPolicy::for_transactions(name, self.parts.errors.clone(), producer_config),
+            Processing::AtLeastOnce => self
+                .parts
+                .error_policy(producer_config)
+                .map_err(client("dead-letter producer"))?,
+        };
         Ok(ProcessorParts {
             consumer,
             fatal,

@@ -31,7 +31,7 @@ pub use self::config::ThresholdConfig;
 use self::config::{Comparison, Emit, LateRecords};
 use self::window::{Alert, Outcome, Settings, Threshold, WindowSpec, Windows};
 use super::common::{
-    blocking, commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, OutputProducerError,
+    commit_transaction, consumer_error, decode_and_transform, subscribe, ClientFailure, OutputProducerError,
     SubscribeError, Transformed, TRANSACTION_TIMEOUT,
 };
 use super::settings::{Processing, TimeConfig};
@@ -39,7 +39,7 @@ use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::kafka::consumer::{commit_list, leave_group};
-use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
+use crate::kafka::{blocking, ActiveTopics, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};

@@ -7,7 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, Top
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::ClusterError;
-use crate::kafka::SigningContext;
+use crate::kafka::{blocking, SigningContext};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a topic just created may take to be known to every broker.
@@ -93,9 +93,7 @@ async fn settings(
 }
 
 fn partition_count(admin: &AdminClient<SigningContext>, topic: &str) -> Result<i32, String> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), TIMEOUT)
+    let metadata = blocking(|| admin.inner().fetch_metadata(Some(topic), TIMEOUT))
         .map_err(|error| format!("cannot read its partitions: {error}"))?;
     let count = metadata
         .topics()
