@@ -163,20 +163,31 @@ fn json_to_avro(value: Value) -> Avro {
     }
 }
 
+/// Registering again is harmless (the registry answers the same id), and is how a lost answer is got over: the
+/// stack's Apicurio once registered a schema and then failed writing the answer (a Netty `IllegalReferenceCount`
+/// error in its log), leaving the bench waiting for ever.
 async fn register(schema: &str, schema_type: &str, subject: &str) -> u32 {
-    let response: Value = reqwest::Client::new()
-        .post(format!("{}/subjects/{subject}/versions", env("SCHEMA_REGISTRY_URL")))
-        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .json(&json!({ "schema": schema, "schemaType": schema_type }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
         .unwrap();
-    response["id"].as_u64().unwrap() as u32
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let answer = client
+            .post(format!("{}/subjects/{subject}/versions", env("SCHEMA_REGISTRY_URL")))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .json(&json!({ "schema": schema, "schemaType": schema_type }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let response: Value = match answer {
+            Ok(response) => response.json().await.unwrap(),
+            Err(error) if error.is_timeout() && attempts < 3 => continue,
+            Err(error) => panic!("registering {subject}: {error}"),
+        };
+        return response["id"].as_u64().unwrap() as u32;
+    }
 }
 
 /// The record format (`BENCH_FORMAT`): each is the Schema Registry's wire format of the same fixture events.

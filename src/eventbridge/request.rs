@@ -1,6 +1,8 @@
 //! The PutEvents request body (AWS JSON 1.1), written in one pass. Each detail already is the JSON string the body
 //! holds (`entry::Detail`), so it is copied, not escaped again.
 
+use std::io::Write;
+
 use super::entry::Entry;
 use crate::json_text::write_json_string;
 
@@ -56,9 +58,13 @@ impl PutEventsBody<'_> {
             }
             let seconds = millis.unsigned_abs() / 1000;
             let fraction = millis.unsigned_abs() % 1000;
-            body.extend_from_slice(seconds.to_string().as_bytes());
+            // Writing into a `Vec` cannot fail.
+            let _ = write!(body, "{seconds}");
             if fraction != 0 {
-                body.extend_from_slice(format!(".{fraction:03}").trim_end_matches('0').as_bytes());
+                let _ = write!(body, ".{fraction:03}");
+                while body.last() == Some(&b'0') {
+                    body.pop();
+                }
             }
         }
         if !entry.resources.is_empty() {
