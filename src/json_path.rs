@@ -161,13 +161,8 @@ impl JsonPath {
 
     /// The field names of a path made only of fields (`$.a.b` gives `[a, b]`); `None` if it has an index or `[*]`.
     pub(crate) fn field_names(&self) -> Option<Vec<&str>> {
-        self.steps
-            .iter()
-            .map(|step| match step {
-                Step::Field(name) => Some(name.as_str()),
-                _ => None,
-            })
-            .collect()
+        let names = self.leading_field_names();
+        (names.len() == self.steps.len()).then_some(names)
     }
 
     /// The field names the path starts with, up to its first index or `[*]`: `$.a.b[*].c` gives `[a, b]`.

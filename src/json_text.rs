@@ -282,11 +282,12 @@ fn write_string(out: &mut Vec<u8>, text: &str, depth: Depth) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    const AWKWARD: [&str; 7] = [
+    /// Strings that take every kind of escape, or none, for tests of JSON text.
+    pub(crate) const AWKWARD: [&str; 9] = [
         "",
         "plain",
         r#"{"a":"b\"c","d":[1,2]}"#,
@@ -294,6 +295,8 @@ mod tests {
         "\"\"\\\\",
         "ends with a quote\"",
         "\u{0}",
+        "ü 日本 🎉",
+        "arn:aws:iam::123456789012:user/alice",
     ];
 
     #[test]

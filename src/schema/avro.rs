@@ -1056,16 +1056,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         use serde_json::{json, Value as Json};
 
-        const AWKWARD: [&str; 8] = [
-            "",
-            "plain",
-            r#"{"bucketName":"b\"q","key":[1,2]}"#,
-            "line\nbreak\ttab\r\u{1}\u{8}\u{c}\u{1f}\u{7f} \\ \"",
-            "é ü 日本 🎉",
-            "\u{0}",
-            "ends with a quote\"",
-            "arn:aws:iam::123456789012:user/alice",
-        ];
+        use crate::json_text::tests::AWKWARD;
 
         pub(super) struct Generator {
             rng: StdRng,
