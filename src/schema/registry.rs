@@ -8,6 +8,7 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::json::JsonDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::avro_common::AvroSchema;
 use schema_registry_converter::error::SRCError;
 use serde_json::Value;
 
@@ -112,15 +113,7 @@ impl AvroRecordDecoder {
     }
 
     pub(crate) async fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
-        let (schema_id, body) = confluent_header(bytes, "Avro")?;
-        let classify = |error: SRCError| {
-            classified(schema_id, &error, |schema_id, reason| DecodeError::Avro {
-                schema_id,
-                reason,
-            })
-        };
-        // The registry client fetches and caches the writer schema; the body is decoded here, straight to JSON.
-        let schema = self.decoder.get_schema(schema_id).await.map_err(classify)?;
+        let (schema_id, body, schema) = self.writer_schema(bytes).await?;
         decode_to_json(body, &schema.parsed, self.options).map_err(|error| DecodeError::Avro {
             schema_id,
             reason: error.to_string(),
@@ -133,6 +126,16 @@ impl AvroRecordDecoder {
         bytes: &[u8],
         capture: &Capture,
     ) -> Result<Option<QuotedRecord>, DecodeError> {
+        let (schema_id, body, schema) = self.writer_schema(bytes).await?;
+        decode_to_quoted_json(body, &schema.parsed, self.options, capture).map_err(|error| DecodeError::Avro {
+            schema_id,
+            reason: error.to_string(),
+        })
+    }
+
+    /// The schema id the record names, its body, and the writer schema, which the registry client fetches and
+    /// caches; the body is then decoded here, straight to JSON.
+    async fn writer_schema<'b>(&self, bytes: &'b [u8]) -> Result<(u32, &'b [u8], Arc<AvroSchema>), DecodeError> {
         let (schema_id, body) = confluent_header(bytes, "Avro")?;
         let schema = self.decoder.get_schema(schema_id).await.map_err(|error| {
             classified(schema_id, &error, |schema_id, reason| DecodeError::Avro {
@@ -140,10 +143,7 @@ impl AvroRecordDecoder {
                 reason,
             })
         })?;
-        decode_to_quoted_json(body, &schema.parsed, self.options, capture).map_err(|error| DecodeError::Avro {
-            schema_id,
-            reason: error.to_string(),
-        })
+        Ok((schema_id, body, schema))
     }
 }
 
