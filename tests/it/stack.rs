@@ -81,7 +81,12 @@ async fn kafka_sasl_rejects_a_wrong_password() {
 
 #[tokio::test]
 async fn schema_registry_registers_and_serves_a_schema() {
-    let client = reqwest::Client::new();
+    // Bounded: the stack's Apicurio has once registered a schema and then lost its answer (a Netty error in its
+    // log), which without a timeout leaves the whole run waiting.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
     let url = stack("SCHEMA_REGISTRY_URL");
     let subject = unique("stack-subject");
     let schema = json!({"type": "record", "name": "Probe", "fields": [{"name": "a", "type": "long"}]});
