@@ -49,11 +49,7 @@ const MAX_DEPTH: usize = 128;
 
 /// Decodes one value, written with `schema` in Avro's binary encoding, to JSON.
 pub fn decode_to_json(bytes: &[u8], schema: &Schema, options: AvroJsonOptions) -> Result<Json, AvroJsonError> {
-    let mut input = Input {
-        bytes,
-        items_left: bytes.len() + MAX_ITEMS_BEYOND_INPUT,
-        depth: 0,
-    };
+    let mut input = Input::new(bytes);
     AvroToJson { root: schema, options }
         .value(&mut input, schema)
         .map_err(|error| error.within("$"))
@@ -95,6 +91,15 @@ struct Input<'b> {
 }
 
 impl<'b> Input<'b> {
+    /// All of `bytes`, at the top of the value.
+    fn new(bytes: &'b [u8]) -> Self {
+        Self {
+            bytes,
+            items_left: bytes.len() + MAX_ITEMS_BEYOND_INPUT,
+            depth: 0,
+        }
+    }
+
     fn take(&mut self, count: usize) -> Result<&'b [u8], AvroJsonError> {
         if count > self.bytes.len() {
             return Err(AvroJsonError::malformed(format!(
@@ -595,11 +600,7 @@ pub(crate) fn decode_to_quoted_json(
         }
         Capture::Fields(fields) => fields,
     };
-    let mut input = Input {
-        bytes,
-        items_left: bytes.len() + MAX_ITEMS_BEYOND_INPUT,
-        depth: 0,
-    };
+    let mut input = Input::new(bytes);
     let mut captured = Map::new();
     let text = write_quoted(|out| decoder.record_text(&mut input, record, out, wanted, &mut captured))
         .map_err(|error| error.within("$"))?;
