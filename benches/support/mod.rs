@@ -100,13 +100,17 @@ impl WorkerProcess {
         process_usage(self.child.id())
     }
 
-    /// Fails the benchmark, with the worker's log, if the worker has exited.
+    /// Fails the benchmark, with the worker's log, if the worker has exited or a connector has failed (a worker
+    /// goes on running when its connector fails, say on a setting librdkafka refuses, and the benchmark would wait
+    /// out its deadline).
     pub fn assert_running(&mut self) {
+        let log = || std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default();
         if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "the worker exited with {status}: {}",
-                std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
-            );
+            panic!("the worker exited with {status}: {}", log());
+        }
+        let log = log();
+        if log.contains("connector failed") {
+            panic!("a connector failed in the worker: {log}");
         }
     }
 
