@@ -750,7 +750,9 @@ async fn concurrent_updates_through_different_workers_converge_on_the_last_write
 }
 
 /// A document that loads on one worker but not on the others (a variable only that worker has): it runs there, and
-/// every worker's status shows the others FAILED with the reason; deleted, it is gone from all, and they are ready.
+/// every worker's status shows the others FAILED with the reason. A worker that cannot load it still acts on it for
+/// the cluster through its API (pause, resume, restart, delete), as any worker does; deleted, it is gone from all,
+/// and they are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reason() {
     let server = FaultServer::start(Faults::default()).await;
@@ -827,9 +829,47 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
         )
         .await;
 
+    // Through b, which cannot load it: a's instance follows.
+    let state_of_a = |wanted: &'static str| {
+        let path = path.clone();
+        let cluster = &cluster;
+        async move {
+            support::wait_for(
+                &format!("a's instance to be {wanted}"),
+                Duration::from_secs(30),
+                || async {
+                    let (_, status) = cluster.call(0, reqwest::Method::GET, &path, None).await;
+                    let tasks = status["tasks"].as_array()?.clone();
+                    tasks
+                        .iter()
+                        .any(|task| task["worker_id"] == "a" && task["state"] == wanted)
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+    };
     cluster
-        .expect(0, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
+        .expect(1, reqwest::Method::PUT, &format!("/connectors/{name}/pause"), 202)
         .await;
+    state_of_a("PAUSED").await;
+    cluster
+        .expect(1, reqwest::Method::PUT, &format!("/connectors/{name}/resume"), 202)
+        .await;
+    state_of_a("RUNNING").await;
+    cluster
+        .expect(1, reqwest::Method::POST, &format!("/connectors/{name}/restart"), 204)
+        .await;
+    cluster
+        .expect(1, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
+        .await;
+    support::wait_for("a to remove it", Duration::from_secs(30), || async {
+        let (code, _) = cluster
+            .call(0, reqwest::Method::GET, &format!("/connectors/{name}"), None)
+            .await;
+        (code == 404).then_some(())
+    })
+    .await;
     for node in 1..3 {
         cluster.wait_ready(node).await;
     }

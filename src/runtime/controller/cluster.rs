@@ -26,6 +26,10 @@ pub(crate) struct ClusterLink {
     pub(super) updates: Option<mpsc::Receiver<ConfigUpdate>>,
     /// The target states the config topic holds; a connector without one runs.
     targets: BTreeMap<String, Target>,
+    /// The config topic's documents this worker cannot load (FAILED here, with the reason): kept so that this
+    /// worker's API still pauses, resumes, stops, restarts and deletes them for the cluster, as it does those it
+    /// runs, and so that a restart tries loading again.
+    unloadable: BTreeMap<String, serde_json::Value>,
     /// Each connector file's text when it was last written to the config topic (or rejected), to notice edits.
     written: BTreeMap<PathBuf, String>,
     /// API calls answered once the record they wrote, at this offset, is read back and applied here: so that what
@@ -81,6 +85,7 @@ impl ClusterLink {
             snapshot: Some(snapshot),
             updates: Some(updates),
             targets: BTreeMap::new(),
+            unloadable: BTreeMap::new(),
             written: BTreeMap::new(),
             pending: Vec::new(),
         }
@@ -222,6 +227,8 @@ impl Controller {
             ConfigRecord::Restart { name, .. } => {
                 if let Some(key) = self.key(&name) {
                     self.restart_if_running(&key).await;
+                } else if let Some(document) = self.unloadable_document(&name) {
+                    self.apply_document(&name, Some(document)).await;
                 }
             }
         }
@@ -277,6 +284,9 @@ impl Controller {
             Err(error) => {
                 self.report(&error);
                 if key.is_none() {
+                    if let Some(link) = self.cluster.as_mut() {
+                        link.unloadable.insert(name.to_owned(), document);
+                    }
                     if let Ok(name) = ConnectorName::try_from(name.to_owned()) {
                         self.status
                             .set(&name, ConnectorState::Failed, Some(error.to_string()), 0);
@@ -285,6 +295,9 @@ impl Controller {
                 return;
             }
         };
+        if let Some(link) = self.cluster.as_mut() {
+            link.unloadable.remove(name);
+        }
         let target = self
             .cluster
             .as_ref()
@@ -296,8 +309,23 @@ impl Controller {
         self.start(loaded, text, target);
     }
 
+    /// The name of a config topic document this worker cannot load, as the API's actions take it.
+    pub(super) fn unloadable(&self, name: &str) -> Option<ConnectorName> {
+        self.cluster
+            .as_ref()
+            .filter(|link| link.unloadable.contains_key(name))
+            .and_then(|_| ConnectorName::try_from(name.to_owned()).ok())
+    }
+
+    fn unloadable_document(&self, name: &str) -> Option<serde_json::Value> {
+        self.cluster.as_ref()?.unloadable.get(name).cloned()
+    }
+
     /// A connector deleted that this worker could not load: its FAILED state goes too.
-    fn forget_rejected(&self, name: &str) {
+    fn forget_rejected(&mut self, name: &str) {
+        if let Some(link) = self.cluster.as_mut() {
+            link.unloadable.remove(name);
+        }
         if let Ok(name) = ConnectorName::try_from(name.to_owned()) {
             if self.status.get(&name).is_some() {
                 self.status.remove(&name);
@@ -344,6 +372,16 @@ impl Controller {
             .filter(|(name, _)| !documents.contains_key(name.as_str()))
             .map(|(name, managed)| (name.to_string(), managed.text.clone(), managed.target))
             .collect();
+        let gone: Vec<String> = self
+            .cluster
+            .iter()
+            .flat_map(|link| link.unloadable.keys())
+            .filter(|name| !documents.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.forget_rejected(&name);
+        }
         for (name, document) in documents {
             self.apply_document(&name, Some(document)).await;
         }

@@ -348,7 +348,7 @@ impl Controller {
     async fn handle(&mut self, command: Command) {
         match command {
             Command::Act { name, action, reply } => {
-                let Some(key) = self.key(&name) else {
+                let Some(key) = self.key(&name).or_else(|| self.unloadable(&name)) else {
                     let _ = reply.send(Err(ControlError::NotFound(name)));
                     return;
                 };
