@@ -113,7 +113,8 @@ impl ApiState {
     /// state, for a restart's answer.
     fn status_of(
         &self,
-        connector: &ConnectorConfig,
+        name: &ConnectorName,
+        direction: &str,
         status: Option<ConnectorStatus>,
         shown: Option<ConnectorState>,
     ) -> Value {
@@ -135,7 +136,7 @@ impl ApiState {
             },
         }];
         if let Some(peers) = &self.peers {
-            instances.extend(peers.instances(connector.name.as_str()));
+            instances.extend(peers.instances(name.as_str()));
             instances.sort_by(|one, other| one.worker_id.cmp(&other.worker_id));
         }
         let tasks: Vec<Value> = instances
@@ -149,22 +150,39 @@ impl ApiState {
                 task
             })
             .collect();
-        json!({"name": connector.name, "connector": head, "tasks": tasks, "type": connector.kind.direction()})
+        json!({"name": name, "connector": head, "tasks": tasks, "type": direction})
     }
 
     fn lookup(&self, name: &str) -> Option<(ConnectorName, Arc<ConnectorConfig>)> {
         self.connectors
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .connectors
             .iter()
             .find(|(key, _)| key.as_str() == name)
             .map(|(key, connector)| (key.clone(), connector.clone()))
+    }
+
+    /// A connector whose status this worker answers, with its Kafka Connect type: one it runs, or in cluster mode
+    /// one of the config topic that it cannot load (`unknown` where the document names no type).
+    fn lookup_status(&self, name: &str) -> Option<(ConnectorName, &'static str)> {
+        if let Some((key, connector)) = self.lookup(name) {
+            return Some((key, connector.kind.direction()));
+        }
+        self.connectors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unloadable
+            .iter()
+            .find(|(key, _)| key.as_str() == name)
+            .map(|(key, kind)| (key.clone(), kind.map_or("unknown", ConnectorType::direction)))
     }
 
     fn all(&self) -> Vec<(ConnectorName, Arc<ConnectorConfig>)> {
         self.connectors
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .connectors
             .iter()
             .map(|(key, connector)| (key.clone(), connector.clone()))
             .collect()
@@ -207,7 +225,7 @@ async fn list(State(state): State<ApiState>, Query(query): Query<Vec<(String, St
         if expand.contains(&"status") {
             entry.insert(
                 "status".into(),
-                state.status_of(connector, state.status.get(name), None),
+                state.status_of(name, connector.kind.direction(), state.status.get(name), None),
             );
         }
         if expand.contains(&"info") {
@@ -234,8 +252,8 @@ async fn config(State(state): State<ApiState>, Path(name): Path<String>) -> Resp
 }
 
 async fn status(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    match state.lookup(&name) {
-        Some((key, connector)) => Json(state.status_of(&connector, state.status.get(&key), None)).into_response(),
+    match state.lookup_status(&name) {
+        Some((key, direction)) => Json(state.status_of(&key, direction, state.status.get(&key), None)).into_response(),
         None => not_found(&name),
     }
 }
@@ -270,8 +288,8 @@ fn task_of(state: &ApiState, name: &str, task: &str) -> Result<Value, Refusal> {
     if state.peers.is_none() {
         task_zero(name, task)?;
     }
-    let (key, connector) = state.lookup(name).ok_or_else(|| missing(name))?;
-    let status = state.status_of(&connector, state.status.get(&key), None);
+    let (key, direction) = state.lookup_status(name).ok_or_else(|| missing(name))?;
+    let status = state.status_of(&key, direction, state.status.get(&key), None);
     task.parse::<usize>()
         .ok()
         .and_then(|index| status["tasks"].get(index).cloned())
@@ -446,12 +464,18 @@ async fn restart(
         .as_ref()
         .is_some_and(|status| status.state == ConnectorState::Failed);
     if flag(&query.only_failed) && !failed {
-        return (StatusCode::ACCEPTED, Json(state.status_of(&connector, current, None))).into_response();
+        let shown = state.status_of(&key, connector.kind.direction(), current, None);
+        return (StatusCode::ACCEPTED, Json(shown)).into_response();
     }
     if let Err(failure) = state.control.act(&name, Action::Restart).await {
         return control_error(failure);
     }
-    let shown = state.status_of(&connector, current, Some(ConnectorState::Restarting));
+    let shown = state.status_of(
+        &key,
+        connector.kind.direction(),
+        current,
+        Some(ConnectorState::Restarting),
+    );
     (StatusCode::ACCEPTED, Json(shown)).into_response()
 }
 

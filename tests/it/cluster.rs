@@ -750,9 +750,9 @@ async fn concurrent_updates_through_different_workers_converge_on_the_last_write
 }
 
 /// A document that loads on one worker but not on the others (a variable only that worker has): it runs there, and
-/// every worker's status shows the others FAILED with the reason. A worker that cannot load it still acts on it for
-/// the cluster through its API (pause, resume, restart, delete), as any worker does; deleted, it is gone from all,
-/// and they are ready.
+/// every worker's status shows the others FAILED with the reason. A worker that cannot load it still answers its
+/// status and acts on it for the cluster through its API (pause, resume, restart, delete), as any worker does;
+/// deleted, it is gone from all, and they are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reason() {
     let server = FaultServer::start(Faults::default()).await;
@@ -829,7 +829,41 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
         )
         .await;
 
-    // Through b, which cannot load it: a's instance follows.
+    // b, which cannot load it, answers its status as a does, with the type its document names.
+    let status = support::wait_for("b to show every instance", Duration::from_secs(30), || async {
+        let (code, status) = cluster.call(1, reqwest::Method::GET, &path, None).await;
+        assert_eq!(code, 200, "{status}");
+        let shown: Vec<(String, String)> = status["tasks"]
+            .as_array()?
+            .iter()
+            .map(|task| (task["worker_id"].to_string(), task["state"].to_string()))
+            .collect();
+        let expected = [("a", "RUNNING"), ("b", "FAILED"), ("c", "FAILED")]
+            .map(|(worker, state)| (json!(worker).to_string(), json!(state).to_string()));
+        (shown == expected).then_some(status)
+    })
+    .await;
+    assert_eq!(status["type"], "sink", "{status}");
+    assert!(
+        status["connector"]["trace"]
+            .as_str()
+            .is_some_and(|trace| trace.contains("EBCONNECT_TEST_CLUSTER_ONLY_A")),
+        "{status}"
+    );
+    let (code, task) = cluster
+        .call(
+            1,
+            reqwest::Method::GET,
+            &format!("/connectors/{name}/tasks/0/status"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &task["worker_id"], &task["state"]),
+        (200, &json!("a"), &json!("RUNNING"))
+    );
+
+    // Through b: a's instance follows.
     let state_of_a = |wanted: &'static str| {
         let path = path.clone();
         let cluster = &cluster;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Action, ControlError, Controller, Target};
-use crate::config::{ClusterFiles, ConfigError, ConnectorName};
+use crate::config::{ClusterFiles, ConfigError, ConnectorName, ConnectorType};
 use crate::connectors::{self, ConnectorConfig};
 use crate::runtime::cluster::{ConfigRecord, ConfigUpdate, ConfigWriter, Peers, Snapshot};
 use crate::runtime::status::ConnectorState;
@@ -291,6 +291,7 @@ impl Controller {
                         self.status
                             .set(&name, ConnectorState::Failed, Some(error.to_string()), 0);
                     }
+                    self.publish();
                 }
                 return;
             }
@@ -321,10 +322,31 @@ impl Controller {
         self.cluster.as_ref()?.unloadable.get(name).cloned()
     }
 
+    /// The documents this worker cannot load, each with the type it names (`type`, or `connector.class` in Kafka
+    /// Connect's form), for the API's status answers.
+    pub(super) fn unloadable_types(&self) -> BTreeMap<ConnectorName, Option<ConnectorType>> {
+        let Some(link) = &self.cluster else {
+            return BTreeMap::new();
+        };
+        link.unloadable
+            .iter()
+            .filter_map(|(name, document)| {
+                let named = document
+                    .get("type")
+                    .or_else(|| document.get("config")?.get("connector.class"))
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(crate::config::flat::connector_type);
+                Some((ConnectorName::try_from(name.clone()).ok()?, named))
+            })
+            .collect()
+    }
+
     /// A connector deleted that this worker could not load: its FAILED state goes too.
     fn forget_rejected(&mut self, name: &str) {
         if let Some(link) = self.cluster.as_mut() {
-            link.unloadable.remove(name);
+            if link.unloadable.remove(name).is_some() {
+                self.publish();
+            }
         }
         if let Ok(name) = ConnectorName::try_from(name.to_owned()) {
             if self.status.get(&name).is_some() {

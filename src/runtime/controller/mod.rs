@@ -26,7 +26,7 @@ use self::cluster::{Answer, Written};
 use super::status::{ConnectorState, StatusRegistry};
 use super::supervisor::Supervisor;
 use crate::aws::secrets::AwsSecrets;
-use crate::config::{self, ConfigError, ConnectorName, WorkerConfig};
+use crate::config::{self, ConfigError, ConnectorName, ConnectorType, WorkerConfig};
 use crate::connector_state::Target;
 use crate::connectors;
 use crate::connectors::ConnectorConfig;
@@ -34,8 +34,17 @@ use crate::kafka::committed::OffsetChange;
 use crate::rate_limit::RateLimits;
 use crate::telemetry::{emit, ConnectorFileRejected, ConnectorRemoved, SecretChanged};
 
-/// What the API reads: the configuration of every known connector.
-pub(crate) type ConnectorView = Arc<RwLock<BTreeMap<ConnectorName, Arc<ConnectorConfig>>>>;
+/// What the API reads, published on every change.
+pub(crate) type ConnectorView = Arc<RwLock<Published>>;
+
+#[derive(Default)]
+pub(crate) struct Published {
+    /// The configuration of every connector this worker runs (or holds paused or stopped).
+    pub(crate) connectors: BTreeMap<ConnectorName, Arc<ConnectorConfig>>,
+    /// Cluster mode: the config topic's connectors this worker cannot load (FAILED here), with their type where
+    /// the document names one.
+    pub(crate) unloadable: BTreeMap<ConnectorName, Option<ConnectorType>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ControlError {
@@ -286,12 +295,13 @@ impl Controller {
     }
 
     fn publish(&self) {
-        let view: BTreeMap<ConnectorName, Arc<ConnectorConfig>> = self
+        let connectors = self
             .managed
             .iter()
             .map(|(name, managed)| (name.clone(), managed.config.clone()))
             .collect();
-        *self.view.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
+        let unloadable = self.unloadable_types();
+        *self.view.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Published { connectors, unloadable };
     }
 
     /// Starts (or, paused or stopped, only registers) a connector; returns its configuration as the API shows it.
