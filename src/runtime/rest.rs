@@ -456,7 +456,7 @@ async fn restart(
     if !flag(&query.include_tasks) && !flag(&query.only_failed) {
         return act(&state, &name, Action::Restart, StatusCode::NO_CONTENT).await;
     }
-    let Some((key, connector)) = state.lookup(&name) else {
+    let Some((key, direction)) = state.lookup_status(&name) else {
         return not_found(&name);
     };
     let current = state.status.get(&key);
@@ -464,18 +464,16 @@ async fn restart(
         .as_ref()
         .is_some_and(|status| status.state == ConnectorState::Failed);
     if flag(&query.only_failed) && !failed {
-        let shown = state.status_of(&key, connector.kind.direction(), current, None);
-        return (StatusCode::ACCEPTED, Json(shown)).into_response();
+        return (
+            StatusCode::ACCEPTED,
+            Json(state.status_of(&key, direction, current, None)),
+        )
+            .into_response();
     }
     if let Err(failure) = state.control.act(&name, Action::Restart).await {
         return control_error(failure);
     }
-    let shown = state.status_of(
-        &key,
-        connector.kind.direction(),
-        current,
-        Some(ConnectorState::Restarting),
-    );
+    let shown = state.status_of(&key, direction, current, Some(ConnectorState::Restarting));
     (StatusCode::ACCEPTED, Json(shown)).into_response()
 }
 

@@ -894,6 +894,20 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
     cluster
         .expect(1, reqwest::Method::POST, &format!("/connectors/{name}/restart"), 204)
         .await;
+    // Failed on b, so restarted by `onlyFailed`: Kafka Connect's answer, its state RESTARTING.
+    let (code, restarting) = cluster
+        .call(
+            1,
+            reqwest::Method::POST,
+            &format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &restarting["connector"]["state"], &restarting["type"]),
+        (202, &json!("RESTARTING"), &json!("sink")),
+        "{restarting}"
+    );
     cluster
         .expect(1, reqwest::Method::DELETE, &format!("/connectors/{name}"), 204)
         .await;
