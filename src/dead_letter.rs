@@ -108,6 +108,12 @@ impl ErrorPolicy {
         Self::with_producer(connector, config, with_message_limit(producer_config), None)
     }
 
+    /// Whether a failed record's key, value and headers are written anywhere: only to a dead-letter topic, with
+    /// `tolerance: all`. Otherwise a failure is reported by the record's position alone.
+    pub(crate) fn writes_dead_letters(&self) -> bool {
+        self.config.tolerance == ErrorTolerance::All && self.config.deadletterqueue.is_some()
+    }
+
     fn with_producer(
         connector: &str,
         config: ErrorsConfig,
@@ -369,5 +375,17 @@ mod tests {
             matches!(&refused, Err(PolicyError::NoTransaction { offset: 7, .. })),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn only_a_tolerant_policy_with_a_dead_letter_topic_writes_records_out() {
+        let writes = |settings: &str| {
+            let config: ErrorsConfig = serde_norway::from_str(settings).expect("errors settings");
+            ErrorPolicy::for_transactions("c", config, ClientConfig::new()).writes_dead_letters()
+        };
+        assert!(writes("tolerance: all\ndeadletterqueue: {topic: dlq}\n"));
+        assert!(!writes("tolerance: none\ndeadletterqueue: {topic: dlq}\n"));
+        assert!(!writes("tolerance: all\n"));
+        assert!(!writes("{}"));
     }
 }

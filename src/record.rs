@@ -70,6 +70,17 @@ impl Record {
         }
     }
 
+    /// The record without its key, value and headers, for a record held only to be reported by its position: a
+    /// sink holds thousands of records in flight, each already turned into its entry.
+    pub(crate) fn without_payload(self) -> Self {
+        Self {
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            ..self
+        }
+    }
+
     /// The record's headers, to write it again elsewhere, followed by `more` text headers.
     pub(crate) fn headers_and(&self, more: &[(&str, &str)]) -> OwnedHeaders {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len() + more.len());

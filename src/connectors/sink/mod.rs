@@ -223,6 +223,12 @@ impl Loop<'_> {
         for (ticket, record, prepared) in chunk {
             match prepared {
                 Prepared::Entry { entry, upload, size } => {
+                    // Until it settles, the record is needed only if its entry may fail into a dead letter.
+                    let record = if self.policy.writes_dead_letters() {
+                        record
+                    } else {
+                        record.without_payload()
+                    };
                     let item = InFlight {
                         ticket,
                         record,
