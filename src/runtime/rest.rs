@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{Instance, Peers, Reported};
-use super::controller::{Action, ConnectorView, ControlError, ControlHandle};
+use super::controller::{Action, ConnectorView, ControlError, ControlHandle, Published};
 use super::definitions::{definitions, ConfigKey};
 use super::readiness::Readiness;
 use super::status::{ConnectorState, ConnectorStatus, StatusRegistry};
@@ -153,10 +153,12 @@ impl ApiState {
         json!({"name": name, "connector": head, "tasks": tasks, "type": direction})
     }
 
+    fn published(&self) -> std::sync::RwLockReadGuard<'_, Published> {
+        self.connectors.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lookup(&self, name: &str) -> Option<(ConnectorName, Arc<ConnectorConfig>)> {
-        self.connectors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.published()
             .connectors
             .iter()
             .find(|(key, _)| key.as_str() == name)
@@ -169,9 +171,7 @@ impl ApiState {
         if let Some((key, connector)) = self.lookup(name) {
             return Some((key, connector.kind.direction()));
         }
-        self.connectors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.published()
             .unloadable
             .iter()
             .find(|(key, _)| key.as_str() == name)
@@ -179,9 +179,7 @@ impl ApiState {
     }
 
     fn all(&self) -> Vec<(ConnectorName, Arc<ConnectorConfig>)> {
-        self.connectors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.published()
             .connectors
             .iter()
             .map(|(key, connector)| (key.clone(), connector.clone()))

@@ -830,19 +830,15 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
         .await;
 
     // b, which cannot load it, answers its status as a does, with the type its document names.
-    let status = support::wait_for("b to show every instance", Duration::from_secs(30), || async {
-        let (code, status) = cluster.call(1, reqwest::Method::GET, &path, None).await;
-        assert_eq!(code, 200, "{status}");
-        let shown: Vec<(String, String)> = status["tasks"]
-            .as_array()?
-            .iter()
-            .map(|task| (task["worker_id"].to_string(), task["state"].to_string()))
-            .collect();
-        let expected = [("a", "RUNNING"), ("b", "FAILED"), ("c", "FAILED")]
-            .map(|(worker, state)| (json!(worker).to_string(), json!(state).to_string()));
-        (shown == expected).then_some(status)
+    let expected: Vec<(String, String)> = [("a", "RUNNING"), ("b", "FAILED"), ("c", "FAILED")]
+        .map(|(worker, state)| (worker.to_owned(), state.to_owned()))
+        .into();
+    support::wait_for("b to show every instance", Duration::from_secs(30), || async {
+        (cluster.task_states(1, &name).await? == expected).then_some(())
     })
     .await;
+    let (code, status) = cluster.call(1, reqwest::Method::GET, &path, None).await;
+    assert_eq!(code, 200, "{status}");
     assert_eq!(status["type"], "sink", "{status}");
     assert!(
         status["connector"]["trace"]
@@ -865,18 +861,16 @@ async fn a_document_another_worker_cannot_load_shows_failed_there_with_the_reaso
 
     // Through b: a's instance follows.
     let state_of_a = |wanted: &'static str| {
-        let path = path.clone();
-        let cluster = &cluster;
+        let (cluster, name) = (&cluster, &name);
         async move {
             support::wait_for(
                 &format!("a's instance to be {wanted}"),
                 Duration::from_secs(30),
                 || async {
-                    let (_, status) = cluster.call(0, reqwest::Method::GET, &path, None).await;
-                    let tasks = status["tasks"].as_array()?.clone();
-                    tasks
+                    let states = cluster.task_states(0, name).await?;
+                    states
                         .iter()
-                        .any(|task| task["worker_id"] == "a" && task["state"] == wanted)
+                        .any(|(worker, state)| worker == "a" && state == wanted)
                         .then_some(())
                 },
             )
