@@ -72,7 +72,9 @@ pub enum RequestError {
 #[derive(Debug)]
 pub struct PutEventsService {
     http: reqwest::Client,
-    url: String,
+    /// The endpoint, parsed once as each of the two libraries takes it: `http`'s for signing, `reqwest`'s to send.
+    uri: http::Uri,
+    url: reqwest::Url,
     host: String,
     signer: RequestSigner,
     event_bus: String,
@@ -96,20 +98,23 @@ impl PutEventsService {
         endpoint_id: Option<String>,
         timeout: Duration,
     ) -> Result<Self, ServiceSetupError> {
-        let host = endpoint
+        let bad_endpoint = || ServiceSetupError::BadEndpoint(endpoint.url.clone());
+        let uri = endpoint
             .url
             .parse::<http::Uri>()
             .ok()
             .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")))
-            .and_then(|uri| uri.authority().map(|authority| authority.as_str().to_owned()))
-            .ok_or_else(|| ServiceSetupError::BadEndpoint(endpoint.url.clone()))?;
+            .ok_or_else(bad_endpoint)?;
+        let host = uri.authority().ok_or_else(bad_endpoint)?.as_str().to_owned();
+        let url = reqwest::Url::parse(&endpoint.url).map_err(|_| bad_endpoint())?;
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .build()
             .map_err(ServiceSetupError::Client)?;
         Ok(Self {
             http,
-            url: endpoint.url,
+            uri,
+            url,
             host,
             signer: RequestSigner::new(credentials, endpoint.signing),
             event_bus,
@@ -126,7 +131,7 @@ impl PutEventsService {
             entries,
         }
         .to_bytes();
-        let mut request = http::Request::post(self.url.as_str())
+        let mut request = http::Request::post(self.uri.clone())
             .header(HOST, self.host.as_str())
             .header(CONTENT_TYPE, request::CONTENT_TYPE)
             .header("x-amz-target", request::TARGET)
@@ -144,8 +149,10 @@ impl PutEventsService {
             USER_AGENT,
             http::HeaderValue::from_static(concat!("ebconnect/", env!("CARGO_PKG_VERSION"))),
         );
-        let request = reqwest::Request::try_from(request)
-            .map_err(|error| RequestError::Fatal(format!("cannot build the request: {error}")))?;
+        let (parts, body) = request.into_parts();
+        let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        *request.headers_mut() = parts.headers;
+        *request.body_mut() = Some(body.into());
         let exchange = async {
             let response = self.http.execute(request).await?;
             let status = response.status();
