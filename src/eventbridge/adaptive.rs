@@ -4,8 +4,8 @@
 //! each one backs off when the quota throttles it, so together they settle near the quota without talking to each
 //! other (additive increase with multiplicative decrease converges to shares that are about equal).
 //!
-//! The limit starts at one request and doubles each window (slow start) until the first sign of a limit, then grows
-//! by one request a window. A throttled window cuts it to 70%, or to the requests the window got through if fewer.
+//! The limit starts at `request.initial_in_flight` and doubles each window (slow start) until the first sign of a
+//! limit, then grows by one request a window. A throttled window cuts it to 70%, or to the requests the window got through if fewer.
 //! A window is one round trip, measured: the decisions follow the service's own pace.
 //!
 //! The send rate has an AIMD of its own, since the quota counts requests per second, not requests in flight: when
@@ -85,10 +85,11 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    pub(crate) fn new(max: usize, now: Instant) -> Self {
+    pub(crate) fn new(initial: usize, max: usize, now: Instant) -> Self {
+        let max = max.max(1) as f64;
         Self {
-            limit: 1.0,
-            max: max.max(1) as f64,
+            limit: (initial.max(1) as f64).min(max),
+            max,
             slow_start: true,
             baseline: None,
             window_start: now,
@@ -222,8 +223,8 @@ impl RequestSlots {
         }
     }
 
-    pub(crate) fn adaptive(max_in_flight: usize, metrics: ConnectorMetrics) -> Self {
-        let controller = Controller::new(max_in_flight, now());
+    pub(crate) fn adaptive(initial_in_flight: usize, max_in_flight: usize, metrics: ConnectorMetrics) -> Self {
+        let controller = Controller::new(initial_in_flight, max_in_flight, now());
         let size = controller.limit();
         Self {
             semaphore: Arc::new(Semaphore::new(size)),
@@ -353,9 +354,15 @@ mod tests {
     /// may change from round to round, as several workers share an account's PutEvents quota. Each round trip, each
     /// sends up to its concurrency limit and its rate limit; requests past the quota's tokens for that round trip
     /// are throttled, in an order that changes every round.
-    fn simulate(senders: usize, quota: f64, latency: impl Fn(usize) -> Duration, rounds: usize) -> Simulated {
+    fn simulate(
+        senders: usize,
+        initial: usize,
+        quota: f64,
+        latency: impl Fn(usize) -> Duration,
+        rounds: usize,
+    ) -> Simulated {
         let start = Instant::now();
-        let mut controllers: Vec<Controller> = (0..senders).map(|_| Controller::new(10_000, start)).collect();
+        let mut controllers: Vec<Controller> = (0..senders).map(|_| Controller::new(initial, 10_000, start)).collect();
         let mut simulated = Simulated {
             rate_limits: vec![Vec::new(); senders],
             sent: vec![Vec::new(); senders],
@@ -424,21 +431,28 @@ mod tests {
         );
     }
 
+    /// From one request, and from the default start, whose 3 × 32 requests overrun the quota's 60 at once.
     #[test]
     fn senders_sharing_a_quota_converge_to_it_together() {
         let latency = Duration::from_millis(30);
-        // 2,000 requests/s at 30 ms: 60 requests a round trip in all.
-        let Simulated { sent, answers, .. } = simulate(3, 2000.0, |_| latency, 2000);
-        let settled = 1000..2000;
-        let shares = shares(&sent, settled.clone());
-        let together: f64 = shares.iter().sum();
-        assert!(
-            (0.85 * 60.0..=60.0 * 1.05).contains(&together),
-            "together {together:.1} requests a round trip, of the quota's 60"
-        );
-        let throttled = throttled_share(&answers[settled]);
-        assert!(throttled <= 0.05, "{:.1}% of requests throttled", 100.0 * throttled);
-        assert_about_equal(&shares);
+        for initial in [1, 32] {
+            // 2,000 requests/s at 30 ms: 60 requests a round trip in all.
+            let Simulated { sent, answers, .. } = simulate(3, initial, 2000.0, |_| latency, 2000);
+            let settled = 1000..2000;
+            let shares = shares(&sent, settled.clone());
+            let together: f64 = shares.iter().sum();
+            assert!(
+                (0.85 * 60.0..=60.0 * 1.05).contains(&together),
+                "starting at {initial}: together {together:.1} requests a round trip, of the quota's 60"
+            );
+            let throttled = throttled_share(&answers[settled]);
+            assert!(
+                throttled <= 0.05,
+                "starting at {initial}: {:.1}% of requests throttled",
+                100.0 * throttled
+            );
+            assert_about_equal(&shares);
+        }
     }
 
     /// The rate limit is what keeps the quota when latency falls: the requests in flight that filled the quota at
@@ -452,7 +466,7 @@ mod tests {
             sent,
             answers,
             ..
-        } = simulate(3, 2000.0, latency, 6000);
+        } = simulate(3, 32, 2000.0, latency, 6000);
         for settled in [500..1000, 4000..6000] {
             let together: f64 = rate_limits
                 .iter()
@@ -482,7 +496,7 @@ mod tests {
     /// costs nothing until the service asks for it.
     #[test]
     fn no_throttle_no_rate_limit() {
-        let Simulated { rate_limits, .. } = simulate(1, 1e9, |_| Duration::from_millis(30), 200);
+        let Simulated { rate_limits, .. } = simulate(1, 32, 1e9, |_| Duration::from_millis(30), 200);
         assert!(rate_limits[0].iter().all(Option::is_none));
     }
 
@@ -490,7 +504,7 @@ mod tests {
     /// once every request is back, the limit: also when it rises again before the owed slots have come back.
     #[tokio::test(start_paused = true)]
     async fn the_pool_follows_the_limit_while_slots_are_taken() {
-        let slots = RequestSlots::adaptive(100, ConnectorMetrics::new("pool"));
+        let slots = RequestSlots::adaptive(1, 100, ConnectorMetrics::new("pool"));
         let answer = |throttled| Observation {
             latency: Duration::from_millis(10),
             entries: 10,
@@ -542,7 +556,7 @@ mod tests {
     /// and wrap the debt, after which every returned slot was removed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn slots_released_on_many_threads_leave_the_pool_at_its_limit() {
-        let slots = Arc::new(RequestSlots::adaptive(64, ConnectorMetrics::new("threads")));
+        let slots = Arc::new(RequestSlots::adaptive(1, 64, ConnectorMetrics::new("threads")));
         let mut tasks = tokio::task::JoinSet::new();
         for task in 0..8u64 {
             let slots = slots.clone();
@@ -568,29 +582,36 @@ mod tests {
         assert_eq!(slots.semaphore.available_permits(), pool.size);
     }
 
+    /// Doubling each round trip: from 1 to 320 in nine, from the default start of 32 in four.
     #[test]
     fn one_sender_grows_to_its_maximum_without_throttles() {
-        let start = Instant::now();
-        let mut controller = Controller::new(300, start);
-        for round in 1..=400u32 {
-            let now = start + Duration::from_millis(30) * round;
-            controller.saturated();
-            for _ in 0..controller.limit() {
-                let observation = Observation {
-                    latency: Duration::from_millis(30),
-                    entries: 10,
-                    throttled: false,
-                };
-                controller.observe(observation, now);
+        for (initial, round_trips) in [(1, 9), (32, 4)] {
+            let start = Instant::now();
+            let mut controller = Controller::new(initial, 320, start);
+            let mut limits = Vec::new();
+            for round in 1..=400u32 {
+                let now = start + Duration::from_millis(30) * round;
+                controller.saturated();
+                for _ in 0..controller.limit() {
+                    let observation = Observation {
+                        latency: Duration::from_millis(30),
+                        entries: 10,
+                        throttled: false,
+                    };
+                    controller.observe(observation, now);
+                }
+                limits.push(controller.limit());
             }
+            let reached = limits.iter().position(|&limit| limit == 320).map(|at| at + 1);
+            assert_eq!(reached, Some(round_trips), "from {initial}: {limits:?}");
+            assert!(limits.iter().all(|&limit| limit <= 320));
         }
-        assert_eq!(controller.limit(), 300);
     }
 
     #[test]
     fn a_throttle_cuts_the_limit_and_idle_slots_do_not_grow_it() {
         let start = Instant::now();
-        let mut controller = Controller::new(100, start);
+        let mut controller = Controller::new(1, 100, start);
         let answer = |throttled| Observation {
             latency: Duration::from_millis(20),
             entries: 10,

@@ -250,6 +250,13 @@ pub(crate) struct RequestConfig {
     /// together. `false`: always `max_in_flight`. Default: true.
     #[serde(default = "default_adaptive")]
     pub(crate) adaptive: bool,
+    /// Where adaptive concurrency starts, in requests in flight; it doubles each round trip from there until the
+    /// first throttle or rise in latency. Default: 32 (the fixed limit of earlier versions), or `max_in_flight` if
+    /// lower. From 1, reaching 320 takes nine round trips after every start (a quarter of a second at 30 ms), while
+    /// a start that overshoots a busy quota costs one throttled round trip, after which the limit falls to what got
+    /// through.
+    #[serde(default)]
+    pub(crate) initial_in_flight: Option<usize>,
     /// Time limit of one PutEvents call; a call that takes longer is retried. Default: 10s.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub(crate) timeout: Duration,
@@ -263,6 +270,37 @@ fn default_adaptive() -> bool {
     true
 }
 
+const DEFAULT_INITIAL_IN_FLIGHT: usize = 32;
+
+impl RequestConfig {
+    /// The requests in flight adaptive concurrency starts at.
+    pub(crate) fn initial_in_flight(&self) -> usize {
+        self.initial_in_flight
+            .unwrap_or(DEFAULT_INITIAL_IN_FLIGHT.min(self.max_in_flight))
+    }
+
+    fn check(&self) -> Result<(), InvalidSetting> {
+        if self.max_in_flight == 0 {
+            return Err(InvalidSetting::new(
+                "config.request.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        let refused = |problem: String| Err(InvalidSetting::new("config.request.initial_in_flight", problem));
+        match self.initial_in_flight {
+            Some(_) if !self.adaptive => {
+                refused("applies only to adaptive concurrency, and `request.adaptive` is false".into())
+            }
+            Some(0) => refused("must be at least 1".into()),
+            Some(initial) if initial > self.max_in_flight => refused(format!(
+                "{initial} is more than `request.max_in_flight` ({})",
+                self.max_in_flight
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn default_request_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -272,6 +310,7 @@ impl Default for RequestConfig {
         Self {
             max_in_flight: default_max_in_flight(),
             adaptive: default_adaptive(),
+            initial_in_flight: None,
             timeout: default_request_timeout(),
         }
     }
@@ -317,12 +356,7 @@ impl SinkConfig {
                 ),
             ));
         }
-        if self.request.max_in_flight == 0 {
-            return Err(InvalidSetting::new(
-                "config.request.max_in_flight",
-                "must be at least 1",
-            ));
-        }
+        self.request.check()?;
         if self.max_buffered_records < self.batch.max_entries {
             return Err(InvalidSetting::new(
                 "config.max_buffered_records",
@@ -420,5 +454,32 @@ mod tests {
         let refused = sink("detail: value\noffload: {s3_bucket: b}").check(None).unwrap_err();
         assert_eq!(refused.key, "config.offload.json_path");
         assert!(sink("").check(None).is_ok());
+    }
+
+    #[test]
+    fn adaptive_concurrency_starts_at_32_or_max_in_flight_and_a_start_it_cannot_use_is_refused() {
+        assert_eq!(sink("").request.initial_in_flight(), 32);
+        assert_eq!(sink("request: {max_in_flight: 8}").request.initial_in_flight(), 8);
+        let given = sink("request: {initial_in_flight: 300}");
+        assert!(given.check(None).is_ok());
+        assert_eq!(given.request.initial_in_flight(), 300);
+        for (extra, problem) in [
+            (
+                "request: {initial_in_flight: 400}",
+                "400 is more than `request.max_in_flight` (320)",
+            ),
+            ("request: {initial_in_flight: 0}", "must be at least 1"),
+            (
+                "request: {initial_in_flight: 4, adaptive: false}",
+                "applies only to adaptive concurrency, and `request.adaptive` is false",
+            ),
+        ] {
+            let refused = sink(extra).check(None).unwrap_err();
+            assert_eq!(
+                (refused.key.as_str(), refused.problem.as_str()),
+                ("config.request.initial_in_flight", problem),
+                "{extra}"
+            );
+        }
     }
 }

@@ -575,6 +575,10 @@ impl SinkConnector {
                     // librdkafka waits this long (1 s by default) to fetch again once the queue above is full; the
                     // queue holds less than a second of records, so it ran dry and capped the sink at ~22,000 records/s.
                     ("fetch.queue.backoff.ms", "10"),
+                    // A fetch takes up to this much of each partition (1 MiB by default), held until its last record
+                    // is taken: 256 KiB cut the peak RSS by 5-10 MiB at the same throughput. A larger record batch
+                    // still comes whole (KIP-74), so `message.max.bytes` need not change with it.
+                    ("max.partition.fetch.bytes", "262144"),
                     // For the consumer lag metric.
                     ("statistics.interval.ms", "10000"),
                 ],
@@ -642,7 +646,7 @@ impl SinkConnector {
         let metrics = ConnectorMetrics::new(self.parts.name.as_str());
         let max_in_flight = config.request.max_in_flight;
         let slots = if config.request.adaptive {
-            RequestSlots::adaptive(max_in_flight, metrics.clone())
+            RequestSlots::adaptive(config.request.initial_in_flight(), max_in_flight, metrics.clone())
         } else {
             RequestSlots::fixed(max_in_flight)
         };
