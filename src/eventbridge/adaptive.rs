@@ -5,8 +5,8 @@
 //! other (additive increase with multiplicative decrease converges to shares that are about equal).
 //!
 //! The limit starts at `request.initial_in_flight` and doubles each window (slow start) until the first sign of a
-//! limit, then grows by one request a window. A throttled window cuts it to 70%, or to the requests the window got through if fewer.
-//! A window is one round trip, measured: the decisions follow the service's own pace.
+//! limit, then grows by one request a window. A throttled window cuts it to 70%, or to the requests the window got
+//! through if fewer. A window is one round trip, measured: the decisions follow the service's own pace.
 //!
 //! The send rate has an AIMD of its own, since the quota counts requests per second, not requests in flight: when
 //! latency falls (a quieter service, a closer endpoint), the same concurrency sends faster and would overrun the
