@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 /// How one byte is written: the first `len` of `bytes` (at most 7; the eighth pads the array to one store).
@@ -118,16 +119,18 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
 /// What a thread keeps of its scratch buffer between details: typical details are a few KiB.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
-/// JSON text kept as the JSON string that holds it, quotes included, with the length of the text itself.
+/// JSON text kept as the JSON string that holds it, quotes included, with the length of the text itself. The
+/// bytes are shared, not copied, by each request body that carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QuotedJson {
-    quoted: String,
+    /// UTF-8: the strings written came from `str`s, and escapes are ASCII.
+    quoted: Bytes,
     text_len: usize,
 }
 
 impl QuotedJson {
-    /// The JSON string holding the text, quotes included.
-    pub(crate) fn quoted(&self) -> &str {
+    /// The JSON string holding the text, quotes included, as UTF-8.
+    pub(crate) fn quoted(&self) -> &Bytes {
         &self.quoted
     }
 
@@ -178,12 +181,7 @@ pub(crate) fn write_quoted<E>(write: impl FnOnce(&mut QuotedWriter<'_>) -> Resul
         let written = write(&mut writer);
         let text_len = writer.text_len;
         scratch.push(b'"');
-        // Everything written is UTF-8: the strings came from `str`s, escapes are ASCII. (`from_utf8` checks that
-        // several times faster than `from_utf8_lossy`, which walks the bytes in chunks.)
-        let quoted = written.map(|()| match std::str::from_utf8(scratch) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(scratch).into_owned(),
-        });
+        let quoted = written.map(|()| Bytes::copy_from_slice(scratch));
         // A rare large detail (up to 1 MB, escaped) need not stay allocated on every thread that wrote one.
         if scratch.capacity() > MAX_KEPT_SCRATCH {
             *scratch = Vec::new();
@@ -317,7 +315,11 @@ pub(crate) mod tests {
     fn assert_quoted_like_serde_json(value: &Value) {
         let text = serde_json::to_string(value).unwrap();
         let quoted = quoted_json(value);
-        assert_eq!(quoted.quoted(), serde_json::to_string(&text).unwrap(), "{value}");
+        assert_eq!(
+            quoted.quoted(),
+            serde_json::to_string(&text).unwrap().as_bytes(),
+            "{value}"
+        );
         assert_eq!(quoted.text_len(), text.len(), "{value}");
     }
 

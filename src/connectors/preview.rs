@@ -79,7 +79,7 @@ pub struct PutEventsEntry {
 
 impl PutEventsEntry {
     fn new(entry: Entry, event_bus_name: &str) -> Self {
-        let detail = serde_json::from_str::<String>(entry.detail.quoted())
+        let detail = serde_json::from_slice::<String>(entry.detail.quoted())
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or(Value::Null);

@@ -20,8 +20,8 @@ impl Detail {
         Self(object)
     }
 
-    /// The JSON string holding the text, quotes included.
-    pub(crate) fn quoted(&self) -> &str {
+    /// The JSON string holding the text, quotes included, as UTF-8.
+    pub(crate) fn quoted(&self) -> &bytes::Bytes {
         self.0.quoted()
     }
 

@@ -130,29 +130,32 @@ impl PutEventsService {
             endpoint_id: self.endpoint_id.as_deref(),
             entries,
         }
-        .to_bytes();
+        .to_pieces();
         let mut request = http::Request::post(self.uri.clone())
             .header(HOST, self.host.as_str())
             .header(CONTENT_TYPE, request::CONTENT_TYPE)
             .header("x-amz-target", request::TARGET)
-            .body(body)
+            .body(())
             .map_err(|error| RequestError::Fatal(format!("cannot build the request: {error}")))?;
-        self.signer.sign(&mut request).await.map_err(|error| {
-            if error.is_retryable() {
-                RequestError::Transient(error.to_string())
-            } else {
-                RequestError::Fatal(error.to_string())
-            }
-        })?;
+        self.signer
+            .sign(&mut request, body.sha256_hex())
+            .await
+            .map_err(|error| {
+                if error.is_retryable() {
+                    RequestError::Transient(error.to_string())
+                } else {
+                    RequestError::Fatal(error.to_string())
+                }
+            })?;
         // The user agent is not signed, as the SDKs leave it out too (proxies rewrite it).
         request.headers_mut().insert(
             USER_AGENT,
             http::HeaderValue::from_static(concat!("ebconnect/", env!("CARGO_PKG_VERSION"))),
         );
-        let (parts, body) = request.into_parts();
+        let (parts, ()) = request.into_parts();
         let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
         *request.headers_mut() = parts.headers;
-        *request.body_mut() = Some(body.into());
+        *request.body_mut() = Some(reqwest::Body::wrap(body));
         let exchange = async {
             let response = self.http.execute(request).await?;
             let status = response.status();

@@ -76,17 +76,19 @@ impl RequestSigner {
     }
 
     /// Adds the signature headers (`authorization`, `x-amz-date`, the session token) to `request`, whose headers
-    /// must all be set already: every header present is signed.
-    pub(crate) async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SigningError> {
+    /// must all be set already: every header present is signed. The body travels apart (as pieces, see
+    /// `request::BodyPieces`); `body_sha256` is its SHA-256 in lowercase hex.
+    pub(crate) async fn sign(&self, request: &mut http::Request<()>, body_sha256: String) -> Result<(), SigningError> {
         let identity: Identity = self.credentials().await?.into();
-        self.sign_with(&identity, SystemTime::now(), request)
+        self.sign_with(&identity, SystemTime::now(), request, body_sha256)
     }
 
     fn sign_with(
         &self,
         identity: &Identity,
         time: SystemTime,
-        request: &mut http::Request<Vec<u8>>,
+        request: &mut http::Request<()>,
+        body_sha256: String,
     ) -> Result<(), SigningError> {
         let failed = |error: &(dyn std::error::Error + 'static)| SigningError::Sign(crate::error_chain(error));
         let params = match &self.signing {
@@ -124,7 +126,7 @@ impl RequestSigner {
             request.method().as_str(),
             uri.as_str(),
             headers.into_iter(),
-            SignableBody::Bytes(request.body()),
+            SignableBody::Precomputed(body_sha256),
         )
         .map_err(|error| failed(&error))?;
         let (instructions, _signature) = sign(signable, &params).map_err(|error| failed(&error))?.into_parts();
@@ -141,13 +143,27 @@ mod tests {
 
     use aws_credential_types::provider::future;
 
-    fn request() -> http::Request<Vec<u8>> {
+    const BODY: &[u8] = br#"{"Entries":[]}"#;
+
+    fn request() -> http::Request<()> {
         http::Request::post("https://events.us-east-1.amazonaws.com/")
             .header("host", "events.us-east-1.amazonaws.com")
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", "AWSEvents.PutEvents")
-            .body(br#"{"Entries":[]}"#.to_vec())
+            .body(())
             .unwrap()
+    }
+
+    /// The body's hash as the service computes it, from the pieces of a body of no entries.
+    fn body_sha256() -> String {
+        let pieces = crate::eventbridge::request::PutEventsBody {
+            event_bus: "default",
+            endpoint_id: None,
+            entries: &[],
+        }
+        .to_pieces();
+        assert_eq!(pieces.to_vec(), BODY);
+        pieces.sha256_hex()
     }
 
     fn credentials(expiry: Option<SystemTime>) -> Credentials {
@@ -172,7 +188,9 @@ mod tests {
         );
         let mut request = request();
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        signer.sign_with(&credentials(None).into(), time, &mut request).unwrap();
+        signer
+            .sign_with(&credentials(None).into(), time, &mut request, body_sha256())
+            .unwrap();
         let authorization = request.headers()["authorization"].to_str().unwrap();
         assert!(authorization.starts_with(
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/events/aws4_request, \
@@ -185,7 +203,7 @@ mod tests {
     }
 
     /// SigV4 by hand, for the test above.
-    fn expected_sigv4_signature(request: &http::Request<Vec<u8>>) -> String {
+    fn expected_sigv4_signature(request: &http::Request<()>) -> String {
         use sha2::{Digest, Sha256};
         let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
         let hmac = |key: &[u8], data: &str| {
@@ -209,7 +227,7 @@ mod tests {
         let canonical_request = format!(
             "POST\n/\n\n{canonical_headers}\n{}\n{}",
             signed.join(";"),
-            hex(&Sha256::digest(request.body()))
+            hex(&Sha256::digest(BODY))
         );
         let date = headers["x-amz-date"].to_str().unwrap();
         let scope = format!("{}/us-east-1/events/aws4_request", &date[..8]);
@@ -229,7 +247,12 @@ mod tests {
         let signer = RequestSigner::new(None, Signing::V4a { region_set: "*".into() });
         let mut request = request();
         signer
-            .sign_with(&credentials(None).into(), SystemTime::now(), &mut request)
+            .sign_with(
+                &credentials(None).into(),
+                SystemTime::now(),
+                &mut request,
+                body_sha256(),
+            )
             .unwrap();
         let authorization = request.headers()["authorization"].to_str().unwrap();
         assert!(
@@ -268,7 +291,7 @@ mod tests {
             },
         );
         for _ in 0..3 {
-            long_lived.sign(&mut request()).await.unwrap();
+            long_lived.sign(&mut request(), body_sha256()).await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
@@ -282,7 +305,7 @@ mod tests {
             },
         );
         for _ in 0..3 {
-            expiring.sign(&mut request()).await.unwrap();
+            expiring.sign(&mut request(), body_sha256()).await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
@@ -295,7 +318,7 @@ mod tests {
                 region: "us-east-1".into(),
             },
         );
-        let error = signer.sign(&mut request()).await.unwrap_err();
+        let error = signer.sign(&mut request(), body_sha256()).await.unwrap_err();
         assert!(matches!(error, SigningError::NoProvider));
         assert!(!error.is_retryable());
     }

@@ -1232,7 +1232,7 @@ mod tests {
                 let text = serde_json::to_string(&tree).unwrap();
                 assert_eq!(
                     written.text.quoted(),
-                    serde_json::to_string(&text).unwrap(),
+                    serde_json::to_string(&text).unwrap().as_bytes(),
                     "case {case}"
                 );
                 assert_eq!(written.text.text_len(), text.len(), "case {case}");

@@ -303,6 +303,71 @@ async fn retries_only_failed_entries_through_injected_faults() {
     );
 }
 
+/// botocore's SigV4Auth, the signer of AWS's own Python SDK, signs each PutEvents request the sink sent again, at
+/// the request's own time, over the body as it arrived (sent in pieces: the JSON around the details, and each
+/// detail shared with its entry), and must give the same `Authorization`. The details carry quotes, backslashes,
+/// line breaks and non-ASCII text, and the batches are small, so that several requests are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_events_requests_are_signed_as_botocore_signs_them() {
+    const RECORDS: usize = 24;
+    let server = FaultServer::start(Faults {
+        keep_requests: RECORDS,
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-signed");
+    support::create_topic(&topic, 1).await;
+    let producer = support::producer();
+    for n in 0..RECORDS {
+        let value = json!({"n": n, "text": format!("\"quoted\" \\ back\nline é 日本 🎉 {n}"), "nested": {"q": "\""}});
+        support::produce(&producer, &topic, None, None, Some(value.to_string().as_bytes()), &[]).await;
+    }
+    let name = unique("signed");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "signed-bus",
+        "detail: value\nbatch:\n  max_entries: 3",
+        "",
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_with_endpoint(&server.url, ""),
+        &[("sink.yaml", &connector)],
+    );
+    let observed = server.observed.clone();
+    support::wait_for("every record to be acknowledged", Duration::from_secs(60), || {
+        let observed = observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
+    })
+    .await;
+    worker.stop().await;
+    let kept = server.observed.lock().unwrap().kept.clone();
+    assert!(kept.len() >= RECORDS / 3, "only {} requests were kept", kept.len());
+    let requests = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(requests.path(), serde_json::to_vec(&kept).unwrap()).unwrap();
+    let output = support::stack_python(
+        "verify_put_events_signature.py",
+        &[
+            requests.path().to_str().unwrap(),
+            &format!("{}/", server.url),
+            &support::stack("AWS_REGION"),
+            &std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
+            &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        ],
+    )
+    .await;
+    let verdicts: Vec<Value> = output
+        .stdout
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), kept.len());
+    for verdict in verdicts {
+        assert_eq!(verdict["ok"], true, "{verdict}");
+    }
+}
+
 /// A service that takes smaller requests than `batch.max_bytes` allows answers HTTP 413: the sink sends the batch
 /// again in halves until each half passes, and an entry too large for the service alone goes to the dead-letter
 /// topic as `RequestEntityTooLarge`. Every other record arrives once, and the offsets reach the end.

@@ -50,6 +50,8 @@ pub struct Faults {
     pub quota_per_second: f64,
     /// With `latency`, every request is answered after a time drawn evenly from `latency..latency_max`.
     pub latency_max: Duration,
+    /// The first this many requests are kept whole, headers and body, for checks of their signatures.
+    pub keep_requests: usize,
 }
 
 /// The quota's token bucket.
@@ -90,6 +92,15 @@ pub struct Observed {
     pub largest_request_bytes: usize,
     /// Arrival times of the requests the quota throttled.
     pub quota_throttled: Vec<std::time::Instant>,
+    /// The first `Faults::keep_requests` requests as they arrived.
+    pub kept: Vec<KeptRequest>,
+}
+
+/// A request as it arrived: its headers (names in lowercase, values as text) and its body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeptRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 #[derive(Clone)]
@@ -148,6 +159,19 @@ fn every(n: usize, count: usize) -> bool {
 }
 
 async fn put_events(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    {
+        let mut observed = shared.observed.lock().unwrap();
+        if observed.kept.len() < shared.faults.keep_requests {
+            let headers = headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect();
+            observed.kept.push(KeptRequest {
+                headers,
+                body: body.clone(),
+            });
+        }
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|value| value.to_str().ok())
