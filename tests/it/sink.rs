@@ -18,6 +18,15 @@ fn numbers(events: &[Value]) -> BTreeSet<u64> {
         .collect()
 }
 
+/// Waits until `server` has acknowledged `count` distinct entries.
+async fn wait_acknowledged(server: &FaultServer, what: &str, count: usize, timeout: Duration) {
+    support::wait_for(what, timeout, || {
+        let observed = server.observed.clone();
+        async move { (observed.lock().unwrap().acknowledged.len() == count).then_some(()) }
+    })
+    .await;
+}
+
 fn cloudtrail_like(n: usize) -> Value {
     json!({
         "eventVersion": "1.08",
@@ -276,11 +285,12 @@ async fn retries_only_failed_entries_through_injected_faults() {
     );
     let worker_config = support::worker_yaml_with_endpoint(&server.url, "");
     let worker = RunningWorker::start(&worker_config, &[("sink.yaml", &connector)]);
-    let observed = server.observed.clone();
-    support::wait_for("every record to be acknowledged", Duration::from_secs(90), || {
-        let observed = observed.clone();
-        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
-    })
+    wait_acknowledged(
+        &server,
+        "every record to be acknowledged",
+        RECORDS,
+        Duration::from_secs(90),
+    )
     .await;
     worker.stop().await;
     let observed = server.observed.lock().unwrap();
@@ -334,11 +344,12 @@ async fn put_events_requests_are_signed_as_botocore_signs_them() {
         &support::worker_yaml_with_endpoint(&server.url, ""),
         &[("sink.yaml", &connector)],
     );
-    let observed = server.observed.clone();
-    support::wait_for("every record to be acknowledged", Duration::from_secs(60), || {
-        let observed = observed.clone();
-        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
-    })
+    wait_acknowledged(
+        &server,
+        "every record to be acknowledged",
+        RECORDS,
+        Duration::from_secs(60),
+    )
     .await;
     worker.stop().await;
     let kept = server.observed.lock().unwrap().kept.clone();
@@ -405,11 +416,12 @@ async fn a_request_too_large_is_split_and_an_entry_too_large_alone_is_dead_lette
         &support::worker_yaml_with_endpoint(&server.url, ""),
         &[("sink.yaml", &connector)],
     );
-    let observed = server.observed.clone();
-    support::wait_for("every small record to be acknowledged", Duration::from_secs(60), || {
-        let observed = observed.clone();
-        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
-    })
+    wait_acknowledged(
+        &server,
+        "every small record to be acknowledged",
+        RECORDS,
+        Duration::from_secs(60),
+    )
     .await;
     let dead = tokio::task::spawn_blocking(move || support::consume_all(&dlq, 1, Duration::from_secs(30)))
         .await
@@ -469,11 +481,12 @@ async fn three_workers_share_a_quota_and_deliver_every_record_once() {
     // read again by its next owner, which at least once allows and which is not what this test is about.
     support::wait_for_stable_group(&format!("connect-{name}"), 3).await;
     support::produce_numbered_across(&topic, RECORDS as u64, 6).await;
-    let observed = server.observed.clone();
-    support::wait_for("every record to be acknowledged", Duration::from_secs(120), || {
-        let observed = observed.clone();
-        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
-    })
+    wait_acknowledged(
+        &server,
+        "every record to be acknowledged",
+        RECORDS,
+        Duration::from_secs(120),
+    )
     .await;
     for worker in &workers {
         let status = worker.state(&name).unwrap();
@@ -545,10 +558,12 @@ async fn a_joining_worker_takes_over_partitions_without_their_backlog_being_sent
         acknowledged_at_join < RECORDS / 2,
         "the group settled after {acknowledged_at_join} records: too late to test a backlog"
     );
-    support::wait_for("every record to be acknowledged", Duration::from_secs(120), || {
-        let observed = observed.clone();
-        async move { (observed.lock().unwrap().acknowledged.len() == RECORDS).then_some(()) }
-    })
+    wait_acknowledged(
+        &server,
+        "every record to be acknowledged",
+        RECORDS,
+        Duration::from_secs(120),
+    )
     .await;
     first.stop().await;
     second.stop().await;
