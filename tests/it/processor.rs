@@ -142,6 +142,65 @@ async fn dedupe_is_exactly_once_across_kills_a_joining_worker_and_a_fenced_zombi
     assert!(joined.wait().unwrap().success());
 }
 
+/// A backfill: records stamped two days ago, so that none is within the dedupe's window of the wall clock. The
+/// worker commits the first 1,000 ids and is killed; then come duplicates of every third of them (each within the
+/// window of its original, by record time) and 300 new ids. The restarted worker rebuilds its dedupe set from the
+/// output's records within the window before the latest of them, not before now, so a `read_committed` consumer
+/// sees each id once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_is_deduplicated_across_a_restart() {
+    let start = chrono::Utc::now().timestamp_millis() - 2 * 24 * 3_600_000;
+    let originals: Vec<Event> = (0..1_000)
+        .map(|n| Event {
+            id: format!("old-{n:04}"),
+            timestamp: start + n * 60,
+            copy: 0,
+        })
+        .collect();
+    let later = start + 120_000;
+    let mut rest: Vec<Event> = originals
+        .iter()
+        .step_by(3)
+        .map(|original| Event {
+            timestamp: later + (original.timestamp - start),
+            copy: 1,
+            ..original.clone()
+        })
+        .collect();
+    rest.extend((1_000..1_300).map(|n| Event {
+        id: format!("old-{n:04}"),
+        timestamp: later + n * 60,
+        copy: 0,
+    }));
+    let input = unique("backfill-in");
+    let output = unique("backfill-out");
+    support::create_topic(&input, 3).await;
+    support::create_topic(&output, 3).await;
+    let name = unique("backfill");
+    let connector = processor_yaml(&name, &input, &output, "  - dedupe: {key: $.id, window: 10m}\n");
+    let dir = ConfigDir::new(&worker_yaml(""), &[("dedupe.yaml", &connector)]);
+    let group = format!("connect-{name}");
+    let mut worker = support::spawn_worker(&dir, "backfill-0.log");
+    produce(&input, &originals).await;
+    wait_until_committed(&group, &input, 3, Duration::from_secs(60)).await;
+    support::signal(&worker, "KILL");
+    worker.wait().unwrap();
+    produce(&input, &rest).await;
+    let mut worker = support::spawn_worker(&dir, "backfill-1.log");
+    wait_until_committed(&group, &input, 3, Duration::from_secs(60)).await;
+    let seen = support::read_committed(&output).await;
+    support::terminate(&worker);
+    assert!(worker.wait().unwrap().success());
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for value in &seen {
+        *counts.entry(value["id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let repeated: Vec<_> = counts.iter().filter(|(_, count)| **count > 1).take(10).collect();
+    assert!(repeated.is_empty(), "ids written more than once: {repeated:?}");
+    assert_eq!(counts.len(), 1_300);
+    assert!(seen.iter().all(|value| value["copy"] == 0), "a duplicate was written");
+}
+
 /// The reference's "Mask fields" Topic Action: every output value masked, key, headers and timestamp kept, and the
 /// input left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
