@@ -17,6 +17,8 @@
 //! overlong varint are errors (apache_avro's reader takes a string that ends early for a null). Bytes left after
 //! the value are ignored, as Confluent's deserializers ignore them.
 
+use std::ops::Range;
+
 use apache_avro::schema::{InnerDecimalSchema, Name, RecordSchema, Schema, UnionSchema, UuidSchema};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
@@ -610,8 +612,8 @@ pub(crate) fn decode_to_quoted_json(
     }))
 }
 
-/// The same walk as above, writing text instead of building values. Maps and values other than strings are
-/// built first and then written: maps are sorted by key, and the rest is short.
+/// The same walk as above, writing text instead of building values. Scalars other than strings are built first and
+/// then written, since they are short; a map's values are written aside and placed in the order of their keys.
 impl<'s> AvroToJson<'s> {
     fn value_text(
         &self,
@@ -635,10 +637,7 @@ impl<'s> AvroToJson<'s> {
             }
             Schema::Record(record) => self.record_text(input, record, out, &[], &mut Map::new()),
             Schema::Array(array) => self.array_text(input, &array.items, out),
-            Schema::Map(map) => {
-                out.value(&self.map(input, &map.types)?);
-                Ok(())
-            }
+            Schema::Map(map) => self.map_text(input, &map.types, out),
             Schema::String => {
                 out.string(input.string()?);
                 Ok(())
@@ -702,6 +701,55 @@ impl<'s> AvroToJson<'s> {
                 Ok(Some(value))
             }
         }
+    }
+
+    /// Writes a map as `map` builds it: its values are written aside as they come, then placed in the order of
+    /// their keys.
+    fn map_text(
+        &self,
+        input: &mut Input<'_>,
+        value_schema: &'s Schema,
+        out: &mut QuotedWriter<'_>,
+    ) -> Result<(), AvroJsonError> {
+        input.enter()?;
+        let mut aside = Vec::new();
+        // Each key, where its value's text lies in `aside`, and that text's length.
+        let mut members: Vec<(&str, Range<usize>, usize)> = Vec::new();
+        loop {
+            let count = input.block_count()?;
+            if count == 0 {
+                break;
+            }
+            members.reserve(count.min(input.bytes.len()));
+            for _ in 0..count {
+                let key = input.string()?;
+                let start = aside.len();
+                let text_len = QuotedWriter::aside(&mut aside, |writer| self.value_text(input, value_schema, writer))
+                    .map_err(|error| error.within(&format!("['{key}']")))?;
+                members.push((key, start..aside.len(), text_len));
+            }
+        }
+        input.leave();
+        // Stable, and of a key written twice the last one stays, as a map insert keeps it.
+        members.sort_by_key(|(key, ..)| *key);
+        members.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        out.punctuation(b"{");
+        for (index, (key, range, text_len)) in members.into_iter().enumerate() {
+            if index > 0 {
+                out.punctuation(b",");
+            }
+            out.string(key);
+            out.punctuation(b":");
+            out.place(&aside[range], text_len);
+        }
+        out.punctuation(b"}");
+        Ok(())
     }
 
     fn array_text(
@@ -1278,6 +1326,50 @@ mod tests {
         assert!(decode_to_quoted_json(&[], &record, options, &Capture::Whole)
             .unwrap()
             .is_none());
+    }
+
+    /// A map's keys come sorted, and of a key written twice the last value stays, in the text as in the tree;
+    /// here in two blocks, nested in another map, and next to a field after it.
+    #[test]
+    fn map_text_sorts_keys_and_keeps_the_last_of_a_repeated_one() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"m","type":{"type":"map","values":{"type":"map","values":"long"}}},
+                {"name":"after","type":"string"}]}"#,
+        )
+        .unwrap();
+        // Avro's binary encoding by hand, since no writer writes a key twice: blocks of (key, value) pairs with a
+        // zigzag count, ended by a count of 0.
+        let inner = |pairs: &[(&str, u8)]| {
+            let mut bytes = vec![u8::try_from(pairs.len() * 2).unwrap()];
+            for (key, value) in pairs {
+                bytes.push(u8::try_from(key.len() * 2).unwrap());
+                bytes.extend_from_slice(key.as_bytes());
+                bytes.push(value * 2);
+            }
+            bytes.push(0);
+            bytes
+        };
+        let mut bytes = vec![4, 2, b'y'];
+        bytes.extend(inner(&[("b", 1), ("a", 2)]));
+        bytes.extend([2, b'x']);
+        bytes.extend(inner(&[("b", 3), ("a", 4), ("b", 5)]));
+        bytes.extend([2, 2, b'y']);
+        bytes.extend(inner(&[("c", 6)]));
+        bytes.push(0);
+        bytes.extend([4, b'o', b'k']);
+        let options = AvroJsonOptions::default();
+        let tree = decode_to_json(&bytes, &schema, options).unwrap();
+        assert_eq!(
+            tree,
+            serde_json::json!({"m": {"x": {"a": 4, "b": 5}, "y": {"c": 6}}, "after": "ok"})
+        );
+        let written = decode_to_quoted_json(&bytes, &schema, options, &Capture::fields([vec!["after"]]))
+            .unwrap()
+            .unwrap();
+        let text = serde_json::to_string(&tree).unwrap();
+        assert_eq!(written.text.quoted(), serde_json::to_string(&text).unwrap().as_bytes());
+        assert_eq!(written.text.text_len(), text.len());
     }
 
     #[test]
