@@ -162,26 +162,6 @@ impl QuotedWriter<'_> {
     pub(crate) fn value(&mut self, value: &Value) {
         self.text_len += write_value(self.out, value, Depth::InString);
     }
-
-    /// Has `write` write into `aside` instead, to be placed later (`place`) where its order is known; returns the
-    /// length of its text.
-    pub(crate) fn aside<E>(
-        aside: &mut Vec<u8>,
-        write: impl FnOnce(&mut QuotedWriter<'_>) -> Result<(), E>,
-    ) -> Result<usize, E> {
-        let mut writer = QuotedWriter {
-            out: aside,
-            text_len: 0,
-        };
-        write(&mut writer)?;
-        Ok(writer.text_len)
-    }
-
-    /// Places what `aside` wrote: its bytes, and the text length it returned.
-    pub(crate) fn place(&mut self, written: &[u8], text_len: usize) {
-        self.out.extend_from_slice(written);
-        self.text_len += text_len;
-    }
 }
 
 /// The JSON text that `write` writes, as a JSON string. An error from `write` is returned as it is.

@@ -17,8 +17,6 @@
 //! overlong varint are errors (apache_avro's reader takes a string that ends early for a null). Bytes left after
 //! the value are ignored, as Confluent's deserializers ignore them.
 
-use std::ops::Range;
-
 use apache_avro::schema::{InnerDecimalSchema, Name, RecordSchema, Schema, UnionSchema, UuidSchema};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
@@ -612,8 +610,8 @@ pub(crate) fn decode_to_quoted_json(
     }))
 }
 
-/// The same walk as above, writing text instead of building values. Scalars other than strings are built first and
-/// then written, since they are short; a map's values are written aside and placed in the order of their keys.
+/// The same walk as above, writing text instead of building values. Maps and values other than strings are
+/// built first and then written: maps are sorted by key, and the rest is short.
 impl<'s> AvroToJson<'s> {
     fn value_text(
         &self,
@@ -637,7 +635,10 @@ impl<'s> AvroToJson<'s> {
             }
             Schema::Record(record) => self.record_text(input, record, out, &[], &mut Map::new()),
             Schema::Array(array) => self.array_text(input, &array.items, out),
-            Schema::Map(map) => self.map_text(input, &map.types, out),
+            Schema::Map(map) => {
+                out.value(&self.map(input, &map.types)?);
+                Ok(())
+            }
             Schema::String => {
                 out.string(input.string()?);
                 Ok(())
@@ -701,55 +702,6 @@ impl<'s> AvroToJson<'s> {
                 Ok(Some(value))
             }
         }
-    }
-
-    /// Writes a map as `map` builds it: its values are written aside as they come, then placed in the order of
-    /// their keys.
-    fn map_text(
-        &self,
-        input: &mut Input<'_>,
-        value_schema: &'s Schema,
-        out: &mut QuotedWriter<'_>,
-    ) -> Result<(), AvroJsonError> {
-        input.enter()?;
-        let mut aside = Vec::new();
-        // Each key, where its value's text lies in `aside`, and that text's length.
-        let mut members: Vec<(&str, Range<usize>, usize)> = Vec::new();
-        loop {
-            let count = input.block_count()?;
-            if count == 0 {
-                break;
-            }
-            members.reserve(count.min(input.bytes.len()));
-            for _ in 0..count {
-                let key = input.string()?;
-                let start = aside.len();
-                let text_len = QuotedWriter::aside(&mut aside, |writer| self.value_text(input, value_schema, writer))
-                    .map_err(|error| error.within(&format!("['{key}']")))?;
-                members.push((key, start..aside.len(), text_len));
-            }
-        }
-        input.leave();
-        // Stable, and of a key written twice the last one stays, as a map insert keeps it.
-        members.sort_by_key(|(key, ..)| *key);
-        members.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
-        out.punctuation(b"{");
-        for (index, (key, range, text_len)) in members.into_iter().enumerate() {
-            if index > 0 {
-                out.punctuation(b",");
-            }
-            out.string(key);
-            out.punctuation(b":");
-            out.place(&aside[range], text_len);
-        }
-        out.punctuation(b"}");
-        Ok(())
     }
 
     fn array_text(
@@ -1331,7 +1283,7 @@ mod tests {
     /// A map's keys come sorted, and of a key written twice the last value stays, in the text as in the tree;
     /// here in two blocks, nested in another map, and next to a field after it.
     #[test]
-    fn map_text_sorts_keys_and_keeps_the_last_of_a_repeated_one() {
+    fn maps_in_text_sort_keys_and_keep_the_last_of_a_repeated_one() {
         let schema = Schema::parse_str(
             r#"{"type":"record","name":"R","fields":[
                 {"name":"m","type":{"type":"map","values":{"type":"map","values":"long"}}},
