@@ -53,12 +53,18 @@ impl EncodeError {
     }
 }
 
-/// JSON to an Avro value for `schema`, reading back what the decoder writes: the logical types it shows as text
-/// (dates, times of day, timestamps) are parsed into their Avro values, so that a record read as Avro can be written
-/// as Avro again (a topic-processor's Avro in and out). The rest is converted as apache-avro converts JSON, and
-/// resolution against the schema does the rest. Inside a named type reused by reference, logical types are left as
-/// text (and then fail to resolve, naming the field).
-fn avro_value(json: &Value, schema: &AvroSchemaNode) -> Result<AvroValue, apache_avro::Error> {
+/// JSON to an Avro value for `schema`, reading back what the decoder writes (`avro.rs`): the logical types it shows
+/// as text (dates, times of day, timestamps, decimals, UUIDs), `bytes` and `fixed` as base64, and a `duration` as
+/// `{months, days, milliseconds}` become their Avro values, so that a record read as Avro is written as Avro again
+/// unchanged (a topic-processor's Avro in and out). Text that is none of these where the schema wants one is an
+/// error: apache-avro would otherwise take a string's UTF-8 bytes as `bytes`. The rest is converted as apache-avro
+/// converts JSON, and resolution against the schema does the rest. Inside a named type reused by reference, these
+/// are left as they are (and then fail to resolve).
+pub(super) fn avro_value(
+    json: &Value,
+    schema: &AvroSchemaNode,
+    binary: BinaryText,
+) -> Result<AvroValue, apache_avro::Error> {
     let generic = || AvroValue::try_from(json.clone());
     Ok(match (schema, json) {
         (AvroSchemaNode::Record(record), Value::Object(fields)) => AvroValue::Record(
@@ -67,7 +73,7 @@ fn avro_value(json: &Value, schema: &AvroSchemaNode) -> Result<AvroValue, apache
                 .map(|(name, field)| {
                     let known = record.lookup.get(name).and_then(|index| record.fields.get(*index));
                     let converted = match known {
-                        Some(known) => avro_value(field, &known.schema),
+                        Some(known) => avro_value(field, &known.schema, binary),
                         None => AvroValue::try_from(field.clone()),
                     };
                     converted.map(|converted| (name.clone(), converted))
@@ -77,18 +83,34 @@ fn avro_value(json: &Value, schema: &AvroSchemaNode) -> Result<AvroValue, apache
         (AvroSchemaNode::Array(array), Value::Array(items)) => AvroValue::Array(
             items
                 .iter()
-                .map(|item| avro_value(item, &array.items))
+                .map(|item| avro_value(item, &array.items, binary))
                 .collect::<Result<_, _>>()?,
         ),
         (AvroSchemaNode::Map(map), Value::Object(entries)) => AvroValue::Map(
             entries
                 .iter()
-                .map(|(name, entry)| avro_value(entry, &map.types).map(|converted| (name.clone(), converted)))
+                .map(|(name, entry)| avro_value(entry, &map.types, binary).map(|converted| (name.clone(), converted)))
                 .collect::<Result<_, _>>()?,
         ),
+        (AvroSchemaNode::Duration(_), Value::Object(parts)) => duration(parts)?,
         (AvroSchemaNode::Union(union), Value::String(text)) => {
-            match union.variants().iter().find_map(|variant| logical(text, variant)) {
-                Some(converted) => converted,
+            // The first branch that reads the text takes it, in the union's order, as apache-avro resolves one.
+            let mut refusal = None;
+            for variant in union.variants() {
+                match (from_text(text, variant, binary), variant) {
+                    (Some(Ok(converted)), _) => return Ok(converted),
+                    (Some(Err(error)), _) => {
+                        refusal.get_or_insert(error);
+                    }
+                    (None, AvroSchemaNode::String) => return generic(),
+                    (None, AvroSchemaNode::Enum(enumeration)) if enumeration.symbols.contains(text) => {
+                        return generic()
+                    }
+                    (None, _) => {}
+                }
+            }
+            match refusal {
+                Some(error) => return Err(error),
                 None => generic()?,
             }
         }
@@ -96,26 +118,53 @@ fn avro_value(json: &Value, schema: &AvroSchemaNode) -> Result<AvroValue, apache
             let container = union.variants().iter().find(|variant| {
                 matches!(
                     (variant, json),
-                    (AvroSchemaNode::Record(_) | AvroSchemaNode::Map(_), Value::Object(_))
-                        | (AvroSchemaNode::Array(_), Value::Array(_))
+                    (
+                        AvroSchemaNode::Record(_) | AvroSchemaNode::Map(_) | AvroSchemaNode::Duration(_),
+                        Value::Object(_)
+                    ) | (AvroSchemaNode::Array(_), Value::Array(_))
                 )
             });
             match container {
-                Some(variant) => avro_value(json, variant)?,
+                Some(variant) => avro_value(json, variant, binary)?,
                 None => generic()?,
             }
         }
-        (_, Value::String(text)) => match logical(text, schema) {
-            Some(converted) => converted,
+        (_, Value::String(text)) => match from_text(text, schema, binary) {
+            Some(converted) => converted?,
             None => generic()?,
         },
         _ => generic()?,
     })
 }
 
-/// The Avro value of a logical type's text as the decoder writes it; `None` when `schema` is not such a type or the
-/// text does not parse (resolution then names the mismatch).
-fn logical(text: &str, schema: &AvroSchemaNode) -> Option<AvroValue> {
+/// How JSON text stands for the bytes of Avro's `bytes` and `fixed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryText {
+    /// Base64, as the decoder writes them (and Kafka Connect's JsonConverter): for records read as Avro and written
+    /// again, and for events, whose JSON carries binary data as base64.
+    Base64,
+    /// Avro's own JSON encoding, as Confluent's REST Proxy reads a record's data: each character one byte, U+0000 to
+    /// U+00FF.
+    AvroJson,
+}
+
+impl BinaryText {
+    fn wanted(self) -> &'static str {
+        match self {
+            Self::Base64 => "base64",
+            Self::AvroJson => "text of characters U+0000 to U+00FF, one a byte",
+        }
+    }
+}
+
+fn refused(what: String) -> apache_avro::Error {
+    apache_avro::error::Details::SerializeValue(what).into()
+}
+
+/// The Avro value of `text` as the decoder writes it for `schema`; `None` when `schema` is not a type the decoder
+/// writes as text of its own (a string, an enum, a number: apache-avro converts those).
+fn from_text(text: &str, schema: &AvroSchemaNode, binary: BinaryText) -> Option<Result<AvroValue, apache_avro::Error>> {
+    use base64::Engine;
     use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
     let instant = || chrono::DateTime::parse_from_rfc3339(text).ok();
     let local = || {
@@ -128,21 +177,130 @@ fn logical(text: &str, schema: &AvroSchemaNode) -> Option<AvroValue> {
             .ok()
             .map(|time| i64::from(time.num_seconds_from_midnight()) * 1_000_000_000 + i64::from(time.nanosecond()))
     };
-    Some(match schema {
-        AvroSchemaNode::TimestampMillis => AvroValue::TimestampMillis(instant()?.timestamp_millis()),
-        AvroSchemaNode::TimestampMicros => AvroValue::TimestampMicros(instant()?.timestamp_micros()),
-        AvroSchemaNode::TimestampNanos => AvroValue::TimestampNanos(instant()?.timestamp_nanos_opt()?),
-        AvroSchemaNode::LocalTimestampMillis => AvroValue::LocalTimestampMillis(local()?.timestamp_millis()),
-        AvroSchemaNode::LocalTimestampMicros => AvroValue::LocalTimestampMicros(local()?.timestamp_micros()),
-        AvroSchemaNode::LocalTimestampNanos => AvroValue::LocalTimestampNanos(local()?.timestamp_nanos_opt()?),
-        AvroSchemaNode::Date => {
-            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-            AvroValue::Date(date.to_epoch_days())
-        }
-        AvroSchemaNode::TimeMillis => AvroValue::TimeMillis(i32::try_from(time_of_day()? / 1_000_000).ok()?),
-        AvroSchemaNode::TimeMicros => AvroValue::TimeMicros(time_of_day()? / 1_000),
+    let bytes = || match binary {
+        BinaryText::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+        BinaryText::AvroJson => text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect(),
+    };
+    let timestamp = "an RFC 3339 timestamp";
+    let local_timestamp = "a timestamp without a zone (2024-03-01T12:00:00.123)";
+    let (converted, wanted): (Option<AvroValue>, String) = match schema {
+        AvroSchemaNode::TimestampMillis => (
+            instant().map(|time| AvroValue::TimestampMillis(time.timestamp_millis())),
+            timestamp.into(),
+        ),
+        AvroSchemaNode::TimestampMicros => (
+            instant().map(|time| AvroValue::TimestampMicros(time.timestamp_micros())),
+            timestamp.into(),
+        ),
+        AvroSchemaNode::TimestampNanos => (
+            instant()
+                .and_then(|time| time.timestamp_nanos_opt())
+                .map(AvroValue::TimestampNanos),
+            timestamp.into(),
+        ),
+        AvroSchemaNode::LocalTimestampMillis => (
+            local().map(|time| AvroValue::LocalTimestampMillis(time.timestamp_millis())),
+            local_timestamp.into(),
+        ),
+        AvroSchemaNode::LocalTimestampMicros => (
+            local().map(|time| AvroValue::LocalTimestampMicros(time.timestamp_micros())),
+            local_timestamp.into(),
+        ),
+        AvroSchemaNode::LocalTimestampNanos => (
+            local()
+                .and_then(|time| time.timestamp_nanos_opt())
+                .map(AvroValue::LocalTimestampNanos),
+            local_timestamp.into(),
+        ),
+        AvroSchemaNode::Date => (
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|date| AvroValue::Date(date.to_epoch_days())),
+            "a date (2024-03-01)".into(),
+        ),
+        AvroSchemaNode::TimeMillis => (
+            time_of_day()
+                .and_then(|nanos| i32::try_from(nanos / 1_000_000).ok())
+                .map(AvroValue::TimeMillis),
+            "a time of day (12:34:56.789)".into(),
+        ),
+        AvroSchemaNode::TimeMicros => (
+            time_of_day().map(|nanos| AvroValue::TimeMicros(nanos / 1_000)),
+            "a time of day (12:34:56.789123)".into(),
+        ),
+        AvroSchemaNode::Bytes => (bytes().map(AvroValue::Bytes), binary.wanted().into()),
+        AvroSchemaNode::Fixed(fixed) => (
+            bytes()
+                .filter(|bytes| bytes.len() == fixed.size)
+                .map(|bytes| AvroValue::Fixed(fixed.size, bytes)),
+            format!("{} of exactly {} bytes", binary.wanted(), fixed.size),
+        ),
+        AvroSchemaNode::Decimal(decimal) => (
+            unscaled_decimal(text, decimal.scale, decimal.precision)
+                .map(|unscaled| AvroValue::Decimal(unscaled.into())),
+            format!("a decimal with at most {} digits after the point", decimal.scale),
+        ),
+        AvroSchemaNode::Uuid(_) => (uuid::Uuid::parse_str(text).ok().map(AvroValue::Uuid), "a UUID".into()),
         _ => return None,
-    })
+    };
+    Some(converted.ok_or_else(|| refused(format!("a {} value must be {wanted}", kind_name(schema)))))
+}
+
+/// The schema's type, as Avro's JSON names it, for errors.
+fn kind_name(schema: &AvroSchemaNode) -> String {
+    let kind = apache_avro::schema::SchemaKind::from(schema);
+    format!("{kind:?}")
+}
+
+/// The two's-complement big-endian unscaled integer of the decimal `text` (`-1234.50`, as the decoder writes it) at
+/// `scale` digits after the point, in as many bytes as `precision` digits take (apache-avro checks that room, not
+/// the value); `None` for anything else, or for more digits after the point than `scale`.
+fn unscaled_decimal(text: &str, scale: usize, precision: usize) -> Option<Vec<u8>> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    if whole.is_empty() || fraction.len() > scale || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    let sign = if digits.len() < text.len() { "-" } else { "" };
+    let unscaled: num_bigint::BigInt = format!("{sign}{whole}{fraction:0<scale$}").parse().ok()?;
+    let bytes = unscaled.to_signed_bytes_be();
+    // n bytes hold every number of up to floor((8n - 1) log10 2) digits, as apache-avro counts them.
+    let room = (1..)
+        .find(|len: &usize| ((8 * len - 1) as f64 * std::f64::consts::LOG10_2).floor() as usize >= precision)
+        .unwrap_or(bytes.len());
+    let fill = if unscaled.sign() == num_bigint::Sign::Minus {
+        0xff
+    } else {
+        0
+    };
+    let mut extended = vec![fill; room.saturating_sub(bytes.len())];
+    extended.extend(bytes);
+    Some(extended)
+}
+
+/// A duration as the decoder writes it: `{months, days, milliseconds}`, each an unsigned 32-bit count.
+fn duration(parts: &serde_json::Map<String, Value>) -> Result<AvroValue, apache_avro::Error> {
+    let part = |name: &str| {
+        parts
+            .get(name)
+            .and_then(Value::as_u64)
+            .and_then(|count| u32::try_from(count).ok())
+            .ok_or_else(|| refused(format!("a Duration value needs `{name}`, a count from 0 to 4294967295")))
+    };
+    if let Some(unknown) = parts
+        .keys()
+        .find(|key| !["months", "days", "milliseconds"].contains(&key.as_str()))
+    {
+        return Err(refused(format!(
+            "a Duration value has only `months`, `days` and `milliseconds`, not `{unknown}`"
+        )));
+    }
+    Ok(AvroValue::Duration(apache_avro::Duration::new(
+        apache_avro::Months::new(part("months")?),
+        apache_avro::Days::new(part("days")?),
+        apache_avro::Millis::new(part("milliseconds")?),
+    )))
 }
 
 /// Writes JSON values as Confluent-framed Avro.
@@ -150,6 +308,7 @@ pub(crate) struct AvroRecordEncoder {
     encoder: AvroEncoder,
     /// The encoder looks schemas up by subject only; schemas given by id come from a decoder's cache.
     by_id: AvroDecoder,
+    binary: BinaryText,
 }
 
 impl std::fmt::Debug for AvroRecordEncoder {
@@ -159,10 +318,11 @@ impl std::fmt::Debug for AvroRecordEncoder {
 }
 
 impl AvroRecordEncoder {
-    pub(crate) fn new(settings: SrSettings) -> Arc<Self> {
+    pub(crate) fn new(settings: SrSettings, binary: BinaryText) -> Arc<Self> {
         Arc::new(Self {
             encoder: AvroEncoder::new(settings.clone()),
             by_id: AvroDecoder::new(settings),
+            binary,
         })
     }
 
@@ -179,7 +339,7 @@ impl AvroRecordEncoder {
             schema_id: schema.id,
             reason: error.to_string(),
         };
-        let resolved = avro_value(value, &schema.parsed)
+        let resolved = avro_value(value, &schema.parsed, self.binary)
             .and_then(|value| value.resolve(&schema.parsed))
             .map_err(mismatch)?;
         let body = GenericDatumWriter::builder(&schema.parsed)
@@ -380,7 +540,7 @@ mod tests {
             "last": {"GetObject": "2023-07-10T11:42:31.000Z"},
             "note": "2023-07-10"
         });
-        let resolved = avro_value(&written, &schema)
+        let resolved = avro_value(&written, &schema, BinaryText::Base64)
             .and_then(|value| value.resolve(&schema))
             .unwrap();
         let bytes = GenericDatumWriter::builder(&schema)
@@ -396,7 +556,98 @@ mod tests {
         let schema =
             AvroSchemaNode::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#)
                 .unwrap();
-        let failed = avro_value(&json!({"at": "yesterday"}), &schema).and_then(|value| value.resolve(&schema));
+        let failed = avro_value(&json!({"at": "yesterday"}), &schema, BinaryText::Base64)
+            .and_then(|value| value.resolve(&schema));
         assert!(failed.is_err());
+    }
+
+    /// Text where the schema wants bytes, a decimal, a UUID or a duration is read as the decoder writes them, or
+    /// refused with what was wanted: never taken as a string's UTF-8 bytes. In a union the first branch that reads
+    /// the text takes it, so a string branch before `bytes` takes base64 text too.
+    #[test]
+    fn text_a_type_cannot_read_is_refused_with_what_it_wants() {
+        let schema = AvroSchemaNode::parse_str(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"raw","type":"bytes"},
+                {"name":"maybe","type":["null","bytes"]},
+                {"name":"either","type":["null","string","bytes"]},
+                {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":6,"scale":2}},
+                {"name":"id","type":{"type":"fixed","name":"U","size":16,"logicalType":"uuid"}},
+                {"name":"took","type":{"type":"fixed","name":"P","size":12,"logicalType":"duration"}}]}"#,
+        )
+        .unwrap();
+        let good = json!({
+            "raw": "AAEC",
+            "maybe": "/w==",
+            "either": "AAEC",
+            "price": "-12.5",
+            "id": "550e8400-e29b-41d4-a716-446655440000",
+            "took": {"months": 1, "days": 2, "milliseconds": 3}
+        });
+        let write = |value: &Value| {
+            avro_value(value, &schema, BinaryText::Base64)
+                .and_then(|value| value.resolve(&schema))
+                .and_then(|value| GenericDatumWriter::builder(&schema).build()?.write_value_to_vec(value))
+        };
+        let read = decode_to_json(&write(&good).unwrap(), &schema, AvroJsonOptions::default()).unwrap();
+        let mut expected = good.clone();
+        expected["price"] = json!("-12.50");
+        assert_eq!(read, expected);
+        let refused = |field: &str, value: Value, wanted: &str| {
+            let mut bad = good.clone();
+            bad[field] = value;
+            let error = write(&bad).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{field}: {error}");
+        };
+        refused("raw", json!("not base64!"), "a Bytes value must be base64");
+        refused("maybe", json!("not base64!"), "a Bytes value must be base64");
+        refused(
+            "price",
+            json!("1.234"),
+            "a Decimal value must be a decimal with at most 2 digits",
+        );
+        refused("id", json!("550e8400"), "a Uuid value must be a UUID");
+        refused("took", json!({"months": 1, "days": 2}), "needs `milliseconds`");
+        refused(
+            "took",
+            json!({"months": 1, "days": 2, "milliseconds": 3, "weeks": 0}),
+            "not `weeks`",
+        );
+        let mut text = good.clone();
+        text["either"] = json!("not base64!");
+        let read = decode_to_json(&write(&text).unwrap(), &schema, AvroJsonOptions::default()).unwrap();
+        assert_eq!(read["either"], "not base64!");
+    }
+
+    /// In Avro's JSON encoding, as the receiver reads a record's data, each character of `bytes` or `fixed` text is
+    /// one byte; a character past U+00FF is refused.
+    #[test]
+    fn avro_json_bytes_are_a_byte_a_character() {
+        let schema = AvroSchemaNode::parse_str(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"raw","type":"bytes"},
+                {"name":"four","type":{"type":"fixed","name":"F","size":4}}]}"#,
+        )
+        .unwrap();
+        let value = |raw: &str| {
+            avro_value(
+                &json!({"raw": raw, "four": "\u{0}é\u{ff}A"}),
+                &schema,
+                BinaryText::AvroJson,
+            )
+            .and_then(|value| value.resolve(&schema))
+        };
+        assert_eq!(
+            value("\u{0}\u{ff}Aé").unwrap(),
+            AvroValue::Record(vec![
+                ("raw".into(), AvroValue::Bytes(vec![0, 0xff, b'A', 0xe9])),
+                ("four".into(), AvroValue::Fixed(4, vec![0, 0xe9, 0xff, b'A'])),
+            ])
+        );
+        let error = value("日").unwrap_err().to_string();
+        assert!(
+            error.contains("a Bytes value must be text of characters U+0000 to U+00FF"),
+            "{error}"
+        );
     }
 }

@@ -263,7 +263,7 @@ impl OutputFormatConfig {
         &self,
         registry: Option<&SchemaRegistryConfig>,
     ) -> Result<self::encode::JsonWriter, RegistrySetupError> {
-        use self::encode::{AvroRecordEncoder, JsonSchemaRecordEncoder, JsonWriter, WriterSchema};
+        use self::encode::{AvroRecordEncoder, BinaryText, JsonSchemaRecordEncoder, JsonWriter, WriterSchema};
         if self.format == OutputFormat::Json {
             return Ok(JsonWriter::Json);
         }
@@ -295,7 +295,7 @@ impl OutputFormatConfig {
                 schema,
             },
             OutputFormat::Avro | OutputFormat::Json => JsonWriter::Avro {
-                encoder: AvroRecordEncoder::new(settings),
+                encoder: AvroRecordEncoder::new(settings, BinaryText::Base64),
                 schema,
             },
         })

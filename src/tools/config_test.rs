@@ -16,7 +16,7 @@ use crate::config::WorkerConfig;
 use crate::connectors::preview::Preview;
 use crate::connectors::{is_yaml, load_connector, ConnectorConfig};
 use crate::record::{Position, Record, TimestampType};
-use crate::schema::encode::{AvroRecordEncoder, WriterSchema};
+use crate::schema::encode::{AvroRecordEncoder, BinaryText, WriterSchema};
 
 /// A test file.
 #[derive(Debug, Deserialize)]
@@ -448,7 +448,7 @@ async fn avro_bytes(avro: &AvroValue, topic: &str, worker: &WorkerConfig) -> Res
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    AvroRecordEncoder::new(settings)
+    AvroRecordEncoder::new(settings, BinaryText::Base64)
         .encode(&avro.value, topic, false, &WriterSchema::Supplied(schema))
         .await
         .map_err(|error| format!("value_avro: {error}"))

@@ -289,6 +289,28 @@ async fn avro_values_are_encoded_through_the_schema_registry() {
     endpoint.worker.stop().await;
 }
 
+/// Avro data's `bytes` in Avro's JSON encoding, as Confluent's REST Proxy reads it: each character one byte, read
+/// back by confluent-kafka's deserializer; a character past U+00FF is answered 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_bytes_are_read_a_character_a_byte() {
+    let endpoint = Endpoint::start(1 << 20).await;
+    let schema = json!({
+        "type": "record", "name": "Blob", "namespace": "ebconnect.test",
+        "fields": [{"name": "raw", "type": "bytes"}]
+    })
+    .to_string();
+    let record = json!({"value": {"type": "AVRO", "schema": schema, "data": {"raw": "\u{0}\u{ff}Aé"}}});
+    let (status, report) = endpoint.post(record.to_string()).await;
+    assert_eq!(status, 200, "{report}");
+    let wide = json!({"value": {"type": "AVRO", "data": {"raw": "日"}}});
+    let (status, report) = endpoint.post(wide.to_string()).await;
+    assert_eq!((status, report["error_code"].as_i64()), (422, Some(42201)), "{report}");
+    let records = support::consume_avro(&endpoint.topic, 1).await;
+    // consume_avro.py shows bytes as Python writes them.
+    assert_eq!(records[0].value, json!({"raw": "b'\\x00\\xffA\\xe9'"}));
+    endpoint.worker.stop().await;
+}
+
 /// With Kafka down, a record is answered 503 once its write times out, and a record beyond `max_in_flight` 429 at
 /// once, both with Retry-After: statuses API destinations retry, where Confluent's endpoint would answer 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,7 @@ use self::wire::{
 use super::common::ClientFailure;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::kafka::{ActiveTopics, FatalClientError, ProducerErrors};
-use crate::schema::encode::{AvroRecordEncoder, EncodeError, JsonSchemaRecordEncoder};
+use crate::schema::encode::{AvroRecordEncoder, BinaryText, EncodeError, JsonSchemaRecordEncoder};
 use crate::schema::protobuf::ProtobufRecordEncoder;
 use crate::schema::registry::RegistrySetupError;
 use crate::telemetry::{
@@ -82,7 +82,8 @@ impl ReceiverConnector {
             Some(registry) => {
                 let settings = crate::schema::registry::settings(registry).map_err(ReceiverError::Registry)?;
                 Some(RegistryEncoders {
-                    avro: AvroRecordEncoder::new(settings.clone()),
+                    // Confluent's REST Proxy reads a record's data in Avro's JSON encoding.
+                    avro: AvroRecordEncoder::new(settings.clone(), BinaryText::AvroJson),
                     protobuf: ProtobufRecordEncoder::new(settings.clone(), None),
                     json_schema: JsonSchemaRecordEncoder::new(settings),
                 })

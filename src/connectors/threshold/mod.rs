@@ -43,7 +43,7 @@ use crate::kafka::{blocking, ActiveTopics, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::record::{RecordFailure, Stage};
-use crate::schema::encode::{AvroRecordEncoder, JsonWriter, WriterSchema};
+use crate::schema::encode::{AvroRecordEncoder, BinaryText, JsonWriter, WriterSchema};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{Decoder, OutputFormat};
 use crate::telemetry::{
@@ -611,7 +611,7 @@ impl ThresholdConnector {
         Ok(match (self.config.output.format, &self.parts.worker.schema_registry) {
             (OutputFormat::Json, _) => JsonWriter::Json,
             (OutputFormat::Avro, Some(registry)) => JsonWriter::Avro {
-                encoder: AvroRecordEncoder::new(crate::schema::registry::settings(registry)?),
+                encoder: AvroRecordEncoder::new(crate::schema::registry::settings(registry)?, BinaryText::Base64),
                 schema: WriterSchema::Supplied(output_schema(&group_names)),
             },
             (format @ (OutputFormat::Protobuf | OutputFormat::JsonSchema), _) => {
