@@ -165,8 +165,8 @@ fn refused(what: String) -> apache_avro::Error {
 /// writes as text of its own (a string, an enum, a number: apache-avro converts those).
 fn from_text(text: &str, schema: &AvroSchemaNode, binary: BinaryText) -> Option<Result<AvroValue, apache_avro::Error>> {
     use base64::Engine;
-    use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-    let instant = || chrono::DateTime::parse_from_rfc3339(text).ok();
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+    let instant = || DateTime::parse_from_rfc3339(text).ok().map(|time| time.to_utc());
     let local = || {
         NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
             .ok()
@@ -181,37 +181,37 @@ fn from_text(text: &str, schema: &AvroSchemaNode, binary: BinaryText) -> Option<
         BinaryText::Base64 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
         BinaryText::AvroJson => text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect(),
     };
-    let timestamp = "an RFC 3339 timestamp";
-    let local_timestamp = "a timestamp without a zone (2024-03-01T12:00:00.123)";
+    // A timestamp's text, its count of the type's units since the epoch, and the Avro value of that count.
+    let timestamp = |zoned: bool, count: fn(&DateTime<Utc>) -> Option<i64>, make: fn(i64) -> AvroValue| {
+        let time = if zoned { instant() } else { local() };
+        let wanted = if zoned {
+            "an RFC 3339 timestamp"
+        } else {
+            "a timestamp without a zone (2024-03-01T12:00:00.123)"
+        };
+        (time.as_ref().and_then(count).map(make), wanted.to_owned())
+    };
     let (converted, wanted): (Option<AvroValue>, String) = match schema {
-        AvroSchemaNode::TimestampMillis => (
-            instant().map(|time| AvroValue::TimestampMillis(time.timestamp_millis())),
-            timestamp.into(),
+        AvroSchemaNode::TimestampMillis => {
+            timestamp(true, |time| Some(time.timestamp_millis()), AvroValue::TimestampMillis)
+        }
+        AvroSchemaNode::TimestampMicros => {
+            timestamp(true, |time| Some(time.timestamp_micros()), AvroValue::TimestampMicros)
+        }
+        AvroSchemaNode::TimestampNanos => timestamp(true, DateTime::timestamp_nanos_opt, AvroValue::TimestampNanos),
+        AvroSchemaNode::LocalTimestampMillis => timestamp(
+            false,
+            |time| Some(time.timestamp_millis()),
+            AvroValue::LocalTimestampMillis,
         ),
-        AvroSchemaNode::TimestampMicros => (
-            instant().map(|time| AvroValue::TimestampMicros(time.timestamp_micros())),
-            timestamp.into(),
+        AvroSchemaNode::LocalTimestampMicros => timestamp(
+            false,
+            |time| Some(time.timestamp_micros()),
+            AvroValue::LocalTimestampMicros,
         ),
-        AvroSchemaNode::TimestampNanos => (
-            instant()
-                .and_then(|time| time.timestamp_nanos_opt())
-                .map(AvroValue::TimestampNanos),
-            timestamp.into(),
-        ),
-        AvroSchemaNode::LocalTimestampMillis => (
-            local().map(|time| AvroValue::LocalTimestampMillis(time.timestamp_millis())),
-            local_timestamp.into(),
-        ),
-        AvroSchemaNode::LocalTimestampMicros => (
-            local().map(|time| AvroValue::LocalTimestampMicros(time.timestamp_micros())),
-            local_timestamp.into(),
-        ),
-        AvroSchemaNode::LocalTimestampNanos => (
-            local()
-                .and_then(|time| time.timestamp_nanos_opt())
-                .map(AvroValue::LocalTimestampNanos),
-            local_timestamp.into(),
-        ),
+        AvroSchemaNode::LocalTimestampNanos => {
+            timestamp(false, DateTime::timestamp_nanos_opt, AvroValue::LocalTimestampNanos)
+        }
         AvroSchemaNode::Date => (
             NaiveDate::parse_from_str(text, "%Y-%m-%d")
                 .ok()
