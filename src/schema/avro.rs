@@ -235,7 +235,7 @@ fn place_decimal_point(unscaled: &str, scale: usize) -> String {
 }
 
 /// The name a union branch has in Avro's JSON encoding.
-fn branch_name(schema: &Schema) -> String {
+pub(super) fn branch_name(schema: &Schema) -> String {
     match schema {
         Schema::Null => "null".into(),
         Schema::Boolean => "boolean".into(),
@@ -1232,19 +1232,24 @@ mod tests {
 
     /// What the decoder writes is written back as the same Avro (by `encode::avro_value`, as a topic-processor
     /// writes Avro in and out): decoded again, it is the same JSON, for generated schemas and values of every type
-    /// the decoder shows as text (bytes and fixed as base64, decimals, UUIDs, durations, timestamps, dates).
+    /// the decoder shows as text (bytes and fixed as base64, decimals, UUIDs, durations, timestamps, dates), with
+    /// unions unwrapped and with their type tags.
     #[test]
     fn what_the_decoder_writes_encodes_back_to_the_same_avro() {
         let mut generator = generated::Generator::new(29);
         for case in 0..2000 {
             let schema = Schema::parse(&generator.record(0)).unwrap();
             let bytes = encode(&schema, generator.value(&schema));
-            let tree = decode_to_json(&bytes, &schema, AvroJsonOptions::default()).unwrap();
-            let again = crate::schema::encode::avro_value(&tree, &schema, crate::schema::encode::BinaryText::Base64)
-                .and_then(|value| value.resolve(&schema))
-                .unwrap_or_else(|error| panic!("case {case}: {error}\n{tree}"));
-            let read_again = decode_to_json(&encode(&schema, again), &schema, AvroJsonOptions::default()).unwrap();
-            assert_eq!(read_again, tree, "case {case}");
+            for union_type_tags in [false, true] {
+                let options = AvroJsonOptions { union_type_tags };
+                let tree = decode_to_json(&bytes, &schema, options).unwrap();
+                let again =
+                    crate::schema::encode::avro_value(&tree, &schema, crate::schema::encode::BinaryText::Base64)
+                        .and_then(|value| value.resolve(&schema))
+                        .unwrap_or_else(|error| panic!("case {case}, tags {union_type_tags}: {error}\n{tree}"));
+                let read_again = decode_to_json(&encode(&schema, again), &schema, options).unwrap();
+                assert_eq!(read_again, tree, "case {case}, tags {union_type_tags}");
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde_json::Value;
 
+use super::avro::branch_name;
 use super::protobuf::ProtobufRecordEncoder;
 use super::registry::describe;
 
@@ -115,6 +116,19 @@ pub(super) fn avro_value(
             }
         }
         (AvroSchemaNode::Union(union), Value::Object(_) | Value::Array(_)) => {
+            // An object whose one key names a branch is that branch's value, as Avro's JSON encoding writes a union
+            // (and the decoder with `union_type_tags`, and Confluent's REST Proxy reads it).
+            let tagged = json
+                .as_object()
+                .filter(|members| members.len() == 1)
+                .and_then(|members| {
+                    let (tag, inner) = members.iter().next()?;
+                    let branch = union.variants().iter().find(|variant| branch_name(variant) == *tag)?;
+                    Some((branch, inner))
+                });
+            if let Some((branch, inner)) = tagged {
+                return avro_value(inner, branch, binary);
+            }
             let container = union.variants().iter().find(|variant| {
                 matches!(
                     (variant, json),

@@ -289,17 +289,21 @@ async fn avro_values_are_encoded_through_the_schema_registry() {
     endpoint.worker.stop().await;
 }
 
-/// Avro data's `bytes` in Avro's JSON encoding, as Confluent's REST Proxy reads it: each character one byte, read
-/// back by confluent-kafka's deserializer; a character past U+00FF is answered 422.
+/// Avro data in Avro's JSON encoding, as Confluent's REST Proxy reads it: `bytes` a character a byte, and a union
+/// as `{"<branch>": value}`, read back by confluent-kafka's deserializer; a character past U+00FF is answered 422.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn avro_bytes_are_read_a_character_a_byte() {
+async fn avro_data_is_read_in_avros_json_encoding() {
     let endpoint = Endpoint::start(1 << 20).await;
     let schema = json!({
         "type": "record", "name": "Blob", "namespace": "ebconnect.test",
-        "fields": [{"name": "raw", "type": "bytes"}]
+        "fields": [
+            {"name": "raw", "type": "bytes"},
+            {"name": "note", "type": ["null", "string"], "default": null},
+        ]
     })
     .to_string();
-    let record = json!({"value": {"type": "AVRO", "schema": schema, "data": {"raw": "\u{0}\u{ff}Aé"}}});
+    let data = json!({"raw": "\u{0}\u{ff}Aé", "note": {"string": "tagged"}});
+    let record = json!({"value": {"type": "AVRO", "schema": schema, "data": data}});
     let (status, report) = endpoint.post(record.to_string()).await;
     assert_eq!(status, 200, "{report}");
     let wide = json!({"value": {"type": "AVRO", "data": {"raw": "日"}}});
@@ -307,7 +311,10 @@ async fn avro_bytes_are_read_a_character_a_byte() {
     assert_eq!((status, report["error_code"].as_i64()), (422, Some(42201)), "{report}");
     let records = support::consume_avro(&endpoint.topic, 1).await;
     // consume_avro.py shows bytes as Python writes them.
-    assert_eq!(records[0].value, json!({"raw": "b'\\x00\\xffA\\xe9'"}));
+    assert_eq!(
+        records[0].value,
+        json!({"raw": "b'\\x00\\xffA\\xe9'", "note": "tagged"})
+    );
     endpoint.worker.stop().await;
 }
 
