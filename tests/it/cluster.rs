@@ -1,7 +1,7 @@
 //! Cluster mode against the real broker, with three worker processes sharing one config and one status topic:
 //! what is written through one worker's REST API takes effect on all of them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -378,6 +378,27 @@ async fn a_change_through_any_worker_takes_effect_on_every_worker() {
         )
         .await;
     }
+    // Every key of the deleted connector ends in a tombstone, so that compaction keeps nothing of it.
+    let topic = cluster.config_topic.clone();
+    let written = usize::try_from(support::end_offsets(&topic, 1)[&0]).unwrap();
+    let records = tokio::task::spawn_blocking(move || support::consume_all(&topic, written, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let mut last: BTreeMap<String, bool> = BTreeMap::new();
+    for record in records {
+        let key = String::from_utf8(record.key.unwrap()).unwrap();
+        if ["connector-", "target-state-", "restart-"]
+            .iter()
+            .any(|prefix| key == format!("{prefix}{name}"))
+        {
+            last.insert(key, record.value.is_some());
+        }
+    }
+    assert_eq!(last.len(), 3, "{last:?}");
+    assert!(
+        last.values().all(|has_value| !has_value),
+        "a key kept a value: {last:?}"
+    );
     let observed = server.observed.lock().unwrap();
     let resent: Vec<_> = observed.acknowledged.iter().filter(|(_, count)| **count > 1).collect();
     assert!(resent.len() < 50, "records delivered more than once: {resent:?}");

@@ -1,6 +1,7 @@
 //! What the config topic holds, one record per key so that compaction keeps the latest of each: a connector's
 //! document (`connector-<name>`), its target state (`target-state-<name>`, Kafka Connect's key), and a restart
-//! request (`restart-<name>`). A null value deletes the key: a connector deleted, a target state forgotten.
+//! request (`restart-<name>`). A null value deletes the key: a connector deleted, a target state or restart request
+//! forgotten (a deleted connector's keys all get one, so that compaction keeps nothing of it).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,9 +24,10 @@ pub(crate) enum ConfigRecord {
         target: Option<Target>,
     },
     /// Restart the connector on every worker; `by` names the worker that asked, which restarted it already.
+    /// `None`: the request forgotten, with its connector.
     Restart {
         name: String,
-        by: String,
+        by: Option<String>,
     },
 }
 
@@ -64,7 +66,7 @@ impl ConfigRecord {
             }),
             Self::Target { target, .. } => serde_json::to_value(TargetValue { state: (*target)? }),
             Self::Restart { by, .. } => serde_json::to_value(RestartValue {
-                requested_by: by.clone(),
+                requested_by: by.clone()?,
             }),
         };
         value.ok().map(|value| value.to_string())
@@ -104,14 +106,17 @@ impl ConfigRecord {
             });
         }
         if let Some(name) = key.strip_prefix(RESTART) {
-            let Some(bytes) = value else {
-                return Err(format!("{key}: a restart request has no value"));
+            let by = match value {
+                None => None,
+                Some(bytes) => {
+                    let restart: RestartValue =
+                        serde_json::from_value(json(bytes)?).map_err(|error| format!("{key}: {error}"))?;
+                    Some(restart.requested_by)
+                }
             };
-            let restart: RestartValue =
-                serde_json::from_value(json(bytes)?).map_err(|error| format!("{key}: {error}"))?;
             return Ok(Self::Restart {
                 name: name.to_owned(),
-                by: restart.requested_by,
+                by,
             });
         }
         Err(format!(
@@ -151,7 +156,11 @@ mod tests {
         });
         round_trip(ConfigRecord::Restart {
             name: "a".into(),
-            by: "w1".into(),
+            by: Some("w1".into()),
+        });
+        round_trip(ConfigRecord::Restart {
+            name: "a".into(),
+            by: None,
         });
     }
 

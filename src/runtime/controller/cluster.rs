@@ -121,12 +121,16 @@ impl Controller {
             Action::Stop => vec![target(Target::Stopped)],
             Action::Restart => vec![ConfigRecord::Restart {
                 name: name.clone(),
-                by: link.writer.worker_id.clone(),
+                by: Some(link.writer.worker_id.clone()),
             }],
             Action::Delete => vec![
                 ConfigRecord::Target {
                     name: name.clone(),
                     target: None,
+                },
+                ConfigRecord::Restart {
+                    name: name.clone(),
+                    by: None,
                 },
                 ConfigRecord::Connector {
                     name: name.clone(),
@@ -224,7 +228,9 @@ impl Controller {
         match record {
             ConfigRecord::Connector { name, document } => self.apply_document(&name, document).await,
             ConfigRecord::Target { name, target } => self.apply_target(&name, target).await,
-            ConfigRecord::Restart { name, .. } => {
+            // A forgotten request asks nothing.
+            ConfigRecord::Restart { by: None, .. } => {}
+            ConfigRecord::Restart { name, by: Some(_) } => {
                 if let Some(key) = self.key(&name) {
                     self.restart_if_running(&key).await;
                 } else if let Some(document) = self.unloadable_document(&name) {
