@@ -119,8 +119,8 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
 /// What a thread keeps of its scratch buffer between details: typical details are a few KiB.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
-/// JSON text kept as the JSON string that holds it, quotes included, with the length of the text itself. The
-/// bytes are shared, not copied, by each request body that carries them.
+/// JSON text kept as the JSON string that holds it, quotes included, with the length of the text itself. A request
+/// body can share the bytes rather than copy them (`eventbridge::request`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QuotedJson {
     /// UTF-8: the strings written came from `str`s, and escapes are ASCII.

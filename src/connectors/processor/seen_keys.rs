@@ -4,7 +4,7 @@
 //! (`read_committed`, from the offsets their timestamps give) yields the set as of the last commit, whichever
 //! worker wrote them. A changelog topic would hold the same, at the cost of a second write per record.
 //!
-//! The window ends at the latest committed output record (or now, if that is later): records are judged by their
+//! The window ends at the latest committed output record (or now, if that is earlier): records are judged by their
 //! own timestamps, so a backfill of records stamped days ago is deduplicated across a restart as within a run.
 
 use std::collections::HashSet;
