@@ -2,7 +2,9 @@
 //! a revoked partition gets its settled prefix committed before it goes to another worker.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -24,11 +26,38 @@ impl SharedTracker {
     }
 }
 
+/// Whether a consumer has completed a join of its group: set by its context when a rebalance hands it an
+/// assignment, which librdkafka does after each completed join, an empty assignment included.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupJoin(Arc<AtomicBool>);
+
+impl GroupJoin {
+    pub(crate) fn completed(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_completed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A consumer context that notes its consumer's [`GroupJoin`], for [`leave_group`].
+pub(crate) trait NotesGroupJoin {
+    fn group_join(&self) -> &GroupJoin;
+}
+
 pub(crate) struct TrackingContext {
     pub(crate) connector: String,
     pub(crate) tracker: SharedTracker,
     pub(crate) topics: ActiveTopics,
     pub(crate) fatal: FatalClientError,
+    pub(crate) join: GroupJoin,
+}
+
+impl NotesGroupJoin for TrackingContext {
+    fn group_join(&self) -> &GroupJoin {
+        &self.join
+    }
 }
 
 impl ClientContext for TrackingContext {
@@ -79,6 +108,7 @@ impl ConsumerContext for TrackingContext {
             for element in assigned.elements() {
                 self.topics.record(element.topic());
             }
+            self.join.completed();
         }
     }
 
@@ -149,18 +179,34 @@ pub(crate) fn commit_list<X: ConsumerContext, C: Consumer<X>>(
     }
 }
 
-/// A consumer error that no retry by librdkafka will fix.
+/// How long a consumer that has not yet joined its group is served before it leaves: past the 3 s a broker holds a
+/// first join by default (`group.initial.rebalance.delay.ms`).
+const JOIN_WAIT: Duration = Duration::from_secs(10);
+
 /// Leaves the consumer's group now rather than on close: unsubscribing sends the LeaveGroup that a static member
 /// skips when it closes. The revocation is served (by reading) until the assignment is empty, or for a few seconds.
-pub(crate) async fn leave_group<C: ConsumerContext + 'static>(consumer: &rdkafka::consumer::StreamConsumer<C>) {
+///
+/// A consumer still joining is first served until its join completes (for at most `JOIN_WAIT`). Its LeaveGroup
+/// would otherwise queue behind its JoinGroup, which the broker answers only when the rebalance completes;
+/// librdkafka gives the LeaveGroup 5 s, and the member then stays in the group until `session.timeout.ms`. Meanwhile
+/// the group cannot empty (offsets cannot change), and each later join waits for that member, so that a consumer
+/// closed during it is left behind the same way.
+pub(crate) async fn leave_group<C: ConsumerContext + NotesGroupJoin + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+) {
+    let joining_until = tokio::time::Instant::now() + JOIN_WAIT;
+    while tokio::time::Instant::now() < joining_until && !consumer.context().group_join().is_completed() {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
     consumer.unsubscribe();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline && consumer.assignment().is_ok_and(|assignment| assignment.count() > 0)
     {
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), consumer.recv()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
     }
 }
 
+/// A consumer error that no retry by librdkafka will fix.
 pub(crate) fn is_fatal(error: &KafkaError) -> bool {
     let code = match error {
         KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,

@@ -163,6 +163,51 @@ async fn pause_resume_stop_restart_offsets_and_metrics() {
     worker.stop().await;
 }
 
+/// A consumer closed while its join is in flight used to stay in the group until its session timed out (its
+/// LeaveGroup queued behind the JoinGroup): the group could not empty, so offsets could not change, and each later
+/// join waited for it. Three restarts sent back to back, then a stop, six times over: each time the offsets change
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_in_quick_succession_leave_no_member_behind() {
+    let topic = unique("quick-restarts");
+    support::create_topic(&topic, 1).await;
+    support::produce_numbered(&topic, 3).await;
+    let name = unique("quick-restarts");
+    let worker_file = worker_yaml("");
+    let api = Api::new(&worker_file);
+    let worker = RunningWorker::start(&worker_file, &[("quick.yaml", &sink(&name, &topic, "default"))]);
+    api.wait_for_state(&name, "RUNNING").await;
+    for round in 0..6 {
+        for restart in ["restart", "restart?includeTasks=true", "tasks/0/restart"] {
+            let (code, text) = api
+                .call(reqwest::Method::POST, &format!("/connectors/{name}/{restart}"), None)
+                .await;
+            assert!([202, 204].contains(&code), "{restart}: {code} {text}");
+        }
+        api.wait_for_state(&name, "RUNNING").await;
+        let (code, _) = api
+            .call(reqwest::Method::PUT, &format!("/connectors/{name}/stop"), None)
+            .await;
+        assert_eq!(code, 204);
+        api.wait_for_state(&name, "STOPPED").await;
+        let offsets = json!({"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 0}, "offset": {"kafka_offset": round}}]});
+        let (code, text) = api
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/connectors/{name}/offsets"),
+                Some(offsets),
+            )
+            .await;
+        assert_eq!(code, 200, "round {round}: {text}");
+        let (code, _) = api
+            .call(reqwest::Method::PUT, &format!("/connectors/{name}/resume"), None)
+            .await;
+        assert_eq!(code, 202);
+        api.wait_for_state(&name, "RUNNING").await;
+    }
+    worker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectors_written_through_the_api_are_files_that_survive_a_restart() {
     let topic = unique("ops-write");

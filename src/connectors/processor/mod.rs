@@ -40,7 +40,7 @@ use super::common::{
 use super::settings::Processing;
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
-use crate::kafka::consumer::{commit_list, leave_group};
+use crate::kafka::consumer::{commit_list, leave_group, GroupJoin, NotesGroupJoin};
 use crate::kafka::{blocking, client_config, ActiveTopics, ClientRole, FatalClientError, ProducerErrors};
 use crate::record::{Record, RecordFailure, Stage};
 use crate::schema::encode::JsonWriter;
@@ -238,6 +238,13 @@ struct ProcessorContext {
     committer: Committer,
     topics: ActiveTopics,
     fatal: FatalClientError,
+    join: GroupJoin,
+}
+
+impl NotesGroupJoin for ProcessorContext {
+    fn group_join(&self) -> &GroupJoin {
+        &self.join
+    }
 }
 
 impl ClientContext for ProcessorContext {
@@ -270,6 +277,7 @@ impl ConsumerContext for ProcessorContext {
             self.topics.record(element.topic());
         }
         self.committer.shared.lock().rebuild = true;
+        self.join.completed();
     }
 }
 
@@ -566,6 +574,7 @@ impl ProcessorConnector {
                 committer: committer.clone(),
                 topics: context.topics.clone(),
                 fatal: fatal.clone(),
+                join: GroupJoin::default(),
             })
             .map_err(client("consumer"))?;
         subscribe(&consumer, &config.topics, None)?;

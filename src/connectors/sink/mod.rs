@@ -50,7 +50,7 @@ use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
 use crate::eventbridge::{Batcher, Entry, PutEventsService};
-use crate::kafka::consumer::{commit, leave_group, SharedTracker, TrackingContext};
+use crate::kafka::consumer::{commit, leave_group, GroupJoin, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
 use crate::kafka::{client_config, group_member, ClientRole, FatalClientError};
 use crate::record::Record;
@@ -598,6 +598,7 @@ impl SinkConnector {
             tracker: tracker.clone(),
             topics: context.topics.clone(),
             fatal: fatal.clone(),
+            join: GroupJoin::default(),
         })
         .map_err(SinkError::Consumer)
     }

@@ -38,7 +38,7 @@ use super::settings::{Processing, TimeConfig};
 use super::{BoxError, Connector, ConnectorContext, ConnectorParts};
 use crate::config::InvalidSetting;
 use crate::dead_letter::{ErrorPolicy, PolicyError};
-use crate::kafka::consumer::{commit_list, leave_group};
+use crate::kafka::consumer::{commit_list, leave_group, GroupJoin, NotesGroupJoin};
 use crate::kafka::{blocking, ActiveTopics, FatalClientError, ProducerErrors};
 use crate::pattern::Pattern;
 use crate::record::Record;
@@ -135,6 +135,13 @@ struct AlertContext {
     state: SharedState,
     topics: ActiveTopics,
     fatal: FatalClientError,
+    join: GroupJoin,
+}
+
+impl NotesGroupJoin for AlertContext {
+    fn group_join(&self) -> &GroupJoin {
+        &self.join
+    }
 }
 
 impl ClientContext for AlertContext {
@@ -174,6 +181,7 @@ impl ConsumerContext for AlertContext {
             let index = state.index(element.topic(), element.partition());
             state.windows.assign(index, closed_through, now);
         }
+        self.join.completed();
     }
 }
 
@@ -599,6 +607,7 @@ impl ThresholdConnector {
                 state: state.clone(),
                 topics: context.topics.clone(),
                 fatal: fatal.clone(),
+                join: GroupJoin::default(),
             })
             .map_err(|source| ThresholdError::Create {
                 what: "consumer",
