@@ -194,14 +194,23 @@ const JOIN_WAIT: Duration = Duration::from_secs(10);
 pub(crate) async fn leave_group<C: ConsumerContext + NotesGroupJoin + 'static>(
     consumer: &rdkafka::consumer::StreamConsumer<C>,
 ) {
-    let joining_until = tokio::time::Instant::now() + JOIN_WAIT;
-    while tokio::time::Instant::now() < joining_until && !consumer.context().group_join().is_completed() {
-        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
-    }
+    serve_while(consumer, JOIN_WAIT, || !consumer.context().group_join().is_completed()).await;
     consumer.unsubscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline && consumer.assignment().is_ok_and(|assignment| assignment.count() > 0)
-    {
+    serve_while(consumer, Duration::from_secs(5), || {
+        consumer.assignment().is_ok_and(|assignment| assignment.count() > 0)
+    })
+    .await;
+}
+
+/// Reads, which also serves the consumer's rebalances, while `waiting` holds, for at most `limit`; what is read is
+/// dropped.
+async fn serve_while<C: ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    limit: Duration,
+    waiting: impl Fn() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline && waiting() {
         let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
     }
 }
