@@ -11,7 +11,8 @@ COPY Cargo.toml Cargo.lock rustfmt.toml README.md ./
 COPY src src
 # Cargo reads the bench targets' files when it loads the manifest.
 COPY benches benches
-RUN cargo build --release --locked --bin ebconnect
+# The `dist` profile: the whole program optimised as one unit (about 20 minutes; README "Performance").
+RUN cargo build --profile dist --locked --bin ebconnect
 
 FROM debian:bookworm-slim
 # librdkafka links OpenSSL; AWS and TLS to Kafka need the CA bundle.
@@ -21,7 +22,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ebconnect \
  && mkdir -p /etc/ebconnect/connectors \
  && chown ebconnect /etc/ebconnect/connectors
-COPY --from=build /src/target/release/ebconnect /usr/local/bin/ebconnect
+COPY --from=build /src/target/dist/ebconnect /usr/local/bin/ebconnect
 USER 10001
 # 8083: the REST API (status, metrics, health). 8082: the example rest-produce-receiver.
 EXPOSE 8083 8082
