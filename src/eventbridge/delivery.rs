@@ -128,8 +128,10 @@ impl<S: SendEntries> Deliverer<S> {
     /// request the service finds too large is split in halves, sent one after the other; an entry that alone is
     /// too large is rejected, for the errors policy.
     pub(crate) async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>, slot: OwnedSemaphorePermit) -> Delivery<T> {
+        // Most batches go in one request: its results become these, not a copy (a sink holds hundreds of requests
+        // in flight, each with its batch's results).
         let mut done = Delivery {
-            settled: Vec::with_capacity(items.len()),
+            settled: Vec::new(),
             unsettled: Vec::new(),
             error: None,
             attempts: 0,
@@ -154,7 +156,11 @@ impl<S: SendEntries> Deliverer<S> {
                 },
             };
             let (delivery, too_large) = self.deliver_batch(batch, slot).await;
-            done.settled.extend(delivery.settled);
+            if done.settled.is_empty() {
+                done.settled = delivery.settled;
+            } else {
+                done.settled.extend(delivery.settled);
+            }
             done.unsettled.extend(delivery.unsettled);
             done.error = done.error.or(delivery.error);
             done.attempts += delivery.attempts;
