@@ -1,18 +1,20 @@
 # ebconnect in a small runtime image. Build: `docker build -t ebconnect .`
 # Not built on the machine this repository is developed on (it has no Docker engine); see README "Containers".
 
-FROM rust:1.94-bookworm AS build
+FROM rust:1.95.0-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The REST API's key definitions are read from the README's configuration reference.
-COPY Cargo.toml Cargo.lock rustfmt.toml README.md ./
+COPY Cargo.toml Cargo.lock rustfmt.toml README.md Makefile ./
 COPY src src
 # Cargo reads the bench targets' files when it loads the manifest.
 COPY benches benches
-# The `dist` profile: the whole program optimised as one unit (about 20 minutes; README "Performance").
-RUN cargo build --profile dist --locked --bin ebconnect
+COPY deploy/symbol-order.txt deploy/
+# The `dist` profile: the whole program optimised as one unit, the code a worker runs linked first (about 20 minutes;
+# README "Performance").
+RUN make dist
 
 FROM debian:bookworm-slim
 # librdkafka links OpenSSL; AWS and TLS to Kafka need the CA bundle.

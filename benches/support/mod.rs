@@ -72,7 +72,13 @@ pub fn process_usage(pid: u32) -> (f64, f64) {
     (ticks as f64 / 100.0, hwm_kib / 1024.0)
 }
 
-/// The release `ebconnect` binary as its own process, on a worker file and one connector file of its own.
+/// The worker binary the benchmarks run: `BENCH_WORKER_BINARY` (say a `dist` build, or two builds compared in one
+/// sitting), else the release `ebconnect` built with the benchmark.
+pub fn worker_binary() -> std::ffi::OsString {
+    std::env::var_os("BENCH_WORKER_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_ebconnect").into())
+}
+
+/// The worker binary (`worker_binary`) as its own process, on a worker file and one connector file of its own.
 pub struct WorkerProcess {
     pub child: std::process::Child,
     dir: tempfile::TempDir,
@@ -84,7 +90,7 @@ impl WorkerProcess {
         std::fs::create_dir(dir.path().join("connectors")).unwrap();
         std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
         std::fs::write(dir.path().join("connectors/bench.yaml"), connector).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebconnect"))
+        let child = std::process::Command::new(worker_binary())
             .args(["run", "--worker"])
             .arg(dir.path().join("worker.yaml"))
             .arg("--connectors")

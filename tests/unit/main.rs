@@ -12,4 +12,5 @@ mod hostile_input;
 mod layers;
 mod pattern_conformance;
 mod readme;
+mod symbol_order;
 mod systemd_unit;
