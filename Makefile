@@ -28,11 +28,11 @@ lint:
 build:
 	$(CARGO) build --release
 
-## The shipped build (Dockerfile; README "Performance"): the `dist` profile, into target/dist/ebconnect. On x86_64,
-## where Rust links with lld, the functions a sink worker runs are linked first (deploy/symbol-order.txt, written by
-## scripts/symbol-order) and relative relocations packed (glibc 2.36 or later): fewer pages of the binary resident.
+## The shipped build (Dockerfile; README "Performance"): the `dist` profile, into target/dist/ebconnect. On x86_64
+## Linux, where Rust links with lld, the functions a sink worker runs are linked first (deploy/symbol-order.txt,
+## written by scripts/symbol-order) and relative relocations packed (glibc 2.36 or later): fewer pages resident.
 dist:
-	if [ "$$(uname -m)" = x86_64 ]; then \
+	if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
 		$(CARGO) rustc --profile dist --locked --bin ebconnect -- \
 			-C link-arg=-Wl,--symbol-ordering-file=deploy/symbol-order.txt -C link-arg=-Wl,--no-warn-symbol-ordering \
 			-C link-arg=-Wl,-z,pack-relative-relocs; \
