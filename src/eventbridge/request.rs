@@ -15,6 +15,7 @@ use http_body::{Frame, SizeHint};
 use sha2::{Digest, Sha256};
 
 use super::entry::Entry;
+use super::signing::lower_hex;
 use crate::json_text::write_json_string;
 
 /// hyper writes a request with one `writev` of at most 16 buffers, one of them its head. A body of up to 7 shared
@@ -158,13 +159,7 @@ impl BodyPieces {
         for piece in &self.pieces {
             hasher.update(piece);
         }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        hasher
-            .finalize()
-            .iter()
-            .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
-            .map(char::from)
-            .collect()
+        lower_hex(&hasher.finalize())
     }
 
     #[cfg(test)]

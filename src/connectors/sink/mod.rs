@@ -567,10 +567,10 @@ impl SinkConnector {
                 ClientRole::Consumer,
                 &config.consumer_override,
                 // librdkafka prefetches up to 64 MiB by default. With the short backoff below it fetches again
-                // within milliseconds, so 4 MiB (about 50 ms of records at 90,000/s) keeps the sink fed; 16 MiB
-                // cost 15 MiB more peak RSS for no more throughput.
+                // within milliseconds, so 2 MiB (about 25 ms of records at 90,000/s) keeps the sink fed; 4 MiB
+                // cost 4-7 MiB more peak RSS and 16 MiB 15 MiB more, for no more throughput.
                 &[
-                    ("queued.max.messages.kbytes", "4096"),
+                    ("queued.max.messages.kbytes", "2048"),
                     ("queued.min.messages", "20000"),
                     // librdkafka waits this long (1 s by default) to fetch again once the queue above is full; the
                     // queue holds less than a second of records, so it ran dry and capped the sink at ~22,000 records/s.
