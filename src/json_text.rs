@@ -20,9 +20,6 @@ struct Escape {
     text_len: u8,
 }
 
-/// Room for the 8 bytes that writing one escape stores.
-const SLACK: usize = 8;
-
 /// A byte inside a JSON string, as serde_json escapes it.
 const fn escape_once(byte: u8) -> ([u8; 6], u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -158,10 +155,81 @@ impl QuotedWriter<'_> {
         self.text_len += write_string(self.out, text, Depth::InString);
     }
 
+    /// `bytes` as a JSON string, if they are UTF-8; else nothing is written. Checking while writing saves a pass
+    /// over the common string that is all ASCII.
+    pub(crate) fn utf8_string(&mut self, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+        let start = self.out.len();
+        let written = write_string_bytes(self.out, bytes, Depth::InString);
+        if !written.ascii {
+            if let Err(error) = std::str::from_utf8(bytes) {
+                self.out.truncate(start);
+                return Err(error);
+            }
+        }
+        self.text_len += written.text_len;
+        Ok(())
+    }
+
     /// `value` as compact JSON text.
     pub(crate) fn value(&mut self, value: &Value) {
         self.text_len += write_value(self.out, value, Depth::InString);
     }
+}
+
+/// A place in what a `QuotedWriter` has written, to take back what came after it.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    at: usize,
+    text_len: usize,
+}
+
+/// Text taken back from a writer, for its pieces to be written again in another order.
+pub(crate) struct Taken {
+    /// Where in the writer's output the bytes were.
+    from: usize,
+    bytes: Vec<u8>,
+}
+
+impl QuotedWriter<'_> {
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            at: self.out.len(),
+            text_len: self.text_len,
+        }
+    }
+
+    /// What was written since `since`, as a piece to write again with `put_back` once taken back.
+    pub(crate) fn piece_since(&self, since: Mark) -> Piece {
+        Piece {
+            from: since.at,
+            to: self.out.len(),
+            text_len: self.text_len - since.text_len,
+        }
+    }
+
+    /// Takes back everything written since `since`.
+    pub(crate) fn take_since(&mut self, since: Mark) -> Taken {
+        self.text_len = since.text_len;
+        Taken {
+            from: since.at,
+            bytes: self.out.split_off(since.at),
+        }
+    }
+
+    /// Writes again a piece of what was taken back; the piece must lie within it.
+    pub(crate) fn put_back(&mut self, taken: &Taken, piece: Piece) {
+        let bytes = &taken.bytes[piece.from - taken.from..piece.to - taken.from];
+        self.out.extend_from_slice(bytes);
+        self.text_len += piece.text_len;
+    }
+}
+
+/// Where a piece of text was written, and its length in the text itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Piece {
+    from: usize,
+    to: usize,
+    text_len: usize,
 }
 
 /// The JSON text that `write` writes, as a JSON string. An error from `write` is returned as it is.
@@ -249,34 +317,74 @@ fn write_ascii(out: &mut Vec<u8>, bytes: &[u8]) -> usize {
 
 /// Writes `text` as a JSON string at `depth`; returns the string's length in the JSON text, quotes included.
 fn write_string(out: &mut Vec<u8>, text: &str, depth: Depth) -> usize {
+    write_string_bytes(out, text.as_bytes(), depth).text_len
+}
+
+/// What writing a string's bytes found.
+struct WrittenString {
+    /// In the JSON text, quotes included.
+    text_len: usize,
+    /// Whether every byte was ASCII, and so the bytes UTF-8 without looking further.
+    ascii: bool,
+}
+
+/// Writes `bytes` as a JSON string at `depth`, as `write_string` writes their text if they are UTF-8.
+fn write_string_bytes(out: &mut Vec<u8>, bytes: &[u8], depth: Depth) -> WrittenString {
     let escapes = depth.escapes();
-    let bytes = text.as_bytes();
-    // Sized first, so that the bytes are then written into place by index: each byte stores its whole escape
-    // array and moves on by its length, which takes no branch and no copy of variable length.
-    let (written, text_len) = bytes.iter().fold((0, 0), |(written, text_len), &byte| {
-        let escape = &escapes[usize::from(byte)];
-        (
-            written + usize::from(escape.len),
-            text_len + usize::from(escape.text_len),
-        )
-    });
     let quote = depth.quote();
+    out.reserve(bytes.len() + 2 * quote.len());
     out.extend_from_slice(quote);
-    if written == bytes.len() {
-        out.extend_from_slice(bytes);
-    } else {
-        let start = out.len();
-        out.resize(start + written + SLACK, 0);
-        let mut at = start;
-        for &byte in bytes {
-            let escape = &escapes[usize::from(byte)];
-            out[at..at + SLACK].copy_from_slice(&escape.bytes);
-            at += usize::from(escape.len);
+    let mut text_len = bytes.len() + 2;
+    let mut high_bits = 0;
+    // Most of a detail's text needs no escape: eight bytes at a time are checked and copied whole. A word with
+    // something to escape is written byte by byte, each byte storing its whole escape array and moving on by its
+    // length, which takes no branch and no copy of variable length.
+    let (words, rest) = bytes.as_chunks::<WORD>();
+    for word in words {
+        let word_bits = u64::from_le_bytes(*word);
+        high_bits |= word_bits;
+        if needs_escape(word_bits) {
+            text_len += write_escaped(out, word, escapes);
+        } else {
+            out.extend_from_slice(word);
         }
-        out.truncate(at);
     }
+    text_len += write_escaped(out, rest, escapes);
     out.extend_from_slice(quote);
-    text_len + 2
+    WrittenString {
+        text_len,
+        ascii: high_bits & HIGHS == 0 && rest.is_ascii(),
+    }
+}
+
+const WORD: usize = 8;
+/// Each byte's high bit, which only bytes outside ASCII have.
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Whether any of a word's eight bytes is `"`, `\` or a control character, the bytes JSON escapes (the same at
+/// either depth: a byte written as itself once is written as itself again).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    // A byte below `n` (at most 0x80) borrows into its high bit, which a byte of 0x80 or more already has set.
+    let below = |n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let equal = |byte: u8| {
+        let zeroed = word ^ (ONES * u64::from(byte));
+        zeroed.wrapping_sub(ONES) & !zeroed & HIGHS
+    };
+    below(0x20) | equal(b'"') | equal(b'\\') != 0
+}
+
+/// Writes bytes one by one by their escapes; returns how much longer the text became than the bytes.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], escapes: &[Escape; 256]) -> usize {
+    let mut longer = 0;
+    for &byte in bytes {
+        let escape = &escapes[usize::from(byte)];
+        let at = out.len();
+        out.extend_from_slice(&escape.bytes);
+        out.truncate(at + usize::from(escape.len));
+        longer += usize::from(escape.text_len) - 1;
+    }
+    longer
 }
 
 #[cfg(test)]
@@ -307,6 +415,58 @@ pub(crate) mod tests {
                 serde_json::to_string(text).unwrap(),
                 "{text:?}"
             );
+        }
+    }
+
+    /// Strings read eight bytes at a time are written as byte by byte: each of the escaped kinds of byte, at each
+    /// place in a word and in the tail after the last whole word, next to multi-byte characters, at both depths.
+    #[test]
+    fn generated_strings_escape_like_serde_json() {
+        const PIECES: [&str; 12] = [
+            "a", "Z", " ", "\"", "\\", "\n", "\u{0}", "\u{1f}", "\u{7f}", "é", "日", "🎉",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let plain_run = next(12);
+            let text: String = (0..next(40))
+                .map(|_| {
+                    if next(4) == 0 {
+                        PIECES[next(PIECES.len())]
+                    } else {
+                        PIECES[next(plain_run.max(1)) % 3]
+                    }
+                })
+                .collect();
+            let mut ours = Vec::new();
+            write_json_string(&mut ours, &text);
+            assert_eq!(ours, serde_json::to_string(&text).unwrap().as_bytes(), "{text:?}");
+            // The same bytes with some cut short or replaced, which may no longer be UTF-8: written only if they are.
+            let mut bytes = text.clone().into_bytes();
+            if !bytes.is_empty() && next(2) == 0 {
+                let at = next(bytes.len());
+                match next(3) {
+                    0 => bytes.truncate(at),
+                    1 => bytes[at] = 0xff,
+                    _ => bytes.insert(at, 0xc3),
+                }
+            }
+            let written = write_quoted(|writer| {
+                writer.punctuation(b"[");
+                let result = writer.utf8_string(&bytes);
+                writer.punctuation(b"]");
+                result
+            });
+            match std::str::from_utf8(&bytes) {
+                Ok(valid) => assert_eq!(written, Ok(quoted_json(&json!([valid])))),
+                Err(error) => assert_eq!(written, Err(error)),
+            }
+            assert_quoted_like_serde_json(&Value::String(text));
         }
     }
 

@@ -85,7 +85,7 @@ impl PutEventsEntry {
             .unwrap_or(Value::Null);
         Self {
             event_bus_name: event_bus_name.to_owned(),
-            source: entry.source.clone(),
+            source: entry.source.to_string(),
             detail_type: entry.detail_type.clone(),
             time: entry.time.map(rfc3339),
             resources: entry.resources.clone(),

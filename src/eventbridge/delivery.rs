@@ -450,7 +450,7 @@ mod tests {
                 Answer::TooLargeOver(_) => Ok(entries
                     .iter()
                     .map(|entry| EntryOutcome::Delivered {
-                        event_id: entry.source.clone(),
+                        event_id: entry.source.to_string(),
                     })
                     .collect()),
                 Answer::Entries(fates) => Ok(entries
@@ -458,7 +458,7 @@ mod tests {
                     .zip(fates.chars().cycle())
                     .map(|(entry, fate)| match fate {
                         'd' => EntryOutcome::Delivered {
-                            event_id: entry.source.clone(),
+                            event_id: entry.source.to_string(),
                         },
                         't' => EntryOutcome::Retryable {
                             code: "ThrottlingException".into(),
@@ -486,7 +486,7 @@ mod tests {
         (0..count)
             .map(|n| {
                 Arc::new(Entry {
-                    source: format!("entry-{n}"),
+                    source: format!("entry-{n}").into(),
                     detail_type: "test".into(),
                     detail: Detail::from_value(&serde_json::json!({"n": n})),
                     time: None,

@@ -1,5 +1,7 @@
 //! One PutEvents entry, and its size as EventBridge counts it against the request limit.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::json_text::{quoted_json, QuotedJson};
@@ -34,7 +36,8 @@ impl Detail {
 /// A PutEvents entry without its bus (the bus is the connector's, set per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub(crate) source: String,
+    /// Shared: most connectors give every entry the same source.
+    pub(crate) source: Arc<str>,
     pub(crate) detail_type: String,
     /// A JSON object.
     pub(crate) detail: Detail,

@@ -295,7 +295,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(index, detail)| Entry {
-                source: format!("s{index}"),
+                source: format!("s{index}").into(),
                 detail_type: "t\"".into(),
                 detail: Detail::from_value(detail),
                 time: (index % 2 == 0).then_some(1_700_000_000_000 + index as i64),

@@ -9,6 +9,7 @@
 //! generation, and settling it after the partition came back does nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// A partition, by topic and number.
 pub(crate) type TopicPartition = (String, i32);
@@ -16,7 +17,9 @@ pub(crate) type TopicPartition = (String, i32);
 /// A tracked record: enough to settle it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ticket {
-    pub(crate) topic: String,
+    /// Shared with the tracker's entry for the topic: a sink tracks every record it reads, and an owned name per
+    /// record was an allocation and a copy each time it was tracked, checked and settled.
+    topic: Arc<str>,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     generation: u64,
@@ -40,18 +43,35 @@ impl PartitionState {
     }
 }
 
+/// A topic's partitions in the current assignment, keyed by number, with the name its tickets share.
+#[derive(Debug)]
+struct TopicState {
+    name: Arc<str>,
+    partitions: HashMap<i32, PartitionState>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
-    partitions: HashMap<TopicPartition, PartitionState>,
+    /// By topic and then partition, so that a record's state is found from its borrowed topic name.
+    topics: HashMap<Arc<str>, TopicState>,
     next_generation: u64,
 }
 
 impl OffsetTracker {
     /// Starts tracking a read record.
     pub(crate) fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
-        let key = (topic.to_owned(), partition);
+        let topic_state = match self.topics.get_mut(topic) {
+            Some(topic_state) => topic_state,
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.topics.entry(Arc::clone(&name)).or_insert(TopicState {
+                    name,
+                    partitions: HashMap::new(),
+                })
+            }
+        };
         let next_generation = &mut self.next_generation;
-        let state = self.partitions.entry(key).or_insert_with(|| {
+        let state = topic_state.partitions.entry(partition).or_insert_with(|| {
             *next_generation += 1;
             PartitionState {
                 generation: *next_generation,
@@ -62,24 +82,40 @@ impl OffsetTracker {
         state.first.get_or_insert(offset);
         state.next = Some(state.next.map_or(offset + 1, |next| next.max(offset + 1)));
         Ticket {
-            topic: topic.to_owned(),
+            topic: Arc::clone(&topic_state.name),
             partition,
             offset,
             generation: state.generation,
         }
     }
 
+    fn state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.topics.get(topic)?.partitions.get(&partition)
+    }
+
+    fn state_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
+    }
+
+    fn states(&self) -> impl Iterator<Item = (&TopicState, i32, &PartitionState)> {
+        self.topics.values().flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(move |(partition, state)| (topic, *partition, state))
+        })
+    }
+
     /// Whether the record's partition is still assigned as it was when the record was read: a record of a revoked
     /// partition is read again by its next owner, so there is no point sending it.
     pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
-        self.partitions
-            .get(&(ticket.topic.clone(), ticket.partition))
+        self.state(&ticket.topic, ticket.partition)
             .is_some_and(|state| state.generation == ticket.generation)
     }
 
     /// Marks a record settled. Returns false for a record of an earlier assignment (nothing changes).
     pub(crate) fn settle(&mut self, ticket: &Ticket) -> bool {
-        match self.partitions.get_mut(&(ticket.topic.clone(), ticket.partition)) {
+        match self.state_mut(&ticket.topic, ticket.partition) {
             Some(state) if state.generation == ticket.generation => state.pending.remove(&ticket.offset),
             _ => false,
         }
@@ -88,31 +124,29 @@ impl OffsetTracker {
     /// Whether the settled prefix of some partition moved past where its reading started: records were finished
     /// for good, not only some behind one that is stuck.
     pub(crate) fn has_advanced(&self) -> bool {
-        self.partitions
-            .values()
-            .any(|state| matches!((state.first, state.committable()), (Some(first), Some(now)) if now > first))
+        self.states()
+            .any(|(_, _, state)| matches!((state.first, state.committable()), (Some(first), Some(now)) if now > first))
     }
 
     /// Records still unsettled, across all partitions.
     pub(crate) fn pending(&self) -> usize {
-        self.partitions.values().map(|state| state.pending.len()).sum()
+        self.states().map(|(_, _, state)| state.pending.len()).sum()
     }
 
     /// The offsets to commit now: for each partition whose committable offset moved since the last commit.
     pub(crate) fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
-        self.partitions
-            .iter()
-            .filter_map(|(key, state)| {
+        self.states()
+            .filter_map(|(topic, partition, state)| {
                 let committable = state.committable()?;
-                (state.committed != Some(committable)).then(|| (key.clone(), committable))
+                (state.committed != Some(committable)).then(|| ((topic.name.to_string(), partition), committable))
             })
             .collect()
     }
 
     /// Notes that `offsets` were committed.
     pub(crate) fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
-        for (key, offset) in offsets {
-            if let Some(state) = self.partitions.get_mut(key) {
+        for ((topic, partition), offset) in offsets {
+            if let Some(state) = self.state_mut(topic, *partition) {
                 state.committed = Some(*offset);
             }
         }
@@ -121,8 +155,10 @@ impl OffsetTracker {
     /// Forgets what was committed, so that the next commit carries every committable offset (after a commit
     /// that was reported as sent failed later).
     pub(crate) fn forget_commits(&mut self) {
-        for state in self.partitions.values_mut() {
-            state.committed = None;
+        for topic in self.topics.values_mut() {
+            for state in topic.partitions.values_mut() {
+                state.committed = None;
+            }
         }
     }
 
@@ -131,7 +167,12 @@ impl OffsetTracker {
         revoked
             .iter()
             .filter_map(|key| {
-                let state = self.partitions.remove(key)?;
+                let (topic, partition) = key;
+                let topic_state = self.topics.get_mut(topic.as_str())?;
+                let state = topic_state.partitions.remove(partition)?;
+                if topic_state.partitions.is_empty() {
+                    self.topics.remove(topic.as_str());
+                }
                 let committable = state.committable()?;
                 (state.committed != Some(committable)).then(|| (key.clone(), committable))
             })

@@ -149,8 +149,7 @@ impl<'b> Input<'b> {
     }
 
     fn string(&mut self) -> Result<&'b str, AvroJsonError> {
-        std::str::from_utf8(self.bytes()?)
-            .map_err(|error| AvroJsonError::malformed(format!("a string that is not UTF-8: {error}")))
+        std::str::from_utf8(self.bytes()?).map_err(not_utf8)
     }
 
     /// The item count of the next array or map block; 0 ends the value.
@@ -192,6 +191,10 @@ impl<'b> Input<'b> {
 struct AvroToJson<'s> {
     root: &'s Schema,
     options: AvroJsonOptions,
+}
+
+fn not_utf8(error: std::str::Utf8Error) -> AvroJsonError {
+    AvroJsonError::malformed(format!("a string that is not UTF-8: {error}"))
 }
 
 fn base64(bytes: &[u8]) -> Json {
@@ -610,8 +613,8 @@ pub(crate) fn decode_to_quoted_json(
     }))
 }
 
-/// The same walk as above, writing text instead of building values. Maps and values other than strings are
-/// built first and then written: maps are sorted by key, and the rest is short.
+/// The same walk as above, writing text instead of building values. Scalars other than strings are built first
+/// and then written: they are short.
 impl<'s> AvroToJson<'s> {
     fn value_text(
         &self,
@@ -635,14 +638,8 @@ impl<'s> AvroToJson<'s> {
             }
             Schema::Record(record) => self.record_text(input, record, out, &[], &mut Map::new()),
             Schema::Array(array) => self.array_text(input, &array.items, out),
-            Schema::Map(map) => {
-                out.value(&self.map(input, &map.types)?);
-                Ok(())
-            }
-            Schema::String => {
-                out.string(input.string()?);
-                Ok(())
-            }
+            Schema::Map(map) => self.map_text(input, &map.types, out),
+            Schema::String => out.utf8_string(input.bytes()?).map_err(not_utf8),
             scalar => {
                 out.value(&Self::scalar(input, scalar)?);
                 Ok(())
@@ -702,6 +699,60 @@ impl<'s> AvroToJson<'s> {
                 Ok(Some(value))
             }
         }
+    }
+
+    /// Writes a map as `map` builds it: keys sorted, and of a key written twice the last value kept. Its members
+    /// are written as they come; only when they came out of order are they taken back and written again sorted.
+    fn map_text(
+        &self,
+        input: &mut Input<'_>,
+        value_schema: &'s Schema,
+        out: &mut QuotedWriter<'_>,
+    ) -> Result<(), AvroJsonError> {
+        input.enter()?;
+        out.punctuation(b"{");
+        let start = out.mark();
+        let mut members = Vec::new();
+        let mut sorted = true;
+        loop {
+            let count = input.block_count()?;
+            if count == 0 {
+                break;
+            }
+            members.reserve(count.min(input.bytes.len()));
+            for _ in 0..count {
+                let key = input.string()?;
+                if !members.is_empty() {
+                    out.punctuation(b",");
+                }
+                let member = out.mark();
+                out.string(key);
+                out.punctuation(b":");
+                self.value_text(input, value_schema, out)
+                    .map_err(|error| error.within(&format!("['{key}']")))?;
+                sorted &= members.last().is_none_or(|(last, _)| *last < key);
+                members.push((key, out.piece_since(member)));
+            }
+        }
+        input.leave();
+        if !sorted {
+            // Stable, so that of a key written twice the last one is the last of its run.
+            members.sort_by_key(|(key, _)| *key);
+            let taken = out.take_since(start);
+            let mut kept = members
+                .iter()
+                .enumerate()
+                .filter(|(index, (key, _))| members.get(index + 1).is_none_or(|(next, _)| next != key));
+            if let Some((_, (_, first))) = kept.next() {
+                out.put_back(&taken, *first);
+            }
+            for (_, (_, piece)) in kept {
+                out.punctuation(b",");
+                out.put_back(&taken, *piece);
+            }
+        }
+        out.punctuation(b"}");
+        Ok(())
     }
 
     fn array_text(
@@ -1349,14 +1400,15 @@ mod tests {
         bytes.extend([2, b'x']);
         bytes.extend(inner(&[("b", 3), ("a", 4), ("b", 5)]));
         bytes.extend([2, 2, b'y']);
-        bytes.extend(inner(&[("c", 6)]));
+        // In order, but twice.
+        bytes.extend(inner(&[("c", 6), ("c", 7)]));
         bytes.push(0);
         bytes.extend([4, b'o', b'k']);
         let options = AvroJsonOptions::default();
         let tree = decode_to_json(&bytes, &schema, options).unwrap();
         assert_eq!(
             tree,
-            serde_json::json!({"m": {"x": {"a": 4, "b": 5}, "y": {"c": 6}}, "after": "ok"})
+            serde_json::json!({"m": {"x": {"a": 4, "b": 5}, "y": {"c": 7}}, "after": "ok"})
         );
         let written = decode_to_quoted_json(&bytes, &schema, options, &Capture::fields([vec!["after"]]))
             .unwrap()

@@ -1,5 +1,7 @@
 //! A decoded record to a PutEvents entry: source, detail-type, detail, time, resources, trace header.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use chrono::DateTime;
 use serde_json::{json, Map, Value};
@@ -54,7 +56,7 @@ fn header_value(bytes: Option<&[u8]>) -> Value {
 
 /// An entry but its detail.
 struct EntryFields {
-    source: String,
+    source: Arc<str>,
     detail_type: String,
     time: Option<i64>,
     resources: Vec<String>,
@@ -76,7 +78,7 @@ impl EntryFields {
 
 #[derive(Debug, Clone)]
 pub(crate) struct EntryBuilder {
-    source: String,
+    source: Arc<str>,
     detail: DetailShape,
     detail_type: DetailTypeConfig,
     resources: Vec<ResourceConfig>,
@@ -94,7 +96,7 @@ impl EntryBuilder {
             _ => None,
         };
         Self {
-            source: config.source(name),
+            source: config.source(name).into(),
             detail: config.detail,
             detail_type: config.detail_type.clone(),
             resources: config.resources.clone(),
@@ -370,7 +372,7 @@ mod tests {
             Some("Root=1-5759e988-bd862e3fe1be46a994272793")
         );
         assert_eq!(entry.time, Some(1_700_000_000_000), "the record timestamp by default");
-        assert_eq!(entry.source, "kafka-connect.c");
+        assert_eq!(&*entry.source, "kafka-connect.c");
         let bad = vec![("x-amzn-trace-id".to_owned(), Some(vec![0xff]))];
         assert!(matches!(
             build(&builder, &record("t", bad), json!({})),
