@@ -110,9 +110,23 @@ impl JsonPath {
         self.steps.contains(&Step::Wildcard)
     }
 
-    /// The first value the path selects, if any.
+    /// The first value the path selects, if any: `select`'s first, found without collecting the rest (a sink
+    /// reads a record's detail-type and time this way). Every value `select` gives is as deep as the path is long,
+    /// so its order is the order of a walk that goes down first.
     pub(crate) fn select_one<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        self.select(value).into_iter().next()
+        fn first<'v>(steps: &[Step], value: &'v Value) -> Option<&'v Value> {
+            let Some((step, rest)) = steps.split_first() else {
+                return Some(value);
+            };
+            match (step, value) {
+                (Step::Field(name), Value::Object(map)) => first(rest, map.get(name)?),
+                (Step::Index(index), Value::Array(items)) => first(rest, items.get(*index)?),
+                (Step::Wildcard, Value::Array(items)) => items.iter().find_map(|item| first(rest, item)),
+                (Step::Wildcard, Value::Object(map)) => map.values().find_map(|item| first(rest, item)),
+                _ => None,
+            }
+        }
+        first(&self.steps, value)
     }
 
     /// Every value the path selects, in document order.
@@ -303,6 +317,49 @@ mod tests {
         assert_eq!(path("$").select_one(&event), Some(&event));
         assert_eq!(path("$.missing.deeper").select_one(&event), None);
         assert!(path("$.a[*]").is_multi());
+    }
+
+    /// `select_one` is `select`'s first on generated documents and paths of fields, indexes and wildcards that
+    /// find nothing, one value or many.
+    #[test]
+    fn select_one_is_the_first_that_select_gives() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        fn document(rng: &mut StdRng, depth: usize) -> Value {
+            match rng.random_range(0..if depth == 0 { 2 } else { 6 }) {
+                0 => json!(rng.random_range(0..3)),
+                1 => Value::Null,
+                2 | 3 => Value::Array((0..rng.random_range(0..4)).map(|_| document(rng, depth - 1)).collect()),
+                _ => Value::Object(
+                    (0..rng.random_range(0..4))
+                        .map(|_| {
+                            (
+                                ["a", "b", "c"][rng.random_range(0..3)].to_owned(),
+                                document(rng, depth - 1),
+                            )
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(17);
+        let mut found = [0; 3];
+        for _ in 0..20_000 {
+            let value = document(&mut rng, 4);
+            let text: String = (0..rng.random_range(0..4))
+                .map(|_| match rng.random_range(0..5) {
+                    0 | 1 => "[*]".to_owned(),
+                    2 => format!("[{}]", rng.random_range(0..3)),
+                    _ => format!(".{}", ["a", "b", "c"][rng.random_range(0..3)]),
+                })
+                .collect();
+            let path = path(&format!("${text}"));
+            let all = path.select(&value);
+            found[all.len().min(2)] += 1;
+            assert_eq!(path.select_one(&value), all.first().copied(), "{path:?} in {value}");
+        }
+        assert!(found.iter().all(|&count| count > 500), "{found:?}");
     }
 
     #[test]
