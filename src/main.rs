@@ -42,6 +42,10 @@ enum Command {
         /// Overrides the worker file's `log_format`.
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Threads that run the connectors; by default one for each CPU the process may use. On a machine whose
+        /// CPUs other busy processes share, fewer threads hand records between them less (README "Performance").
+        #[arg(long, env = "EBCONNECT_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Check configuration files and list every problem; exits non-zero if there is one.
     Validate {
@@ -328,6 +332,7 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
         worker_id = %worker.worker_id(),
         version = env!("CARGO_PKG_VERSION"),
         connectors = connectors.len(),
+        threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "ebconnect worker starting"
     );
     let shutdown = match shutdown_on_signal(worker.shutdown_timeout) {
@@ -357,7 +362,16 @@ async fn run(worker_file: PathBuf, connector_paths: Vec<PathBuf>, log_format: Op
 
 /// Runs `task` on a multi-threaded runtime, as the worker runs its connectors.
 fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    block_on_threads(None, task)
+}
+
+/// Runs `task` on a runtime of `threads` worker threads, or tokio's default (one per CPU).
+fn block_on_threads(threads: Option<u16>, task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(usize::from(threads));
+    }
+    match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(task),
         Err(error) => {
             eprintln!("cannot start the async runtime: {error}");
@@ -434,6 +448,7 @@ fn main() -> ExitCode {
             worker,
             connectors,
             log_format,
-        } => block_on(run(worker, connectors, log_format)),
+            threads,
+        } => block_on_threads(threads, run(worker, connectors, log_format)),
     }
 }

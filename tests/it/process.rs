@@ -57,7 +57,8 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
         "the kill came too late to test anything"
     );
 
-    let mut second = support::spawn_worker(&config, "second.log");
+    // The second run on one thread (`--threads` from the environment), which must do everything the default does.
+    let mut second = support::spawn_worker_with_env(&config, "second.log", &[("EBCONNECT_THREADS", "1")]);
     let deadline = Instant::now() + Duration::from_secs(90);
     while (seen.len() as u64) < RECORDS {
         assert!(
@@ -71,6 +72,17 @@ async fn sigkill_mid_stream_loses_nothing_and_sigterm_stops_cleanly() {
         }
     }
     assert_eq!(seen, (0..RECORDS).collect());
+    // One runtime thread for each CPU by default, one when asked.
+    let cpus = std::thread::available_parallelism().unwrap();
+    for (log, threads) in [("first.log", cpus.get()), ("second.log", 1)] {
+        let log = std::fs::read_to_string(config.dir.path().join(log)).unwrap();
+        assert!(
+            log.lines().any(
+                |line| line.contains("ebconnect worker starting") && line.ends_with(&format!(" threads={threads}"))
+            ),
+            "{log}"
+        );
+    }
     // Every event was seen, some only from the first run: the second is still reading what the first had not
     // committed. Its periodic commits reach the end offsets once it has caught up.
     let group = format!("connect-{name}");
