@@ -191,6 +191,7 @@ async fn main() {
     for worker in workers {
         worker.stop();
     }
+    support::delete_topics(&[&topic]).await;
     println!(
         "  after the first {} s, over {seconds:.1} s: {taken_rate:.0} requests/s taken ({:.1}% of the quota), {:.2}% of requests throttled",
         SETTLE.as_secs(),

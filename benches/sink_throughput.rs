@@ -508,6 +508,7 @@ async fn main() {
     let seconds = (last - first) as f64 / 1e9;
     let requests = counters.requests.load(Ordering::SeqCst);
     worker.stop();
+    support::delete_topics(&[&topic]).await;
 
     match &counters.delays_ms {
         None => println!(

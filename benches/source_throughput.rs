@@ -198,6 +198,7 @@ async fn receiver(events: &[Value], records: usize) {
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
     assert_eq!(support::records_in(&topic), 3 * records as i64);
+    support::delete_topics(&[&topic]).await;
 }
 
 /// Fills a fresh ElasticMQ queue with `messages` events, then starts the source with `pollers` on it and waits until
@@ -270,6 +271,7 @@ async fn sqs(sqs: &aws_sdk_sqs::Client, events: &[Value], messages: usize, polle
     report(&format!("SQS -> Kafka ({pollers} pollers)"), messages, seconds, cpu);
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
+    support::delete_topics(&[&topic]).await;
 }
 
 #[tokio::main]

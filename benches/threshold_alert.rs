@@ -88,6 +88,7 @@ async fn main() {
     let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
     let (cpu_after, peak_rss) = worker.usage();
     worker.stop();
+    support::delete_topics(&[&topic]).await;
     println!("threshold_alert: {records} JSON records, {groups} distinct groups, all in one open window");
     println!("  records/s:        {:.0}", records as f64 / seconds);
     println!("  read time:        {seconds:.2} s (first to last record read)");

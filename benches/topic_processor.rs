@@ -88,6 +88,7 @@ async fn run(input: &str, processing: &str, records: usize, distinct: usize) -> 
     let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
     let (cpu_after, peak_rss) = worker.usage();
     worker.stop();
+    support::delete_topics(&[&output]).await;
     Figures {
         records_per_second: records as f64 / seconds,
         cpu_seconds: cpu_after - cpu_before,
@@ -120,4 +121,5 @@ async fn main() {
             figures.peak_rss
         );
     }
+    support::delete_topics(&[&input]).await;
 }

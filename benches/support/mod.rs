@@ -31,6 +31,25 @@ pub async fn create_topic(topic: &str, partitions: i32) {
         .unwrap();
 }
 
+/// Deletes the topics a run made once it is done with them: each run fills topics of its own (a million sink
+/// records are about 800 MB), which would otherwise pile up in the stack's broker until its disk is full.
+pub async fn delete_topics(topics: &[&str]) {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+        .create()
+        .unwrap();
+    for result in admin
+        .delete_topics(
+            topics,
+            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+}
+
 /// A producer for pre-filling topics fast: large batches, a deep queue.
 pub fn bulk_producer() -> rdkafka::producer::BaseProducer {
     rdkafka::ClientConfig::new()
