@@ -418,7 +418,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// Strings read eight bytes at a time are written as byte by byte: each of the escaped kinds of byte, at each
+    /// Strings written eight bytes at a time come out as serde_json writes them: each kind of escaped byte, at each
     /// place in a word and in the tail after the last whole word, next to multi-byte characters, at both depths.
     #[test]
     fn generated_strings_escape_like_serde_json() {
