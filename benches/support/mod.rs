@@ -13,12 +13,15 @@ pub fn count(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
 }
 
-pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+fn admin() -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    rdkafka::ClientConfig::new()
         .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
         .create()
-        .unwrap();
-    admin
+        .unwrap()
+}
+
+pub async fn create_topic(topic: &str, partitions: i32) {
+    admin()
         .create_topics(
             &[rdkafka::admin::NewTopic::new(
                 topic,
@@ -34,11 +37,7 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 /// Deletes the topics a run made once it is done with them: each run fills topics of its own (a million sink
 /// records are about 800 MB), which would otherwise pile up in the stack's broker until its disk is full.
 pub async fn delete_topics(topics: &[&str]) {
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-        .create()
-        .unwrap();
-    for result in admin
+    for result in admin()
         .delete_topics(
             topics,
             &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
