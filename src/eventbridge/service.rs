@@ -7,13 +7,18 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 
 use super::endpoint::PutEventsEndpoint;
 use super::entry::Entry;
-use super::request::{self, PutEventsBody};
+use super::request::{self, BodyPieces, PutEventsBody};
 use super::retry::{is_retryable_entry_error, is_retryable_request_error, is_throttling_error};
 use super::signing::RequestSigner;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -71,10 +76,8 @@ pub enum RequestError {
 
 #[derive(Debug)]
 pub struct PutEventsService {
-    http: reqwest::Client,
-    /// The endpoint, parsed once as each of the two libraries takes it: `http`'s for signing, `reqwest`'s to send.
+    transport: Transport,
     uri: http::Uri,
-    url: reqwest::Url,
     host: String,
     signer: RequestSigner,
     event_bus: String,
@@ -88,6 +91,101 @@ pub(crate) enum ServiceSetupError {
     BadEndpoint(String),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("cannot set up TLS for the EventBridge endpoint: {0}")]
+    Tls(#[source] std::io::Error),
+}
+
+/// How a request reaches the endpoint: through hyper's pooled client itself, or through reqwest when the
+/// environment names a proxy for the endpoint (`HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY`, unless `NO_PROXY` exempts
+/// it), as reqwest tunnels or forwards through it. reqwest wraps the same client in layers a PutEvents call does not
+/// use (redirects, retries), which copy the headers and parse the URL twice a request: a tenth of the sink's CPU
+/// (README "Performance").
+#[derive(Debug)]
+enum Transport {
+    Direct(Box<hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, BodyPieces>>),
+    Proxied(reqwest::Client),
+}
+
+/// A response as far as the outcomes need it.
+struct Answer {
+    status: StatusCode,
+    /// `x-amzn-errortype`, read only from a failure.
+    error_type: Option<String>,
+    body: Bytes,
+}
+
+impl Transport {
+    fn new(uri: &http::Uri, connect_timeout: Duration) -> Result<Self, ServiceSetupError> {
+        if hyper_util::client::proxy::matcher::Matcher::from_system()
+            .intercept(uri)
+            .is_some()
+        {
+            let client = reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .build()
+                .map_err(ServiceSetupError::Client)?;
+            return Ok(Self::Proxied(client));
+        }
+        // As reqwest sets them: no Nagle delay for a request written in pieces, keep-alive probes on pooled
+        // connections.
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_nodelay(true);
+        tcp.set_keepalive(Some(Duration::from_secs(15)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(ServiceSetupError::Tls)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self::Direct(Box::new(client)))
+    }
+
+    async fn exchange(&self, request: http::Request<BodyPieces>) -> Result<Answer, String> {
+        match self {
+            Self::Direct(client) => {
+                let (parts, body) = client
+                    .request(request)
+                    .await
+                    .map_err(|error| crate::error_chain(&error))?
+                    .into_parts();
+                let body = body.collect().await.map_err(|error| crate::error_chain(&error))?;
+                Ok(Answer {
+                    error_type: error_type(parts.status, &parts.headers),
+                    status: parts.status,
+                    body: body.to_bytes(),
+                })
+            }
+            Self::Proxied(client) => {
+                let request = reqwest::Request::try_from(request.map(reqwest::Body::wrap))
+                    .map_err(|error| crate::error_chain(&error))?;
+                let response = client
+                    .execute(request)
+                    .await
+                    .map_err(|error| crate::error_chain(&error))?;
+                let status = response.status();
+                let error_type = error_type(status, response.headers());
+                let body = response.bytes().await.map_err(|error| crate::error_chain(&error))?;
+                Ok(Answer {
+                    status,
+                    error_type,
+                    body,
+                })
+            }
+        }
+    }
+}
+
+fn error_type(status: StatusCode, headers: &HeaderMap) -> Option<String> {
+    (!status.is_success())
+        .then(|| headers.get("x-amzn-errortype"))
+        .flatten()
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 impl PutEventsService {
@@ -106,15 +204,9 @@ impl PutEventsService {
             .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")))
             .ok_or_else(bad_endpoint)?;
         let host = uri.authority().ok_or_else(bad_endpoint)?.as_str().to_owned();
-        let url = reqwest::Url::parse(&endpoint.url).map_err(|_| bad_endpoint())?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(ServiceSetupError::Client)?;
         Ok(Self {
-            http,
+            transport: Transport::new(&uri, timeout)?,
             uri,
-            url,
             host,
             signer: RequestSigner::new(credentials, endpoint.signing),
             event_bus,
@@ -152,28 +244,14 @@ impl PutEventsService {
             USER_AGENT,
             http::HeaderValue::from_static(concat!("ebconnect/", env!("CARGO_PKG_VERSION"))),
         );
-        let (parts, ()) = request.into_parts();
-        let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
-        *request.headers_mut() = parts.headers;
-        *request.body_mut() = Some(reqwest::Body::wrap(body));
-        let exchange = async {
-            let response = self.http.execute(request).await?;
-            let status = response.status();
-            let error_type = (!status.is_success())
-                .then(|| response.headers().get("x-amzn-errortype"))
-                .flatten()
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, error_type, body))
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let request = request.map(|()| body);
+        match tokio::time::timeout(self.timeout, self.transport.exchange(request)).await {
             Err(_) => Err(RequestError::Transient(format!(
                 "no response within {:?}",
                 self.timeout
             ))),
-            Ok(Err(error)) => Err(RequestError::Transient(crate::error_chain(&error))),
-            Ok(Ok((status, error_type, body))) => outcomes(status, error_type.as_deref(), &body, entries.len()),
+            Ok(Err(error)) => Err(RequestError::Transient(error)),
+            Ok(Ok(answer)) => outcomes(answer.status, answer.error_type.as_deref(), &answer.body, entries.len()),
         }
     }
 }

@@ -44,8 +44,8 @@ impl InternalEvent for PutEventsRetrying<'_> {
     fn emit(self) {
         self.metrics.retried_entries.inc_by(self.entries as u64);
         let connector = self.metrics.connector();
-        // Throttling is routine at the quota and counted in `ebconnect_retried_entries_total`; a line for each
-        // retry would flood the log.
+        // Throttling is routine at the quota and counted in `ebconnect_putevents_retried_entries_total`; a line for
+        // each retry would flood the log.
         if self.transient {
             debug!(
                 connector,

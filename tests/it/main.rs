@@ -28,3 +28,4 @@ mod source;
 mod stack;
 mod threshold;
 mod tls;
+mod transport;
