@@ -15,7 +15,7 @@ use super::service::{EntryOutcome, PutEventsService, RequestError};
 use crate::backoff::full_jitter;
 use crate::rate_limit::RateLimit;
 use crate::telemetry::{
-    emit, ConnectorMetrics, PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited,
+    emit, ConnectorMetrics, PutEventsCompleted, PutEventsFailing, PutEventsRetrying, PutEventsSplit, RateLimitWaited,
 };
 
 /// The final fate of one entry.
@@ -87,6 +87,34 @@ pub(crate) struct Deliverer<S = PutEventsService> {
     /// Cancelled on shutdown: requests already out are waited for, nothing is sent again, and what is not settled
     /// is handed back unsettled (read again on the next start).
     pub(crate) stopping: CancellationToken,
+    pub(crate) outage_warning: OutageWarning,
+}
+
+/// Requests of one batch that fail in a row, not throttled, before the connector warns of it.
+const OUTAGE_WARNING_AFTER: u32 = 3;
+
+/// When the connector last warned that its requests keep failing: every batch in flight fails alike in an outage,
+/// and one line a minute says it.
+#[derive(Debug, Default)]
+pub(crate) struct OutageWarning {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl OutageWarning {
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    /// Whether a warning is due now, which then counts as given.
+    fn due(&self) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Self::INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 /// Where a batch's retry loop stands between rounds.
@@ -105,6 +133,8 @@ struct RetryState {
     /// out with waits growing up to `max_backoff`. Entries EventBridge answered as throttled wait at most
     /// `ENTRY_RETRY_CEILING`.
     request_failures: u32,
+    /// Of those, the ones that were not throttling, in a row: the endpoint not reached, or failing.
+    outage_requests: u32,
 }
 
 /// What one round of a batch came to.
@@ -231,6 +261,13 @@ impl<S: SendEntries> Deliverer<S> {
                     return (finished(settled, pending, Some(error), state.attempts), None);
                 }
             }
+            if state.outage_requests >= OUTAGE_WARNING_AFTER && self.outage_warning.due() {
+                emit(PutEventsFailing {
+                    metrics: &self.metrics,
+                    failed_requests: state.outage_requests,
+                    reason: &last_error,
+                });
+            }
             emit(PutEventsRetrying {
                 metrics: &self.metrics,
                 entries: pending.len(),
@@ -284,8 +321,18 @@ impl<S: SendEntries> Deliverer<S> {
         });
         let outcomes = match answer {
             Ok(outcomes) => outcomes,
-            Err(RequestError::Transient(reason) | RequestError::Throttled(reason)) => {
+            Err(RequestError::Transient(reason)) => {
                 state.request_failures += 1;
+                state.outage_requests += 1;
+                return Round::Retry {
+                    pending,
+                    last_error: reason,
+                    transient: true,
+                };
+            }
+            Err(RequestError::Throttled(reason)) => {
+                state.request_failures += 1;
+                state.outage_requests = 0;
                 return Round::Retry {
                     pending,
                     last_error: reason,
@@ -294,6 +341,7 @@ impl<S: SendEntries> Deliverer<S> {
             }
             Err(RequestError::Uncertain(reason)) => {
                 state.request_failures += 1;
+                state.outage_requests = 0;
                 return Round::Retry {
                     pending,
                     last_error: reason,
@@ -304,6 +352,7 @@ impl<S: SendEntries> Deliverer<S> {
             Err(RequestError::TooLarge(reason)) => return Round::TooLarge(pending, reason),
         };
         state.request_failures = 0;
+        state.outage_requests = 0;
         let mut retry = Vec::new();
         let mut last_error = String::new();
         let mut transient = true;
@@ -508,7 +557,19 @@ mod tests {
             rate_limit: None,
             slots: Arc::new(RequestSlots::fixed(1)),
             stopping: CancellationToken::new(),
+            outage_warning: OutageWarning::default(),
         }
+    }
+
+    #[test]
+    fn an_outage_is_warned_of_once_a_minute() {
+        let warning = OutageWarning::default();
+        assert!(warning.due());
+        assert!(!warning.due(), "a second warning at once");
+        let a_minute_ago = Instant::now().checked_sub(OutageWarning::INTERVAL).unwrap();
+        *warning.last.lock().unwrap() = Some(a_minute_ago);
+        assert!(warning.due());
+        assert!(!warning.due());
     }
 
     async fn deliver(deliverer: &Deliverer<Script>, items: Vec<Arc<Entry>>) -> Delivery<Arc<Entry>> {

@@ -31,8 +31,8 @@ pub use self::records::{
     DeadLetterTopicNotCreated, RecordDeadLettered, RecordFailed, RecordsSkipped, SchemaRegistryWaiting,
 };
 pub use self::sink::{
-    ConcurrencyAdjusted, PutEventsCompleted, PutEventsRetrying, PutEventsSplit, RateLimitWaited, RevokedRecordsDropped,
-    SinkRecordsRead, SinkRecordsSent,
+    ConcurrencyAdjusted, PutEventsCompleted, PutEventsFailing, PutEventsRetrying, PutEventsSplit, RateLimitWaited,
+    RevokedRecordsDropped, SinkRecordsRead, SinkRecordsSent,
 };
 pub use self::source::{SourceRecordWritten, SourceRecordsPolled, SqsCallFailed, SqsMessageLeft, SqsMessagesInFlight};
 pub use self::threshold::LateRecordDropped;

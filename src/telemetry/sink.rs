@@ -112,6 +112,28 @@ impl InternalEvent for PutEventsSplit<'_> {
     }
 }
 
+/// PutEvents requests keep failing as a whole for a reason other than throttling (no connection, a refused
+/// certificate, a proxy that is not there, 5xx): retried without limit, so without this an endpoint that cannot be
+/// reached would show only as retried entries.
+pub struct PutEventsFailing<'a> {
+    pub metrics: &'a ConnectorMetrics,
+    /// Requests of one batch in a row.
+    pub failed_requests: u32,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for PutEventsFailing<'_> {
+    fn emit(self) {
+        count_error(self.metrics.connector(), "putevents", "requests_failing");
+        warn!(
+            connector = self.metrics.connector(),
+            failed_requests = self.failed_requests,
+            reason = self.reason,
+            "PutEvents requests keep failing; their entries wait and are sent again"
+        );
+    }
+}
+
 /// Adaptive concurrency closed a window: the limit it set, and what the window saw.
 pub struct ConcurrencyAdjusted<'a> {
     pub metrics: &'a ConnectorMetrics,

@@ -661,6 +661,7 @@ impl SinkConnector {
                 .and_then(|group| self.parts.rate_limits.get(group)),
             slots: Arc::new(slots),
             stopping: context.shutdown.child_token(),
+            outage_warning: Default::default(),
         })
     }
 
