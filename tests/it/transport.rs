@@ -113,23 +113,13 @@ fn proxy(dir: &Path) -> (Daemon, u16, PathBuf) {
 }
 
 fn spawn(config: &ConfigDir, log: &str, variables: &[(&str, &str)]) -> Child {
-    let file = std::fs::File::create(config.dir.path().join(log)).unwrap();
-    let mut command = support::ebconnect();
+    let mut command = support::worker_command(config, log);
     for variable in PROXY_VARIABLES {
         command.env_remove(variable);
     }
     // The log at its default level, as an operator reads it.
     command.env_remove("RUST_LOG");
-    command
-        .args(["run", "--worker"])
-        .arg(config.worker())
-        .arg("--connectors")
-        .arg(config.connectors())
-        .envs(variables.iter().copied())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap()
+    command.envs(variables.iter().copied()).spawn().unwrap()
 }
 
 /// Waits until the worker has committed everything `topic` holds: each record has had EventBridge's success.

@@ -548,17 +548,24 @@ pub fn spawn_worker(config: &ConfigDir, log_name: &str) -> std::process::Child {
 
 /// `spawn_worker` with more environment variables (e.g. `RUST_LOG=trace`).
 pub fn spawn_worker_with_env(config: &ConfigDir, log_name: &str, variables: &[(&str, &str)]) -> std::process::Child {
+    worker_command(config, log_name)
+        .envs(variables.iter().copied())
+        .spawn()
+        .unwrap()
+}
+
+/// The command `spawn_worker` runs, for a test that sets its environment further.
+pub fn worker_command(config: &ConfigDir, log_name: &str) -> std::process::Command {
     let log = std::fs::File::create(config.dir.path().join(log_name)).unwrap();
-    ebconnect()
+    let mut command = ebconnect();
+    command
         .args(["run", "--worker"])
         .arg(config.worker())
         .arg("--connectors")
         .arg(config.connectors())
-        .envs(variables.iter().copied())
         .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    command
 }
 
 pub mod fault_server;
