@@ -87,6 +87,7 @@ pub(crate) struct Deliverer<S = PutEventsService> {
     /// Cancelled on shutdown: requests already out are waited for, nothing is sent again, and what is not settled
     /// is handed back unsettled (read again on the next start).
     pub(crate) stopping: CancellationToken,
+    /// Shared by the connector's batches, so that an outage is warned of once a minute rather than once a batch.
     pub(crate) outage_warning: OutageWarning,
 }
 

@@ -46,7 +46,7 @@ use super::{BoxError, Connector, ConnectorContext, ConnectorParts, Progress};
 use crate::aws::{endpoint_override, sdk_config, service_config, Service};
 use crate::dead_letter::{ErrorPolicy, PolicyError};
 use crate::eventbridge::adaptive::RequestSlots;
-use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, Settled};
+use crate::eventbridge::delivery::{Deliverer, Delivery, DeliveryError, OutageWarning, Settled};
 use crate::eventbridge::endpoint::{self, EndpointError};
 use crate::eventbridge::service::ServiceSetupError;
 use crate::eventbridge::{Batcher, Entry, PutEventsService};
@@ -661,7 +661,7 @@ impl SinkConnector {
                 .and_then(|group| self.parts.rate_limits.get(group)),
             slots: Arc::new(slots),
             stopping: context.shutdown.child_token(),
-            outage_warning: Default::default(),
+            outage_warning: OutageWarning::default(),
         })
     }
 
