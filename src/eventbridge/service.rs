@@ -111,7 +111,33 @@ struct Answer {
     status: StatusCode,
     /// `x-amzn-errortype`, read only from a failure.
     error_type: Option<String>,
-    body: Bytes,
+    /// `None` when it is longer than [`MAX_RESPONSE_BODY`] and was not read.
+    body: Option<Bytes>,
+}
+
+/// The most of a response's body that is read. A PutEvents response takes about a hundred bytes an entry, and an
+/// error says what it has to say in a few hundred; a longer body (a proxy's error page, a misbehaving endpoint) is
+/// not held, whatever its size, by each of the hundreds of requests a sink has in flight.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+impl Answer {
+    async fn read<B>(response: http::Response<B>) -> Result<Self, String>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = response.into_parts();
+        let body = match http_body_util::Limited::new(body, MAX_RESPONSE_BODY).collect().await {
+            Ok(body) => Some(body.to_bytes()),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => None,
+            Err(error) => return Err(crate::error_chain(&*error)),
+        };
+        Ok(Self {
+            error_type: error_type(parts.status, &parts.headers),
+            status: parts.status,
+            body,
+        })
+    }
 }
 
 impl Transport {
@@ -148,17 +174,11 @@ impl Transport {
     async fn exchange(&self, request: http::Request<BodyPieces>) -> Result<Answer, String> {
         match self {
             Self::Direct(client) => {
-                let (parts, body) = client
+                let response = client
                     .request(request)
                     .await
-                    .map_err(|error| crate::error_chain(&error))?
-                    .into_parts();
-                let body = body.collect().await.map_err(|error| crate::error_chain(&error))?;
-                Ok(Answer {
-                    error_type: error_type(parts.status, &parts.headers),
-                    status: parts.status,
-                    body: body.to_bytes(),
-                })
+                    .map_err(|error| crate::error_chain(&error))?;
+                Answer::read(response).await
             }
             Self::Proxied(client) => {
                 let request = reqwest::Request::try_from(request.map(reqwest::Body::wrap))
@@ -167,14 +187,7 @@ impl Transport {
                     .execute(request)
                     .await
                     .map_err(|error| crate::error_chain(&error))?;
-                let status = response.status();
-                let error_type = error_type(status, response.headers());
-                let body = response.bytes().await.map_err(|error| crate::error_chain(&error))?;
-                Ok(Answer {
-                    status,
-                    error_type,
-                    body,
-                })
+                Answer::read(http::Response::<reqwest::Body>::from(response)).await
             }
         }
     }
@@ -251,7 +264,12 @@ impl PutEventsService {
                 self.timeout
             ))),
             Ok(Err(error)) => Err(RequestError::Transient(error)),
-            Ok(Ok(answer)) => outcomes(answer.status, answer.error_type.as_deref(), &answer.body, entries.len()),
+            Ok(Ok(answer)) => outcomes(
+                answer.status,
+                answer.error_type.as_deref(),
+                answer.body.as_deref(),
+                entries.len(),
+            ),
         }
     }
 }
@@ -287,20 +305,28 @@ fn error_code(raw: &str) -> &str {
 }
 
 /// The per-entry outcomes of a response, or why the whole request failed. `error_type` is the `x-amzn-errortype`
-/// header of a failure, which takes precedence over the body's.
+/// header of a failure, which takes precedence over the body's; `body` is `None` when it was too long to read.
 fn outcomes(
     status: StatusCode,
     error_type: Option<&str>,
-    body: &[u8],
+    body: Option<&[u8]>,
     entries: usize,
 ) -> Result<Vec<EntryOutcome>, RequestError> {
+    let too_long = || format!("a body of over {MAX_RESPONSE_BODY} bytes, not read");
     if !status.is_success() {
-        let error: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+        let error: ErrorBody = body
+            .and_then(|body| serde_json::from_slice(body).ok())
+            .unwrap_or_default();
         let code = error_type.or(error.kind.as_deref()).map(error_code).unwrap_or_default();
-        let message = error
-            .message
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-        let detail = format!("HTTP {}: {code}: {message}", status.as_u16());
+        let message = error.message.unwrap_or_else(|| match body {
+            Some(body) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            None => too_long(),
+        });
+        let detail = if code.is_empty() {
+            format!("HTTP {}: {message}", status.as_u16())
+        } else {
+            format!("HTTP {}: {code}: {message}", status.as_u16())
+        };
         return if status == StatusCode::PAYLOAD_TOO_LARGE {
             Err(RequestError::TooLarge(detail))
         } else if status == StatusCode::TOO_MANY_REQUESTS || is_throttling_error(code) {
@@ -316,6 +342,13 @@ fn outcomes(
     }
     // A success that is not a PutEvents response came from something in between (a proxy, a captive portal);
     // whether the entries arrived is unknown, so they are sent again.
+    let Some(body) = body else {
+        return Err(RequestError::Uncertain(format!(
+            "HTTP {} with {}",
+            status.as_u16(),
+            too_long()
+        )));
+    };
     let response: PutEventsResponse = serde_json::from_slice(body).map_err(|error| {
         RequestError::Uncertain(format!(
             "HTTP {} with a body that is not a PutEvents response: {error}",
@@ -367,7 +400,7 @@ mod tests {
         outcomes(
             StatusCode::from_u16(status).unwrap(),
             error_type,
-            body.as_bytes(),
+            Some(body.as_bytes()),
             entries,
         )
     }
@@ -399,6 +432,52 @@ mod tests {
         assert!(matches!(
             answer(200, None, "<html>", 1),
             Err(RequestError::Uncertain(_))
+        ));
+    }
+
+    /// A body is read whole up to the limit, in however many frames it comes, and not at all past it; the status
+    /// still decides: a success whose body was not read leaves its entries' fate unknown, a failure stays the
+    /// failure its status and `x-amzn-errortype` say.
+    #[tokio::test]
+    async fn a_response_body_is_read_only_up_to_the_limit() {
+        use http_body_util::StreamBody;
+
+        async fn read(status: u16, error_type: Option<&str>, body_len: usize) -> Answer {
+            let frames = vec![b'x'; body_len]
+                .chunks(1000)
+                .map(|chunk| Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::copy_from_slice(chunk))))
+                .collect::<Vec<_>>();
+            let mut response = http::Response::builder().status(status);
+            if let Some(error_type) = error_type {
+                response = response.header("x-amzn-errortype", error_type);
+            }
+            let response = response.body(StreamBody::new(futures::stream::iter(frames))).unwrap();
+            Answer::read(response).await.unwrap()
+        }
+        let whole = read(200, None, MAX_RESPONSE_BODY).await;
+        assert_eq!(whole.body.map(|body| body.len()), Some(MAX_RESPONSE_BODY));
+        let too_long = read(200, None, MAX_RESPONSE_BODY + 1).await;
+        assert_eq!(too_long.body, None);
+        assert_eq!(
+            outcomes(too_long.status, None, None, 1),
+            Err(RequestError::Uncertain(
+                "HTTP 200 with a body of over 65536 bytes, not read".into()
+            ))
+        );
+        let error_page = read(413, None, 10 * MAX_RESPONSE_BODY).await;
+        assert!(matches!(
+            outcomes(error_page.status, None, error_page.body.as_deref(), 1),
+            Err(RequestError::TooLarge(detail)) if detail == "HTTP 413: a body of over 65536 bytes, not read"
+        ));
+        let throttled = read(400, Some("ThrottlingException"), 2 * MAX_RESPONSE_BODY).await;
+        assert!(matches!(
+            outcomes(
+                throttled.status,
+                throttled.error_type.as_deref(),
+                throttled.body.as_deref(),
+                1
+            ),
+            Err(RequestError::Throttled(_))
         ));
     }
 
