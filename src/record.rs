@@ -29,6 +29,14 @@ impl TimestampType {
     }
 }
 
+/// Whether a record read from Kafka carries its message's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageHeaders {
+    Copied,
+    /// Left out: nothing that reads the record looks at them.
+    Skipped,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     pub(crate) position: Position,
@@ -42,20 +50,29 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        Self::from_message_reading(message, MessageHeaders::Copied)
+    }
+
+    /// The record, with its headers only if the reader looks at them: librdkafka parses a message's headers when
+    /// asked for them, even when there are none, which cost a sink that never reads them 2% of its CPU.
+    pub(crate) fn from_message_reading(message: &BorrowedMessage<'_>, headers: MessageHeaders) -> Self {
         let (timestamp, timestamp_type) = match message.timestamp() {
             Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
             Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
             Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
         };
-        let headers = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = match headers {
+            MessageHeaders::Skipped => Vec::new(),
+            MessageHeaders::Copied => message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
         Self {
             position: Position {
                 topic: message.topic().to_owned(),

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::Write;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -39,11 +40,24 @@ impl PutEventsBody<'_> {
         let mut around = Vec::with_capacity(64 + 160 * self.entries.len());
         let mut cuts = Vec::with_capacity(MAX_SHARED_DETAILS);
         around.extend_from_slice(b"{\"Entries\":[");
+        // The bus and the source as the last entry's head wrote them, to copy rather than escape again: most
+        // batches have one source.
+        let mut written_source: Option<(&str, Range<usize>)> = None;
         for (index, (entry, shared)) in self.entries.iter().zip(shared).enumerate() {
             if index > 0 {
                 around.push(b',');
             }
-            self.write_entry_head(&mut around, entry);
+            let start = around.len();
+            match &written_source {
+                Some((source, written)) if **source == *entry.source => around.extend_from_within(written.clone()),
+                _ => {
+                    self.write_bus_and_source(&mut around, &entry.source);
+                    written_source = Some((&entry.source, start..around.len()));
+                }
+            }
+            around.extend_from_slice(b",\"DetailType\":");
+            write_json_string(&mut around, &entry.detail_type);
+            around.extend_from_slice(b",\"Detail\":");
             if shared {
                 cuts.push((around.len(), entry.detail.quoted().clone()));
             } else {
@@ -92,15 +106,12 @@ impl PutEventsBody<'_> {
             .collect()
     }
 
-    /// The entry up to its detail, which comes next.
-    fn write_entry_head(&self, body: &mut Vec<u8>, entry: &Entry) {
+    /// An entry's first members: the bus and its source.
+    fn write_bus_and_source(&self, body: &mut Vec<u8>, source: &str) {
         body.extend_from_slice(b"{\"EventBusName\":");
         write_json_string(body, self.event_bus);
         body.extend_from_slice(b",\"Source\":");
-        write_json_string(body, &entry.source);
-        body.extend_from_slice(b",\"DetailType\":");
-        write_json_string(body, &entry.detail_type);
-        body.extend_from_slice(b",\"Detail\":");
+        write_json_string(body, source);
     }
 }
 
@@ -266,6 +277,35 @@ mod tests {
                 ],
                 "EndpointId": "abcde.veo",
             })
+        );
+        // An entry with the same source as the one before copies its head; one with another source writes its own.
+        let mixed = PutEventsBody {
+            event_bus: "audit \"bus\"",
+            endpoint_id: None,
+            entries: &[&full, &full, &bare, &bare, &full],
+        }
+        .to_pieces()
+        .to_vec();
+        let parsed: Value = serde_json::from_slice(&mixed).unwrap();
+        let heads: Vec<(&str, &str, &str)> = parsed["Entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let text = |name: &str| entry[name].as_str().unwrap();
+                (text("EventBusName"), text("Source"), text("DetailType"))
+            })
+            .collect();
+        let bus = "audit \"bus\"";
+        assert_eq!(
+            heads,
+            [
+                (bus, "kafka-connect.s3", "GetObject"),
+                (bus, "kafka-connect.s3", "GetObject"),
+                (bus, "s", "t"),
+                (bus, "s", "t"),
+                (bus, "kafka-connect.s3", "GetObject"),
+            ]
         );
         let without_endpoint = PutEventsBody {
             event_bus: "default",

@@ -379,6 +379,62 @@ async fn put_events_requests_are_signed_as_botocore_signs_them() {
     }
 }
 
+/// The entry's `TraceHeader` comes from the record's header even when nothing else reads headers (`detail: value`,
+/// no dead-letter topic), which is when the sink leaves the other records' headers unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_header_is_read_when_no_other_part_reads_headers() {
+    let server = FaultServer::start(Faults {
+        keep_requests: 10,
+        ..Faults::default()
+    })
+    .await;
+    let topic = unique("sink-trace");
+    support::create_topic(&topic, 1).await;
+    let producer = support::producer();
+    let traced = [
+        ("X-Amzn-Trace-Id", &b"Root=1-5759e988-bd862e3fe1be46a994272793"[..]),
+        ("other", b"x"),
+    ];
+    support::produce(&producer, &topic, None, None, Some(br#"{"n":0}"#), &traced).await;
+    support::produce(&producer, &topic, None, None, Some(br#"{"n":1}"#), &[("other", b"y")]).await;
+    let name = unique("trace");
+    let connector = sink_yaml(
+        &name,
+        &topic,
+        "trace-bus",
+        "detail: value\ntrace_header: X-Amzn-Trace-Id\nbatch:\n  max_entries: 1",
+        "",
+    );
+    let worker = RunningWorker::start(
+        &support::worker_yaml_with_endpoint(&server.url, ""),
+        &[("sink.yaml", &connector)],
+    );
+    wait_acknowledged(&server, "both records to be acknowledged", 2, Duration::from_secs(60)).await;
+    worker.stop().await;
+    let kept = server.observed.lock().unwrap().kept.clone();
+    let mut trace_headers: Vec<(i64, Option<String>)> = kept
+        .iter()
+        .flat_map(|request| {
+            let body: Value = serde_json::from_str(&request.body).unwrap();
+            body["Entries"].as_array().unwrap().clone()
+        })
+        .map(|entry| {
+            let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap()).unwrap();
+            let trace_header = entry.get("TraceHeader").and_then(Value::as_str).map(str::to_owned);
+            (detail["n"].as_i64().unwrap(), trace_header)
+        })
+        .collect();
+    trace_headers.sort();
+    trace_headers.dedup();
+    assert_eq!(
+        trace_headers,
+        [
+            (0, Some("Root=1-5759e988-bd862e3fe1be46a994272793".to_owned())),
+            (1, None)
+        ]
+    );
+}
+
 /// A service that takes smaller requests than `batch.max_bytes` allows answers HTTP 413: the sink sends the batch
 /// again in halves until each half passes, and an entry too large for the service alone goes to the dead-letter
 /// topic as `RequestEntityTooLarge`. Every other record arrives once, and the offsets reach the end.

@@ -53,7 +53,7 @@ use crate::eventbridge::{Batcher, Entry, PutEventsService};
 use crate::kafka::consumer::{commit, leave_group, GroupJoin, SharedTracker, TrackingContext};
 use crate::kafka::offsets::Ticket;
 use crate::kafka::{client_config, group_member, ClientRole, FatalClientError};
-use crate::record::Record;
+use crate::record::{MessageHeaders, Record};
 use crate::record::{RecordFailure, Stage};
 use crate::schema::registry::RegistrySetupError;
 use crate::schema::{DecodeError, Decoder};
@@ -141,6 +141,8 @@ struct Loop<'a> {
     /// Chunks of records being prepared, in the order they were read.
     preparing: FuturesOrdered<JoinHandle<Result<PreparedChunk, SinkError>>>,
     policy: ErrorPolicy,
+    /// Copied only when an entry or a dead letter is built from them.
+    message_headers: MessageHeaders,
     deliverer: Arc<Deliverer>,
     uploader: Option<Arc<S3Uploader>>,
     batcher: Batcher<InFlight>,
@@ -499,7 +501,7 @@ impl Loop<'_> {
         let mut records = Vec::with_capacity(messages.len());
         for message in messages {
             match message {
-                Ok(message) => records.push(Record::from_message(&message)),
+                Ok(message) => records.push(Record::from_message_reading(&message, self.message_headers)),
                 Err(error) => {
                     if let Some(failure) = consumer_error(self.name, error, fatal) {
                         self.fail(failure.into());
@@ -683,6 +685,11 @@ impl Connector for SinkConnector {
     async fn run(self: Box<Self>, context: ConnectorContext) -> Result<(), BoxError> {
         let parts = self.build(&context).await?;
         context.started.mark();
+        let message_headers = if parts.preparer.builder.reads_headers() || parts.policy.writes_dead_letters() {
+            MessageHeaders::Copied
+        } else {
+            MessageHeaders::Skipped
+        };
         let state = Loop {
             name: self.parts.name.as_str(),
             metrics: parts.deliverer.metrics.clone(),
@@ -692,6 +699,7 @@ impl Connector for SinkConnector {
             preparer: parts.preparer,
             preparing: FuturesOrdered::new(),
             policy: parts.policy,
+            message_headers,
             batcher: Batcher::new(self.config.batch.max_entries, self.config.batch.max_bytes),
             deliverer: parts.deliverer,
             uploader: parts.uploader,

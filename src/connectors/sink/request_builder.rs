@@ -107,6 +107,11 @@ impl EntryBuilder {
         }
     }
 
+    /// Whether an entry is built from the record's headers: an envelope holds them, and the trace header is one.
+    pub(crate) fn reads_headers(&self) -> bool {
+        self.detail == DetailShape::Envelope || self.trace_header.is_some()
+    }
+
     /// The fields a detail written straight as text must keep as values, for the entry's detail-type, time and
     /// resources; `None` when the detail must be built as a value: when it is not the record's value as it is
     /// (an envelope, or offloading to S3 changes it), or when a path does not start with a field.
