@@ -98,7 +98,7 @@ async fn main() {
     .await;
     let run = format!("bench-quota-{}", std::process::id());
     let topic = format!("{run}-events");
-    support::create_topic(&topic, PARTITIONS).await;
+    let _run_topic = support::create_topic(&topic, PARTITIONS).await;
     let connector = format!(
         "name: {run}\ntype: eventbridge-sink\nconfig:\n  topics: [{topic}]\n  event_bus: bench\n  source: ebconnect.bench\n  detail: value\n  batch:\n    linger: 100ms\nerrors:\n  tolerance: all\n  deadletterqueue:\n    topic: {run}-dlq\n"
     );
@@ -191,7 +191,6 @@ async fn main() {
     for worker in workers {
         worker.stop();
     }
-    support::delete_topics(&[&topic]).await;
     println!(
         "  after the first {} s, over {seconds:.1} s: {taken_rate:.0} requests/s taken ({:.1}% of the quota), {:.2}% of requests throttled",
         SETTLE.as_secs(),

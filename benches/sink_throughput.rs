@@ -433,7 +433,7 @@ async fn main() {
     let format = Format::from_env();
     let (schema, schema_type) = format.schema();
     let schema_id = register(schema, schema_type, &format!("{topic}-value")).await;
-    support::create_topic(&topic, 4).await;
+    let _run_topic = support::create_topic(&topic, 4).await;
     let encoder = Arc::new(Encoder::new(format, schema_id));
     let mut mean_size = 0;
     if rate == 0.0 {
@@ -508,7 +508,6 @@ async fn main() {
     let seconds = (last - first) as f64 / 1e9;
     let requests = counters.requests.load(Ordering::SeqCst);
     worker.stop();
-    support::delete_topics(&[&topic]).await;
 
     match &counters.delays_ms {
         None => println!(

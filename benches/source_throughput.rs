@@ -63,14 +63,10 @@ fn report(what: &str, records: usize, seconds: f64, cpu: f64) {
     );
 }
 
-async fn create_topic(topic: &str) {
-    support::create_topic(topic, 4).await;
-}
-
 async fn receiver(events: &[Value], records: usize) {
     let run = format!("bench-receiver-{}", std::process::id());
     let topic = format!("{run}-audit");
-    create_topic(&topic).await;
+    let _run_topic = support::create_topic(&topic, 4).await;
     let address = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -198,7 +194,6 @@ async fn receiver(events: &[Value], records: usize) {
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
     assert_eq!(support::records_in(&topic), 3 * records as i64);
-    support::delete_topics(&[&topic]).await;
 }
 
 /// Fills a fresh ElasticMQ queue with `messages` events, then starts the source with `pollers` on it and waits until
@@ -206,7 +201,7 @@ async fn receiver(events: &[Value], records: usize) {
 async fn sqs(sqs: &aws_sdk_sqs::Client, events: &[Value], messages: usize, pollers: usize) {
     let run = format!("bench-source-{}-{pollers}", std::process::id());
     let topic = format!("{run}-audit");
-    create_topic(&topic).await;
+    let _run_topic = support::create_topic(&topic, 4).await;
     let queue_url = sqs
         .create_queue()
         .queue_name(&run)
@@ -271,7 +266,6 @@ async fn sqs(sqs: &aws_sdk_sqs::Client, events: &[Value], messages: usize, polle
     report(&format!("SQS -> Kafka ({pollers} pollers)"), messages, seconds, cpu);
     println!("  worker peak RSS: {rss:.1} MiB");
     worker.stop();
-    support::delete_topics(&[&topic]).await;
 }
 
 #[tokio::main]

@@ -40,7 +40,7 @@ async fn main() {
     let groups = count("BENCH_GROUPS", 100_000);
     let run = format!("bench-threshold-{}", std::process::id());
     let topic = format!("{run}-audit");
-    support::create_topic(&topic, 4).await;
+    let _run_topic = support::create_topic(&topic, 4).await;
     let started = Instant::now();
     let fill_topic = topic.clone();
     tokio::task::spawn_blocking(move || prefill(&fill_topic, records, groups))
@@ -88,7 +88,6 @@ async fn main() {
     let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
     let (cpu_after, peak_rss) = worker.usage();
     worker.stop();
-    support::delete_topics(&[&topic]).await;
     println!("threshold_alert: {records} JSON records, {groups} distinct groups, all in one open window");
     println!("  records/s:        {:.0}", records as f64 / seconds);
     println!("  read time:        {seconds:.2} s (first to last record read)");

@@ -47,7 +47,7 @@ struct Figures {
 async fn run(input: &str, processing: &str, records: usize, distinct: usize) -> Figures {
     let name = format!("{input}-{}", processing.replace('_', "-"));
     let output = format!("{name}-out");
-    support::create_topic(&output, 4).await;
+    let _run_output = support::create_topic(&output, 4).await;
     let rest = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -88,7 +88,6 @@ async fn run(input: &str, processing: &str, records: usize, distinct: usize) -> 
     let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
     let (cpu_after, peak_rss) = worker.usage();
     worker.stop();
-    support::delete_topics(&[&output]).await;
     Figures {
         records_per_second: records as f64 / seconds,
         cpu_seconds: cpu_after - cpu_before,
@@ -100,7 +99,7 @@ async fn run(input: &str, processing: &str, records: usize, distinct: usize) -> 
 async fn main() {
     let records = count("BENCH_RECORDS", 300_000);
     let input = format!("bench-processor-{}", std::process::id());
-    support::create_topic(&input, 4).await;
+    let _run_input = support::create_topic(&input, 4).await;
     let started = Instant::now();
     let fill_topic = input.clone();
     let distinct = tokio::task::spawn_blocking(move || prefill(&fill_topic, records))
@@ -121,5 +120,4 @@ async fn main() {
             figures.peak_rss
         );
     }
-    support::delete_topics(&[&input]).await;
 }

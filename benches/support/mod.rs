@@ -13,39 +13,54 @@ pub fn count(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
 }
 
-fn admin() -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+fn admin() -> rdkafka::error::KafkaResult<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>> {
     rdkafka::ClientConfig::new()
         .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
         .create()
-        .unwrap()
 }
 
-pub async fn create_topic(topic: &str, partitions: i32) {
+fn admin_options() -> rdkafka::admin::AdminOptions {
+    rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
+}
+
+/// Creates a topic for this run; it is deleted when the returned guard is dropped.
+pub async fn create_topic(topic: &str, partitions: i32) -> RunTopic {
     admin()
+        .unwrap()
         .create_topics(
             &[rdkafka::admin::NewTopic::new(
                 topic,
                 partitions,
                 rdkafka::admin::TopicReplication::Fixed(1),
             )],
-            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            &admin_options(),
         )
         .await
         .unwrap();
+    RunTopic(topic.to_owned())
 }
 
-/// Deletes the topics a run made once it is done with them: each run fills topics of its own (a million sink
-/// records are about 800 MB), which would otherwise pile up in the stack's broker until its disk is full.
-pub async fn delete_topics(topics: &[&str]) {
-    for result in admin()
-        .delete_topics(
-            topics,
-            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap()
-    {
-        result.unwrap();
+/// A topic a run made, deleted when this is dropped, also when the run panics: each run fills topics of its own (a
+/// million sink records are about 800 MB), which would otherwise pile up in the stack's broker until its disk is full.
+#[must_use = "the topic is deleted as soon as this is dropped"]
+pub struct RunTopic(String);
+
+impl Drop for RunTopic {
+    fn drop(&mut self) {
+        // No runtime is needed: the admin client's answer comes over a channel from a thread of its own. A failure
+        // is only reported, since this may run while a panic unwinds.
+        let deleted = admin().and_then(|admin| {
+            futures::executor::block_on(admin.delete_topics(&[&self.0], &admin_options()))?
+                .into_iter()
+                .try_for_each(|result| {
+                    result
+                        .map(drop)
+                        .map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))
+                })
+        });
+        if let Err(error) = deleted {
+            eprintln!("could not delete the run's topic {}: {error}", self.0);
+        }
     }
 }
 
