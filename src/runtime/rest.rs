@@ -727,8 +727,13 @@ async fn plugin_config(Path(class): Path<String>) -> Response {
     }
 }
 
+/// The most problems one `validate` reports, each found by checking the configuration once more.
+const MAX_VALIDATE_PROBLEMS: usize = 16;
+
 /// Kafka Connect's `ConfigInfos` for a configuration (its map, or a nested document), without writing it. Each
-/// problem is attached to the key it names; one that names no key is attached to `connector.class`.
+/// problem is attached to the key it names; one that names no key is attached to `connector.class`. Kafka Connect
+/// reports every key's problem at once, so a configuration in its form is checked again without each key found
+/// wrong, until it passes or a problem names no key that can be left out.
 async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text: String) -> Response {
     let kind = match plugin(&class) {
         Ok(kind) => kind,
@@ -736,14 +741,13 @@ async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text
     };
     let (document, submitted) = match body(&text).and_then(|value| {
         if is_nested(&value) {
-            return Ok((value, FlatConfig::new()));
+            return Ok((Some(value), FlatConfig::new()));
         }
         let mut config = string_map(&value)?;
         config
             .entry("connector.class".into())
             .or_insert_with(|| kind.as_str().to_owned());
-        let name = config.get("name").cloned().unwrap_or_else(|| "validate".into());
-        Ok((flat_document(&name, config.clone()), config))
+        Ok((None, config))
     }) {
         Ok(parts) => parts,
         Err(failure) => return control_error(failure),
@@ -751,40 +755,39 @@ async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text
     // Parsing and checking take CPU in proportion to the body: off the runtime's threads, so that other requests
     // and the connectors' tasks keep their pace.
     let worker = state.worker.clone();
-    let checked =
-        tokio::task::spawn_blocking(move || crate::connectors::check_document(&document.to_string(), Some(&worker)))
-            .await;
-    let problem = match checked {
-        Ok(Ok(found)) if found != kind => Some(format!(
-            "connector.class: `{}` is not `{}`",
-            found.as_str(),
-            kind.as_str()
-        )),
-        Ok(Ok(_)) => None,
-        Ok(Err(message)) => Some(crate::redact::scrub(&message).into_owned()),
-        Err(failed) => Some(format!("the check failed: {failed}")),
-    };
+    let flat = submitted.clone();
+    let checked = tokio::task::spawn_blocking(move || match document {
+        Some(nested) => check_for(kind, &nested, &worker).into_iter().collect(),
+        None => flat_problems(kind, flat, &worker),
+    })
+    .await;
+    let problems = checked.unwrap_or_else(|failed| vec![format!("the check failed: {failed}")]);
     let mut keys = definitions(kind);
     for key in submitted.keys() {
         if !keys.iter().any(|known| known.name == *key) {
             keys.push(ConfigKey::undocumented(key));
         }
     }
-    let blamed = problem.as_ref().map(|problem| {
-        let named = blamed_key(problem);
-        if keys.iter().any(|key| key.name == named) {
-            named
-        } else {
-            "connector.class".to_owned()
-        }
-    });
+    let blamed: Vec<(String, &String)> = problems
+        .iter()
+        .map(|problem| {
+            let named = blamed_key(problem);
+            let key = if keys.iter().any(|key| key.name == named) {
+                named
+            } else {
+                "connector.class".to_owned()
+            };
+            (key, problem)
+        })
+        .collect();
     let shown = crate::config::flat::shown(&submitted, &Value::Null);
     let configs: Vec<Value> = keys
         .iter()
         .map(|key| {
-            let errors: Vec<&String> = problem
+            let errors: Vec<&String> = blamed
                 .iter()
-                .filter(|_| blamed.as_deref() == Some(key.name.as_str()))
+                .filter(|(blamed, _)| *blamed == key.name)
+                .map(|(_, problem)| *problem)
                 .collect();
             json!({
                 "definition": key.info(),
@@ -803,8 +806,45 @@ async fn validate(State(state): State<ApiState>, Path(class): Path<String>, text
         groups.dedup();
         groups
     };
-    Json(json!({"name": kind.class(), "error_count": usize::from(problem.is_some()), "groups": groups, "configs": configs}))
+    Json(json!({"name": kind.class(), "error_count": problems.len(), "groups": groups, "configs": configs}))
         .into_response()
+}
+
+/// The problem with a connector document for a plugin of type `kind`, if it has one, its secrets scrubbed.
+fn check_for(kind: ConnectorType, document: &Value, worker: &WorkerConfig) -> Option<String> {
+    match crate::connectors::check_document(&document.to_string(), Some(worker)) {
+        Ok(found) if found != kind => Some(format!(
+            "connector.class: `{}` is not `{}`",
+            found.as_str(),
+            kind.as_str()
+        )),
+        Ok(_) => None,
+        Err(message) => Some(crate::redact::scrub(&message).into_owned()),
+    }
+}
+
+/// The problems of a configuration in Kafka Connect's form: each one found is about a key, and the configuration is
+/// checked again without that key. It stops at a problem that names no submitted key (a missing one, or the
+/// connector class), or that names a key already left out, whose absence is then the problem.
+fn flat_problems(kind: ConnectorType, mut config: FlatConfig, worker: &WorkerConfig) -> Vec<String> {
+    let name = config.get("name").cloned().unwrap_or_else(|| "validate".into());
+    let mut problems = Vec::new();
+    let mut left_out = Vec::new();
+    while problems.len() < MAX_VALIDATE_PROBLEMS {
+        let Some(problem) = check_for(kind, &flat_document(&name, config.clone()), worker) else {
+            break;
+        };
+        let key = blamed_key(&problem);
+        if left_out.contains(&key) {
+            break;
+        }
+        problems.push(problem);
+        if key == "connector.class" || key == "name" || config.remove(&key).is_none() {
+            break;
+        }
+        left_out.push(key);
+    }
+    problems
 }
 
 /// The key a problem is about: the one its message starts with (`batch.max_entries: ...`), or a missing one
@@ -820,7 +860,14 @@ fn blamed_key(problem: &str) -> String {
         .strip_prefix("missing field `")
         .or_else(|| problem.strip_prefix("missing field `"))
         .and_then(|rest| rest.split('`').next());
-    match missing {
+    // An unknown field is blamed on the flat key that named it (`batch: unknown field `max_entris`` is
+    // `batch.max_entris`), like a missing one.
+    let field = missing.or_else(|| {
+        message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+    });
+    match field {
         Some(field) if problem.starts_with("missing field") || at.is_empty() => field.to_owned(),
         Some(field) => format!("{at}.{field}"),
         None => at.to_owned(),

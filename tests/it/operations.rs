@@ -208,6 +208,61 @@ async fn restarts_in_quick_succession_leave_no_member_behind() {
     worker.stop().await;
 }
 
+/// `validate` of a configuration in Kafka Connect's form reports every wrong key at once, each error on its own key,
+/// as Kafka Connect does: a bad value, a value out of range and a misspelt key, beside keys that are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reports_each_wrong_key_of_a_flat_configuration() {
+    let worker_file = worker_yaml("");
+    let api = Api::new(&worker_file);
+    let worker = RunningWorker::start(&worker_file, &[]);
+    let (code, text) = api
+        .call(
+            reqwest::Method::PUT,
+            "/connector-plugins/eventbridge-sink/config/validate",
+            Some(json!({
+                "connector.class": "eventbridge-sink", "topics": "t", "event_bus": "b",
+                "batch.max_entries": "ten", "tasks.max": "0", "batch.max_entris": "1", "detail": "value",
+            })),
+        )
+        .await;
+    worker.stop().await;
+    assert_eq!(code, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let errors: std::collections::BTreeMap<&str, Vec<&str>> = answer["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|config| {
+            let errors: Vec<&str> = config["value"]["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|error| error.as_str().unwrap())
+                .collect();
+            (!errors.is_empty()).then(|| (config["value"]["name"].as_str().unwrap(), errors))
+        })
+        .collect();
+    assert_eq!(
+        errors.keys().copied().collect::<Vec<_>>(),
+        ["batch.max_entries", "batch.max_entris", "tasks.max"],
+        "{text}"
+    );
+    assert!(errors.values().all(|errors| errors.len() == 1), "{text}");
+    assert!(
+        errors["batch.max_entries"][0].contains("`ten` is not a whole number"),
+        "{text}"
+    );
+    assert!(
+        errors["batch.max_entris"][0].contains("unknown field `max_entris`"),
+        "{text}"
+    );
+    assert!(
+        errors["tasks.max"][0].contains("`0` is not a whole number of at least 1"),
+        "{text}"
+    );
+    assert_eq!(answer["error_count"], 3, "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectors_written_through_the_api_are_files_that_survive_a_restart() {
     let topic = unique("ops-write");
