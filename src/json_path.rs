@@ -114,6 +114,11 @@ impl JsonPath {
     /// reads a record's detail-type and time this way). Every value `select` gives is as deep as the path is long,
     /// so its order is the order of a walk that goes down first.
     pub(crate) fn select_one<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.select_one_below(0, value)
+    }
+
+    /// As `select_one`, for the steps after the first `depth`, on the value those steps lead to.
+    pub(crate) fn select_one_below<'v>(&self, depth: usize, value: &'v Value) -> Option<&'v Value> {
         fn first<'v>(steps: &[Step], value: &'v Value) -> Option<&'v Value> {
             let Some((step, rest)) = steps.split_first() else {
                 return Some(value);
@@ -126,13 +131,21 @@ impl JsonPath {
                 _ => None,
             }
         }
-        first(&self.steps, value)
+        first(self.steps.get(depth..)?, value)
     }
 
     /// Every value the path selects, in document order.
     pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        self.select_below(0, value)
+    }
+
+    /// As `select`, for the steps after the first `depth`, on the value those steps lead to.
+    pub(crate) fn select_below<'v>(&self, depth: usize, value: &'v Value) -> Vec<&'v Value> {
+        let Some(steps) = self.steps.get(depth..) else {
+            return Vec::new();
+        };
         let mut current = vec![value];
-        for step in &self.steps {
+        for step in steps {
             let mut next = Vec::new();
             for value in current {
                 match (step, value) {
@@ -177,6 +190,14 @@ impl JsonPath {
     pub(crate) fn field_names(&self) -> Option<Vec<&str>> {
         let names = self.leading_field_names();
         (names.len() == self.steps.len()).then_some(names)
+    }
+
+    /// The name of the field the step after the first `depth` selects; `None` when that step is not a field.
+    pub(crate) fn field_at(&self, depth: usize) -> Option<&str> {
+        match self.steps.get(depth)? {
+            Step::Field(name) => Some(name),
+            Step::Index(_) | Step::Wildcard => None,
+        }
     }
 
     /// The field names the path starts with, up to its first index or `[*]`: `$.a.b[*].c` gives `[a, b]`.

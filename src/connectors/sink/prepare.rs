@@ -79,7 +79,7 @@ impl RecordPreparer {
             if let Ok(Some(quoted)) = self.value_decoder.decode_quoted(bytes, capture).await {
                 return Ok(self.checked(
                     self.builder
-                        .build_from_text(record, &quoted.captured, quoted.text)
+                        .build_from_text(record, capture, &quoted.captured, quoted.text)
                         .map(|entry| (entry, None)),
                 ));
             }

@@ -14,7 +14,7 @@ use crate::eventbridge::{Detail, Entry};
 use crate::json_path::JsonPath;
 use crate::json_text::QuotedJson;
 use crate::record::Record;
-use crate::schema::avro::Capture;
+use crate::schema::avro::{Capture, Captured};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum BuildError {
@@ -51,6 +51,30 @@ fn header_value(bytes: Option<&[u8]>) -> Value {
             Ok(text) => Value::String(text.to_owned()),
             Err(_) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
         },
+    }
+}
+
+/// Where an entry's detail-type, time and resources are read from: the record's value, or the values kept of it
+/// while it was written as text.
+#[derive(Clone, Copy)]
+enum Fields<'v> {
+    Value(&'v Value),
+    Kept(&'v Capture, &'v Captured),
+}
+
+impl<'v> Fields<'v> {
+    fn select_one(self, path: &JsonPath) -> Option<&'v Value> {
+        match self {
+            Self::Value(value) => path.select_one(value),
+            Self::Kept(capture, captured) => capture.select_one(captured, path),
+        }
+    }
+
+    fn select(self, path: &JsonPath) -> Vec<&'v Value> {
+        match self {
+            Self::Value(value) => path.select(value),
+            Self::Kept(capture, captured) => capture.select(captured, path),
+        }
     }
 }
 
@@ -148,7 +172,7 @@ impl EntryBuilder {
         key: Value,
         value: Value,
     ) -> Result<(Entry, Option<Upload>), BuildError> {
-        let fields = self.fields(record, &value)?;
+        let fields = self.fields(record, Fields::Value(&value))?;
         let detail = match self.detail {
             DetailShape::Value => match value {
                 Value::Object(_) => value,
@@ -192,20 +216,21 @@ impl EntryBuilder {
     }
 
     /// The entry for a record whose value was written straight as its detail's text, a JSON object; `captured`
-    /// holds the fields `text_detail_capture` named.
+    /// holds the values of the fields `capture`, made by `text_detail_capture`, names.
     pub(crate) fn build_from_text(
         &self,
         record: &Record,
-        captured: &Value,
+        capture: &Capture,
+        captured: &Captured,
         detail: QuotedJson,
     ) -> Result<Entry, BuildError> {
         Ok(self
-            .fields(record, captured)?
+            .fields(record, Fields::Kept(capture, captured))?
             .with_detail(Detail::from_quoted_object(detail)))
     }
 
     /// The entry's fields but its detail, from the record and its value.
-    fn fields(&self, record: &Record, value: &Value) -> Result<EntryFields, BuildError> {
+    fn fields(&self, record: &Record, value: Fields<'_>) -> Result<EntryFields, BuildError> {
         let detail_type = self.detail_type(record, value)?;
         let time = self.time(record, value)?;
         let resources = self.resources(value)?;
@@ -229,9 +254,9 @@ impl EntryBuilder {
         })
     }
 
-    fn detail_type(&self, record: &Record, value: &Value) -> Result<String, BuildError> {
+    fn detail_type(&self, record: &Record, value: Fields<'_>) -> Result<String, BuildError> {
         if let Some(path) = &self.detail_type.json_path {
-            match path.select_one(value) {
+            match value.select_one(path) {
                 Some(Value::String(text)) if !text.is_empty() => return Ok(text.clone()),
                 None | Some(Value::Null) => {}
                 Some(other) => {
@@ -251,11 +276,11 @@ impl EntryBuilder {
 
     /// A path that finds nothing leaves the time to EventBridge; a value that is not a timestamp, or one before
     /// 1970, is an error. A record timestamp before 1970 (Kafka's -1 is none) leaves the time to EventBridge too.
-    fn time(&self, record: &Record, value: &Value) -> Result<Option<i64>, BuildError> {
+    fn time(&self, record: &Record, value: Fields<'_>) -> Result<Option<i64>, BuildError> {
         match &self.time {
             TimeConfig::None => Ok(None),
             TimeConfig::RecordTimestamp => Ok(record.timestamp.filter(|millis| *millis >= 0)),
-            TimeConfig::JsonPath(path) => match path.select_one(value) {
+            TimeConfig::JsonPath(path) => match value.select_one(path) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(text)) => {
                     let millis = DateTime::parse_from_rfc3339(text)
@@ -280,13 +305,13 @@ impl EntryBuilder {
         }
     }
 
-    fn resources(&self, value: &Value) -> Result<Vec<String>, BuildError> {
+    fn resources(&self, value: Fields<'_>) -> Result<Vec<String>, BuildError> {
         let mut resources = Vec::new();
         for resource in &self.resources {
             match resource {
                 ResourceConfig::Literal(arn) => resources.push(arn.clone()),
                 ResourceConfig::Path { json_path } => {
-                    for selected in json_path.select(value) {
+                    for selected in value.select(json_path) {
                         match selected {
                             Value::String(arn) => resources.push(arn.clone()),
                             Value::Null => {}
@@ -432,10 +457,10 @@ mod tests {
         );
         let value =
             json!({"kind": "Refund", "at": {"when": "2024-03-01T12:00:00Z", "other": 1}, "arns": ["a"], "x": 2});
-        let captured = json!({"kind": "Refund", "at": {"when": "2024-03-01T12:00:00Z"}, "arns": ["a"]});
+        let captured = capture.kept_from(&value);
         let record = record("t", vec![]);
         let text = crate::json_text::quoted_json(&value);
-        let from_text = paths.build_from_text(&record, &captured, text).unwrap();
+        let from_text = paths.build_from_text(&record, &capture, &captured, text).unwrap();
         assert_eq!(from_text, build(&paths, &record, value).unwrap());
         assert_eq!(from_text.resources, ["arn:aws:s3:::fixed", "a"]);
 
