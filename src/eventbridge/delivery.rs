@@ -158,7 +158,11 @@ impl<S: SendEntries> Deliverer<S> {
     /// answers that leave an entry's fate unclear count toward `retry.max_attempts` and `retry.max_duration`. A
     /// request the service finds too large is split in halves, sent one after the other; an entry that alone is
     /// too large is rejected, for the errors policy.
-    pub(crate) async fn deliver<T: AsRef<Entry>>(&self, items: Vec<T>, slot: OwnedSemaphorePermit) -> Delivery<T> {
+    pub(crate) async fn deliver<T: AsRef<Entry> + AsMut<Entry>>(
+        &self,
+        items: Vec<T>,
+        slot: OwnedSemaphorePermit,
+    ) -> Delivery<T> {
         // Most batches go in one request: its results become these, not a copy (a sink holds hundreds of requests
         // in flight, each with its batch's results).
         let mut done = Delivery {
@@ -218,7 +222,7 @@ impl<S: SendEntries> Deliverer<S> {
 
     /// One batch, retried until each entry is settled or the loop must stop; a batch the service finds too large
     /// comes back whole, with the reason.
-    async fn deliver_batch<T: AsRef<Entry>>(
+    async fn deliver_batch<T: AsRef<Entry> + AsMut<Entry>>(
         &self,
         items: Vec<T>,
         mut slot: OwnedSemaphorePermit,
@@ -277,6 +281,11 @@ impl<S: SendEntries> Deliverer<S> {
                 reason: &last_error,
                 transient,
             });
+            // Waiting, the entries let go of the blocks their details were cut from: the entries read with them
+            // have mostly settled, and the blocks can be freed.
+            for item in &mut pending {
+                item.as_mut().detail.hold_alone();
+            }
             match self.next_slot(delay).await {
                 Some(acquired) => slot = acquired,
                 None => return (finished(settled, pending, None, state.attempts), None),
@@ -531,18 +540,28 @@ mod tests {
         }
     }
 
-    /// Shared: the deliverer takes anything that is `AsRef<Entry>`, as the sink's records are.
-    fn entries(count: usize) -> Vec<Arc<Entry>> {
+    /// The deliverer takes anything that holds an entry, as the sink's records do; here the entry itself.
+    impl AsRef<Entry> for Entry {
+        fn as_ref(&self) -> &Entry {
+            self
+        }
+    }
+
+    impl AsMut<Entry> for Entry {
+        fn as_mut(&mut self) -> &mut Entry {
+            self
+        }
+    }
+
+    fn entries(count: usize) -> Vec<Entry> {
         (0..count)
-            .map(|n| {
-                Arc::new(Entry {
-                    source: format!("entry-{n}").into(),
-                    detail_type: "test".into(),
-                    detail: Detail::from_value(&serde_json::json!({"n": n})),
-                    time: None,
-                    resources: Vec::new(),
-                    trace_header: None,
-                })
+            .map(|n| Entry {
+                source: format!("entry-{n}").into(),
+                detail_type: "test".into(),
+                detail: Detail::from_value(&serde_json::json!({"n": n})),
+                time: None,
+                resources: Vec::new(),
+                trace_header: None,
             })
             .collect()
     }
@@ -573,12 +592,12 @@ mod tests {
         assert!(!warning.due());
     }
 
-    async fn deliver(deliverer: &Deliverer<Script>, items: Vec<Arc<Entry>>) -> Delivery<Arc<Entry>> {
+    async fn deliver(deliverer: &Deliverer<Script>, items: Vec<Entry>) -> Delivery<Entry> {
         let slot = deliverer.slots.acquire().await.unwrap();
         deliverer.deliver(items, slot).await
     }
 
-    fn delivered(delivery: &Delivery<Arc<Entry>>) -> Vec<String> {
+    fn delivered(delivery: &Delivery<Entry>) -> Vec<String> {
         let mut ids: Vec<String> = delivery
             .settled
             .iter()
@@ -600,6 +619,14 @@ mod tests {
         assert_eq!(delivery.settled.len(), 4);
         assert!(delivery.unsettled.is_empty() && delivery.error.is_none());
         assert_eq!(delivery.attempts, 2);
+        // Only the entry that waited to be sent again let go of the block its detail was cut from.
+        let alone: Vec<&str> = delivery
+            .settled
+            .iter()
+            .filter(|(entry, _)| entry.detail.quoted().is_unique())
+            .map(|(entry, _)| &*entry.source)
+            .collect();
+        assert_eq!(alone, ["entry-1"]);
     }
 
     #[tokio::test(start_paused = true)]

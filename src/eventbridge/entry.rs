@@ -31,6 +31,12 @@ impl Detail {
     pub(crate) fn text_len(&self) -> usize {
         self.0.text_len()
     }
+
+    /// Keeps the text in memory of its own, if it shares a block with other details (see
+    /// `json_text::write_quoted`), so that a detail kept waiting does not keep the whole block.
+    pub(crate) fn hold_alone(&mut self) {
+        self.0.hold_alone();
+    }
 }
 
 /// A PutEvents entry without its bus (the bus is the connector's, set per request).

@@ -112,19 +112,38 @@ impl ConsumerContext for TrackingContext {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            emit(OffsetCommitFailed {
-                connector: &self.connector,
-                error: &error.to_string(),
-            });
-            // Send every committable offset again next time, not only the ones that moved.
-            self.tracker.lock().forget_commits();
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.tracker.lock().committed(&confirmed(offsets)),
+            Err(error) => {
+                emit(OffsetCommitFailed {
+                    connector: &self.connector,
+                    error: &error.to_string(),
+                });
+                // Send every committable offset again next time, not only the ones that moved.
+                self.tracker.lock().forget_commits();
+            }
         }
     }
 }
 
-/// Commits `offsets` (each the next offset to read) and notes them in the tracker on success.
+/// The offsets of a commit the broker answered that it took, partition by partition.
+fn confirmed(offsets: &TopicPartitionList) -> BTreeMap<TopicPartition, i64> {
+    offsets
+        .elements()
+        .iter()
+        .filter(|element| element.error().is_ok())
+        .filter_map(|element| match element.offset() {
+            Offset::Offset(offset) => Some(((element.topic().to_owned(), element.partition()), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Commits `offsets` (each the next offset to read). A synchronous commit that succeeded is noted in the tracker
+/// at once; an asynchronous one when the broker confirms it (`commit_callback`), so that a commit lost on the way
+/// (its member fenced, a rebalance under way) is not taken for done, and the commit on revoke or stop sends it
+/// again.
 pub(crate) fn commit<C: Consumer<TrackingContext>>(
     connector: &str,
     consumer: &C,
@@ -143,7 +162,7 @@ pub(crate) fn commit<C: Consumer<TrackingContext>>(
         }
     }
     let committed = commit_list(connector, consumer, &list, mode, reason);
-    if committed {
+    if committed && matches!(mode, CommitMode::Sync) {
         consumer.context().tracker.lock().committed(offsets);
     }
     committed
@@ -231,4 +250,36 @@ pub(crate) fn is_fatal(error: &KafkaError) -> bool {
             | RDKafkaErrorCode::Authentication
             | RDKafkaErrorCode::InvalidGroupId
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit the broker answered is noted for the partitions it took, and only then; after one that failed,
+    /// the next commit carries every offset again.
+    #[test]
+    fn a_commit_is_noted_when_the_broker_confirms_it() {
+        let context = TrackingContext {
+            connector: "c".into(),
+            tracker: SharedTracker::default(),
+            topics: ActiveTopics::default(),
+            fatal: FatalClientError::default(),
+            join: GroupJoin::default(),
+        };
+        let ticket = context.tracker.lock().track("t", 0, 4);
+        context.tracker.lock().settle(&ticket);
+        let due = || context.tracker.lock().to_commit();
+        let expected = BTreeMap::from([(("t".to_owned(), 0), 5)]);
+        assert_eq!(due(), expected);
+
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset("t", 0, Offset::Offset(5)).unwrap();
+        context.commit_callback(Ok(()), &list);
+        assert!(due().is_empty(), "confirmed, so not sent again");
+
+        let lost = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);
+        context.commit_callback(Err(lost), &list);
+        assert_eq!(due(), expected, "lost, so sent again");
+    }
 }

@@ -122,6 +122,12 @@ impl AsRef<Entry> for InFlight {
     }
 }
 
+impl AsMut<Entry> for InFlight {
+    fn as_mut(&mut self) -> &mut Entry {
+        &mut self.entry
+    }
+}
+
 /// What a finished piece of background work reports back to the loop.
 enum Completion {
     Delivered(Delivery<InFlight>),
